@@ -1,0 +1,282 @@
+"""The schema as SQLAlchemy Core metadata: the reference that migrations must match.
+
+A test applies every Alembic migration to an empty database and diffs the result against this
+metadata, so a table or index changed here without a migration (or the reverse) fails CI.
+Runtime queries do not use SQLAlchemy; they are plain SQL through asyncpg in `jobserver.db.*`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+
+metadata = MetaData()
+
+JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "expired")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "expired")
+ACTIVE_STATUSES = ("running", "cancelling")
+
+NOW = text("now()")
+
+
+def _ts(name: str, nullable: bool = True, default: bool = False) -> Column:
+    return Column(
+        name,
+        DateTime(timezone=True),
+        nullable=nullable,
+        server_default=NOW if default else None,
+    )
+
+
+job_definitions = Table(
+    "job_definitions",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("default_max_attempts", Integer, nullable=False, server_default=text("3")),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
+    Column("params_schema", JSONB, nullable=True),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("backoff", JSONB, nullable=True),
+    Column("fingerprint", Text, nullable=False),
+    _ts("registered_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    PrimaryKeyConstraint("key", "version", name="job_definitions_pkey"),
+    CheckConstraint("version >= 1", name="job_definitions_version_check"),
+    CheckConstraint("default_max_attempts >= 1", name="job_definitions_attempts_check"),
+    CheckConstraint(
+        "concurrency_limit IS NULL OR concurrency_limit >= 1",
+        name="job_definitions_concurrency_check",
+    ),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("definition_key", Text, nullable=False),
+    Column("definition_version", Integer, nullable=False),
+    Column("queue", Text, nullable=False, server_default=text("'default'")),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", Text, nullable=False, server_default=text("'queued'")),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    _ts("run_at", nullable=False, default=True),
+    _ts("expires_at"),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("owner", Text, nullable=False, server_default=text("'anonymous'")),
+    Column("idempotency_key", Text, nullable=True),
+    Column("request_fingerprint", Text, nullable=True),
+    Column("result", JSONB, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("progress", JSONB, nullable=True),
+    Column("worker_id", Text, nullable=True),
+    _ts("lease_expires_at"),
+    _ts("cancel_requested_at"),
+    Column("schedule_name", Text, nullable=True),
+    _ts("scheduled_for"),
+    Column("redriven_from", UUID(as_uuid=True), nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("started_at"),
+    _ts("finished_at"),
+    _ts("updated_at", nullable=False, default=True),
+    CheckConstraint(
+        "status IN ('queued','running','cancelling','succeeded','failed','cancelled','expired')",
+        name="jobs_status_check",
+    ),
+    CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
+    CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
+    # The claim path: only queued rows live in this index, ordered as claims are.
+    Index(
+        "jobs_ready_idx",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'queued'"),
+    ),
+    # Heartbeats and rescue look only at held rows.
+    Index(
+        "jobs_held_idx",
+        "worker_id",
+        postgresql_where=text("status IN ('running', 'cancelling')"),
+    ),
+    Index(
+        "jobs_lease_idx",
+        "lease_expires_at",
+        postgresql_where=text("status IN ('running', 'cancelling')"),
+    ),
+    Index(
+        "jobs_idempotency_idx",
+        "owner",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index(
+        "jobs_schedule_fire_idx",
+        "schedule_name",
+        "scheduled_for",
+        unique=True,
+        postgresql_where=text("schedule_name IS NOT NULL"),
+    ),
+    Index("jobs_created_idx", "created_at", "id"),
+    Index("jobs_status_created_idx", "status", "created_at"),
+    Index("jobs_owner_created_idx", "owner", "created_at"),
+    Index("jobs_definition_created_idx", "definition_key", "created_at"),
+    Index(
+        "jobs_finished_idx",
+        "finished_at",
+        postgresql_where=text("finished_at IS NOT NULL"),
+    ),
+)
+
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column(
+        "job_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_events_job_id_fkey"),
+        nullable=False,
+    ),
+    Column("event", Text, nullable=False),
+    _ts("at", nullable=False, default=True),
+    Column("worker_id", Text, nullable=True),
+    Column("attempt", Integer, nullable=True),
+    Column("details", JSONB, nullable=True),
+    Index("job_events_job_idx", "job_id", "id"),
+)
+
+job_attempts = Table(
+    "job_attempts",
+    metadata,
+    Column(
+        "job_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_attempts_job_id_fkey"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("worker_id", Text, nullable=True),
+    _ts("started_at", nullable=False, default=True),
+    _ts("finished_at"),
+    Column("outcome", Text, nullable=False, server_default=text("'running'")),
+    Column("error", Text, nullable=True),
+    Column("traceback", Text, nullable=True),
+    Column("result", JSONB, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    PrimaryKeyConstraint("job_id", "attempt", name="job_attempts_pkey"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("name", Text, nullable=False, unique=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("prefix", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("owner", Text, nullable=False),
+    _ts("created_at", nullable=False, default=True),
+    _ts("last_used_at"),
+    _ts("revoked_at"),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("host", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("queues", ARRAY(Text), nullable=True),
+    Column("definitions", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("status", Text, nullable=False, server_default=text("'active'")),
+    Column("running", Integer, nullable=False, server_default=text("0")),
+    Column("max_concurrency", Integer, nullable=False, server_default=text("0")),
+    _ts("started_at", nullable=False, default=True),
+    _ts("last_seen_at", nullable=False, default=True),
+    _ts("stopped_at"),
+    CheckConstraint("status IN ('active','stopping','stopped','gone')", name="workers_status_check"),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("cron", Text, nullable=True),
+    Column("every_seconds", Integer, nullable=True),
+    Column("timezone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("definition_key", Text, nullable=False),
+    Column("definition_version", Integer, nullable=True),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("queue", Text, nullable=False, server_default=text("'default'")),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=True),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    _ts("start_at"),
+    _ts("expires_at"),
+    Column("overlap_policy", Text, nullable=False, server_default=text("'allow'")),
+    Column("catchup_policy", Text, nullable=False, server_default=text("'latest'")),
+    Column("catchup_limit", Integer, nullable=False, server_default=text("10")),
+    Column("source", Text, nullable=False, server_default=text("'api'")),
+    _ts("next_fire_at"),
+    _ts("last_fire_at"),
+    Column("last_job_id", UUID(as_uuid=True), nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    CheckConstraint(
+        "(cron IS NULL) <> (every_seconds IS NULL)", name="schedules_cron_or_every_check"
+    ),
+    CheckConstraint("overlap_policy IN ('allow','skip')", name="schedules_overlap_check"),
+    CheckConstraint("catchup_policy IN ('none','latest','all')", name="schedules_catchup_check"),
+    Index("schedules_due_idx", "next_fire_at", postgresql_where=text("enabled")),
+)
+
+dead_letter_jobs = Table(
+    "dead_letter_jobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("definition_key", Text, nullable=False),
+    Column("definition_version", Integer, nullable=False),
+    Column("queue", Text, nullable=False),
+    Column("params", JSONB, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("history", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    _ts("created_at", nullable=False),
+    _ts("failed_at", nullable=False, default=True),
+    _ts("redriven_at"),
+    Column("redriven_job_id", UUID(as_uuid=True), nullable=True),
+    Index("dead_letter_jobs_definition_idx", "definition_key", "failed_at"),
+    Index("dead_letter_jobs_failed_idx", "failed_at"),
+)
+
+scheduler_leader = Table(
+    "scheduler_leader",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("holder", Text, nullable=False),
+    _ts("acquired_at", nullable=False, default=True),
+    _ts("lease_expires_at", nullable=False),
+)

@@ -1,0 +1,79 @@
+"""Logging set-up: one JSON object per line (default) or human-readable text (LOG_FORMAT=text).
+
+Context such as the request id, job id and worker id travels in `contextvars` and is added to
+every record logged while it is set; `extra={...}` fields are included too. Secrets never reach
+a log line: callers must not pass tokens, and `Authorization` headers are never logged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+job_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
+worker_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "worker_id", default=None
+)
+
+_STD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+def _context(record: logging.LogRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, var in (
+        ("requestId", request_id_var),
+        ("jobId", job_id_var),
+        ("workerId", worker_id_var),
+    ):
+        value = var.get()
+        if value is not None:
+            out[key] = value
+    for k, v in record.__dict__.items():
+        if k not in _STD and not k.startswith("_"):
+            out[k] = v
+    return out
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update(_context(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ctx = " ".join(f"{k}={v}" for k, v in _context(record).items())
+        line = (
+            f"{time.strftime('%H:%M:%S', time.localtime(record.created))} "
+            f"{record.levelname:<7} {record.name}: {record.getMessage()}"
+        )
+        if ctx:
+            line += f" [{ctx}]"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -1,0 +1,198 @@
+"""Job definitions in code: the `@definition` decorator and the registry workers run from.
+
+A definition is a coroutine `run(params, ctx)` registered under `key` and integer `version`
+(`echo@1`) with its metadata: `default_max_attempts`, `timeout_seconds`, `concurrency_limit`, a
+JSON Schema for params, a description, an optional back-off override and optional hooks
+(`on_start`, `on_success`, `on_fail`, `on_end`, each `async (params, ctx, ...)`).
+
+Workers run only what is registered here; `register-definitions` publishes `metadata()` of each
+to the `job_definitions` table, which the API validates submissions against.
+
+    from jobserver.registry import definition
+
+    @definition("echo", version=1, params_schema={"type": "object"})
+    async def echo(params, ctx):
+        return {"message": params.get("message")}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pkgutil
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+
+RunFn = Callable[[Any, Any], Awaitable[Any]]
+HookFn = Callable[..., Awaitable[Any]]
+
+
+class DefinitionError(ValueError):
+    """A definition declared with bad metadata (caught at import, not at run time)."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Per-definition retry back-off override; None fields fall back to the settings."""
+
+    base_seconds: float | None = None
+    max_seconds: float | None = None
+    jitter_percent: float | None = None
+
+    def as_json(self) -> dict[str, float]:
+        raw = {
+            "baseSeconds": self.base_seconds,
+            "maxSeconds": self.max_seconds,
+            "jitterPercent": self.jitter_percent,
+        }
+        return {k: v for k, v in raw.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Definition:
+    key: str
+    version: int
+    run: RunFn
+    default_max_attempts: int = 3
+    timeout_seconds: float | None = 300.0
+    concurrency_limit: int | None = None
+    params_schema: dict[str, Any] | None = None
+    description: str = ""
+    backoff: Backoff | None = None
+    on_start: HookFn | None = None
+    on_success: HookFn | None = None
+    on_fail: HookFn | None = None
+    on_end: HookFn | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.key}@{self.version}"
+
+    def metadata(self) -> dict[str, Any]:
+        """What `register-definitions` stores; the fingerprint detects silent changes."""
+        meta: dict[str, Any] = {
+            "key": self.key,
+            "version": self.version,
+            "default_max_attempts": self.default_max_attempts,
+            "timeout_seconds": self.timeout_seconds,
+            "concurrency_limit": self.concurrency_limit,
+            "params_schema": self.params_schema,
+            "description": self.description,
+            "backoff": self.backoff.as_json() if self.backoff else None,
+        }
+        canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+        meta["fingerprint"] = hashlib.sha256(canonical.encode()).hexdigest()
+        return meta
+
+
+def validate_definition(d: Definition) -> None:
+    if not d.key or len(d.key) > 200 or not all(c.isalnum() or c in "._-" for c in d.key):
+        raise DefinitionError(f"definition key {d.key!r}: expected 1-200 of [A-Za-z0-9._-]")
+    if d.version < 1:
+        raise DefinitionError(f"{d.ref}: version must be >= 1")
+    if d.default_max_attempts < 1:
+        raise DefinitionError(f"{d.ref}: default_max_attempts must be >= 1")
+    if d.timeout_seconds is not None and d.timeout_seconds <= 0:
+        raise DefinitionError(f"{d.ref}: timeout_seconds must be > 0")
+    if d.concurrency_limit is not None and d.concurrency_limit < 1:
+        raise DefinitionError(f"{d.ref}: concurrency_limit must be >= 1")
+    if d.params_schema is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(d.params_schema)
+        except jsonschema.SchemaError as e:
+            raise DefinitionError(f"{d.ref}: invalid params_schema: {e.message}") from None
+
+
+class Registry:
+    """Definitions by (key, version). The module-level `registry` is the default one."""
+
+    def __init__(self) -> None:
+        self._defs: dict[tuple[str, int], Definition] = {}
+
+    def add(self, d: Definition) -> Definition:
+        validate_definition(d)
+        existing = self._defs.get((d.key, d.version))
+        if existing is not None and existing.run is not d.run:
+            raise DefinitionError(f"{d.ref} is defined twice")
+        self._defs[(d.key, d.version)] = d
+        return d
+
+    def get(self, key: str, version: int) -> Definition | None:
+        return self._defs.get((key, version))
+
+    def latest(self, key: str) -> Definition | None:
+        versions = [d for (k, _), d in self._defs.items() if k == key]
+        return max(versions, key=lambda d: d.version) if versions else None
+
+    def all(self) -> list[Definition]:
+        return sorted(self._defs.values(), key=lambda d: (d.key, d.version))
+
+    def refs(self) -> list[str]:
+        return [d.ref for d in self.all()]
+
+    def __len__(self) -> int:
+        return len(self._defs)
+
+    def __contains__(self, ref: object) -> bool:
+        return isinstance(ref, tuple) and ref in self._defs
+
+
+registry = Registry()
+
+
+def definition(
+    key: str,
+    version: int = 1,
+    *,
+    default_max_attempts: int = 3,
+    timeout_seconds: float | None = 300.0,
+    concurrency_limit: int | None = None,
+    params_schema: dict[str, Any] | None = None,
+    description: str = "",
+    backoff: Backoff | None = None,
+    on_start: HookFn | None = None,
+    on_success: HookFn | None = None,
+    on_fail: HookFn | None = None,
+    on_end: HookFn | None = None,
+    target: Registry | None = None,
+) -> Callable[[RunFn], RunFn]:
+    """Register the decorated coroutine as definition `key@version`."""
+
+    def wrap(run: RunFn) -> RunFn:
+        (target or registry).add(
+            Definition(
+                key=key,
+                version=version,
+                run=run,
+                default_max_attempts=default_max_attempts,
+                timeout_seconds=timeout_seconds,
+                concurrency_limit=concurrency_limit,
+                params_schema=params_schema,
+                description=description or (run.__doc__ or "").strip().split("\n")[0],
+                backoff=backoff,
+                on_start=on_start,
+                on_success=on_success,
+                on_fail=on_fail,
+                on_end=on_end,
+            )
+        )
+        return run
+
+    return wrap
+
+
+def load_modules(names: Iterable[str] = (), include_builtin: bool = True) -> Registry:
+    """Import every module under the `definitions` package (and `names`) so they register."""
+    if include_builtin:
+        import definitions
+
+        for info in pkgutil.iter_modules(definitions.__path__, "definitions."):
+            importlib.import_module(info.name)
+    for name in names:
+        importlib.import_module(name)
+    return registry

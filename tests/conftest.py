@@ -1,0 +1,126 @@
+"""Test harness: a real PostgreSQL, a migrated template database, a fresh database per test.
+
+PostgreSQL is found in this order: JOBSERVER_TEST_DATABASE_URL (a server where we may create
+databases); a throwaway testcontainers container when a Docker engine answers; otherwise a
+throwaway cluster from the local binaries (`jobserver.testing.cluster.LocalCluster`).
+Migrations run once into `jobserver_template`; the `database_url` fixture copies it per test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import asyncpg
+import pytest
+
+from jobserver.config import Settings
+from jobserver.db import migrate
+from jobserver.db.pool import create_pool
+from jobserver.db.urls import asyncpg_url, with_database
+from jobserver.testing.cluster import LocalCluster
+
+TEMPLATE = "jobserver_template"
+
+
+@dataclass
+class PgServer:
+    """Where the tests' PostgreSQL is and, when we started it ourselves, its handle."""
+
+    admin_url: str
+    cluster: LocalCluster | None = None
+
+
+def _docker_server() -> Iterator[PgServer] | None:
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:15", driver=None)
+    except Exception:  # no Docker engine answers: fall back to the local binaries
+        return None
+
+    def gen() -> Iterator[PgServer]:
+        with container as c:
+            yield PgServer(asyncpg_url(c.get_connection_url()))
+
+    return gen()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    url = os.environ.get("JOBSERVER_TEST_DATABASE_URL")
+    if url:
+        yield PgServer(url)
+        return
+    docker = _docker_server()
+    if docker is not None:
+        yield from docker
+        return
+    cluster = LocalCluster(fast=True).start()
+    try:
+        yield PgServer(cluster.url(), cluster)
+    finally:
+        cluster.stop()
+
+
+async def _admin(server: PgServer) -> asyncpg.Connection:
+    return await asyncpg.connect(asyncpg_url(server.admin_url))
+
+
+@pytest.fixture(scope="session")
+async def template_url(pg_server: PgServer) -> str:
+    conn = await _admin(pg_server)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
+    finally:
+        await conn.close()
+    url = with_database(pg_server.admin_url, TEMPLATE)
+    await migrate.upgrade_async(url)
+    return url
+
+
+_counter = itertools.count()
+
+
+async def create_test_database(server: PgServer) -> str:
+    """A fresh, migrated database copied from the template; returns its URL."""
+    name = f"t_{os.getpid()}_{next(_counter)}"
+    conn = await _admin(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    finally:
+        await conn.close()
+    return with_database(server.admin_url, name)
+
+
+async def drop_test_database(server: PgServer, url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    conn = await _admin(server)
+    try:
+        with contextlib.suppress(asyncpg.PostgresError):
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def database_url(pg_server: PgServer, template_url: str) -> AsyncIterator[str]:
+    url = await create_test_database(pg_server)
+    yield url
+    await drop_test_database(pg_server, url)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, worker_id="test-worker")
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(database_url, Settings(), max_size=10)
+    yield p
+    await p.close()
