@@ -78,9 +78,7 @@ FIELDS: dict[str, Field] = {
     "poll_interval_ms": Field("POLL_INTERVAL_MS", int, 2000, 10, 3600_000),
     "db_pool_max": Field("DB_POOL_MAX", int, 20, 1, 1000),
     "db_pool_idle_timeout_ms": Field("DB_POOL_IDLE_TIMEOUT_MS", int, 30000, 0, DAY * 1000),
-    "db_pool_connection_timeout_ms": Field(
-        "DB_POOL_CONNECTION_TIMEOUT_MS", int, 2000, 1, 3600_000
-    ),
+    "db_pool_connection_timeout_ms": Field("DB_POOL_CONNECTION_TIMEOUT_MS", int, 2000, 1, 3600_000),
     "backoff_base_seconds": Field("BACKOFF_BASE_SECONDS", float, 1.0, 0, DAY),
     "backoff_max_seconds": Field("BACKOFF_MAX_SECONDS", float, 3600.0, 0, 30 * DAY),
     "backoff_jitter_percent": Field("BACKOFF_JITTER_PERCENT", float, 0.3, 0, 1),
@@ -91,13 +89,13 @@ FIELDS: dict[str, Field] = {
     "rescue_interval_seconds": Field("RESCUE_INTERVAL_SECONDS", float, 5.0, 0.05, 3600),
     "scheduler_tick_seconds": Field("SCHEDULER_TICK_SECONDS", float, 1.0, 0.05, 3600),
     "metrics_port": Field("METRICS_PORT", int, 0, 0, 65535, help="0 = no metrics listener"),
-    "metrics_require_token": Field("METRICS_REQUIRE_TOKEN", str, "false", choices=("true", "false")),
+    "metrics_require_token": Field(
+        "METRICS_REQUIRE_TOKEN", str, "false", choices=("true", "false")
+    ),
     "max_body_bytes": Field("MAX_BODY_BYTES", int, 1024 * 1024, 1024, 1024 * 1024 * 1024),
     "auth": Field("JOBSERVER_AUTH", str, "enabled", choices=("enabled", "disabled")),
     "log_format": Field("LOG_FORMAT", str, "json", choices=("json", "text")),
-    "log_level": Field(
-        "LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
-    ),
+    "log_level": Field("LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
 }
 
 

@@ -1,4 +1,4 @@
-"""SQL for `job_definitions`: what `register-definitions` publishes and the API validates against."""
+"""SQL for `job_definitions`: published by `register-definitions`, read by the API."""
 
 from __future__ import annotations
 

@@ -214,7 +214,9 @@ workers = Table(
     _ts("started_at", nullable=False, default=True),
     _ts("last_seen_at", nullable=False, default=True),
     _ts("stopped_at"),
-    CheckConstraint("status IN ('active','stopping','stopped','gone')", name="workers_status_check"),
+    CheckConstraint(
+        "status IN ('active','stopping','stopped','gone')", name="workers_status_check"
+    ),
 )
 
 schedules = Table(

@@ -78,8 +78,16 @@ class LocalCluster:
             pw = pwd.getpwnam(self._user)
             os.chown(self.base_dir, pw.pw_uid, pw.pw_gid)
         self._run(
-            "initdb", "-D", self.data_dir, "-U", "postgres", "--auth=trust", "--no-sync",
-            "-E", "UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            self.data_dir,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
         conf = {
             "listen_addresses": "'127.0.0.1'",

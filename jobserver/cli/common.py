@@ -1,0 +1,35 @@
+"""What every console script shares: settings that fail with one line, logging, the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any, NoReturn
+
+from jobserver.config import ConfigError, Settings
+from jobserver.logs import setup_logging
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def load_settings(*, need_database: bool = True) -> Settings:
+    """Settings from the environment; a bad value exits 2 with one line and no traceback."""
+    try:
+        settings = Settings.from_env()
+        if need_database:
+            settings.require_database_url()
+    except ConfigError as e:
+        fail(str(e))
+    setup_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        return 130
