@@ -16,6 +16,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 
+def fmt_number(value: float) -> str:
+    """3600000 rather than 3.6e+06, 0.05 rather than 0.050000."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 class ConfigError(ValueError):
     """A bad environment variable; the message is meant to be printed as is."""
 
@@ -35,9 +40,9 @@ class Field:
             return "one of " + ", ".join(self.choices)
         kind = "an integer" if self.kind is int else "a number" if self.kind is float else "text"
         if self.minimum is not None and self.maximum is not None:
-            return f"{kind} between {self.minimum:g} and {self.maximum:g}"
+            return f"{kind} between {fmt_number(self.minimum)} and {fmt_number(self.maximum)}"
         if self.minimum is not None:
-            return f"{kind} >= {self.minimum:g}"
+            return f"{kind} >= {fmt_number(self.minimum)}"
         return kind
 
     def parse(self, raw: str) -> Any:
@@ -67,35 +72,147 @@ class Field:
 
 DAY = 86400
 FIELDS: dict[str, Field] = {
-    "database_url": Field("DATABASE_URL", str, None, help="PostgreSQL URL; unset = embedded"),
+    "database_url": Field(
+        "DATABASE_URL", str, None, help="PostgreSQL URL; unset = `jobserver up` embeds one"
+    ),
     "host": Field("HOST", str, "0.0.0.0", help="API bind address"),
     "port": Field("PORT", int, 3000, 1, 65535, help="API port"),
-    "worker_id": Field("WORKER_ID", str, None, help="default worker-<host>-<pid>"),
-    "max_concurrent_executions": Field("MAX_CONCURRENT_EXECUTIONS", int, 10, 1, 10000),
-    "lease_duration_seconds": Field("LEASE_DURATION_SECONDS", float, 60.0, 1, DAY),
-    "heartbeat_interval_seconds": Field("HEARTBEAT_INTERVAL_SECONDS", float, 10.0, 0.05, DAY),
-    "cancel_grace_ms": Field("CANCEL_GRACE_MS", int, 5000, 0, 3600_000),
-    "poll_interval_ms": Field("POLL_INTERVAL_MS", int, 2000, 10, 3600_000),
-    "db_pool_max": Field("DB_POOL_MAX", int, 20, 1, 1000),
-    "db_pool_idle_timeout_ms": Field("DB_POOL_IDLE_TIMEOUT_MS", int, 30000, 0, DAY * 1000),
-    "db_pool_connection_timeout_ms": Field("DB_POOL_CONNECTION_TIMEOUT_MS", int, 2000, 1, 3600_000),
-    "backoff_base_seconds": Field("BACKOFF_BASE_SECONDS", float, 1.0, 0, DAY),
-    "backoff_max_seconds": Field("BACKOFF_MAX_SECONDS", float, 3600.0, 0, 30 * DAY),
-    "backoff_jitter_percent": Field("BACKOFF_JITTER_PERCENT", float, 0.3, 0, 1),
-    "cancel_check_interval_ms": Field("CANCEL_CHECK_INTERVAL_MS", int, 1000, 10, 3600_000),
-    "metrics_cache_ttl_ms": Field("METRICS_CACHE_TTL_MS", int, 30000, 0, DAY * 1000),
-    "shutdown_grace_seconds": Field("SHUTDOWN_GRACE_SECONDS", float, 30.0, 0, DAY),
-    "leader_lease_seconds": Field("LEADER_LEASE_SECONDS", float, 15.0, 1, 3600),
-    "rescue_interval_seconds": Field("RESCUE_INTERVAL_SECONDS", float, 5.0, 0.05, 3600),
-    "scheduler_tick_seconds": Field("SCHEDULER_TICK_SECONDS", float, 1.0, 0.05, 3600),
-    "metrics_port": Field("METRICS_PORT", int, 0, 0, 65535, help="0 = no metrics listener"),
-    "metrics_require_token": Field(
-        "METRICS_REQUIRE_TOKEN", str, "false", choices=("true", "false")
+    "worker_id": Field("WORKER_ID", str, None, help="worker name; default worker-<host>-<pid>"),
+    "max_concurrent_executions": Field(
+        "MAX_CONCURRENT_EXECUTIONS", int, 10, 1, 10000, help="jobs one worker runs at once"
     ),
-    "max_body_bytes": Field("MAX_BODY_BYTES", int, 1024 * 1024, 1024, 1024 * 1024 * 1024),
-    "auth": Field("JOBSERVER_AUTH", str, "enabled", choices=("enabled", "disabled")),
-    "log_format": Field("LOG_FORMAT", str, "json", choices=("json", "text")),
-    "log_level": Field("LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+    "lease_duration_seconds": Field(
+        "LEASE_DURATION_SECONDS", float, 60.0, 1, DAY, help="lease a claim gets; renewed by beats"
+    ),
+    "heartbeat_interval_seconds": Field(
+        "HEARTBEAT_INTERVAL_SECONDS",
+        float,
+        10.0,
+        0.05,
+        DAY,
+        help="how often a worker renews all its leases (must be < lease)",
+    ),
+    "cancel_grace_ms": Field(
+        "CANCEL_GRACE_MS", int, 5000, 0, 3600_000, help="wait after a cancel signal before the kill"
+    ),
+    "poll_interval_ms": Field(
+        "POLL_INTERVAL_MS", int, 2000, 10, 3600_000, help="worker fallback poll without NOTIFY"
+    ),
+    "db_pool_max": Field("DB_POOL_MAX", int, 20, 1, 1000, help="connections per process pool"),
+    "db_pool_idle_timeout_ms": Field(
+        "DB_POOL_IDLE_TIMEOUT_MS", int, 30000, 0, DAY * 1000, help="idle connections closed after"
+    ),
+    "db_pool_connection_timeout_ms": Field(
+        "DB_POOL_CONNECTION_TIMEOUT_MS", int, 2000, 1, 3600_000, help="connect timeout"
+    ),
+    "backoff_base_seconds": Field(
+        "BACKOFF_BASE_SECONDS", float, 1.0, 0, DAY, help="retry delay base: base * 2^(attempt-1)"
+    ),
+    "backoff_max_seconds": Field(
+        "BACKOFF_MAX_SECONDS", float, 3600.0, 0, 30 * DAY, help="retry delay cap (>= base)"
+    ),
+    "backoff_jitter_percent": Field(
+        "BACKOFF_JITTER_PERCENT", float, 0.3, 0, 1, help="± jitter on retry delays (0.3 = 30%)"
+    ),
+    "cancel_check_interval_ms": Field(
+        "CANCEL_CHECK_INTERVAL_MS",
+        int,
+        1000,
+        10,
+        3600_000,
+        help="worker fallback check for cancel requests",
+    ),
+    "metrics_cache_ttl_ms": Field(
+        "METRICS_CACHE_TTL_MS",
+        int,
+        30000,
+        0,
+        DAY * 1000,
+        help="cache for database-computed metrics",
+    ),
+    "shutdown_grace_seconds": Field(
+        "SHUTDOWN_GRACE_SECONDS",
+        float,
+        30.0,
+        0,
+        DAY,
+        help="SIGTERM: how long running jobs may finish before hand-back",
+    ),
+    "leader_lease_seconds": Field(
+        "LEADER_LEASE_SECONDS", float, 15.0, 1, 3600, help="scheduler leadership lease"
+    ),
+    "rescue_interval_seconds": Field(
+        "RESCUE_INTERVAL_SECONDS",
+        float,
+        5.0,
+        0.05,
+        3600,
+        help="how often expired leases are rescued",
+    ),
+    "scheduler_tick_seconds": Field(
+        "SCHEDULER_TICK_SECONDS", float, 1.0, 0.05, 3600, help="scheduler loop period (cron, etc.)"
+    ),
+    "prune_interval_seconds": Field(
+        "PRUNE_INTERVAL_SECONDS", float, 60.0, 0.05, DAY, help="how often old jobs are pruned"
+    ),
+    "prune_batch_size": Field(
+        "PRUNE_BATCH_SIZE", int, 1000, 1, 100_000, help="rows deleted per prune statement"
+    ),
+    "retention_succeeded_seconds": Field(
+        "RETENTION_SUCCEEDED_SECONDS", float, 7 * DAY, 0, 3650 * DAY, help="keep succeeded jobs"
+    ),
+    "retention_cancelled_seconds": Field(
+        "RETENTION_CANCELLED_SECONDS",
+        float,
+        7 * DAY,
+        0,
+        3650 * DAY,
+        help="keep cancelled and expired jobs",
+    ),
+    "retention_failed_seconds": Field(
+        "RETENTION_FAILED_SECONDS",
+        float,
+        7 * DAY,
+        0,
+        3650 * DAY,
+        help="keep failed jobs once out of the DLQ",
+    ),
+    "metrics_port": Field(
+        "METRICS_PORT", int, 0, 0, 65535, help="worker/scheduler Prometheus port; 0 = none"
+    ),
+    "metrics_require_token": Field(
+        "METRICS_REQUIRE_TOKEN",
+        str,
+        "false",
+        choices=("true", "false"),
+        help="API /metrics needs a view_jobs token",
+    ),
+    "max_body_bytes": Field(
+        "MAX_BODY_BYTES", int, 1024 * 1024, 1024, 1024 * 1024 * 1024, help="request body limit"
+    ),
+    "auth": Field(
+        "JOBSERVER_AUTH",
+        str,
+        "enabled",
+        choices=("enabled", "disabled"),
+        help="disabled = no tokens needed (local use only)",
+    ),
+    "log_format": Field(
+        "LOG_FORMAT",
+        str,
+        "json",
+        choices=("json", "text"),
+        help="one JSON object per line, or text",
+    ),
+    "log_level": Field(
+        "LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level"
+    ),
+    "home": Field(
+        "JOBSERVER_HOME",
+        str,
+        ".jobserver",
+        help="where `jobserver up` keeps the embedded database and the dev token",
+    ),
 }
 
 
@@ -122,12 +239,18 @@ class Settings:
     leader_lease_seconds: float = 15.0
     rescue_interval_seconds: float = 5.0
     scheduler_tick_seconds: float = 1.0
+    prune_interval_seconds: float = 60.0
+    prune_batch_size: int = 1000
+    retention_succeeded_seconds: float = 7 * DAY
+    retention_cancelled_seconds: float = 7 * DAY
+    retention_failed_seconds: float = 7 * DAY
     metrics_port: int = 0
     metrics_require_token: str = "false"
     max_body_bytes: int = 1024 * 1024
     auth: str = "enabled"
     log_format: str = "json"
     log_level: str = "INFO"
+    home: str = ".jobserver"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -164,7 +164,7 @@ def definition(
     """Register the decorated coroutine as definition `key@version`."""
 
     def wrap(run: RunFn) -> RunFn:
-        (target or registry).add(
+        (registry if target is None else target).add(
             Definition(
                 key=key,
                 version=version,

@@ -39,12 +39,15 @@ def _docker_server() -> Iterator[PgServer] | None:
         from testcontainers.postgres import PostgresContainer
 
         container = PostgresContainer("postgres:15", driver=None)
-    except Exception:  # no Docker engine answers: fall back to the local binaries
+        container.start()
+    except Exception:  # no Docker engine answers, or no image: fall back to the local binaries
         return None
 
     def gen() -> Iterator[PgServer]:
-        with container as c:
-            yield PgServer(asyncpg_url(c.get_connection_url()))
+        try:
+            yield PgServer(asyncpg_url(container.get_connection_url()))
+        finally:
+            container.stop()
 
     return gen()
 
@@ -110,6 +113,24 @@ async def drop_test_database(server: PgServer, url: str) -> None:
 @pytest.fixture
 async def database_url(pg_server: PgServer, template_url: str) -> AsyncIterator[str]:
     url = await create_test_database(pg_server)
+    yield url
+    await drop_test_database(pg_server, url)
+
+
+async def create_empty_database(server: PgServer, prefix: str = "e") -> str:
+    """A fresh database with no schema at all (migration and `jobserver up` tests)."""
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
+    conn = await _admin(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return with_database(server.admin_url, name)
+
+
+@pytest.fixture
+async def empty_database_url(pg_server: PgServer) -> AsyncIterator[str]:
+    url = await create_empty_database(pg_server)
     yield url
     await drop_test_database(pg_server, url)
 

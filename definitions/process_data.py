@@ -1,0 +1,133 @@
+"""`process.data@1`: generate a dataset of `size` rows and aggregate, filter or transform it.
+
+Rows are generated from `seed` (same seed, same data): id, category (a-e), value (0-100) and
+quantity (1-10). Work goes in chunks of `chunkSize` rows with a progress report after each and a
+yield to the event loop; it stops between chunks once `ctx.cancelled` is set.
+
+- aggregate: per category count, sum, mean, min and max of `value`
+- filter: rows with value > `threshold` (count, and the first 10 ids)
+- transform: value scaled to 0-1 and multiplied by quantity (count, total, first 5 rows)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from jobserver.registry import definition
+
+CATEGORIES = ("a", "b", "c", "d", "e")
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["operation"],
+    "properties": {
+        "operation": {"enum": ["aggregate", "filter", "transform"]},
+        "size": {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 1000},
+        "seed": {"type": "integer", "default": 0},
+        "threshold": {"type": "number", "default": 50},
+        "chunkSize": {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 10000},
+    },
+    "additionalProperties": False,
+}
+
+
+def generate(rng: random.Random, start: int, count: int) -> list[tuple[int, str, float, int]]:
+    return [
+        (i, CATEGORIES[rng.randrange(5)], round(rng.random() * 100, 3), rng.randint(1, 10))
+        for i in range(start, start + count)
+    ]
+
+
+class _Aggregate:
+    def __init__(self) -> None:
+        self.stats: dict[str, list[float]] = {}  # count, sum, min, max
+
+    def feed(self, rows: list[tuple[int, str, float, int]]) -> None:
+        for _, cat, value, _ in rows:
+            s = self.stats.get(cat)
+            if s is None:
+                self.stats[cat] = [1, value, value, value]
+            else:
+                s[0] += 1
+                s[1] += value
+                s[2] = min(s[2], value)
+                s[3] = max(s[3], value)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            cat: {
+                "count": int(s[0]),
+                "sum": round(s[1], 3),
+                "mean": round(s[1] / s[0], 3),
+                "min": s[2],
+                "max": s[3],
+            }
+            for cat, s in sorted(self.stats.items())
+        }
+
+
+class _Filter:
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.count = 0
+        self.first: list[int] = []
+
+    def feed(self, rows: list[tuple[int, str, float, int]]) -> None:
+        for row_id, _, value, _ in rows:
+            if value > self.threshold:
+                self.count += 1
+                if len(self.first) < 10:
+                    self.first.append(row_id)
+
+    def result(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "count": self.count, "firstIds": self.first}
+
+
+class _Transform:
+    def __init__(self) -> None:
+        self.count = 0
+        self.total = 0.0
+        self.sample: list[dict[str, Any]] = []
+
+    def feed(self, rows: list[tuple[int, str, float, int]]) -> None:
+        for row_id, cat, value, qty in rows:
+            scaled = round(value / 100 * qty, 5)
+            self.count += 1
+            self.total += scaled
+            if len(self.sample) < 5:
+                self.sample.append({"id": row_id, "category": cat, "weighted": scaled})
+
+    def result(self) -> dict[str, Any]:
+        return {"count": self.count, "total": round(self.total, 3), "sample": self.sample}
+
+
+@definition(
+    "process.data",
+    1,
+    params_schema=SCHEMA,
+    default_max_attempts=3,
+    timeout_seconds=600,
+)
+async def process_data(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Aggregate, filter or transform a generated dataset, reporting progress."""
+    operation = params["operation"]
+    size = int(params.get("size", 1000))
+    chunk = int(params.get("chunkSize", 10000))
+    rng = random.Random(int(params.get("seed", 0)))
+    sink: _Aggregate | _Filter | _Transform
+    if operation == "aggregate":
+        sink = _Aggregate()
+    elif operation == "filter":
+        sink = _Filter(float(params.get("threshold", 50)))
+    else:
+        sink = _Transform()
+    done = 0
+    while done < size and not ctx.cancelled.is_set():
+        n = min(chunk, size - done)
+        sink.feed(generate(rng, done, n))
+        done += n
+        await ctx.progress(done, size, f"{done} of {size} rows")
+        await asyncio.sleep(0)
+    return {"operation": operation, "rows": done, "size": size, "result": sink.result()}

@@ -1,0 +1,128 @@
+"""Who is calling: bearer-token authentication and scope checks.
+
+`authenticate(request, scope)` resolves the `Authorization: Bearer <token>` header to a
+`Principal` (missing, unknown or revoked -> 401) and checks the route's scope (-> 403):
+- "public": no token needed (a token, if sent, is ignored);
+- "submit": any valid token; handlers restrict plain tokens to their own jobs;
+- "view_jobs": tokens with view_jobs or manage_jobs;
+- "manage_jobs": tokens with manage_jobs.
+
+Token rows are cached in-process for `TOKEN_CACHE_TTL` seconds (also misses, so a flood of bad
+tokens does not reach the database): a revocation takes effect within that TTL. `last_used_at`
+is written at most once per `TOUCH_INTERVAL` per token. With JOBSERVER_AUTH=disabled every
+request is `ANONYMOUS` with all scopes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from jobserver.api.errors import ApiError
+from jobserver.auth import hash_token
+from jobserver.db.tokens import token_get_by_hash, token_touch
+
+log = logging.getLogger("jobserver.api.auth")
+
+TOKEN_CACHE_TTL = 5.0
+TOUCH_INTERVAL = 60.0
+MAX_CACHE_ENTRIES = 10_000
+MAX_TOKEN_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class Principal:
+    owner: str
+    scopes: frozenset[str]
+    token_name: str | None = None
+    token_id: uuid.UUID | None = None
+
+    @property
+    def can_view_all(self) -> bool:
+        return "view_jobs" in self.scopes or "manage_jobs" in self.scopes
+
+    @property
+    def can_manage(self) -> bool:
+        return "manage_jobs" in self.scopes
+
+    def owner_filter(self) -> str | None:
+        """The owner to restrict job reads to; None when this principal sees every job."""
+        return None if self.can_view_all else self.owner
+
+
+ANONYMOUS = Principal("anonymous", frozenset({"view_jobs", "manage_jobs"}), None)
+
+
+class TokenCache:
+    """Token hash -> Principal (or None for unknown/revoked), each for a few seconds."""
+
+    def __init__(self, ttl: float = TOKEN_CACHE_TTL) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._touched: dict[uuid.UUID, float] = {}
+
+    async def lookup(self, pool: asyncpg.Pool, token_hash: str) -> Principal | None:
+        now = time.monotonic()
+        hit = self._entries.get(token_hash)
+        if hit is not None and hit[0] > now:
+            principal = hit[1]
+        else:
+            row = await token_get_by_hash(pool, token_hash)
+            principal = None
+            if row is not None and row["revoked_at"] is None:
+                principal = Principal(
+                    row["owner"], frozenset(row["scopes"]), row["name"], row["id"]
+                )
+            if len(self._entries) >= MAX_CACHE_ENTRIES:
+                self._entries.clear()
+            self._entries[token_hash] = (now + self.ttl, principal)
+        if principal is not None and principal.token_id is not None:
+            last = self._touched.get(principal.token_id, 0.0)
+            if now - last >= TOUCH_INTERVAL:
+                self._touched[principal.token_id] = now
+                await token_touch(pool, [principal.token_id])
+        return principal
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value or len(value) > MAX_TOKEN_LENGTH:
+        raise ApiError(401, "unauthorized", "expected 'Authorization: Bearer <token>'")
+    return value
+
+
+async def authenticate(
+    request: web.Request,
+    scope: str,
+    *,
+    pool: asyncpg.Pool,
+    cache: TokenCache,
+    enabled: bool,
+) -> Principal:
+    if not enabled:
+        return ANONYMOUS
+    if scope == "public":
+        return Principal("public", frozenset(), None)
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing bearer token")
+    principal = await cache.lookup(pool, hash_token(token))
+    if principal is None:
+        raise ApiError(401, "unauthorized", "invalid or revoked token")
+    if scope == "view_jobs" and not principal.can_view_all:
+        raise ApiError(403, "forbidden", "this route needs the view_jobs scope")
+    if scope == "manage_jobs" and not principal.can_manage:
+        raise ApiError(403, "forbidden", "this route needs the manage_jobs scope")
+    return principal

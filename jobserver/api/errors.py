@@ -1,0 +1,134 @@
+"""API errors: one exception type and one middleware that renders every failure as JSON.
+
+Handlers raise `ApiError(status, code, message, field)` (or aiohttp's `web.HTTP...`); the error
+middleware turns anything into `{"error": message, "code": code, "field"?: field}` with the right
+status. Codes used across the API:
+
+| status | code |
+| --- | --- |
+| 400 | invalid_json |
+| 401 | unauthorized |
+| 403 | forbidden |
+| 404 | not_found |
+| 405 | method_not_allowed |
+| 409 | idempotency_conflict, invalid_state, conflict |
+| 413 | body_too_large |
+| 415 | unsupported_media_type |
+| 422 | validation_error, unknown_definition |
+| 503 | database_unavailable |
+| 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from jobserver.api.jsonio import json_response
+
+log = logging.getLogger("jobserver.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """A client-visible failure; `extra` adds fields to the JSON body (e.g. `jobStatus`)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.extra = extra or {}
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message, "code": self.code}
+        if self.field is not None:
+            out["field"] = self.field
+        out.update(self.extra)
+        return out
+
+
+def invalid(field: str, message: str, code: str = "validation_error") -> ApiError:
+    """A 422 naming the field (`jobs[3].params.message`) in both `field` and the message."""
+    return ApiError(422, code, f"{field}: {message}" if field else message, field or None)
+
+
+def not_found(what: str = "resource") -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+def error_response(err: ApiError, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response(err.body(), status=err.status, headers=headers)
+
+
+# Connection-level failures: the database is down or unreachable, not a bug of ours.
+DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    asyncio.TimeoutError,
+    TimeoutError,
+)
+
+
+def _from_http(exc: web.HTTPException) -> web.StreamResponse:
+    if exc.status < 400:
+        return exc  # redirects and the like pass through untouched
+    code = _HTTP_CODES.get(exc.status, "error")
+    message = exc.reason or code
+    if exc.status == 404:
+        message = "no such route"
+    elif exc.status == 405:
+        message = "method not allowed on this route"
+    elif exc.status == 413:
+        message = "request body too large"
+    headers = {}
+    if exc.status == 405 and "Allow" in exc.headers:
+        headers["Allow"] = exc.headers["Allow"]
+    return error_response(ApiError(exc.status, code, message), headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Render every exception as the JSON error body; 500 only for bugs, always logged."""
+    try:
+        return await handler(request)
+    except ApiError as e:
+        return error_response(e)
+    except web.HTTPException as e:
+        return _from_http(e)
+    except asyncio.CancelledError:
+        raise
+    except DB_UNAVAILABLE as e:
+        log.warning("database unavailable: %s", type(e).__name__)
+        return error_response(ApiError(503, "database_unavailable", "database unavailable"))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(ApiError(500, "internal_error", "internal error"))

@@ -1,0 +1,52 @@
+"""API tokens: generation, hashing and creation.
+
+A token is `js_` + 43 URL-safe characters (32 random bytes). Only its SHA-256 hex digest is
+stored (`api_tokens.token_hash`) with a short display prefix; the plaintext is shown once.
+Scopes: `view_jobs`, `manage_jobs`; none = a plain submit token (own jobs only).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+
+import asyncpg
+
+from jobserver.db.tokens import token_insert
+
+TOKEN_PREFIX = "js_"
+SCOPES = ("view_jobs", "manage_jobs")
+
+
+def hash_token(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def generate_token() -> tuple[str, str, str]:
+    """(plaintext, sha256 hex hash, display prefix such as `js_AbC12`)."""
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return plaintext, hash_token(plaintext), plaintext[: len(TOKEN_PREFIX) + 5]
+
+
+def check_scopes(scopes: Iterable[str]) -> list[str]:
+    out = sorted(set(scopes))
+    bad = [s for s in out if s not in SCOPES]
+    if bad:
+        raise ValueError(f"unknown scope {bad[0]!r}: expected one of {', '.join(SCOPES)}")
+    return out
+
+
+async def create_token(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, scopes: Iterable[str], owner: str
+) -> str:
+    """Store a new token and return its plaintext (the only time it exists outside a client).
+
+    Raises ValueError for unknown scopes and asyncpg.UniqueViolationError for a taken name.
+    """
+    checked = check_scopes(scopes)
+    if not name or not owner:
+        raise ValueError("token name and owner must not be empty")
+    plaintext, digest, prefix = generate_token()
+    await token_insert(conn, name, digest, prefix, checked, owner)
+    return plaintext

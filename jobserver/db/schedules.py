@@ -1,0 +1,237 @@
+"""SQL for `schedules` (cron and interval schedules) and the jobs they fire.
+
+The scheduler locks due rows with SKIP LOCKED, inserts their jobs with
+`schedule_jobs_insert` (ON CONFLICT DO NOTHING on the unique index `jobs_schedule_fire_idx`
+(schedule_name, scheduled_for): a fire time produces at most one job whatever the number of
+schedulers, restarts or failovers) and moves `next_fire_at` forward in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from jobserver.db.channels import JOBS_CHANNEL
+from jobserver.db.jobs import NewJob
+
+COLUMNS = (
+    "name, cron, every_seconds, timezone, definition_key, definition_version, params, queue,"
+    " priority, max_attempts, enabled, start_at, expires_at, overlap_policy, catchup_policy,"
+    " catchup_limit, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at"
+)
+# Columns a caller may set on insert/update (everything but bookkeeping).
+WRITABLE = (
+    "cron",
+    "every_seconds",
+    "timezone",
+    "definition_key",
+    "definition_version",
+    "params",
+    "queue",
+    "priority",
+    "max_attempts",
+    "enabled",
+    "start_at",
+    "expires_at",
+    "overlap_policy",
+    "catchup_policy",
+    "catchup_limit",
+    "source",
+    "next_fire_at",
+)
+
+
+async def schedule_delete(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+    result = await conn.execute("DELETE FROM schedules WHERE name = $1", name)
+    return result.endswith(" 1")
+
+
+async def schedule_due_lock(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Enabled schedules due now (or never planned), locked for this transaction.
+
+    Rows another scheduler holds are skipped; each row also carries `db_now`, the clock the
+    caller must plan with.
+    """
+    return await conn.fetch(
+        f"""
+        SELECT now() AS db_now, {COLUMNS} FROM schedules
+        WHERE enabled AND (next_fire_at IS NULL OR next_fire_at <= now())
+        ORDER BY next_fire_at NULLS FIRST
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+
+
+async def schedule_get(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, *, lock: bool = False
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM schedules WHERE name = $1" + (" FOR UPDATE" if lock else ""),
+        name,
+    )
+
+
+async def schedule_insert(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
+) -> asyncpg.Record:
+    """Insert a schedule; a duplicate name raises `asyncpg.UniqueViolationError`."""
+    cols = [c for c in WRITABLE if c in values]
+    placeholders = ", ".join(f"${i}" for i in range(2, len(cols) + 2))
+    return await conn.fetchrow(
+        f"""
+        INSERT INTO schedules (name{"".join(", " + c for c in cols)})
+        VALUES ($1{", " if cols else ""}{placeholders})
+        RETURNING {COLUMNS}
+        """,
+        name,
+        *[values[c] for c in cols],
+    )
+
+
+async def schedule_job_status(
+    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID
+) -> str | None:
+    """Status of a schedule's last job (overlap policy `skip`); None when it is gone."""
+    return await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+
+
+async def schedule_jobs_insert(conn: asyncpg.Connection, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    """Insert schedule-fired jobs, silently skipping fire times that already have their job.
+
+    Writes `created` events (details: schedule and fire time) for the rows actually inserted
+    and one NOTIFY when there are any. Returns the inserted ids.
+    """
+    if not jobs:
+        return []
+    rows = await conn.fetch(
+        """
+        WITH ins AS (
+            INSERT INTO jobs (id, definition_key, definition_version, queue, params, priority,
+                max_attempts, run_at, owner, schedule_name, scheduled_for, timeout_seconds,
+                expires_at)
+            SELECT i, dk, dv, q, p, pr, ma, now(), o, sn, sf, ts, ea
+            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::int[],
+                $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::float8[],
+                $12::timestamptz[])
+                AS t(i, dk, dv, q, p, pr, ma, o, sn, sf, ts, ea)
+            ON CONFLICT (schedule_name, scheduled_for) WHERE schedule_name IS NOT NULL
+            DO NOTHING
+            RETURNING id, created_at, schedule_name, scheduled_for
+        ), ev AS (
+            INSERT INTO job_events (job_id, event, at, details)
+            SELECT id, 'created', created_at,
+                jsonb_build_object('schedule', schedule_name, 'scheduledFor', scheduled_for)
+            FROM ins
+        )
+        SELECT id FROM ins
+        """,
+        [j.id for j in jobs],
+        [j.definition_key for j in jobs],
+        [j.definition_version for j in jobs],
+        [j.queue for j in jobs],
+        [j.params for j in jobs],
+        [j.priority for j in jobs],
+        [j.max_attempts for j in jobs],
+        [j.owner for j in jobs],
+        [j.schedule_name for j in jobs],
+        [j.scheduled_for for j in jobs],
+        [j.timeout_seconds for j in jobs],
+        [j.expires_at for j in jobs],
+    )
+    if rows:
+        queues = {j.queue for j in jobs}
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", JOBS_CHANNEL, queues.pop() if len(queues) == 1 else "*"
+        )
+    return [r["id"] for r in rows]
+
+
+async def schedule_list(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    limit: int = 100,
+    offset: int = 0,
+    enabled: bool | None = None,
+    definition_key: str | None = None,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        f"""
+        SELECT {COLUMNS} FROM schedules
+        WHERE ($3::bool IS NULL OR enabled = $3) AND ($4::text IS NULL OR definition_key = $4)
+        ORDER BY name LIMIT $1 OFFSET $2
+        """,
+        limit,
+        offset,
+        enabled,
+        definition_key,
+    )
+
+
+async def schedule_mark_fired(
+    conn: asyncpg.Connection,
+    name: str,
+    *,
+    next_fire_at: datetime | None,
+    last_fire_at: datetime | None = None,
+    last_job_id: uuid.UUID | None = None,
+    disable: bool = False,
+) -> None:
+    """Move a schedule on after a tick (or a manual trigger); `disable` ends an expired one."""
+    await conn.execute(
+        """
+        UPDATE schedules SET next_fire_at = $2,
+            last_fire_at = COALESCE($3, last_fire_at),
+            last_job_id = COALESCE($4, last_job_id),
+            enabled = enabled AND NOT $5,
+            updated_at = now()
+        WHERE name = $1
+        """,
+        name,
+        next_fire_at,
+        last_fire_at,
+        last_job_id,
+        disable,
+    )
+
+
+async def schedule_update(
+    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
+) -> asyncpg.Record | None:
+    """Set the given writable columns (None is a value: it clears the column)."""
+    cols = [c for c in WRITABLE if c in values]
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    return await conn.fetchrow(
+        f"""
+        UPDATE schedules SET {sets}{", " if sets else ""}updated_at = now()
+        WHERE name = $1 RETURNING {COLUMNS}
+        """,
+        name,
+        *[values[c] for c in cols],
+    )
+
+
+async def schedule_upsert_code(conn: asyncpg.Connection, name: str, **values: Any) -> str:
+    """Create or refresh a schedule declared in code (`source` = 'code').
+
+    Returns "created", "updated" or "unchanged". A same-named schedule created over the API
+    is left alone ("conflict"). Timing changes reset `next_fire_at` to the given value.
+    """
+    current = await schedule_get(conn, name, lock=True)
+    if current is None:
+        await schedule_insert(conn, name, source="code", **values)
+        return "created"
+    if current["source"] != "code":
+        return "conflict"
+    changed = {k: v for k, v in values.items() if k != "next_fire_at" and current[k] != v}
+    if not changed:
+        return "unchanged"
+    if {"cron", "every_seconds", "timezone", "start_at"} & changed.keys():
+        changed["next_fire_at"] = values.get("next_fire_at")
+    await schedule_update(conn, name, **changed)
+    return "updated"

@@ -1,0 +1,55 @@
+"""Rescuer (leader only): jobs whose worker stopped renewing their lease get a new life.
+
+Each run rescues up to `batch` held jobs (running/cancelling) whose `lease_expires_at` passed, in
+one transaction (`jobserver.db.maintenance.job_rescue_expired`): back to `queued` when attempts
+remain (events `lease_expired` + `rescued`), else `failed` + DLQ copy (events `lease_expired`,
+`failed`, `dead_lettered`); a job whose cancel was pending ends `cancelled`. The attempt row
+closes with outcome `lease_expired`. Fenced: the UPDATE re-checks status and lease expiry on the
+locked row, so a job that finished (or was renewed) meanwhile is untouched. Runs repeat until a
+batch comes back short, bounded by `max_batches`.
+
+Options: `interval` (RESCUE_INTERVAL_SECONDS, default 5 s), `batch` (1000), `max_batches` (10).
+Emits: `jobserver_scheduler_jobs_rescued_total{outcome}` and one log line per run.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from jobserver.db.maintenance import job_rescue_expired
+from jobserver.scheduler import metrics
+from jobserver.scheduler.base import BaseService, LeaderCheck
+
+
+class Rescuer(BaseService):
+    name = "rescuer"
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        interval: float = 5.0,
+        leader: LeaderCheck | None = None,
+        batch: int = 1000,
+        max_batches: int = 10,
+        holder: str = "scheduler",
+    ) -> None:
+        super().__init__(pool, interval=interval, leader=leader)
+        self.batch = batch
+        self.max_batches = max_batches
+        self.holder = holder
+
+    async def run_once(self) -> dict[str, int]:
+        totals = {"requeued": 0, "failed": 0, "cancelled": 0}
+        for _ in range(self.max_batches):
+            async with self.pool.acquire() as conn:
+                res = await job_rescue_expired(conn, self.batch, self.holder)
+            totals["requeued"] += len(res.requeued)
+            totals["failed"] += len(res.failed)
+            totals["cancelled"] += len(res.cancelled)
+            if res.total < self.batch:
+                break
+        for outcome, n in totals.items():
+            if n:
+                metrics.RESCUED.labels(outcome).inc(n)
+        return totals

@@ -1,0 +1,92 @@
+"""The `jobserver` umbrella command and `jobserver migrate`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from jobserver.cli import main as cli_main
+from jobserver.db.urls import asyncpg_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _jobserver(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobserver.cli.main", *args],
+        env={**os.environ, "LOG_FORMAT": "text", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+async def test_migrate_applies_schema_and_is_idempotent(empty_database_url: str) -> None:
+    for _ in range(2):
+        proc = _jobserver("migrate", DATABASE_URL=empty_database_url)
+        assert proc.returncode == 0, proc.stderr
+        assert "database migrated to head" in proc.stdout
+    conn = await asyncpg.connect(asyncpg_url(empty_database_url))
+    try:
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0001"
+        assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
+    finally:
+        await conn.close()
+
+
+def test_migrate_without_database_url_is_one_line() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobserver.cli.main", "migrate"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: DATABASE_URL is not set: expected a postgresql:// URL"
+    ]
+
+
+def test_help_lists_every_command() -> None:
+    proc = _jobserver("--help")
+    assert proc.returncode == 0
+    for name in cli_main.COMMANDS:
+        assert name in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    proc = _jobserver("frobnicate")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr
+
+
+def test_missing_module_gives_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(cli_main.COMMANDS, "ghost", ("jobserver.cli.no_such_module", "x"))
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main.main(["ghost", "list"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "error: 'jobserver ghost' is not available: module jobserver.cli.no_such_module is missing"
+    )
+
+
+def test_arguments_are_passed_to_the_sub_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[list[str] | None] = []
+    monkeypatch.setattr(cli_main, "resolve", lambda command: seen.append)
+    cli_main.main(["tokens", "create", "--name", "n", "--scope", "view_jobs"])
+    cli_main.main(["register-definitions", "--force"])
+    assert seen == [["create", "--name", "n", "--scope", "view_jobs"], ["--force"]]

@@ -1,0 +1,243 @@
+"""Acceptance: `jobserver up` as a user runs it — a real subprocess, HTTP from outside, SIGTERM.
+
+Two variants: on DATABASE_URL (a fresh, unmigrated database: `up` migrates it), and on the
+embedded PostgreSQL in a temporary working directory, restarted once to show that jobs and the
+dev token survive a restart. Each checks that SIGTERM ends `up` with exit 0 within a bounded time
+and that no process it started (children, embedded PostgreSQL) is left running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+import pytest
+
+from jobserver.testing.cluster import free_port
+
+pytestmark = pytest.mark.slow
+
+STOP_TIMEOUT = 30.0
+HAS_WORKER = importlib.util.find_spec("jobserver.cli.worker") is not None
+
+
+@dataclass
+class Up:
+    """One running `jobserver up` and everything it started."""
+
+    cwd: Path
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    seen: dict[int, psutil.Process] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def home(self) -> Path:
+        return self.cwd / ".jobserver"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def remember_descendants(self) -> None:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for p in psutil.Process(self.proc.pid).children(recursive=True):
+                self.seen[p.pid] = p
+
+    def remember_postmaster(self) -> int | None:
+        pidfile = self.home / "pgdata" / "postmaster.pid"
+        if not pidfile.exists():
+            return None
+        pid = int(pidfile.read_text().splitlines()[0])
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.seen[pid] = psutil.Process(pid)
+        return pid
+
+    def survivors(self) -> list[psutil.Process]:
+        return [p for p in self.seen.values() if _alive(p)]
+
+    def kill_everything(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for p in self.survivors():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+
+
+def _alive(p: psutil.Process) -> bool:
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(
+        HOST="127.0.0.1",
+        LOG_FORMAT="text",
+        SHUTDOWN_GRACE_SECONDS="2",
+        LEASE_DURATION_SECONDS="5",
+        HEARTBEAT_INTERVAL_SECONDS="1",
+        POLL_INTERVAL_MS="200",
+        RESCUE_INTERVAL_SECONDS="1",
+        JOBSERVER_AUTH="enabled",
+    )
+    env.pop("JOBSERVER_HOME", None)
+    env.update(extra)
+    return env
+
+
+def _start(cwd: Path, port: int, env: dict[str, str], name: str = "up") -> Up:
+    log_path = cwd / f"{name}.log"
+    with open(log_path, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobserver.cli.main", "up"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Up(cwd, port, proc, log_path)
+
+
+async def _wait_ready(up: Up, limit: float = 90.0) -> None:
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if up.proc.poll() is not None:
+                pytest.fail(f"jobserver up exited with {up.proc.returncode}:\n{up.log()}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(up.base + "/readyz") as r:
+                    if r.status == 200:
+                        up.remember_descendants()
+                        return
+            await asyncio.sleep(0.2)
+    pytest.fail(f"/readyz did not answer 200 within {limit}s:\n{up.log()}")
+
+
+async def _stop(up: Up) -> None:
+    up.remember_descendants()
+    assert up.seen, "up started no child process"
+    up.proc.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(up.proc.wait, STOP_TIMEOUT)
+    assert code == 0, up.log()
+    deadline = time.monotonic() + 10
+    while up.survivors() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert up.survivors() == [], up.log()
+
+
+async def _submit_and_read(up: Up, token: str) -> str:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        body = {"definitionKey": "echo", "params": {"message": "hello from test_up"}}
+        async with http.post(up.base + "/v1/jobs", json=body) as r:
+            assert r.status == 201, await r.text()
+            job_id = (await r.json())["jobId"]
+        async with http.get(f"{up.base}/v1/jobs/{job_id}") as r:
+            assert r.status == 200, await r.text()
+            job = await r.json()
+        assert _job_id(job) == job_id
+        assert job["definitionKey"] == "echo"
+        assert job["params"] == {"message": "hello from test_up"}
+        async with aiohttp.request("GET", f"{up.base}/v1/jobs/{job_id}") as r:
+            assert r.status == 401
+        if HAS_WORKER:
+            await _wait_status(http, f"{up.base}/v1/jobs/{job_id}", "succeeded")
+    return str(job_id)
+
+
+async def _wait_status(http: aiohttp.ClientSession, url: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    job: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        async with http.get(url) as r:
+            job = await r.json()
+        if job.get("status") == status:
+            return job
+        await asyncio.sleep(0.1)
+    pytest.fail(f"job did not reach {status}: {job}")
+
+
+def _job_id(job: dict[str, Any]) -> str:
+    return str(job.get("jobId") or job.get("id"))
+
+
+@pytest.fixture
+def ups() -> Iterator[list[Up]]:
+    started: list[Up] = []
+    yield started
+    for up in started:
+        up.kill_everything()
+
+
+async def test_up_on_database_url(empty_database_url: str, tmp_path: Path, ups: list[Up]) -> None:
+    port = free_port()
+    up = _start(tmp_path, port, _env(DATABASE_URL=empty_database_url, PORT=str(port)))
+    ups.append(up)
+    await _wait_ready(up)
+    token = (up.home / "dev-token").read_text().strip()
+    assert (up.home / "dev-token").stat().st_mode & 0o777 == 0o600
+    assert token in up.log()  # printed for the user, with the URL
+    assert up.base in up.log()
+    await _submit_and_read(up, token)
+    await _stop(up)
+    assert not (up.home / "pgdata").exists()  # DATABASE_URL set: nothing embedded
+
+
+async def test_up_embedded_keeps_data_across_restart(tmp_path: Path, ups: list[Up]) -> None:
+    port = free_port()
+    env = _env(PORT=str(port))
+    first = _start(tmp_path, port, env, "first")
+    ups.append(first)
+    await _wait_ready(first)
+    assert first.remember_postmaster() is not None
+    token = (first.home / "dev-token").read_text().strip()
+    job_id = await _submit_and_read(first, token)
+    await _stop(first)
+
+    second = _start(tmp_path, port, env, "second")
+    ups.append(second)
+    await _wait_ready(second)
+    second.remember_postmaster()
+    assert (second.home / "dev-token").read_text().strip() == token
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.request("GET", f"{second.base}/v1/jobs/{job_id}", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        assert _job_id(await r.json()) == job_id
+    await _stop(second)
+
+
+def test_second_up_in_same_home_is_refused(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with open(home / "up.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = subprocess.run(
+            [sys.executable, "-m", "jobserver.cli.main", "up"],
+            cwd=tmp_path,
+            env=_env(JOBSERVER_HOME=str(home), PORT=str(free_port())),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1
+    assert "another 'jobserver up' is running" in proc.stderr

@@ -1,0 +1,112 @@
+"""Outcomes of a run: success, failure with retries and back-off, dead-lettering, timeouts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import asyncpg
+
+from jobserver.config import Settings
+from tests.worker.conftest import events, job, status_is, submit, wait_for
+
+
+async def test_success_writes_result_attempt_and_events(db: asyncpg.Pool, start_worker) -> None:
+    [jid] = await submit(db, "echo", [{"message": "hi"}])
+    w = await start_worker()
+    await wait_for(lambda: status_is(db, jid, "succeeded"))
+    row = await job(db, jid)
+    assert row["result"] == {"message": "hi"}
+    assert row["attempt"] == 1 and row["worker_id"] == w.worker_id
+    assert row["finished_at"] is not None and row["lease_expires_at"] is None
+    att = await db.fetchrow("SELECT * FROM job_attempts WHERE job_id = $1", jid)
+    assert att["outcome"] == "succeeded" and att["finished_at"] is not None
+    assert att["duration_ms"] is not None and att["worker_id"] == w.worker_id
+    assert await events(db, jid) == ["created", "started", "succeeded"]
+
+
+async def test_context_events_and_progress(db: asyncpg.Pool, start_worker) -> None:
+    [jid] = await submit(db, "test.events", [{}])
+    await start_worker()
+    await wait_for(lambda: status_is(db, jid, "succeeded"))
+    row = await job(db, jid)
+    assert row["result"] == {"jobId": str(jid), "attempt": 1}
+    assert row["progress"] == {"done": 2, "total": 2, "percent": 100.0}
+    rows = await db.fetch(
+        "SELECT event, details FROM job_events WHERE job_id = $1 ORDER BY id", jid
+    )
+    assert [r["event"] for r in rows] == [
+        "created", "started", "custom", "progress", "progress", "succeeded"
+    ]
+    assert rows[2]["details"] == {"name": "checkpoint", "data": {"step": 1}}
+    assert rows[3]["details"]["message"] == "half way"
+
+
+async def test_failure_retries_with_backoff_then_dead_letters(
+    db: asyncpg.Pool, start_worker
+) -> None:
+    # test.flaky overrides the back-off: base 0.4 s, jitter 25%, 3 attempts
+    [jid] = await submit(db, "test.flaky", [{}])
+    await start_worker()
+    await wait_for(lambda: status_is(db, jid, "failed"), timeout=15)
+    row = await job(db, jid)
+    assert row["attempt"] == 3 and row["last_error"] == "ValueError: flaky failure on attempt 3"
+    attempts = await db.fetch(
+        "SELECT attempt, outcome, error, traceback, started_at, finished_at FROM job_attempts"
+        " WHERE job_id = $1 ORDER BY attempt",
+        jid,
+    )
+    assert [a["outcome"] for a in attempts] == ["failed"] * 3
+    assert all("Traceback" in a["traceback"] for a in attempts)
+    # the gap between an attempt's end and the next start is the back-off, within its bounds
+    for n, (prev, nxt) in enumerate(zip(attempts, attempts[1:], strict=False), start=1):
+        base = min(10, 0.4 * 2 ** (n - 1))
+        gap = (nxt["started_at"] - prev["finished_at"]).total_seconds()
+        assert base * 0.75 - 0.05 <= gap <= base * 1.25 + 0.5, (n, gap)
+    retry = await db.fetch(
+        "SELECT details FROM job_events WHERE job_id = $1 AND event = 'retry_scheduled'"
+        " ORDER BY id",
+        jid,
+    )
+    assert len(retry) == 2
+    assert 0.3 <= retry[0]["details"]["delaySeconds"] <= 0.5
+    assert "flaky failure" in retry[0]["details"]["error"]
+    ev = await events(db, jid)
+    assert ev[-2:] == ["failed", "dead_lettered"]
+    dlq = await db.fetchrow("SELECT attempts, history FROM dead_letter_jobs WHERE id = $1", jid)
+    assert dlq["attempts"] == 3 and len(dlq["history"]) == 3
+
+
+async def test_retry_then_success(db: asyncpg.Pool, start_worker) -> None:
+    [jid] = await submit(db, "test.flaky", [{"succeedOn": 2}])
+    await start_worker()
+    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=10)
+    row = await job(db, jid)
+    assert row["result"] == {"attempt": 2} and row["attempt"] == 2
+    outcomes = await db.fetch(
+        "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", jid
+    )
+    assert [r["outcome"] for r in outcomes] == ["failed", "succeeded"]
+
+
+async def test_timeout_fails_the_attempt_and_retries(
+    db: asyncpg.Pool, start_worker, fast_settings: Settings
+) -> None:
+    [jid] = await submit(db, "test.sleep", [{"seconds": 30}], timeout_seconds=0.3, max_attempts=2)
+    await start_worker(replace(fast_settings, backoff_base_seconds=0.1))
+    await wait_for(lambda: status_is(db, jid, "failed"), timeout=10)
+    row = await job(db, jid)
+    assert row["last_error"] == "timed out after 0.3 s"
+    outcomes = await db.fetch(
+        "SELECT outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt", jid
+    )
+    assert [r["outcome"] for r in outcomes] == ["timed_out", "timed_out"]
+    ev = await events(db, jid)
+    assert ev.count("timed_out") == 2 and "retry_scheduled" in ev
+
+
+async def test_unserialisable_result_fails(db: asyncpg.Pool, start_worker) -> None:
+    [jid] = await submit(db, "test.badresult", [{}])
+    await start_worker()
+    await wait_for(lambda: status_is(db, jid, "failed", "succeeded"))
+    row = await job(db, jid)
+    assert row["status"] == "failed" and "JSON" in row["last_error"]
