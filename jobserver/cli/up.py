@@ -27,6 +27,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -167,7 +168,7 @@ async def ensure_dev_token(database_url: str, saved: str | None) -> str | None:
                 plaintext: str = await auth.create_token(conn, name, ["manage_jobs"], "dev")
                 break
             except asyncpg.UniqueViolationError:  # an older dev token whose plaintext is lost
-                name = f"dev-{int(time.time())}"
+                name = f"dev-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"
         else:
             raise RuntimeError("could not create a dev token")
         log.info("created dev token", extra={"tokenName": name})

@@ -120,7 +120,7 @@ async def wait_for(
 def spawn(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
     """Start `python -m module` with `env` on top of ours; the caller kills it in finally."""
     full = {**os.environ, "LOG_FORMAT": "text", **env}
-    log = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child never blocks on it
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - a file, not a pipe: never blocks the child
     proc = subprocess.Popen([sys.executable, "-m", module, *args], env=full, stdout=log, stderr=log)
     proc.log = log  # type: ignore[attr-defined]
     return proc

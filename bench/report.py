@@ -1,0 +1,175 @@
+"""Merge one benchmark run into bench/results/<date>.{json,md,png}.
+
+Inputs: the peer-comparison JSON (bench/peers/bench.py) and the jobserver-only workloads JSON
+(bench/extra.py). The Markdown table carries jobserver's ratio to the best peer of each column
+when peers ran in the same run, and the target each figure is held against.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def a_row(peer: dict[str, Any], procs: int, tuned: bool) -> dict[str, Any] | None:
+    for r in peer.get("A", []):
+        if r.get("procs") == procs and bool(r.get("tuned")) == tuned and "process_jobs_s" in r:
+            return r
+    return None
+
+
+def best(peers: dict[str, Any], fn: Any) -> tuple[str | None, float | None]:
+    vals = [(k, fn(p)) for k, p in peers.items() if k != "jobserver"]
+    vals = [(k, v) for k, v in vals if v is not None]
+    return max(vals, key=lambda kv: kv[1]) if vals else (None, None)
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.1f}" if isinstance(v, float) else str(v)
+
+
+def ratio(a: float | None, b: float | None, lower_is_better: bool = False) -> str:
+    if not a or not b:
+        return "-"
+    return f"{(b / a if lower_is_better else a / b):.2f}x"
+
+
+def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
+    peers = peer_res.get("peers", {})
+    js = peers.get("jobserver", {})
+    lines = [
+        f"# Benchmark run {peer_res.get('run_id', '')}",
+        "",
+        f"Machine: {peer_res['machine']['nproc']} cores, load before "
+        f"{peer_res['machine']['loadavg_before']}; "
+        + peer_res["postgres"]["version"].split(" on ")[0]
+        + ", fsync=on, synchronous_commit=on, shared_buffers=256MB.",
+        "",
+        "## Queue workloads (same cluster, same run)",
+        "",
+        "| system | bulk enqueue jobs/s | process 1 proc | process 2 procs | process 1 proc "
+        "(batching knobs) | latency p50 ms | p99 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key, p in peers.items():
+        r1, r2, rt = a_row(p, 1, False), a_row(p, 2, False), a_row(p, 1, True)
+        b = p.get("B") or {}
+        lines.append(
+            f"| {p.get('label', key)} | {fmt((r1 or {}).get('enqueue_jobs_s'))} | "
+            f"{fmt((r1 or {}).get('process_jobs_s'))} | {fmt((r2 or {}).get('process_jobs_s'))} | "
+            f"{fmt((rt or {}).get('process_jobs_s'))} | {fmt(b.get('p50_ms'))} | "
+            f"{fmt(b.get('p99_ms'))} |"
+        )
+    if js and len(peers) > 1:
+
+        def proc(p: dict[str, Any], n: int, t: bool) -> float | None:
+            r = a_row(p, n, t)
+            return r["process_jobs_s"] if r else None
+
+        def lat(p: dict[str, Any], k: str) -> float | None:
+            return (p.get("B") or {}).get(k)
+
+        j1 = proc(js, 1, False)
+        bk, bv = best(peers, lambda p: proc(p, 1, False))
+        tk, tv = best(peers, lambda p: proc(p, 1, True))
+        ek, ev = best(peers, lambda p: (a_row(p, 1, False) or {}).get("enqueue_jobs_s"))
+        lk, lv = best(peers, lambda p: -lat(p, "p50_ms") if lat(p, "p50_ms") else None)
+        lines += [
+            "",
+            "| target | jobserver | best peer | ratio | goal |",
+            "| --- | ---: | ---: | ---: | --- |",
+            f"| process, 1 proc vs best default | {fmt(j1)} | {fmt(bv)} ({bk}) | "
+            f"{ratio(j1, bv)} | >= 1.5x |",
+            f"| process, 1 proc vs best with batching knobs | {fmt(j1)} | {fmt(tv)} ({tk}) | "
+            f"{ratio(j1, tv)} | >= 1.0x |",
+            f"| bulk enqueue (Python API) | "
+            f"{fmt((a_row(js, 1, False) or {}).get('enqueue_jobs_s'))} | {fmt(ev)} ({ek}) | "
+            f"{ratio((a_row(js, 1, False) or {}).get('enqueue_jobs_s'), ev)} | >= 1.3x |",
+            f"| latency p50 ms | {fmt(lat(js, 'p50_ms'))} | {fmt(-lv if lv else None)} ({lk}) "
+            f"| {ratio(lat(js, 'p50_ms'), -lv if lv else None, True)} | <= 1.5 ms |",
+        ]
+    lines += ["", "## jobserver-only workloads", ""]
+    rb, rs = extra.get("rest_batch", {}), extra.get("rest_single", {})
+    sc, me = extra.get("scale", {}), extra.get("memory", {})
+    lines += [
+        "| workload | figure | goal |",
+        "| --- | --- | --- |",
+        f"| POST /v1/jobs/batch (1,000/request) | {fmt(rb.get('jobs_s'))} jobs/s, "
+        f"statuses {rb.get('statuses', rb.get('error'))} | >= 40,000 jobs/s |",
+        f"| POST /v1/jobs, {rs.get('clients', 64)} clients ({rs.get('tool', '-')}) | "
+        f"{fmt(rs.get('requests_s'))} jobs/s, p50 {fmt(rs.get('p50_ms'))} ms, "
+        f"p99 {fmt(rs.get('p99_ms'))} ms, non-2xx {rs.get('non_2xx', rs.get('error'))} | "
+        ">= 5,000 jobs/s, p99 <= 25 ms |",
+        f"| API RSS after load | {fmt(rs.get('api_rss_mb'))} MB | < 150 MB |",
+        f"| burn-down with {fmt(sc.get('finished_rows'))} finished rows | "
+        f"{fmt(sc.get('full_jobs_s'))} vs {fmt(sc.get('empty_jobs_s'))} jobs/s empty "
+        f"(ratio {fmt(sc.get('ratio'))}) {sc.get('error', '')} | >= 0.8 |",
+        f"| worker RSS, {fmt(me.get('processed'))} jobs | {fmt(me.get('rss_first_mb'))} MB -> "
+        f"{fmt(me.get('rss_last_mb'))} MB ({fmt(me.get('growth_pct'))}%) {me.get('error', '')} "
+        "| flat +-10% |",
+    ]
+    if sc.get("claim_plan"):
+        lines += ["", "Claim plan with the finished rows present:", "", "```"]
+        lines += sc["claim_plan"] + ["```"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(peer_res: dict[str, Any], path: str) -> None:
+    peers = peer_res.get("peers", {})
+    names = [p.get("label", k) for k, p in peers.items()]
+    cols = [("1 proc", 1, False), ("2 procs", 2, False), ("1 proc, knobs", 1, True)]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    width = 0.8 / len(cols)
+    for i, (label, n, t) in enumerate(cols):
+        vals = [(a_row(p, n, t) or {}).get("process_jobs_s") or 0 for p in peers.values()]
+        ax1.bar([x + i * width for x in range(len(names))], vals, width, label=label)
+    ax1.set_xticks([x + width for x in range(len(names))], names)
+    ax1.set_ylabel("jobs/s (burn-down of no-op jobs)")
+    ax1.set_title("Processing throughput")
+    ax1.legend()
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        vals = [(p.get("B") or {}).get(key) or 0 for p in peers.values()]
+        ax2.plot(names, vals, marker="o", label=key.replace("_ms", ""))
+    ax2.set_ylabel("ms, enqueue -> start at 100 jobs/s")
+    ax2.set_title("Latency")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peers-json", required=True)
+    ap.add_argument("--extra-json", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--name", required=True)
+    a = ap.parse_args()
+    with open(a.peers_json) as f:
+        peer_res = json.load(f)
+    extra: dict[str, Any] = {}
+    if os.path.exists(a.extra_json):
+        with open(a.extra_json) as f:
+            extra = json.load(f)
+    os.makedirs(a.out_dir, exist_ok=True)
+    base = os.path.join(a.out_dir, a.name)
+    with open(base + ".json", "w") as f:
+        json.dump({"queues": peer_res, "jobserver": extra}, f, indent=2)
+    md = markdown(peer_res, extra)
+    with open(base + ".md", "w") as f:
+        f.write(md)
+    chart(peer_res, base + ".png")
+    print(md)
+    print(f"wrote {base}.json, .md, .png")
+
+
+if __name__ == "__main__":
+    main()

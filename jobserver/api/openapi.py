@@ -1,0 +1,152 @@
+"""`GET /openapi.json`: an OpenAPI 3.1 document generated from the route table.
+
+Every `Route` becomes an operation with its path parameters, query parameters (from
+`query_schema`; arrays are repeatable or comma-separated), request body (`body_schema`), success
+response (`response_schema`) and the error responses that can happen to it: 400/413/415/422 for
+routes with a body, 401/403 unless public, 404 for routes with a path id, 409 for submissions
+and cancels, 503 when the database is down.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from jobserver.api.jsonio import json_response
+from jobserver.api.keys import ROUTES_KEY
+from jobserver.api.routing import Route
+
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "code"],
+    "properties": {
+        "error": {"type": "string", "description": "human-readable message"},
+        "code": {"type": "string", "description": "stable machine-readable code"},
+        "field": {"type": "string", "description": "the offending field, e.g. jobs[3].params.x"},
+    },
+}
+
+_ERROR_TEXT = {
+    400: "Malformed JSON or nesting too deep",
+    401: "Missing, invalid or revoked token",
+    403: "The token lacks the scope this route needs",
+    404: "Not found (or belongs to another owner)",
+    409: "Conflict (idempotency key reused with another body, or invalid state)",
+    413: "Request body too large",
+    415: "Content-Type is not application/json",
+    422: "Invalid input; `field` names it",
+    503: "Database unavailable",
+}
+
+
+def _error_statuses(route: Route) -> list[int]:
+    out = []
+    if route.body_schema is not None:
+        out += [400, 413, 415]
+    if route.scope != "public":
+        out += [401, 403]
+    if "{" in route.path:
+        out.append(404)
+    if route.method == "POST" and route.scope != "public":
+        out.append(409)
+    if route.body_schema is not None or route.query_schema or "{" in route.path:
+        out.append(422)
+    out.append(503)
+    return sorted(set(out))
+
+
+def _query_parameters(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
+    params = []
+    for name, spec in (schema or {}).get("properties", {}).items():
+        p: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": spec}
+        if spec.get("type") == "array":
+            p["style"] = "form"
+            p["explode"] = True
+        if "description" in spec:
+            p["description"] = spec["description"]
+        params.append(p)
+    return params
+
+
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": route.summary,
+        "operationId": f"{route.method.lower()}_{route.handler.__name__}",
+        "tags": list(route.tags),
+        "x-scope": route.scope,
+    }
+    params = [
+        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        for n in _PARAM.findall(route.path)
+    ]
+    params += _query_parameters(route.query_schema)
+    if params:
+        op["parameters"] = params
+    if route.body_schema is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": route.body_schema}},
+        }
+    success: dict[str, Any] = {"description": "OK"}
+    if route.response_schema is not None:
+        success["content"] = {"application/json": {"schema": route.response_schema}}
+    responses: dict[str, Any] = {str(route.success_status): success}
+    if route.success_status == 201:
+        responses["200"] = {"description": "Idempotent repeat: the existing job(s)"}
+    for status in _error_statuses(route):
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    op["responses"] = responses
+    op["security"] = [] if route.scope == "public" else [{"bearer": []}]
+    return op
+
+
+def build_openapi(routes: list[Route]) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        path = _PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jobserver",
+            "version": "1",
+            "description": "Job execution server on PostgreSQL. Errors are always "
+            '`{"error": ..., "code": ...}`; no input produces a 500.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": {"Error": ERROR_SCHEMA},
+            "responses": {
+                f"E{s}": {
+                    "description": text,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                    },
+                }
+                for s, text in _ERROR_TEXT.items()
+            },
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(build_openapi(request.app[ROUTES_KEY]))
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/openapi.json",
+        openapi,
+        "public",
+        "This OpenAPI 3.1 document",
+        query_schema={"type": "object", "additionalProperties": False, "properties": {}},
+        response_schema={"type": "object"},
+        tags=("meta",),
+    )
+]
