@@ -49,7 +49,8 @@ from jobserver.api.routes import all_routes
 from jobserver.api.routing import Handler, Route
 from jobserver.api.validation import Check, compile_schema
 from jobserver.config import Settings
-from jobserver.db.pool import create_pool
+from jobserver.db.pool import init_connection
+from jobserver.db.urls import asyncpg_url
 from jobserver.logs import request_id_var
 
 log = logging.getLogger("jobserver.api")
@@ -76,6 +77,7 @@ async def request_log_middleware(request: web.Request, handler: Any) -> web.Stre
         access_log.info(
             "request",
             extra={
+                "requestId": rid,
                 "method": request.method,
                 "path": request.path,
                 "status": status,
@@ -203,6 +205,27 @@ def wrap_route(route: Route) -> Handler:
     return wrapped
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Handlers leave no session state (LISTEN, advisory locks, SET) on pooled connections,
+    so the per-release RESET round trip asyncpg does by default is skipped."""
+
+
+async def create_api_pool(url: str, settings: Settings) -> asyncpg.Pool:
+    """The API's pool: no eager connection (start even while the database is down) and no
+    reset query on release (one round trip per request instead of two)."""
+    pool = await asyncpg.create_pool(
+        asyncpg_url(url),
+        min_size=0,
+        max_size=settings.db_pool_max,
+        max_inactive_connection_lifetime=settings.db_pool_idle_timeout_ms / 1000,
+        timeout=settings.db_pool_connection_timeout_ms / 1000,
+        init=init_connection,
+        reset=_no_reset,
+    )
+    assert pool is not None
+    return pool
+
+
 def create_app(
     settings: Settings,
     pool: asyncpg.Pool | None = None,
@@ -227,7 +250,7 @@ def create_app(
 
         async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
             url = settings.require_database_url()
-            app[POOL_KEY] = await create_pool(url, settings, min_size=0)
+            app[POOL_KEY] = await create_api_pool(url, settings)
             try:
                 async with app[POOL_KEY].acquire() as conn:
                     await conn.fetchval("SELECT 1")

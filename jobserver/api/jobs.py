@@ -216,6 +216,31 @@ async def resolve_definitions(
     return out
 
 
+def _at(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _schedule(
+    item: dict[str, Any], where: str, now: dt.datetime
+) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(run_at, expires_at): runAt xor delaySeconds; expiresAt after runAt (or now)."""
+    run_at = None
+    if "runAt" in item:
+        if "delaySeconds" in item:
+            raise invalid(_at(where, "delaySeconds"), "give runAt or delaySeconds, not both")
+        run_at = parse_datetime(item["runAt"], _at(where, "runAt"))
+    elif "delaySeconds" in item:
+        run_at = now + dt.timedelta(seconds=item["delaySeconds"])
+    expires_at = None
+    if "expiresAt" in item:
+        expires_at = parse_datetime(item["expiresAt"], _at(where, "expiresAt"))
+        if expires_at <= (run_at or now):
+            raise invalid(
+                _at(where, "expiresAt"), "must be after runAt (or now when runAt is not given)"
+            )
+    return run_at, expires_at
+
+
 def build_job(
     item: dict[str, Any],
     where: str,
@@ -225,25 +250,13 @@ def build_job(
 ) -> NewJob:
     """One schema-checked submission -> NewJob; semantic errors name `where.field`."""
 
-    def f(name: str) -> str:
-        return f"{where}.{name}" if where else name
-
     params = item.get("params", {})
     failure = info.check_params(params)
     if failure is not None:
-        raise invalid(format_path(failure[0], f("params")), failure[1])
-    run_at = None
-    if "runAt" in item:
-        if "delaySeconds" in item:
-            raise invalid(f("delaySeconds"), "give runAt or delaySeconds, not both")
-        run_at = parse_datetime(item["runAt"], f("runAt"))
-    elif "delaySeconds" in item:
-        run_at = now + dt.timedelta(seconds=item["delaySeconds"])
-    expires_at = None
-    if "expiresAt" in item:
-        expires_at = parse_datetime(item["expiresAt"], f("expiresAt"))
-        if expires_at <= (run_at or now):
-            raise invalid(f("expiresAt"), "must be after runAt (or now when runAt is not given)")
+        raise invalid(format_path(failure[0], _at(where, "params")), failure[1])
+    run_at = expires_at = None
+    if "runAt" in item or "delaySeconds" in item or "expiresAt" in item:
+        run_at, expires_at = _schedule(item, where, now)
     key = item.get("idempotencyKey")
     timeout = item.get("timeoutSeconds")
     return NewJob(

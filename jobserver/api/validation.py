@@ -73,6 +73,10 @@ class Unsupported(Exception):
     """The schema uses a keyword the fast path does not implement."""
 
 
+# Exact Python types json.loads produces for a JSON Schema type (bool is not an integer).
+_EXACT = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
+
+
 def _is_type(value: Any, name: str) -> bool:
     if name == "string":
         return isinstance(value, str)
@@ -123,8 +127,13 @@ def _compile(schema: Any) -> Check:
             _is_type(None, t)  # raises Unsupported for unknown names
         want = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
 
+        exact = {_EXACT[t] for t in types if t in _EXACT}
+        slow = [t for t in types if t not in _EXACT]
+
         def check_type(v: Any) -> Failure | None:
-            for t in types:
+            if type(v) in exact:  # the common case: one exact-type test, no loop
+                return None
+            for t in slow:
                 if _is_type(v, t):
                     return None
             return (), f"must be {want}"

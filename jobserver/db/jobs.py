@@ -6,6 +6,7 @@ maintenance (rescue, expire, prune) in `maintenance.py`.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,8 +54,8 @@ WITH ins AS (
     INSERT INTO jobs (id, definition_key, definition_version, queue, params, priority,
         max_attempts, run_at, expires_at, timeout_seconds, owner, idempotency_key,
         request_fingerprint, schedule_name, scheduled_for, redriven_from)
-    SELECT i, dk, dv, q, p, pr, ma, COALESCE(ra, now()), ea, ts, o, ik, rf, sn, sf, rd
-    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::int[],
+    SELECT i, dk, dv, q, p::jsonb, pr, ma, COALESCE(ra, now()), ea, ts, o, ik, rf, sn, sf, rd
+    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[],
         $7::int[], $8::timestamptz[], $9::timestamptz[], $10::float8[], $11::text[],
         $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::uuid[])
         AS t(i, dk, dv, q, p, pr, ma, ra, ea, ts, o, ik, rf, sn, sf, rd)
@@ -70,6 +71,11 @@ _INSERT_IDS = _INSERT_SQL.format(returning="id, created_at")
 _INSERT_ROWS = _INSERT_SQL.format(returning=JOB_COLUMNS)
 
 
+# Params travel as JSON text (cast to jsonb in SQL): one reused encoder is several times
+# faster than a per-element codec call on a 1000-job batch.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _insert_args(jobs: Sequence[NewJob], notify: bool) -> list[Any]:
     cols = list(
         zip(
@@ -79,7 +85,7 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> list[Any]:
                     j.definition_key,
                     j.definition_version,
                     j.queue,
-                    j.params,
+                    _encode(j.params),
                     j.priority,
                     j.max_attempts,
                     j.run_at,
@@ -231,8 +237,6 @@ async def job_count(
         f"EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {where}", *args[:-1]
     )
     if isinstance(plan, str):
-        import json
-
         plan = json.loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])
     return max(estimate, cap + 1), True

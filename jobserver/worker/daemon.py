@@ -36,7 +36,7 @@ import asyncpg
 
 from jobserver.config import Settings
 from jobserver.db import job_runs, workers
-from jobserver.db.pool import create_pool
+from jobserver.db.pool import connect, create_pool
 from jobserver.registry import Definition, Registry
 from jobserver.registry import registry as default_registry
 from jobserver.worker import metrics
@@ -93,6 +93,7 @@ class Worker:
         self._stopping = False
         self._stop_bg = asyncio.Event()
         self._claim_task: asyncio.Task[None] | None = None
+        self._claim_conn: asyncpg.Connection | None = None
         self._bg: list[asyncio.Task[None]] = []
         self._stopped = asyncio.Event()
         self._stop_task: asyncio.Task[None] | None = None
@@ -273,7 +274,29 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
+    async def _claim_connection(self) -> asyncpg.Connection:
+        """The claim loop's own session (claims are sequential; see CLAIM_SESSION_SETTINGS)."""
+        if self._claim_conn is None or self._claim_conn.is_closed():
+            self._claim_conn = await connect(
+                self.settings.require_database_url(),
+                timeout=self.settings.db_pool_connection_timeout_ms / 1000,
+                server_settings=job_runs.CLAIM_SESSION_SETTINGS,
+            )
+        return self._claim_conn
+
+    async def _drop_claim_connection(self) -> None:
+        conn, self._claim_conn = self._claim_conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
+
     async def _claim_loop(self) -> None:
+        try:
+            await self._claim_rounds()
+        finally:
+            await self._drop_claim_connection()
+
+    async def _claim_rounds(self) -> None:
         poll = self.settings.poll_interval_ms / 1000
         backlog_limit = max(1000, 4 * self.concurrency)
         error_delay = 0.1
@@ -287,18 +310,19 @@ class Worker:
             self._more = False
             self.claim_calls += 1
             try:
-                async with self.pool.acquire() as conn:
-                    rows = await job_runs.job_claim_available(
-                        conn,
-                        self.worker_id,
-                        free,
-                        self.refs,
-                        self.queues,
-                        self.settings.lease_duration_seconds,
-                        self.limits,
-                    )
+                conn = await self._claim_connection()
+                rows = await job_runs.job_claim_available(
+                    conn,
+                    self.worker_id,
+                    free,
+                    self.refs,
+                    self.queues,
+                    self.settings.lease_duration_seconds,
+                    self.limits,
+                )
                 error_delay = 0.1
             except Exception as e:
+                await self._drop_claim_connection()
                 metrics.DB_ERRORS.labels("claim").inc()
                 log.warning("claim failed (%s); retrying in %.1f s", e, error_delay)
                 await self._wait_wake(error_delay)
@@ -376,6 +400,8 @@ class Worker:
                 if h.id not in written:
                     self._fenced(h, kind)
         metrics.RUNNING.set(self.running)
+        if self._more or self.burst:
+            self._wake.set()  # the claim loop may be waiting for the ack backlog to drain
 
     def _fenced(self, h: Held, kind: str) -> None:
         metrics.FENCED.labels(kind).inc()

@@ -52,7 +52,9 @@ FAST_ENV = {
 
 
 async def wait_for(
-    check: Callable[[], Awaitable[Any]], timeout: float = 10.0, interval: float = 0.02
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 10.0,  # noqa: ASYNC109 (a deadline for polling, not an I/O timeout)
+    interval: float = 0.02,
 ) -> Any:
     """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -16,7 +16,8 @@ LEDGER_DDL = """
 CREATE TABLE IF NOT EXISTS ledger (
     job_id uuid NOT NULL, attempt int NOT NULL, worker_id text NOT NULL, tag text,
     started_at timestamptz NOT NULL DEFAULT clock_timestamp(), ended_at timestamptz
-)
+);
+CREATE INDEX IF NOT EXISTS ledger_job_idx ON ledger (job_id, attempt)
 """
 
 # In-process hook tests look at this list.

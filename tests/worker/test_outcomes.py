@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import asyncpg
@@ -35,7 +36,12 @@ async def test_context_events_and_progress(db: asyncpg.Pool, start_worker) -> No
         "SELECT event, details FROM job_events WHERE job_id = $1 ORDER BY id", jid
     )
     assert [r["event"] for r in rows] == [
-        "created", "started", "custom", "progress", "progress", "succeeded"
+        "created",
+        "started",
+        "custom",
+        "progress",
+        "progress",
+        "succeeded",
     ]
     assert rows[2]["details"] == {"name": "checkpoint", "data": {"step": 1}}
     assert rows[3]["details"]["message"] == "half way"
@@ -58,7 +64,7 @@ async def test_failure_retries_with_backoff_then_dead_letters(
     assert [a["outcome"] for a in attempts] == ["failed"] * 3
     assert all("Traceback" in a["traceback"] for a in attempts)
     # the gap between an attempt's end and the next start is the back-off, within its bounds
-    for n, (prev, nxt) in enumerate(zip(attempts, attempts[1:], strict=False), start=1):
+    for n, (prev, nxt) in enumerate(itertools.pairwise(attempts), start=1):
         base = min(10, 0.4 * 2 ** (n - 1))
         gap = (nxt["started_at"] - prev["finished_at"]).total_seconds()
         assert base * 0.75 - 0.05 <= gap <= base * 1.25 + 0.5, (n, gap)

@@ -65,23 +65,23 @@ async def test_concurrency_limit_holds_across_processes(db: asyncpg.Pool, spawn)
     assert await _count(db, "SELECT count(DISTINCT worker_id) FROM ledger") >= 2
 
 
-async def test_kill_9_leaves_an_expiring_lease_and_a_fenced_zombie(
-    db: asyncpg.Pool, spawn
-) -> None:
+async def test_kill_9_leaves_an_expiring_lease_and_a_fenced_zombie(db: asyncpg.Pool, spawn) -> None:
     proc = spawn()
     [jid] = await submit(db, "test.sleep", [{"seconds": 60}], max_attempts=2)
     await wait_for(lambda: _count(db, "SELECT count(*) FROM ledger WHERE job_id = $1", jid))
     before = (await job(db, jid))["lease_expires_at"]
     # heartbeats extend the lease while the process lives
     await wait_for(
-        lambda: _count(db, "SELECT count(*) FROM jobs WHERE id = $1 AND lease_expires_at > $2",
-                       jid, before)
+        lambda: _count(
+            db, "SELECT count(*) FROM jobs WHERE id = $1 AND lease_expires_at > $2", jid, before
+        )
     )
     proc.signal(signal.SIGKILL)
     proc.wait(10)
     await wait_for(
-        lambda: _count(db, "SELECT count(*) FROM jobs WHERE id = $1 AND lease_expires_at < now()",
-                       jid),
+        lambda: _count(
+            db, "SELECT count(*) FROM jobs WHERE id = $1 AND lease_expires_at < now()", jid
+        ),
         timeout=10,
     )
     row = await job(db, jid)
@@ -102,21 +102,22 @@ async def test_kill_9_leaves_an_expiring_lease_and_a_fenced_zombie(
         assert await job_runs.job_heartbeat(conn, dead, [jid], [1], 30) == []
         assert await job_runs.job_complete_many(conn, dead, [jid], [1], ['"zombie"'], [1.0]) == []
         assert not await job_runs.job_progress(conn, dead, jid, 1, '{"done": 1}')
-        assert await job_runs.job_fail_many(
-            conn, dead, [job_runs.Failure(jid, 1, "failed", "zombie", None, 0, 1)]
-        ) == []
+        assert (
+            await job_runs.job_fail_many(
+                conn, dead, [job_runs.Failure(jid, 1, "failed", "zombie", None, 0, 1)]
+            )
+            == []
+        )
         row = await job(db, jid)
-        assert (row["status"], row["worker_id"], row["attempt"]) == (
-            "running", "rescuer-worker", 2)
+        assert (row["status"], row["worker_id"], row["attempt"]) == ("running", "rescuer-worker", 2)
         assert row["result"] is None and row["progress"] is None
         assert await job_runs.job_complete_many(
-            conn, "rescuer-worker", [jid], [2], ['"ok"'], [1.0]) == [jid]
+            conn, "rescuer-worker", [jid], [2], ['"ok"'], [1.0]
+        ) == [jid]
     assert (await job(db, jid))["result"] == "ok"
 
 
-async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(
-    db: asyncpg.Pool, spawn
-) -> None:
+async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(db: asyncpg.Pool, spawn) -> None:
     proc = spawn(env={"SHUTDOWN_GRACE_SECONDS": "1.5"})
     [long] = await submit(db, "test.sleep", [{"seconds": 60, "tag": "long"}])
     [short] = await submit(db, "test.sleep", [{"seconds": 0.3, "tag": "short"}])
@@ -133,9 +134,7 @@ async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(
     assert status == "stopped"
     # claimed again, it reuses attempt 1 (the attempt row is reopened, not duplicated)
     async with db.acquire() as conn:
-        [claimed] = await job_runs.job_claim_available(
-            conn, "next", 1, ["test.sleep@1"], None, 30
-        )
+        [claimed] = await job_runs.job_claim_available(conn, "next", 1, ["test.sleep@1"], None, 30)
     assert claimed["attempt"] == 1
     att = await db.fetch("SELECT outcome, worker_id FROM job_attempts WHERE job_id = $1", long)
     assert [(a["outcome"], a["worker_id"]) for a in att] == [("running", "next")]
@@ -147,8 +146,9 @@ async def test_second_sigterm_exits_at_once(db: asyncpg.Pool, spawn) -> None:
     await wait_for(lambda: _count(db, "SELECT count(*) FROM ledger WHERE job_id = $1", jid))
     proc.signal(signal.SIGTERM)
     await wait_for(
-        lambda: _count(db, "SELECT count(*) FROM workers WHERE id = $1 AND status = 'stopping'",
-                       proc.worker_id)
+        lambda: _count(
+            db, "SELECT count(*) FROM workers WHERE id = $1 AND status = 'stopping'", proc.worker_id
+        )
     )
     proc.signal(signal.SIGTERM)
     assert proc.wait(5) == 143
