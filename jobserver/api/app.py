@@ -45,6 +45,7 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
     TOKEN_CACHE_KEY,
 )
+from jobserver.api.prometheus import middleware as prometheus_middleware
 from jobserver.api.routes import all_routes
 from jobserver.api.routing import Handler, Route
 from jobserver.api.validation import Check, compile_schema
@@ -234,7 +235,7 @@ def create_app(
 ) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[request_log_middleware, error_middleware],
+        middlewares=[request_log_middleware, prometheus_middleware, error_middleware],
     )
     app[SETTINGS_KEY] = settings
     app[TOKEN_CACHE_KEY] = TokenCache()

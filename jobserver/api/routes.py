@@ -15,6 +15,10 @@ ROUTE_MODULES = [
     "jobserver.api.jobs",
     "jobserver.api.definitions",
     "jobserver.api.openapi",
+    "jobserver.api.schedules",
+    "jobserver.api.dlq",
+    "jobserver.api.metrics",
+    "jobserver.api.prometheus",
 ]
 
 

@@ -37,3 +37,76 @@ async def dlq_insert_from_jobs(conn: asyncpg.Connection, job_ids: Sequence[uuid.
         list(job_ids),
     )
     return int(result.split()[-1])
+
+
+DLQ_COLUMNS = (
+    "id, definition_key, definition_version, queue, params, owner, priority, attempts,"
+    " max_attempts, last_error, history, created_at, failed_at, redriven_at, redriven_job_id"
+)
+
+
+async def dlq_count(conn: asyncpg.Connection | asyncpg.Pool, *, waiting_only: bool = True) -> int:
+    """DLQ size (rows not redriven yet, unless `waiting_only` is False)."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM dead_letter_jobs WHERE NOT $1 OR redriven_at IS NULL",
+            waiting_only,
+        )
+    )
+
+
+async def dlq_delete(conn: asyncpg.Connection | asyncpg.Pool, dlq_id: uuid.UUID) -> bool:
+    """Discard a DLQ row (the failed job itself stays until the pruner's retention)."""
+    result = await conn.execute("DELETE FROM dead_letter_jobs WHERE id = $1", dlq_id)
+    return result.endswith(" 1")
+
+
+async def dlq_get(
+    conn: asyncpg.Connection | asyncpg.Pool, dlq_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        f"SELECT {DLQ_COLUMNS} FROM dead_letter_jobs WHERE id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        dlq_id,
+    )
+
+
+async def dlq_list(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    definition_key: str | None = None,
+    redriven: bool | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[asyncpg.Record], int]:
+    """A page of DLQ rows, newest failure first, and the total matching the filters."""
+    where = """
+        WHERE ($1::text IS NULL OR definition_key = $1)
+          AND ($2::bool IS NULL OR (redriven_at IS NOT NULL) = $2)
+    """
+    rows = await conn.fetch(
+        f"SELECT {DLQ_COLUMNS} FROM dead_letter_jobs {where}"
+        " ORDER BY failed_at DESC, id LIMIT $3 OFFSET $4",
+        definition_key,
+        redriven,
+        limit,
+        offset,
+    )
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM dead_letter_jobs {where}", definition_key, redriven
+    )
+    return rows, int(total)
+
+
+async def dlq_mark_redriven(
+    conn: asyncpg.Connection, dlq_id: uuid.UUID, new_job_id: uuid.UUID
+) -> None:
+    await conn.execute(
+        "UPDATE dead_letter_jobs SET redriven_at = now(), redriven_job_id = $2 WHERE id = $1",
+        dlq_id,
+        new_job_id,
+    )
+
+
+async def dlq_original_exists(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
+    return bool(await conn.fetchval("SELECT count(*) FROM jobs WHERE id = $1", job_id))

@@ -142,19 +142,22 @@ async def job_prune_finished(
     """
     rows = await conn.fetch(
         """
-        WITH victims AS (
-            SELECT j.id FROM jobs j
+        WITH r AS (
+            SELECT now() - make_interval(secs => $1::float8) AS ok,
+                   now() - make_interval(secs => $2::float8) AS cancelled,
+                   now() - make_interval(secs => $3::float8) AS failed
+        ), victims AS (
+            SELECT j.id FROM jobs j, r
             WHERE j.finished_at IS NOT NULL
-              AND j.finished_at < now() - make_interval(secs => LEAST($1, $2, $3))
-              AND ((j.status = 'succeeded' AND j.finished_at < now() - make_interval(secs => $1))
-                OR (j.status IN ('cancelled', 'expired')
-                    AND j.finished_at < now() - make_interval(secs => $2))
-                OR (j.status = 'failed' AND j.finished_at < now() - make_interval(secs => $3)
+              AND j.finished_at < GREATEST(r.ok, r.cancelled, r.failed)
+              AND ((j.status = 'succeeded' AND j.finished_at < r.ok)
+                OR (j.status IN ('cancelled', 'expired') AND j.finished_at < r.cancelled)
+                OR (j.status = 'failed' AND j.finished_at < r.failed
                     AND NOT EXISTS (SELECT 1 FROM dead_letter_jobs d
                                     WHERE d.id = j.id AND d.redriven_at IS NULL)))
             ORDER BY j.finished_at
             LIMIT $4
-            FOR UPDATE SKIP LOCKED
+            FOR UPDATE OF j SKIP LOCKED
         )
         DELETE FROM jobs j USING victims v WHERE j.id = v.id RETURNING j.status
         """,

@@ -16,7 +16,8 @@ A failing run is logged and counted, and the loop carries on at the next interva
 Emits per run: one log line (`<name> run` at INFO when it changed something, DEBUG otherwise,
 with the figures and the duration), `jobserver_scheduler_ticks_total{service,outcome}` and
 `jobserver_scheduler_tick_seconds{service}`. `runs` counts completed runs and `wait_runs(n)`
-lets tests wait for them without sleeping blindly.
+lets tests wait for them without sleeping blindly (a tick skipped for want of leadership counts
+too, with `last_result` None).
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ class BaseService:
         """Do one bounded unit of work; return figures (a dict) for the log line."""
         raise NotImplementedError
 
-    def is_leader(self) -> bool:
+    def may_run(self) -> bool:
+        """The leadership check of every tick (always true for services without a leader)."""
         return self.leader is None or self.leader.is_leader()
 
     async def tick(self) -> Any:
         """One timer tick: the leadership check, then `run_once` with its log line and metrics."""
-        if not self.is_leader():
+        if not self.may_run():
             metrics.TICKS.labels(self.name, "skipped").inc()
+            await self._count(None)
             return None
         started = time.perf_counter()
         try:
@@ -90,11 +93,14 @@ class BaseService:
                 self.name,
                 extra={"service": self.name, "ms": round(elapsed * 1000, 2), **figures},
             )
+        await self._count(result)
+        return result
+
+    async def _count(self, result: Any) -> None:
         self.last_result = result
         async with self._ran:
             self.runs += 1
             self._ran.notify_all()
-        return result
 
     async def _loop(self) -> None:
         while True:

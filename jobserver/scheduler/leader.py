@@ -76,10 +76,11 @@ class LeaderElector(BaseService):
         self._listen_task: asyncio.Task[None] | None = None
         self.on_change: list = []
 
-    def is_leader(self) -> bool:  # type: ignore[override]
+    def is_leader(self) -> bool:
         return time.monotonic() < self._valid_until
 
     async def run_once(self) -> dict[str, int]:
+        """One acquire-or-renew round trip; changes are logged by `_set`."""
         sent = time.monotonic()
         try:
             expiry = await leader_acquire_or_renew(
@@ -88,13 +89,13 @@ class LeaderElector(BaseService):
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
             log.warning("leadership renewal failed: %s", type(e).__name__)
             self._set(self.is_leader())  # the local deadline still stands until it passes
-            return {"leader": int(self.is_leader())}
+            return {}
         if expiry is not None:
             self._valid_until = sent + self.row_lease
         else:
             self._valid_until = 0.0
         self._set(expiry is not None)
-        return {"leader": int(self.is_leader())}
+        return {}
 
     def _set(self, leader: bool) -> None:
         metrics.IS_LEADER.set(1 if leader else 0)

@@ -1,0 +1,189 @@
+"""`GET /metrics` on the API: Prometheus text exposition via prometheus_client.
+
+Two parts, each in its own CollectorRegistry (never the process-global one, so a worker or
+scheduler running in the same process does not leak into it):
+- HTTP, counted in-process by `middleware`: `jobserver_http_requests_total{method,route,status}`
+  and `jobserver_http_request_duration_seconds{method,route}` (route = the path template, so ids
+  do not explode the label set; unmatched paths are "unmatched").
+- Jobs, computed from the database by `JobsCollector` from a snapshot refreshed at most every
+  `SNAPSHOT_TTL` seconds (bounded, indexed queries: see `jobserver.db.metrics`):
+  `jobserver_jobs{status,definition,queue}` queue depth of queued/running/cancelling jobs;
+  `jobserver_jobs_finished_recent{status,definition,queue}` and
+  `jobserver_jobs_retried_recent{...}` over the last `RECENT_SECONDS` (1 h);
+  `jobserver_job_duration_seconds` / `jobserver_job_queue_wait_seconds` gauge histograms over
+  the same window; `jobserver_dlq_size` (rows not redriven).
+  Monotonic per-process counters of job outcomes, rescues and leadership are exposed by the
+  workers and the scheduler on their own METRICS_PORT.
+
+Access: public unless METRICS_REQUIRE_TOKEN=true, then a `view_jobs` token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from jobserver.api.auth import authenticate
+from jobserver.api.keys import POOL_KEY, SETTINGS_KEY, TOKEN_CACHE_KEY
+from jobserver.api.routing import Route
+from jobserver.db.dlq import dlq_count
+from jobserver.db.metrics import (
+    metrics_active_by_queue,
+    metrics_finished_by_queue,
+    metrics_histograms,
+)
+
+SNAPSHOT_TTL = 5.0
+RECENT_SECONDS = 3600.0
+BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
+
+HTTP_REGISTRY = CollectorRegistry(auto_describe=True)
+HTTP_REQUESTS = Counter(
+    "jobserver_http_requests",
+    "HTTP requests by route and status",
+    ["method", "route", "status"],
+    registry=HTTP_REGISTRY,
+)
+HTTP_LATENCY = Histogram(
+    "jobserver_http_request_duration_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    registry=HTTP_REGISTRY,
+)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count every request by route template and status (errors included)."""
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        info = request.match_info.route.resource if request.match_info else None
+        route = info.canonical if info is not None else "unmatched"
+        HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+        HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - start)
+
+
+class JobsCollector(Collector):
+    """Yields metric families from the last snapshot taken by `refresh`."""
+
+    def __init__(self) -> None:
+        self.snapshot: dict[str, Any] = {}
+        self.taken = -1e9
+
+    async def refresh(self, pool: asyncpg.Pool, ttl: float = SNAPSHOT_TTL) -> None:
+        if time.monotonic() - self.taken < ttl:
+            return
+        async with pool.acquire() as conn:
+            self.snapshot = {
+                "active": await metrics_active_by_queue(conn),
+                "finished": await metrics_finished_by_queue(conn, RECENT_SECONDS),
+                "hist": sorted(
+                    await metrics_histograms(conn, RECENT_SECONDS, BUCKETS), key=lambda r: r["le"]
+                ),
+                "dlq": await dlq_count(conn),
+            }
+        self.taken = time.monotonic()
+
+    def collect(self) -> Iterator[Any]:
+        s = self.snapshot
+        if not s:
+            return
+        labels = ["status", "definition", "queue"]
+        jobs = GaugeMetricFamily(
+            "jobserver_jobs", "Jobs queued, running or cancelling (queue depth)", labels=labels
+        )
+        for r in s["active"]:
+            jobs.add_metric([r["status"], r["definition_key"], r["queue"]], r["n"])
+        yield jobs
+        finished = GaugeMetricFamily(
+            "jobserver_jobs_finished_recent",
+            f"Jobs that reached a final status in the last {RECENT_SECONDS:g} s",
+            labels=labels,
+        )
+        retried = GaugeMetricFamily(
+            "jobserver_jobs_retried_recent",
+            f"Jobs finished in the last {RECENT_SECONDS:g} s after more than one attempt",
+            labels=labels,
+        )
+        for r in s["finished"]:
+            key = [r["status"], r["definition_key"], r["queue"]]
+            finished.add_metric(key, r["n"])
+            retried.add_metric(key, r["retried"])
+        yield finished
+        yield retried
+        for name, col, sum_col, what in (
+            ("jobserver_job_duration_seconds", "duration_n", "duration_sum", "Run duration"),
+            ("jobserver_job_queue_wait_seconds", "wait_n", "wait_sum", "Queue wait"),
+        ):
+            rows = s["hist"]
+            fam = GaugeHistogramMetricFamily(
+                name,
+                f"{what} of jobs finished in the last {RECENT_SECONDS:g} s",
+                buckets=[
+                    ("+Inf" if r["le"] == float("inf") else f"{r['le']:g}", r[col]) for r in rows
+                ],
+                gsum_value=rows[-1][sum_col] if rows else 0.0,
+            )
+            yield fam
+        yield GaugeMetricFamily("jobserver_dlq_size", "Dead-letter jobs not redriven", s["dlq"])
+
+
+_collectors: dict[tuple[Any, ...], tuple[CollectorRegistry, JobsCollector]] = {}
+
+
+def _registry_for(request: web.Request) -> tuple[CollectorRegistry, JobsCollector]:
+    key = (request.app[SETTINGS_KEY].database_url, id(request.app[POOL_KEY]))
+    found = _collectors.get(key)
+    if found is None:
+        if len(_collectors) > 64:
+            _collectors.clear()
+        registry = CollectorRegistry(auto_describe=False)
+        collector = JobsCollector()
+        registry.register(collector)
+        found = _collectors[key] = (registry, collector)
+    return found
+
+
+async def metrics(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    if settings.metrics_require_token == "true":
+        await authenticate(
+            request,
+            "view_jobs",
+            pool=request.app[POOL_KEY],
+            cache=request.app[TOKEN_CACHE_KEY],
+            enabled=settings.auth_enabled,
+        )
+    registry, collector = _registry_for(request)
+    await collector.refresh(request.app[POOL_KEY])
+    body = generate_latest(HTTP_REGISTRY) + generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+ROUTES = [
+    Route(
+        "GET",
+        "/metrics",
+        metrics,
+        "public",
+        "Prometheus metrics (a view_jobs token when METRICS_REQUIRE_TOKEN=true)",
+        query_schema={"type": "object", "properties": {}},
+        tags=("metrics",),
+    ),
+]
