@@ -34,10 +34,12 @@ from aiohttp import web
 from jobserver.api.auth import TokenCache, authenticate
 from jobserver.api.definitions_cache import DefinitionCache
 from jobserver.api.errors import ApiError, error_middleware, invalid
+from jobserver.api.group_commit import GroupCommitter
 from jobserver.api.jsonio import JsonInputError, format_path, parse_json
 from jobserver.api.keys import (
     BODY_KEY,
     DEFINITION_CACHE_KEY,
+    GROUP_COMMIT_KEY,
     POOL_KEY,
     PRINCIPAL_KEY,
     QUERY_KEY,
@@ -240,6 +242,7 @@ def create_app(
     app[SETTINGS_KEY] = settings
     app[TOKEN_CACHE_KEY] = TokenCache()
     app[DEFINITION_CACHE_KEY] = DefinitionCache()
+    app[GROUP_COMMIT_KEY] = GroupCommitter()
     routes = all_routes(route_modules)
     app[ROUTES_KEY] = routes
     for route in routes:
@@ -261,6 +264,12 @@ def create_app(
             await app[POOL_KEY].close()
 
         app.cleanup_ctx.append(pool_ctx)
+
+    async def group_commit_ctx(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[GROUP_COMMIT_KEY].close()  # before the pool closes (cleanups run reversed)
+
+    app.cleanup_ctx.append(group_commit_ctx)
 
     async def announce(app: web.Application) -> None:
         if not settings.auth_enabled:

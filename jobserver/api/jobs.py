@@ -28,7 +28,14 @@ from jobserver.api.auth import Principal
 from jobserver.api.definitions_cache import DefinitionCache, DefinitionInfo
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import format_path, json_response
-from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, PRINCIPAL_KEY, QUERY_KEY
+from jobserver.api.keys import (
+    BODY_KEY,
+    DEFINITION_CACHE_KEY,
+    GROUP_COMMIT_KEY,
+    POOL_KEY,
+    PRINCIPAL_KEY,
+    QUERY_KEY,
+)
 from jobserver.api.routing import Route
 from jobserver.db.attempts import attempt_list
 from jobserver.db.events import job_events_list
@@ -40,7 +47,6 @@ from jobserver.db.jobs import (
     job_get,
     job_get_by_idempotency_keys,
     job_insert_many,
-    job_insert_returning,
     job_list,
 )
 from jobserver.db.tables import JOB_STATUSES, TERMINAL_STATUSES
@@ -296,9 +302,10 @@ async def submit_job(request: web.Request) -> web.Response:
         principal,
         dt.datetime.now(UTC),
     )
+    committer = request.app[GROUP_COMMIT_KEY]
     for _ in range(INSERT_RETRIES):
         try:
-            [row] = await job_insert_returning(pool, [job])
+            row = await committer.submit(pool, job)  # committed (with others) when it returns
             return json_response(job_json(row), status=201)
         except asyncpg.UniqueViolationError:
             if job.idempotency_key is None:

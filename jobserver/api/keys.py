@@ -1,8 +1,9 @@
 """Typed keys for everything the API shares on the application and on each request.
 
 App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TOKEN_CACHE_KEY`,
-`DEFINITION_CACHE_KEY`. Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed,
-validated JSON body), `QUERY_KEY` (the parsed, coerced, validated query as a dict).
+`DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through).
+Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
+`QUERY_KEY` (the parsed, coerced, validated query as a dict).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from jobserver.config import Settings
 if TYPE_CHECKING:
     from jobserver.api.auth import Principal, TokenCache
     from jobserver.api.definitions_cache import DefinitionCache
+    from jobserver.api.group_commit import GroupCommitter
     from jobserver.api.routing import Route
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -24,6 +26,7 @@ POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 ROUTES_KEY: web.AppKey[list[Route]] = web.AppKey("routes", list)
 TOKEN_CACHE_KEY: web.AppKey[TokenCache] = web.AppKey("token_cache")
 DEFINITION_CACHE_KEY: web.AppKey[DefinitionCache] = web.AppKey("definition_cache")
+GROUP_COMMIT_KEY: web.AppKey[GroupCommitter] = web.AppKey("group_commit")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")

@@ -23,6 +23,7 @@ from jobserver.cli.common import fail, load_settings, run
 from jobserver.db.definitions import definition_replace, definition_upsert
 from jobserver.db.pool import connect
 from jobserver.registry import Definition, DefinitionError, load_modules
+from jobserver.schedules import sync_code_schedules
 
 Outcome = tuple[str, str]
 
@@ -58,7 +59,11 @@ async def register_url(
     """Connect, register, disconnect; conflicts are returned (and nothing is written)."""
     conn = await connect(database_url)
     try:
-        return await register_definitions(conn, definitions, force=force)
+        outcomes = await register_definitions(conn, definitions, force=force)
+        for name, outcome in await sync_code_schedules(conn):  # schedules declared in code
+            shown = "kept (created over the API)" if outcome == "conflict" else outcome
+            outcomes.append((f"schedule {name}", shown))
+        return outcomes
     except _Rollback as rb:
         return rb.outcomes
     finally:

@@ -231,7 +231,7 @@ async def schedule_upsert_code(conn: asyncpg.Connection, name: str, **values: An
     changed = {k: v for k, v in values.items() if k != "next_fire_at" and current[k] != v}
     if not changed:
         return "unchanged"
-    if {"cron", "every_seconds", "timezone", "start_at"} & changed.keys():
+    if {"cron", "every_seconds", "timezone", "start_at", "enabled"} & changed.keys():
         changed["next_fire_at"] = values.get("next_fire_at")
     await schedule_update(conn, name, **changed)
     return "updated"

@@ -10,12 +10,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import load_modules
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def register_builtin(conn: asyncpg.Connection | asyncpg.Pool) -> None:

@@ -1,0 +1,121 @@
+"""Metrics endpoints against a seeded set of jobs with known figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.conftest import Api
+from tests.scheduler.helpers import insert_job
+
+DAY = 86400.0
+
+
+async def seed(api: Api) -> None:
+    """echo: 2 succeeded 10 min ago (40 s and 80 s runs, 60 s and 20 s waits, the second on
+    attempt 2), 1 succeeded 2 days ago, 1 succeeded 8 days ago, 1 queued, 1 running,
+    1 cancelled; failing: 1 failed 2 h ago on attempt 3 (100 s run, 100 s wait)."""
+    p = api.pool
+    await insert_job(p, status="succeeded", created_ago=700, started_ago=640, finished_ago=600)
+    await insert_job(
+        p, status="succeeded", attempt=2, created_ago=700, started_ago=680, finished_ago=600
+    )
+    await insert_job(
+        p,
+        status="succeeded",
+        created_ago=2 * DAY + 100,
+        started_ago=2 * DAY + 50,
+        finished_ago=2 * DAY,
+    )
+    await insert_job(p, status="succeeded", created_ago=8 * DAY + 10, finished_ago=8 * DAY)
+    await insert_job(p, status="queued")
+    await insert_job(p, status="running")
+    await insert_job(p, status="cancelled", finished_ago=60)
+    await insert_job(
+        p,
+        status="failed",
+        definition_key="failing",
+        attempt=3,
+        created_ago=7400,
+        started_ago=7300,
+        finished_ago=7200,
+    )
+
+
+async def test_overview(api: Api) -> None:
+    await seed(api)
+    r = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 0})
+    assert r.status == 200, r.body
+    assert r.body["summary"] == {
+        "total": 8,
+        "byStatus": {
+            "queued": 1,
+            "running": 1,
+            "cancelling": 0,
+            "succeeded": 4,
+            "failed": 1,
+            "cancelled": 1,
+            "expired": 0,
+        },
+    }
+    assert r.body["throughput"] == {"lastHour": 2, "lastDay": 3, "lastWeek": 4}
+    perf = r.body["performance"]
+    assert perf["successRate"] == 66.67 and perf["retryRate"] == 66.67
+    assert perf["avgProcessingTime"] == pytest.approx(220_000 / 3, abs=1)
+    assert perf["avgQueueTime"] == pytest.approx(60_000, abs=1)
+
+
+async def test_performance(api: Api) -> None:
+    await seed(api)
+    r = await api.call("GET", "/v1/metrics/performance", token="view", params={"ttl": 0})
+    assert r.status == 200
+    assert r.body["successRate"] == 66.67 and r.body["windowHours"] == 24
+
+
+async def test_definitions(api: Api) -> None:
+    await seed(api)
+    r = await api.call("GET", "/v1/metrics/definitions", token="view", params={"ttl": 0})
+    assert r.status == 200
+    by_ref = {(d["definitionKey"], d["definitionVersion"]): d for d in r.body["definitions"]}
+    echo, failing = by_ref[("echo", 1)], by_ref[("failing", 1)]
+    assert echo["summary"]["total"] == 7 and echo["summary"]["byStatus"]["succeeded"] == 4
+    assert echo["throughput"] == {"lastHour": 2, "lastDay": 2, "lastWeek": 3}
+    assert echo["performance"]["successRate"] == 100.0
+    assert echo["performance"]["retryRate"] == 50.0
+    assert echo["performance"]["avgProcessingTime"] == pytest.approx(60_000, abs=1)
+    assert echo["performance"]["avgQueueTime"] == pytest.approx(40_000, abs=1)
+    assert failing["summary"]["byStatus"]["failed"] == 1
+    assert failing["performance"]["successRate"] == 0.0
+
+
+async def test_throughput(api: Api) -> None:
+    await seed(api)
+    r = await api.call("GET", "/v1/metrics/throughput", token="view", params={"hours": 3})
+    assert r.status == 200
+    assert len(r.body["buckets"]) == 3 and r.body["totals"] == {"completed": 2, "failed": 1}
+    hours = [b["hour"] for b in r.body["buckets"]]
+    assert hours == sorted(hours)
+    r = await api.call("GET", "/v1/metrics/throughput", token="view", params={"hours": 168})
+    assert len(r.body["buckets"]) == 168 and r.body["totals"] == {"completed": 3, "failed": 1}
+
+
+async def test_cache_ttl(api: Api) -> None:
+    first = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 60})
+    await insert_job(api.pool, status="queued")
+    cached = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 60})
+    assert cached.body == first.body  # served from the cache
+    fresh = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 0})
+    assert fresh.body["summary"]["total"] == first.body["summary"]["total"] + 1
+
+
+async def test_out_of_range_is_422(api: Api) -> None:
+    for path, params, field in [
+        ("/v1/metrics/throughput", {"hours": 0}, "hours"),
+        ("/v1/metrics/throughput", {"hours": 169}, "hours"),
+        ("/v1/metrics/throughput", {"hours": "x"}, "hours"),
+        ("/v1/metrics", {"ttl": -1}, "ttl"),
+        ("/v1/metrics/definitions", {"ttl": 1e9}, "ttl"),
+        ("/v1/metrics/performance", {"nope": 1}, "nope"),
+    ]:
+        r = await api.call("GET", path, token="view", params=params)
+        assert r.status == 422 and r.body["field"] == field, (path, params, r.body)
+    assert (await api.call("GET", "/v1/metrics", token="plain")).status == 403
