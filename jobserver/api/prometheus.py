@@ -12,8 +12,12 @@ scheduler running in the same process does not leak into it):
   `jobserver_jobs_retried_recent{...}` over the last `RECENT_SECONDS` (1 h);
   `jobserver_job_duration_seconds` / `jobserver_job_queue_wait_seconds` gauge histograms over
   the same window; `jobserver_dlq_size` (rows not redriven).
-  Monotonic per-process counters of job outcomes, rescues and leadership are exposed by the
-  workers and the scheduler on their own METRICS_PORT.
+  Fleet-wide job counters by definition and queue — `jobserver_jobs_submitted_total`,
+  `_started_total`, `_retried_total`, `_succeeded_total`, `_failed_total`, `_cancelled_total`,
+  `_expired_total`, `_dead_lettered_total` and `jobserver_leases_rescued_total` — are live rows
+  plus the pruner's tally (`job_counts_pruned`), so they never go down when rows are pruned.
+  Per-process counters (claims, batch sizes, heartbeats, fenced-off writes, leadership) are
+  exposed by the workers and the scheduler on their own METRICS_PORT.
 
 Access: public unless METRICS_REQUIRE_TOKEN=true, then a `view_jobs` token.
 """
@@ -28,7 +32,11 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+)
 from prometheus_client.registry import Collector
 
 from jobserver.api.auth import authenticate
@@ -39,6 +47,7 @@ from jobserver.db.metrics import (
     metrics_active_by_queue,
     metrics_finished_by_queue,
     metrics_histograms,
+    metrics_job_totals,
 )
 
 SNAPSHOT_TTL = 5.0
@@ -97,6 +106,7 @@ class JobsCollector(Collector):
                     await metrics_histograms(conn, RECENT_SECONDS, BUCKETS), key=lambda r: r["le"]
                 ),
                 "dlq": await dlq_count(conn),
+                "totals": await metrics_job_totals(conn),
             }
         self.taken = time.monotonic()
 
@@ -142,6 +152,35 @@ class JobsCollector(Collector):
             )
             yield fam
         yield GaugeMetricFamily("jobserver_dlq_size", "Dead-letter jobs not redriven", s["dlq"])
+        yield from job_counters(s["totals"])
+
+
+# (metric name, help, which total, which statuses; None = every status)
+COUNTERS: tuple[tuple[str, str, str, tuple[str, ...] | None], ...] = (
+    ("jobserver_jobs_submitted", "Jobs submitted", "jobs", None),
+    ("jobserver_jobs_started", "Job runs started (attempts)", "attempts", None),
+    ("jobserver_jobs_retried", "Job runs after the first attempt", "retries", None),
+    ("jobserver_jobs_succeeded", "Jobs succeeded", "jobs", ("succeeded",)),
+    ("jobserver_jobs_failed", "Jobs failed for good", "jobs", ("failed",)),
+    ("jobserver_jobs_dead_lettered", "Jobs copied to the dead-letter queue", "jobs", ("failed",)),
+    ("jobserver_jobs_cancelled", "Jobs cancelled", "jobs", ("cancelled",)),
+    ("jobserver_jobs_expired", "Jobs expired before they could finish", "jobs", ("expired",)),
+    ("jobserver_leases_rescued", "Attempts ended by an expired lease", "rescues", None),
+)
+
+
+def job_counters(totals: list[Any]) -> Iterator[CounterMetricFamily]:
+    """Fleet-wide monotonic counters by definition and queue from `metrics_job_totals`."""
+    for name, doc, column, statuses in COUNTERS:
+        sums: dict[tuple[str, str], int] = {}
+        for r in totals:
+            if statuses is None or r["status"] in statuses:
+                key = (r["definition_key"], r["queue"])
+                sums[key] = sums.get(key, 0) + int(r[column] or 0)
+        fam = CounterMetricFamily(name, doc, labels=["definition", "queue"])
+        for (definition, queue), value in sorted(sums.items()):
+            fam.add_metric([definition, queue], value)
+        yield fam
 
 
 _collectors: dict[tuple[Any, ...], tuple[CollectorRegistry, JobsCollector]] = {}

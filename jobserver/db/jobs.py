@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
+import orjson
 
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 
@@ -47,65 +49,108 @@ JOB_COLUMNS = (
     " started_at, finished_at, cancel_requested_at, updated_at"
 )
 
-# One statement inserts the jobs, their `created` events and sends the NOTIFY, so a submission
-# outside an explicit transaction is still atomic and costs a single round trip.
-_INSERT_SQL = """
+# Inserted columns of a NewJob (attribute = column) with their SQL types. One statement
+# inserts the jobs, their `created` events and sends the NOTIFY, so a submission outside an
+# explicit transaction is still atomic and costs a single round trip. A column whose value is
+# the same for every job of the call travels once as a scalar parameter, one that is NULL for
+# all of them is left to its default (NULL, or now() for run_at), and only the rest travel as
+# arrays through unnest: a typical batch sends two arrays (ids, params), not sixteen, which
+# roughly halves both the client's encoding and the server's work per row.
+_INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "uuid"),
+    ("definition_key", "text"),
+    ("definition_version", "int"),
+    ("queue", "text"),
+    ("params", "text"),  # JSON text, cast to jsonb in SQL
+    ("priority", "int"),
+    ("max_attempts", "int"),
+    ("run_at", "timestamptz"),
+    ("expires_at", "timestamptz"),
+    ("timeout_seconds", "float8"),
+    ("owner", "text"),
+    ("idempotency_key", "text"),
+    ("request_fingerprint", "text"),
+    ("schedule_name", "text"),
+    ("scheduled_for", "timestamptz"),
+    ("redriven_from", "uuid"),
+)
+_OMIT, _SCALAR, _ARRAY = 0, 1, 2
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(modes: tuple[int, ...], returning: str) -> str:
+    """The insert statement for one combination of column modes (few in practice; asyncpg
+    keeps each prepared)."""
+    names: list[str] = []
+    exprs: list[str] = []
+    arrays: list[str] = []
+    aliases: list[str] = []
+    n = 0
+    for (col, typ), mode in zip(_INSERT_COLUMNS, modes, strict=True):
+        if mode == _OMIT:
+            continue
+        n += 1
+        if mode == _SCALAR:
+            src = f"${n}::{typ}"
+        else:
+            src = f"c{n}"
+            arrays.append(f"${n}::{typ}[]")
+            aliases.append(src)
+        if col == "params":
+            src += "::jsonb"
+        elif col == "run_at" and mode == _ARRAY:
+            src = f"COALESCE({src}, now())"  # None = now, as the column default
+        names.append(col)
+        exprs.append(src)
+    source = f" FROM unnest({', '.join(arrays)}) AS t({', '.join(aliases)})" if arrays else ""
+    return f"""
 WITH ins AS (
-    INSERT INTO jobs (id, definition_key, definition_version, queue, params, priority,
-        max_attempts, run_at, expires_at, timeout_seconds, owner, idempotency_key,
-        request_fingerprint, schedule_name, scheduled_for, redriven_from)
-    SELECT i, dk, dv, q, p::jsonb, pr, ma, COALESCE(ra, now()), ea, ts, o, ik, rf, sn, sf, rd
-    FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::int[],
-        $7::int[], $8::timestamptz[], $9::timestamptz[], $10::float8[], $11::text[],
-        $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::uuid[])
-        AS t(i, dk, dv, q, p, pr, ma, ra, ea, ts, o, ik, rf, sn, sf, rd)
+    INSERT INTO jobs ({", ".join(names)})
+    SELECT {", ".join(exprs)}{source}
     RETURNING {returning}
 ), ev AS (
     INSERT INTO job_events (job_id, event, at) SELECT id, 'created', created_at FROM ins
 ), n AS (
-    SELECT pg_notify($17, $18) WHERE $19
+    SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}
 )
-SELECT ins.* FROM ins LEFT JOIN n ON true
 """
-_INSERT_IDS = _INSERT_SQL.format(returning="id, created_at")
-_INSERT_ROWS = _INSERT_SQL.format(returning=JOB_COLUMNS)
 
 
-# Params travel as JSON text (cast to jsonb in SQL): one reused encoder is several times
-# faster than a per-element codec call on a 1000-job batch.
+def _encode_params(value: Any) -> str:
+    """Params as compact JSON text; orjson when it can (ints past 64 bits, for one, it
+    cannot), the standard library otherwise."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        return _encode(value)
+
+
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
-def _insert_args(jobs: Sequence[NewJob], notify: bool) -> list[Any]:
-    cols = list(
-        zip(
-            *(
-                (
-                    j.id,
-                    j.definition_key,
-                    j.definition_version,
-                    j.queue,
-                    _encode(j.params),
-                    j.priority,
-                    j.max_attempts,
-                    j.run_at,
-                    j.expires_at,
-                    j.timeout_seconds,
-                    j.owner,
-                    j.idempotency_key,
-                    j.request_fingerprint,
-                    j.schedule_name,
-                    j.scheduled_for,
-                    j.redriven_from,
-                )
-                for j in jobs
-            ),
-            strict=True,
-        )
-    )
+def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...], list[Any]]:
+    """(column modes, parameters) for `_insert_sql`."""
+    modes: list[int] = []
+    args: list[Any] = []
+    for col, _ in _INSERT_COLUMNS:
+        if col == "params":
+            values = [_encode_params(j.params) for j in jobs]
+        else:
+            values = [getattr(j, col) for j in jobs]
+        first = values[0]
+        if values.count(first) == len(values):
+            if first is None:
+                modes.append(_OMIT)
+            else:
+                modes.append(_SCALAR)
+                args.append(first)
+        else:
+            modes.append(_ARRAY)
+            args.append(values)
     queues = {j.queue for j in jobs}
     payload = next(iter(queues)) if len(queues) == 1 else "*"
-    return [*(list(c) for c in cols), JOBS_CHANNEL, payload, notify]
+    args.extend((JOBS_CHANNEL, payload, notify))
+    return tuple(modes), args
 
 
 async def job_insert_many(
@@ -119,7 +164,9 @@ async def job_insert_many(
     """
     if not jobs:
         return []
-    await conn.fetch(_INSERT_IDS, *_insert_args(jobs, notify))
+    modes, args = _insert_args(jobs, notify)
+    sql = _insert_sql(modes, "id, created_at") + "SELECT count(*) FROM ins LEFT JOIN n ON true"
+    await conn.fetchval(sql, *args)
     return [j.id for j in jobs]
 
 
@@ -129,7 +176,9 @@ async def job_insert_returning(
     """`job_insert_many` returning the stored rows (`JOB_COLUMNS`, in input order)."""
     if not jobs:
         return []
-    rows = await conn.fetch(_INSERT_ROWS, *_insert_args(jobs, notify))
+    modes, args = _insert_args(jobs, notify)
+    sql = _insert_sql(modes, JOB_COLUMNS) + "SELECT ins.* FROM ins LEFT JOIN n ON true"
+    rows = await conn.fetch(sql, *args)
     order = {j.id: i for i, j in enumerate(jobs)}
     return sorted(rows, key=lambda r: order[r["id"]])
 

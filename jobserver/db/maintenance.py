@@ -147,7 +147,9 @@ async def job_prune_finished(
                    now() - make_interval(secs => $2::float8) AS cancelled,
                    now() - make_interval(secs => $3::float8) AS failed
         ), victims AS (
-            SELECT j.id FROM jobs j, r
+            SELECT j.id, (SELECT count(*) FROM job_attempts a
+                          WHERE a.job_id = j.id AND a.outcome = 'lease_expired') AS rescues
+            FROM jobs j, r
             WHERE j.finished_at IS NOT NULL
               AND j.finished_at < GREATEST(r.ok, r.cancelled, r.failed)
               AND ((j.status = 'succeeded' AND j.finished_at < r.ok)
@@ -158,8 +160,21 @@ async def job_prune_finished(
             ORDER BY j.finished_at
             LIMIT $4
             FOR UPDATE OF j SKIP LOCKED
+        ), gone AS (
+            DELETE FROM jobs j USING victims v WHERE j.id = v.id
+            RETURNING j.status, j.definition_key, j.queue, j.attempt, v.rescues
+        ), tally AS (
+            -- keeps the Prometheus job counters monotonic (see jobserver.db.metrics)
+            INSERT INTO job_counts_pruned AS t (definition_key, queue, status, jobs, attempts,
+                retries, rescues)
+            SELECT definition_key, queue, status, count(*), sum(attempt),
+                sum(GREATEST(attempt - 1, 0)), sum(rescues)
+            FROM gone GROUP BY 1, 2, 3
+            ON CONFLICT (definition_key, queue, status) DO UPDATE SET
+                jobs = t.jobs + EXCLUDED.jobs, attempts = t.attempts + EXCLUDED.attempts,
+                retries = t.retries + EXCLUDED.retries, rescues = t.rescues + EXCLUDED.rescues
         )
-        DELETE FROM jobs j USING victims v WHERE j.id = v.id RETURNING j.status
+        SELECT status FROM gone
         """,
         float(succeeded_seconds),
         float(cancelled_seconds),

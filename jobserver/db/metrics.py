@@ -85,6 +85,35 @@ async def metrics_throughput(conn: Conn, hours: int) -> list[asyncpg.Record]:
     )
 
 
+async def metrics_job_totals(conn: Conn) -> list[asyncpg.Record]:
+    """Monotonic totals per (definition_key, queue, status): live rows plus what was pruned.
+
+    Columns: jobs, attempts (runs started), retries (runs after the first), rescues (attempts
+    ended by an expired lease). Full GROUP BYs over `jobs` and `job_attempts`: callers cache it.
+    """
+    return await conn.fetch(
+        """
+        SELECT definition_key, queue, status, sum(jobs)::bigint AS jobs,
+            sum(attempts)::bigint AS attempts, sum(retries)::bigint AS retries,
+            sum(rescues)::bigint AS rescues
+        FROM (
+            SELECT j.definition_key, j.queue, j.status, count(*) AS jobs,
+                sum(j.attempt) AS attempts, sum(GREATEST(j.attempt - 1, 0)) AS retries,
+                0 AS rescues
+            FROM jobs j GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT j.definition_key, j.queue, j.status, 0, 0, 0, count(*)
+            FROM job_attempts a JOIN jobs j ON j.id = a.job_id
+            WHERE a.outcome = 'lease_expired' GROUP BY 1, 2, 3
+            UNION ALL
+            SELECT definition_key, queue, status, jobs, attempts, retries, rescues
+            FROM job_counts_pruned
+        ) t
+        GROUP BY 1, 2, 3
+        """
+    )
+
+
 async def metrics_active_by_queue(conn: Conn) -> list[asyncpg.Record]:
     """(status, definition_key, queue, n) of queued/running/cancelling jobs (queue depth)."""
     return await conn.fetch(

@@ -282,3 +282,18 @@ scheduler_leader = Table(
     _ts("acquired_at", nullable=False, default=True),
     _ts("lease_expires_at", nullable=False),
 )
+
+# What the pruner deleted, per definition/queue/status: Prometheus counters are live rows plus
+# this tally, so they never go down when finished rows are pruned.
+job_counts_pruned = Table(
+    "job_counts_pruned",
+    metadata,
+    Column("definition_key", Text, nullable=False),
+    Column("queue", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("jobs", BigInteger, nullable=False, server_default=text("0")),
+    Column("attempts", BigInteger, nullable=False, server_default=text("0")),
+    Column("retries", BigInteger, nullable=False, server_default=text("0")),
+    Column("rescues", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("definition_key", "queue", "status", name="job_counts_pruned_pkey"),
+)

@@ -354,9 +354,21 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("job_events_job_idx", "job_events", ["job_id", "id"], unique=False)
+    op.create_table(
+        "job_counts_pruned",
+        sa.Column("definition_key", sa.Text(), nullable=False),
+        sa.Column("queue", sa.Text(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("jobs", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("retries", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.Column("rescues", sa.BigInteger(), server_default=sa.text("0"), nullable=False),
+        sa.PrimaryKeyConstraint("definition_key", "queue", "status", name="job_counts_pruned_pkey"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("job_counts_pruned")
     op.drop_index("job_events_job_idx", table_name="job_events")
     op.drop_table("job_events")
     op.drop_table("job_attempts")

@@ -115,3 +115,43 @@ async def test_scheduler_metrics_port(database_url: str, pool: asyncpg.Pool) -> 
     finally:
         kill(proc)
         assert proc.returncode is not None, output(proc)
+
+
+async def test_job_counters_survive_pruning(pool: asyncpg.Pool) -> None:
+    """Counters are live rows plus the pruner's tally: pruning never makes them go down."""
+    from jobserver.api.prometheus import job_counters
+    from jobserver.db.maintenance import job_prune_finished
+    from jobserver.db.metrics import metrics_job_totals
+
+    ok = await insert_job(pool, status="succeeded", attempt=2, finished_ago=100)
+    await insert_job(pool, status="failed", attempt=3, finished_ago=100)
+    await insert_job(pool, status="queued", queue="q2")
+    await pool.execute(
+        "UPDATE job_attempts SET outcome = 'lease_expired' WHERE job_id = $1 AND attempt = 1", ok
+    )
+
+    async def counters() -> dict[tuple[str, str, str], float]:
+        out = {}
+        async with pool.acquire() as conn:
+            for fam in job_counters(await metrics_job_totals(conn)):
+                for s in fam.samples:
+                    if s.name.endswith("_total"):
+                        out[(s.name, s.labels["definition"], s.labels["queue"])] = s.value
+        return out
+
+    before = await counters()
+    assert before[("jobserver_jobs_submitted_total", "echo", "default")] == 2
+    assert before[("jobserver_jobs_submitted_total", "echo", "q2")] == 1
+    assert before[("jobserver_jobs_started_total", "echo", "default")] == 5
+    assert before[("jobserver_jobs_retried_total", "echo", "default")] == 3
+    assert before[("jobserver_jobs_succeeded_total", "echo", "default")] == 1
+    assert before[("jobserver_jobs_failed_total", "echo", "default")] == 1
+    assert before[("jobserver_jobs_dead_lettered_total", "echo", "default")] == 1
+    assert before[("jobserver_leases_rescued_total", "echo", "default")] == 1
+    async with pool.acquire() as conn:
+        pruned = await job_prune_finished(
+            conn, succeeded_seconds=1, cancelled_seconds=1, failed_seconds=1
+        )
+    assert pruned == {"succeeded": 1, "failed": 1}
+    assert await pool.fetchval("SELECT count(*) FROM jobs") == 1
+    assert await counters() == before
