@@ -136,6 +136,12 @@ jobs = Table(
         unique=True,
         postgresql_where=text("schedule_name IS NOT NULL"),
     ),
+    # The expirer walks only queued rows that carry a deadline.
+    Index(
+        "jobs_expiry_idx",
+        "expires_at",
+        postgresql_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+    ),
     Index("jobs_created_idx", "created_at", "id"),
     Index("jobs_status_created_idx", "status", "created_at"),
     Index("jobs_owner_created_idx", "owner", "created_at"),

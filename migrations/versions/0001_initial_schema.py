@@ -171,6 +171,13 @@ def upgrade() -> None:
         "jobs_definition_created_idx", "jobs", ["definition_key", "created_at"], unique=False
     )
     op.create_index(
+        "jobs_expiry_idx",
+        "jobs",
+        ["expires_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'queued' AND expires_at IS NOT NULL"),
+    )
+    op.create_index(
         "jobs_finished_idx",
         "jobs",
         ["finished_at"],
@@ -401,6 +408,7 @@ def downgrade() -> None:
         table_name="jobs",
         postgresql_where=sa.text("status IN ('running', 'cancelling')"),
     )
+    op.drop_index("jobs_expiry_idx", table_name="jobs")
     op.drop_index(
         "jobs_finished_idx", table_name="jobs", postgresql_where=sa.text("finished_at IS NOT NULL")
     )
