@@ -15,6 +15,7 @@ request is `ANONYMOUS` with all scopes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -65,6 +66,7 @@ class TokenCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, Principal | None]] = {}
         self._touched: dict[uuid.UUID, float] = {}
+        self._loading: dict[str, asyncio.Future[Principal | None]] = {}
 
     async def lookup(self, pool: asyncpg.Pool, token_hash: str) -> Principal | None:
         now = time.monotonic()
@@ -72,20 +74,47 @@ class TokenCache:
         if hit is not None and hit[0] > now:
             principal = hit[1]
         else:
-            row = await token_get_by_hash(pool, token_hash)
-            principal = None
-            if row is not None and row["revoked_at"] is None:
-                principal = Principal(
-                    row["owner"], frozenset(row["scopes"]), row["name"], row["id"]
-                )
-            if len(self._entries) >= MAX_CACHE_ENTRIES:
-                self._entries.clear()
-            self._entries[token_hash] = (now + self.ttl, principal)
+            principal = await self._load(pool, token_hash)
         if principal is not None and principal.token_id is not None:
             last = self._touched.get(principal.token_id, 0.0)
             if now - last >= TOUCH_INTERVAL:
                 self._touched[principal.token_id] = now
                 await token_touch(pool, [principal.token_id])
+        return principal
+
+    async def _load(self, pool: asyncpg.Pool, token_hash: str) -> Principal | None:
+        """One database read per token however many requests miss at once (a burst of
+        requests when an entry expires waits for the same read)."""
+        while True:
+            loading = self._loading.get(token_hash)
+            if loading is None:
+                break
+            try:
+                return await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                if not loading.cancelled():
+                    raise  # we were cancelled, not the read
+            # the read was abandoned: do our own
+        loading = asyncio.get_running_loop().create_future()
+        self._loading[token_hash] = loading
+        try:
+            row = await token_get_by_hash(pool, token_hash)
+        except BaseException as e:
+            if isinstance(e, asyncio.CancelledError):
+                loading.cancel()
+            else:
+                loading.set_exception(e)
+                loading.exception()  # retrieved here: no "never retrieved" warning
+            raise
+        finally:
+            del self._loading[token_hash]
+        principal = None
+        if row is not None and row["revoked_at"] is None:
+            principal = Principal(row["owner"], frozenset(row["scopes"]), row["name"], row["id"])
+        if len(self._entries) >= MAX_CACHE_ENTRIES:
+            self._entries.clear()
+        self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
+        loading.set_result(principal)
         return principal
 
     def clear(self) -> None:
