@@ -82,7 +82,8 @@ async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         status = e.status
         raise
     finally:
-        info = request.match_info.route.resource if request.match_info else None
+        # match_info is a dict of path variables: empty (falsy) for routes without any
+        info = request.match_info.route.resource if request.match_info is not None else None
         route = info.canonical if info is not None else "unmatched"
         HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
         HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - start)

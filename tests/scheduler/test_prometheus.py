@@ -68,6 +68,12 @@ async def test_api_metrics(api: Api) -> None:
         (("method", "GET"), ("route", "/v1/jobs/{id}"), ("status", "404")),
     )
     assert m[http] >= 1
+    plain = (
+        "jobserver_http_requests_total",
+        (("method", "GET"), ("route", "/metrics"), ("status", "200")),
+    )
+    r = await api.call("GET", "/metrics", token=None)
+    assert parse(r.body.decode() if isinstance(r.body, bytes) else str(r.body))[plain] >= 1
     assert any(k[0] == "jobserver_http_request_duration_seconds_count" for k in m)
 
 
