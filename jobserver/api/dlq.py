@@ -12,14 +12,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from jobserver.api.app import read_json_body
-from jobserver.api.errors import ApiError, invalid, not_found
+from jobserver.api.errors import ApiError, not_found
+from jobserver.api.jobs import job_id_from
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY, QUERY_KEY
 from jobserver.api.routing import Route
@@ -85,14 +85,8 @@ def dlq_json(r: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-def dlq_id_from(request: web.Request) -> uuid.UUID:
-    raw = request.match_info.get("id", "")
-    try:
-        if len(raw) > 64:
-            raise ValueError
-        return uuid.UUID(raw)
-    except ValueError:
-        raise invalid("id", "must be a UUID") from None
+# A DLQ row's id is the failed job's id: the same path parameter rules apply.
+dlq_id_from = job_id_from
 
 
 async def list_dlq(request: web.Request) -> web.Response:
