@@ -6,7 +6,7 @@ one commit per request caps single submissions at a few hundred per second under
 `GroupCommitter.submit(pool, job)` queues the job and waits; while no group is being written
 it starts one at once (no timer, so an idle server answers a lone request as fast as before),
 and everything that arrives while a group is in flight goes into the next one. Each group is
-one `job_insert_returning` statement: one commit, one NOTIFY. A request is answered only after
+one `job_insert_times` statement: one commit, one NOTIFY. A request is answered only after
 its group committed, so a 201 still means the row is durable.
 
 Failures stay per request:
@@ -26,19 +26,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 
 import asyncpg
 
 from jobserver.api.errors import DB_UNAVAILABLE
-from jobserver.db.jobs import NewJob, job_insert_returning
+from jobserver.db.jobs import NewJob, job_insert_times
 
 log = logging.getLogger("jobserver.api.group_commit")
 
 MAX_GROUP = 500
 MAX_IN_FLIGHT = 1
 
-Insert = Callable[[asyncpg.Pool, Sequence[NewJob]], Awaitable[list[asyncpg.Record]]]
-Pending = tuple[NewJob, "asyncio.Future[asyncpg.Record]"]
+Stored = tuple[datetime, datetime]  # (created_at, run_at) of an inserted job
+Insert = Callable[[asyncpg.Pool, Sequence[NewJob]], Awaitable[list[Stored]]]
+Pending = tuple[NewJob, "asyncio.Future[Stored]"]
 
 
 class GroupCommitter:
@@ -49,7 +51,7 @@ class GroupCommitter:
         *,
         max_group: int = MAX_GROUP,
         max_in_flight: int = MAX_IN_FLIGHT,
-        insert: Insert = job_insert_returning,
+        insert: Insert = job_insert_times,
     ) -> None:
         self.max_group = max_group
         self.max_in_flight = max_in_flight
@@ -60,11 +62,11 @@ class GroupCommitter:
         self.groups = 0
         self.jobs = 0
 
-    async def submit(self, pool: asyncpg.Pool, job: NewJob) -> asyncpg.Record:
-        """Insert `job` (in some group) and return its stored row once committed.
+    async def submit(self, pool: asyncpg.Pool, job: NewJob) -> Stored:
+        """Insert `job` (in some group); once committed, return its (created_at, run_at).
 
         Raises what inserting it alone would raise (e.g. `asyncpg.UniqueViolationError`)."""
-        fut: asyncio.Future[asyncpg.Record] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
         self._pending.append((job, fut))
         if len(self._writers) < self.max_in_flight:
             task = asyncio.create_task(self._write(pool))
@@ -106,11 +108,11 @@ class GroupCommitter:
             return
         self.groups += 1
         self.jobs += len(group)
-        for (_, fut), row in zip(group, rows, strict=True):
+        for (_, fut), stored in zip(group, rows, strict=True):
             if not fut.done():
-                fut.set_result(row)
+                fut.set_result(stored)
 
 
-def _fail(fut: asyncio.Future[asyncpg.Record], exc: BaseException) -> None:
+def _fail(fut: asyncio.Future[Stored], exc: BaseException) -> None:
     if not fut.done():
         fut.set_exception(exc)

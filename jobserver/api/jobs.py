@@ -27,7 +27,7 @@ from aiohttp import web
 from jobserver.api.auth import Principal
 from jobserver.api.definitions_cache import DefinitionCache, DefinitionInfo
 from jobserver.api.errors import ApiError, invalid, not_found
-from jobserver.api.jsonio import format_path, json_response
+from jobserver.api.jsonio import dumps_text, format_path, json_response
 from jobserver.api.keys import (
     BODY_KEY,
     DEFINITION_CACHE_KEY,
@@ -133,7 +133,7 @@ def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
     return round(max(0.0, (b - a).total_seconds() * 1000), 3)
 
 
-def job_json(r: asyncpg.Record, now: dt.datetime | None = None) -> dict[str, Any]:
+def job_json(r: asyncpg.Record | dict[str, Any], now: dt.datetime | None = None) -> dict[str, Any]:
     """A job as clients see it. queueTimeMs: creation to (latest) start, or to now/finish when
     it never started; processingTimeMs: start to finish, or to now while it runs."""
     now = now or dt.datetime.now(UTC)
@@ -172,6 +172,34 @@ def job_json(r: asyncpg.Record, now: dt.datetime | None = None) -> dict[str, Any
         "cancelRequestedAt": r["cancel_requested_at"],
         "queueTimeMs": queue_ms,
         "processingTimeMs": processing_ms,
+    }
+
+
+def stored_job(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
+    """A job just inserted as its row would read back (for `job_json`), without reading it."""
+    return {
+        "id": job.id,
+        "definition_key": job.definition_key,
+        "definition_version": job.definition_version,
+        "queue": job.queue,
+        "status": "queued",
+        "priority": job.priority,
+        "attempt": 0,
+        "max_attempts": job.max_attempts,
+        "params": job.params,
+        "result": None,
+        "last_error": None,
+        "progress": None,
+        "worker_id": None,
+        "owner": job.owner,
+        "idempotency_key": job.idempotency_key,
+        "timeout_seconds": job.timeout_seconds,
+        "run_at": run_at,
+        "expires_at": job.expires_at.astimezone(UTC) if job.expires_at is not None else None,
+        "created_at": created_at,
+        "started_at": None,
+        "finished_at": None,
+        "cancel_requested_at": None,
     }
 
 
@@ -270,6 +298,7 @@ def build_job(
         definition_version=info.version,
         max_attempts=int(item.get("maxAttempts", info.default_max_attempts)),
         params=params,
+        params_json=dumps_text(params),
         queue=item.get("queue", "default"),
         priority=int(item.get("priority", 0)),
         run_at=run_at,
@@ -305,8 +334,8 @@ async def submit_job(request: web.Request) -> web.Response:
     committer = request.app[GROUP_COMMIT_KEY]
     for _ in range(INSERT_RETRIES):
         try:
-            row = await committer.submit(pool, job)  # committed (with others) when it returns
-            return json_response(job_json(row), status=201)
+            created_at, run_at = await committer.submit(pool, job)  # committed when it returns
+            return json_response(job_json(stored_job(job, created_at, run_at)), status=201)
         except asyncpg.UniqueViolationError:
             if job.idempotency_key is None:
                 raise

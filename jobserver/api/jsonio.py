@@ -3,7 +3,7 @@
 Responses are encoded with orjson (several times faster than the standard library, and it
 writes datetimes and UUIDs itself); what orjson refuses (integers past 64 bits, non-string
 keys) falls back to the standard encoder, so the output is the same JSON either way. Bodies
-are parsed with the standard library: orjson would turn integers past 64 bits into floats.
+are parsed with the standard library (orjson reads integers past 64 bits as floats).
 
 `parse_json(raw)` rejects what PostgreSQL cannot store or what would hurt us later:
 - malformed JSON, invalid UTF-8, nesting deeper than `MAX_DEPTH` (JSON bombs) -> 400 invalid_json;
@@ -47,6 +47,14 @@ def dumps_bytes(value: Any) -> bytes:
         return orjson.dumps(value, default=_default)
     except TypeError:  # orjson.JSONEncodeError is one
         return _encoder.encode(value).encode()
+
+
+def dumps_text(value: Any) -> str:
+    """`dumps_bytes` as text (job params on their way to a jsonb column)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _encoder.encode(value)
 
 
 def json_response(
@@ -155,7 +163,7 @@ def parse_json(raw: bytes) -> Any:
         raise JsonInputError(400, f"malformed JSON: {e.msg} at position {e.pos}") from None
     except ValueError as e:  # e.g. integer with more digits than Python converts
         raise JsonInputError(422, f"number out of range: {str(e)[:80]}") from None
-    nested = isinstance(value, dict | list) and text.count("[") + text.count("{") > MAX_DEPTH
+    nested = type(value) in (dict, list) and text.count("[") + text.count("{") > MAX_DEPTH
     if nested and _too_deep(value):
         raise JsonInputError(400, f"JSON nested deeper than {MAX_DEPTH} levels")
     # Escapes are the only way to smuggle NUL or surrogates through valid UTF-8 input.

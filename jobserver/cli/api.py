@@ -4,11 +4,19 @@ Options override the environment: `--host`, `--port`. Shutdown is graceful: the 
 closes, in-flight requests get SHUTDOWN_GRACE_SECONDS (at most 10 s) to finish, then the pool
 closes. With `--reuse-port`, several processes can share one port (SO_REUSEPORT) for more
 throughput on one host.
+
+Speed: the event loop is uvloop when it is installed (a default dependency on Linux and
+macOS), and after start-up the objects that live as long as the process are frozen out of the
+cyclic garbage collector, whose young-generation threshold is raised: per-request garbage is
+reference-counted away anyway, and full collections no longer walk the whole heap (fewer
+pauses, a lower p99).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import logging
 
 from aiohttp import web
@@ -17,6 +25,24 @@ from jobserver.api.app import create_app
 from jobserver.cli.common import load_settings
 
 log = logging.getLogger("jobserver.api")
+
+GC_THRESHOLD = (10_000, 20, 20)
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when available (faster sockets and callbacks), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def tune_gc() -> None:
+    """Freeze what start-up allocated and collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     port = args.port if args.port is not None else settings.port
     app = create_app(settings)
     log.info("api listening", extra={"host": host, "port": port})
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    tune_gc()
     web.run_app(
         app,
+        loop=loop,
         host=host,
         port=port,
         print=None,

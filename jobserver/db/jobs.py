@@ -7,6 +7,9 @@ maintenance (rescue, expire, prune) in `maintenance.py`.
 from __future__ import annotations
 
 import json
+import os
+import struct
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,9 +18,42 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-import orjson
 
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
+
+_RAND_B = (1 << 62) - 1
+_id_clock = [0, 0]  # last millisecond used, sequence within it
+_random_bits: list[int] = []  # from os.urandom, 512 at a time (one system call, not one per id)
+os.register_at_fork(after_in_child=_random_bits.clear)  # a child never reuses its parent's
+
+
+def _random62() -> int:
+    try:
+        return _random_bits.pop()
+    except IndexError:
+        _random_bits.extend(v & _RAND_B for (v,) in struct.iter_unpack(">Q", os.urandom(4096)))
+        return _random_bits.pop()
+
+
+def new_job_id() -> uuid.UUID:
+    """A time-ordered UUID (version 7, RFC 9562): 48-bit Unix milliseconds, a 12-bit sequence
+    within the millisecond, 62 random bits.
+
+    Random (version 4) keys scatter every insert over the primary-key and job_events indexes:
+    each touches a cold page and, after a checkpoint, writes a full page image to the WAL
+    (about 4 KB of WAL per job instead of 1 KB, and about 20% slower inserts). Time-ordered
+    keys append at the right edge of those indexes, and jobs created by one process sort in
+    creation order (FIFO within a priority and run_at, as claims order)."""
+    ms = time.time_ns() // 1_000_000
+    last, seq = _id_clock
+    if ms <= last:  # same millisecond (or the clock stepped back): next in sequence
+        ms, seq = last, seq + 1
+        if seq > 0xFFF:
+            ms, seq = last + 1, 0
+    else:
+        seq = 0
+    _id_clock[0], _id_clock[1] = ms, seq
+    return uuid.UUID(int=(ms << 80) | ((0x7000 | seq) << 64) | (0b10 << 62) | _random62())
 
 
 @dataclass
@@ -39,7 +75,10 @@ class NewJob:
     schedule_name: str | None = None
     scheduled_for: datetime | None = None
     redriven_from: uuid.UUID | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=new_job_id)
+    # `params` already encoded as JSON text (the API encodes what it parsed, faster); when
+    # None, `params` is encoded here.
+    params_json: str | None = None
 
 
 JOB_COLUMNS = (
@@ -116,15 +155,6 @@ WITH ins AS (
 """
 
 
-def _encode_params(value: Any) -> str:
-    """Params as compact JSON text; orjson when it can (ints past 64 bits, for one, it
-    cannot), the standard library otherwise."""
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError):
-        return _encode(value)
-
-
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
@@ -134,7 +164,7 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
     args: list[Any] = []
     for col, _ in _INSERT_COLUMNS:
         if col == "params":
-            values = [_encode_params(j.params) for j in jobs]
+            values = [j.params_json or _encode(j.params) for j in jobs]
         else:
             values = [getattr(j, col) for j in jobs]
         first = values[0]
@@ -168,6 +198,21 @@ async def job_insert_many(
     sql = _insert_sql(modes, "id, created_at") + "SELECT count(*) FROM ins LEFT JOIN n ON true"
     await conn.fetchval(sql, *args)
     return [j.id for j in jobs]
+
+
+async def job_insert_times(
+    conn: asyncpg.Connection | asyncpg.Pool, jobs: Sequence[NewJob], *, notify: bool = True
+) -> list[tuple[datetime, datetime]]:
+    """`job_insert_many` returning each job's (created_at, run_at), in input order: with the
+    NewJob, all a client needs to see the stored job, at half the cost of returning rows."""
+    if not jobs:
+        return []
+    modes, args = _insert_args(jobs, notify)
+    sql = _insert_sql(modes, "id, created_at, run_at") + (
+        "SELECT ins.id, ins.created_at, ins.run_at FROM ins LEFT JOIN n ON true"
+    )
+    times = {r[0]: (r[1], r[2]) for r in await conn.fetch(sql, *args)}
+    return [times[j.id] for j in jobs]
 
 
 async def job_insert_returning(
