@@ -1,4 +1,4 @@
-.PHONY: up test lint fmt migrate venv
+.PHONY: up test lint fmt migrate venv faults soak
 
 VENV ?= .venv
 
@@ -7,6 +7,12 @@ up:
 
 test:
 	./scripts/test
+
+faults:
+	./scripts/faults
+
+soak:
+	./scripts/faults --soak
 
 venv:
 	./scripts/venv test

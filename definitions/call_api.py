@@ -12,8 +12,6 @@ import contextlib
 import json
 from typing import Any
 
-import aiohttp
-
 from jobserver.registry import Backoff, definition
 
 MAX_BODY_CHARS = 65536
@@ -62,6 +60,8 @@ async def call_api(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
             kwargs["data"] = params["body"]
         else:
             kwargs["json"] = params["body"]
+    import aiohttp  # on first use: importing it costs every worker half a second at start
+
     timeout = aiohttp.ClientTimeout(total=float(params.get("timeoutSeconds", 30)))
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,

@@ -21,6 +21,7 @@ starts even while the database is down and `/readyz` answers 503 until it is bac
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import os
@@ -63,6 +64,9 @@ access_log = logging.getLogger("jobserver.api.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 MAX_QUERY_VALUE = 2048
+# Slow clients: a body must arrive within this many seconds (then 408); a connection that sends
+# no complete request head is closed after the keep-alive timeout (jobserver.cli.api).
+BODY_READ_TIMEOUT = 15.0
 
 # Generated request ids: a random per-process prefix and a counter (unique across processes
 # and hosts in practice, and far cheaper per request than a fresh uuid4).
@@ -159,6 +163,8 @@ def _query_parser(schema: dict[str, Any] | None) -> Any:
                         for part in v.split(",")
                         if part.strip()
                     )
+                if not items:
+                    raise invalid(name, "must not be empty")
                 out[name] = items
             else:
                 if len(values) > 1:
@@ -181,12 +187,17 @@ def _is_json(content_type: str) -> bool:
 
 async def read_json_body(request: web.Request, check: Check | None) -> Any:
     """The request body parsed and checked (see module doc for the statuses)."""
-    if not _is_json(request.content_type):
+    raw_type = request.headers.get("Content-Type")
+    if raw_type != "application/json" and not _is_json(request.content_type):
         raise ApiError(415, "unsupported_media_type", "expected Content-Type: application/json")
     limit = request.app[SETTINGS_KEY].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, "body_too_large", f"request body larger than {limit} bytes")
-    raw = await request.read()  # stops with 413 once past client_max_size
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT):  # a stalled sender never holds a handler
+            raw = await request.read()  # stops with 413 once past client_max_size
+    except TimeoutError:
+        raise ApiError(408, "request_timeout", "request body not received in time") from None
     if not raw.strip():
         raise ApiError(400, "invalid_json", "request body is empty: expected JSON")
     try:

@@ -11,6 +11,7 @@ status. Codes used across the API:
 | 403 | forbidden |
 | 404 | not_found |
 | 405 | method_not_allowed |
+| 408 | request_timeout (the body did not arrive within BODY_READ_TIMEOUT) |
 | 409 | idempotency_conflict, invalid_state, conflict |
 | 413 | body_too_large |
 | 415 | unsupported_media_type |

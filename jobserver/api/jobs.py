@@ -5,8 +5,11 @@ never 403, so its existence is not revealed); `view_jobs` reads every job; `mana
 cancels every job.
 
 Submissions are checked in Python (envelope schema, then the definition's params schema,
-both compiled once) and written with one statement (`job_insert_many`: jobs + `created`
-events + one NOTIFY), so a batch of 1000 is one round trip and all-or-none. Idempotency keys
+both compiled once) and written with one statement (`job_insert_many`: jobs + one NOTIFY;
+the `created` event is derived from the row), so a batch of 1000 is one round trip and
+all-or-none. Single submissions go through the app's `GroupCommitter`: concurrent requests
+share one statement and one commit, and each is answered once its row is committed (see
+group_commit.py); the answer is built from what was inserted, not read back. Idempotency keys
 are unique per owner; a repeat with the same body returns the stored job (200), a different
 body 409. Concurrent repeats race on the unique index: the loser re-reads the winner's job.
 """
@@ -48,6 +51,8 @@ from jobserver.db.jobs import (
     job_get_by_idempotency_keys,
     job_insert_many,
     job_list,
+    new_job_id,
+    new_job_ids,
 )
 from jobserver.db.tables import JOB_STATUSES, TERMINAL_STATUSES
 
@@ -133,7 +138,7 @@ def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
     return round(max(0.0, (b - a).total_seconds() * 1000), 3)
 
 
-def job_json(r: asyncpg.Record | dict[str, Any], now: dt.datetime | None = None) -> dict[str, Any]:
+def job_json(r: asyncpg.Record, now: dt.datetime | None = None) -> dict[str, Any]:
     """A job as clients see it. queueTimeMs: creation to (latest) start, or to now/finish when
     it never started; processingTimeMs: start to finish, or to now while it runs."""
     now = now or dt.datetime.now(UTC)
@@ -175,31 +180,35 @@ def job_json(r: asyncpg.Record | dict[str, Any], now: dt.datetime | None = None)
     }
 
 
-def stored_job(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
-    """A job just inserted as its row would read back (for `job_json`), without reading it."""
+def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
+    """`job_json` of a job just inserted, built from what was inserted (no read back)."""
+    expires_at = job.expires_at.astimezone(UTC) if job.expires_at is not None else None
     return {
+        "jobId": job.id,
         "id": job.id,
-        "definition_key": job.definition_key,
-        "definition_version": job.definition_version,
+        "definitionKey": job.definition_key,
+        "definitionVersion": job.definition_version,
         "queue": job.queue,
         "status": "queued",
         "priority": job.priority,
         "attempt": 0,
-        "max_attempts": job.max_attempts,
+        "maxAttempts": job.max_attempts,
         "params": job.params,
         "result": None,
-        "last_error": None,
+        "lastError": None,
         "progress": None,
-        "worker_id": None,
+        "workerId": None,
         "owner": job.owner,
-        "idempotency_key": job.idempotency_key,
-        "timeout_seconds": job.timeout_seconds,
-        "run_at": run_at,
-        "expires_at": job.expires_at.astimezone(UTC) if job.expires_at is not None else None,
-        "created_at": created_at,
-        "started_at": None,
-        "finished_at": None,
-        "cancel_requested_at": None,
+        "idempotencyKey": job.idempotency_key,
+        "timeoutSeconds": job.timeout_seconds,
+        "runAt": run_at,
+        "expiresAt": expires_at,
+        "createdAt": created_at,
+        "startedAt": None,
+        "finishedAt": None,
+        "cancelRequestedAt": None,
+        "queueTimeMs": _ms(created_at, dt.datetime.now(UTC)),
+        "processingTimeMs": None,
     }
 
 
@@ -277,36 +286,41 @@ def _schedule(
 
 def build_job(
     item: dict[str, Any],
-    where: str,
+    index: int | None,
     info: DefinitionInfo,
     principal: Principal,
     now: dt.datetime,
+    job_id: uuid.UUID | None = None,
 ) -> NewJob:
-    """One schema-checked submission -> NewJob; semantic errors name `where.field`."""
+    """One schema-checked submission -> NewJob; semantic errors name `jobs[index].field`
+    (just `field` when index is None)."""
 
-    params = item.get("params", {})
+    get = item.get
+    params = get("params", {})
     failure = info.check_params(params)
     if failure is not None:
+        where = "" if index is None else f"jobs[{index}]"
         raise invalid(format_path(failure[0], _at(where, "params")), failure[1])
     run_at = expires_at = None
     if "runAt" in item or "delaySeconds" in item or "expiresAt" in item:
-        run_at, expires_at = _schedule(item, where, now)
-    key = item.get("idempotencyKey")
-    timeout = item.get("timeoutSeconds")
+        run_at, expires_at = _schedule(item, "" if index is None else f"jobs[{index}]", now)
+    key = get("idempotencyKey")
+    timeout = get("timeoutSeconds")
     return NewJob(
         definition_key=info.key,
         definition_version=info.version,
-        max_attempts=int(item.get("maxAttempts", info.default_max_attempts)),
+        max_attempts=int(get("maxAttempts", info.default_max_attempts)),
         params=params,
         params_json=dumps_text(params),
-        queue=item.get("queue", "default"),
-        priority=int(item.get("priority", 0)),
+        queue=get("queue", "default"),
+        priority=int(get("priority", 0)),
         run_at=run_at,
         expires_at=expires_at,
         timeout_seconds=float(timeout) if timeout is not None else None,
         owner=principal.owner,
         idempotency_key=key,
         request_fingerprint=fingerprint(item) if key is not None else None,
+        id=job_id if job_id is not None else new_job_id(),
     )
 
 
@@ -326,7 +340,7 @@ async def submit_job(request: web.Request) -> web.Response:
     defs = await resolve_definitions(request.app[DEFINITION_CACHE_KEY], pool, [item], "")
     job = build_job(
         item,
-        "",
+        None,
         defs[(item["definitionKey"], item.get("definitionVersion"))],
         principal,
         dt.datetime.now(UTC),
@@ -335,7 +349,7 @@ async def submit_job(request: web.Request) -> web.Response:
     for _ in range(INSERT_RETRIES):
         try:
             created_at, run_at = await committer.submit(pool, job)  # committed when it returns
-            return json_response(job_json(stored_job(job, created_at, run_at)), status=201)
+            return json_response(new_job_json(job, created_at, run_at), status=201)
         except asyncpg.UniqueViolationError:
             if job.idempotency_key is None:
                 raise
@@ -361,13 +375,15 @@ async def submit_batch(request: web.Request) -> web.Response:
             seen[key] = i
     defs = await resolve_definitions(request.app[DEFINITION_CACHE_KEY], pool, items, "jobs")
     now = dt.datetime.now(UTC)
+    ids = new_job_ids(len(items))
     jobs = [
         build_job(
             item,
-            f"jobs[{i}]",
+            i,
             defs[(item["definitionKey"], item.get("definitionVersion"))],
             principal,
             now,
+            ids[i],
         )
         for i, item in enumerate(items)
     ]
@@ -389,15 +405,15 @@ async def submit_batch(request: web.Request) -> web.Response:
             if not seen:
                 raise
             continue  # a concurrent submission took a key: re-read and resolve
-        ids = [
-            str(existing[j.idempotency_key]["id"])
+        job_ids = [  # UUIDs: the JSON encoder writes them itself
+            existing[j.idempotency_key]["id"]
             if j.idempotency_key is not None and j.idempotency_key in existing
-            else str(j.id)
+            else j.id
             for j in jobs
         ]
         repeated = [seen[k] for k in existing]
         return json_response(
-            {"jobIds": ids, "created": len(new), "existing": sorted(repeated)},
+            {"jobIds": job_ids, "created": len(new), "existing": sorted(repeated)},
             status=201 if new else 200,
         )
     raise ApiError(409, "conflict", "could not store the batch; retry")
@@ -595,11 +611,19 @@ EVENTS_QUERY = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "after": {"type": "integer", "minimum": 0, "description": "event id to continue after"},
+        "after": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 2147483647,
+            "description": "event id to continue after",
+        },
         "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
     },
 }
 NO_QUERY = {"type": "object", "additionalProperties": False, "properties": {}}
+# A job id in a path: anything but "batch", so /v1/jobs/batch belongs to the batch route alone
+# (a 405 there would otherwise advertise GET in its Allow header); job_id_from checks the UUID.
+JOB_ID = "{id:(?!batch$)[^/]+}"
 
 ROUTES = [
     Route(
@@ -654,7 +678,7 @@ ROUTES = [
     ),
     Route(
         "GET",
-        "/v1/jobs/{id}",
+        f"/v1/jobs/{JOB_ID}",
         get_job,
         "submit",
         "One job with timings",
@@ -664,7 +688,7 @@ ROUTES = [
     ),
     Route(
         "POST",
-        "/v1/jobs/{id}/cancel",
+        f"/v1/jobs/{JOB_ID}/cancel",
         cancel_job,
         "submit",
         "Cancel: queued -> cancelled, running -> cancelling; terminal -> 409",
@@ -674,7 +698,7 @@ ROUTES = [
     ),
     Route(
         "GET",
-        "/v1/jobs/{id}/events",
+        f"/v1/jobs/{JOB_ID}/events",
         job_events,
         "submit",
         "Lifecycle events of a job, oldest first",
@@ -690,7 +714,7 @@ ROUTES = [
     ),
     Route(
         "GET",
-        "/v1/jobs/{id}/attempts",
+        f"/v1/jobs/{JOB_ID}/attempts",
         job_attempts,
         "submit",
         "One row per run of a job",

@@ -30,11 +30,17 @@ ERROR_SCHEMA = {
     },
 }
 
+_STRING = {"type": "string"}
+QUERY_INT_LIMIT = 10**18 - 1
+# Path variables with a fixed shape: `id` is always a UUID (jobs, DLQ entries).
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {"id": {"type": "string", "format": "uuid"}}
+
 _ERROR_TEXT = {
     400: "Malformed JSON or nesting too deep",
     401: "Missing, invalid or revoked token",
     403: "The token lacks the scope this route needs",
     404: "Not found (or belongs to another owner)",
+    408: "The request body did not arrive in time",
     409: "Conflict (idempotency key reused with another body, or invalid state)",
     413: "Request body too large",
     415: "Content-Type is not application/json",
@@ -46,7 +52,7 @@ _ERROR_TEXT = {
 def _error_statuses(route: Route) -> list[int]:
     out = []
     if route.body_schema is not None:
-        out += [400, 413, 415]
+        out += [400, 408, 413, 415]
     if route.scope != "public":
         out += [401, 403]
     if "{" in route.path:
@@ -62,6 +68,9 @@ def _error_statuses(route: Route) -> list[int]:
 def _query_parameters(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
     params = []
     for name, spec in (schema or {}).get("properties", {}).items():
+        if spec.get("type") == "integer":
+            # the framework reads at most 18 digits (jobserver.api.app._coerce)
+            spec = {"minimum": -QUERY_INT_LIMIT, "maximum": QUERY_INT_LIMIT, **spec}
         p: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": spec}
         if spec.get("type") == "array":
             p["style"] = "form"
@@ -80,7 +89,7 @@ def _operation(route: Route) -> dict[str, Any]:
         "x-scope": route.scope,
     }
     params = [
-        {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": n, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(n, _STRING)}
         for n in _PARAM.findall(route.path)
     ]
     params += _query_parameters(route.query_schema)

@@ -229,6 +229,16 @@ def _compile(schema: Any) -> Check:
         return _accept
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2 and schema.get("type") == "object":
+        # {"type": "object", ...properties}: the type test inline, one call per value
+        check_props = checks[1]
+
+        def check_typed_object(v: Any) -> Failure | None:
+            if type(v) is not dict:
+                return (), "must be an object"
+            return check_props(v)
+
+        return check_typed_object
 
     def check_all(v: Any) -> Failure | None:
         for c in checks:

@@ -27,6 +27,9 @@ from jobserver.cli.common import load_settings
 log = logging.getLogger("jobserver.api")
 
 GC_THRESHOLD = (10_000, 20, 20)
+# Idle keep-alive connections, and connections that never complete a request head (slowloris),
+# are closed after this many seconds.
+KEEPALIVE_TIMEOUT = 15.0
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -67,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         print=None,
         access_log=None,
         shutdown_timeout=min(settings.shutdown_grace_seconds, 10.0),
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
         reuse_port=args.reuse_port or None,
         handle_signals=True,
     )

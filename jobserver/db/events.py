@@ -1,5 +1,17 @@
-"""SQL for `job_events`: the lifecycle history of each job, written in the transaction that
-makes the transition it records."""
+"""SQL for `job_events`: the lifecycle history of each job.
+
+Events that only restate a row are not stored: `created` comes from jobs.created_at, one
+`started` per run from its attempt (stored `job_attempts` rows and the run in the `jobs` row,
+see db/attempts.py), and `succeeded` from jobs.finished_at of a succeeded job. Everything else
+(progress, custom, cancel_requested, cancelled, retry_scheduled, timed_out, failed,
+dead_lettered, lease_expired, rescued, expired, redriven, handed_back, hook_failed) is a row
+written in the transaction of the transition it records. A stored `created`, `started` (per
+attempt) or `succeeded` row, when one exists, is used instead of the derived one.
+
+`job_events_list` merges both in time order (ties: created, started, stored rows in insertion
+order, succeeded) and numbers them 1, 2, ... per job: an event's id is its position in the
+job's history, which only grows at the end, so `after` paginates.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +20,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+
+from jobserver.db.attempts import ATTEMPTS_CTE
 
 # (job_id, event, worker_id, attempt, details)
 EventRow = tuple[uuid.UUID, str, str | None, int | None, dict[str, Any] | None]
@@ -31,15 +45,39 @@ async def job_events_insert(conn: asyncpg.Connection, rows: Sequence[EventRow]) 
     )
 
 
+_LIST = f"""
+WITH {ATTEMPTS_CTE}, ev AS (
+    SELECT id AS sid, event, at, worker_id, attempt, details FROM job_events WHERE job_id = $1
+), runs AS (
+    SELECT attempt, worker_id, started_at FROM att
+    UNION ALL
+    SELECT attempt, worker_id, started_at FROM cur
+), history AS (
+    SELECT 0 AS ord, 0::bigint AS sid, 'created' AS event, j.created_at AS at,
+        NULL::text AS worker_id, NULL::int AS attempt, NULL::jsonb AS details
+    FROM j WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'created')
+    UNION ALL
+    SELECT 1, 0, 'started', r.started_at, r.worker_id, r.attempt, NULL
+    FROM runs r
+    WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'started' AND ev.attempt = r.attempt)
+    UNION ALL
+    SELECT 2, sid, event, at, worker_id, attempt, details FROM ev
+    UNION ALL
+    SELECT 3, 0, 'succeeded', j.finished_at, j.worker_id, j.attempt, NULL
+    FROM j WHERE j.status = 'succeeded' AND j.finished_at IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'succeeded')
+), numbered AS (
+    SELECT row_number() OVER (ORDER BY at, ord, sid, attempt) AS id, event, at, worker_id,
+        attempt, details
+    FROM history
+)
+SELECT id, $1::uuid AS job_id, event, at, worker_id, attempt, details FROM numbered
+WHERE id > $2 ORDER BY id LIMIT $3
+"""
+
+
 async def job_events_list(
     conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, limit: int = 1000, after_id: int = 0
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """
-        SELECT id, job_id, event, at, worker_id, attempt, details FROM job_events
-        WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3
-        """,
-        job_id,
-        after_id,
-        limit,
-    )
+    """A page of the job's full history (stored and derived events), oldest first."""
+    return await conn.fetch(_LIST, job_id, after_id, limit)

@@ -4,9 +4,16 @@ Every write about a held job is fenced: it applies only while the row is `runnin
 `cancelling`, held by this worker id, at this attempt. A write that matches nothing changed
 nothing; callers compare the ids returned with the ids sent to find fenced-off jobs.
 
-Events written here: started, progress, custom (ctx.emit_event: details {"name", "data"}),
-succeeded, retry_scheduled, timed_out, failed, dead_lettered, cancelled, handed_back,
-hook_failed. Attempt rows (`job_attempts`) are opened by the claim and closed by the outcome.
+The hot path writes one row per transition and nothing else: a claim is one UPDATE of `jobs`
+(status, worker, attempt + 1, lease, started_at) and a success is one UPDATE of `jobs` (result,
+finished_at, and started_at moved on by the time the job waited in the worker's local buffer,
+so it is when the job's code began, on the database clock). The standard events `created`,
+`started` and `succeeded`, and the attempt row of the current run, are derived from those
+columns by the readers (`db/events.py`, `db/attempts.py`). Rarer outcomes store their rows: a
+failure, a timeout, a cancellation or a hand-back inserts the closed `job_attempts` row of that
+attempt and its events (retry_scheduled, timed_out, failed, dead_lettered, cancelled,
+handed_back); progress, custom (ctx.emit_event: details {"name", "data"}) and hook_failed are
+stored events.
 """
 
 from __future__ import annotations
@@ -19,16 +26,66 @@ import asyncpg
 
 from jobserver.db.dlq import dlq_insert_from_jobs
 
-# Settings for the session that claims. Right after a bulk insert, before autovacuum has analyzed
-# `jobs`, the planner believes the table is tiny and plans the claim as a bitmap scan of every
-# ready row plus a sort (tens of ms per claim at 20k rows). The claim must always walk
-# jobs_ready_idx in order and stop after LIMIT rows, so its dedicated session rules the others out.
+# Settings for the worker's own sessions (claims, acknowledgements). Right after a bulk insert,
+# before autovacuum has analyzed `jobs`, the planner believes the table is tiny and plans the
+# claim as a bitmap scan of every ready row plus a sort (tens of ms per claim at 20k rows), and a
+# batched acknowledgement as a hash join over a scan of `jobs`. A claim must always walk
+# jobs_ready_idx in order and stop after LIMIT rows, and an acknowledgement must look each row up
+# by primary key, so those dedicated sessions rule the other plans out.
 CLAIM_SESSION_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off"}
+WRITE_SESSION_SETTINGS = CLAIM_SESSION_SETTINGS
 
-# The fence every worker write repeats; $1 is always the worker id.
-_HELD = "j.status IN ('running', 'cancelling') AND j.worker_id = $1"
+# When the job's code began, on the database clock: the claim's now() (jobs.started_at as the
+# claim wrote it) plus the time the worker kept the job in its local buffer (`d.waited`, measured
+# by the worker's monotonic clock). It errs early by at most the claim's own round trip, so it is
+# never after anything the running job did (progress, events) nor before the claim.
+_STARTED = "LEAST(j.started_at + make_interval(secs => d.waited), now())"
 
-_CLAIM = """
+# The fence every worker write repeats; $1 is always the worker id. Writes address rows by id;
+# the fence is written `(…) IS TRUE` (same truth table: status is never NULL and a NULL
+# worker_id fails either way) so the planner cannot answer it from jobs_held_idx instead of the
+# primary key: that index holds an entry for every row version a worker ever ran until vacuum
+# removes them, so walking it grows with the jobs done (150 ms per batch after 20k jobs).
+_HELD = "(j.status IN ('running', 'cancelling') AND j.worker_id = $1) IS TRUE"
+
+# Ready rows on the partial index jobs_ready_idx, in claim order, skipping rows others hold.
+_PICK = """
+    SELECT j.id, j.definition_key, j.priority, j.run_at FROM jobs j
+    WHERE j.status = 'queued' AND j.run_at <= now()
+      AND (j.expires_at IS NULL OR j.expires_at > now())
+      AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
+      AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
+      {extra}
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED
+"""
+
+_TAKE = """
+    UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
+        lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
+        updated_at = now()
+    FROM {source} WHERE j.id = {source}.id
+    RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
+        j.max_attempts, j.timeout_seconds, j.expires_at, j.priority, j.run_at
+"""
+
+_RETURN = """
+SELECT id, definition_key, definition_version, params, attempt, max_attempts, timeout_seconds,
+    expires_at
+FROM claimed ORDER BY priority DESC, run_at, id
+"""
+
+# No concurrency-limited definition among ours: pick and take, nothing else.
+_CLAIM = f"""
+WITH picked AS ({_PICK.format(extra="")}),
+claimed AS ({_TAKE.format(source="picked")})
+{_RETURN}
+"""
+
+_NOT_FULL = "AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)"
+
+_CLAIM_LIMITED = f"""
 WITH caps AS (
     -- free slots per concurrency-limited definition key, counted across the whole fleet
     SELECT l.k, l.lim - (SELECT count(*) FROM jobs r
@@ -36,18 +93,7 @@ WITH caps AS (
            AS free
     FROM unnest($6::text[], $7::int[]) AS l(k, lim)
 ),
-picked AS (
-    -- ready rows on the partial index jobs_ready_idx, in claim order, skipping rows others hold
-    SELECT j.id, j.definition_key, j.priority, j.run_at FROM jobs j
-    WHERE j.status = 'queued' AND j.run_at <= now()
-      AND (j.expires_at IS NULL OR j.expires_at > now())
-      AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
-      AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
-      AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT $2
-    FOR UPDATE OF j SKIP LOCKED
-),
+picked AS ({_PICK.format(extra=_NOT_FULL)}),
 allowed AS (
     -- at most `free` rows of each limited definition; unlimited ones pass untouched
     SELECT p.id FROM (
@@ -57,28 +103,8 @@ allowed AS (
     LEFT JOIN caps c ON c.k = p.definition_key
     WHERE c.k IS NULL OR p.rn <= c.free
 ),
-claimed AS (
-    UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
-        lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
-        updated_at = now()
-    FROM allowed WHERE j.id = allowed.id
-    RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
-        j.max_attempts, j.timeout_seconds, j.priority, j.run_at
-),
-opened AS (
-    -- an attempt number handed back earlier is reused, so its old row is overwritten
-    INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, outcome)
-    SELECT id, attempt, $1, now(), 'running' FROM claimed
-    ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id,
-        started_at = EXCLUDED.started_at, finished_at = NULL, outcome = 'running',
-        error = NULL, traceback = NULL, result = NULL, duration_ms = NULL
-),
-events AS (
-    INSERT INTO job_events (job_id, event, worker_id, attempt)
-    SELECT id, 'started', $1, attempt FROM claimed
-)
-SELECT id, definition_key, definition_version, params, attempt, max_attempts, timeout_seconds
-FROM claimed ORDER BY priority DESC, run_at, id
+claimed AS ({_TAKE.format(source="allowed")})
+{_RETURN}
 """
 
 
@@ -93,18 +119,17 @@ async def job_claim_available(
 ) -> list[asyncpg.Record]:
     """Claim up to `limit` ready jobs of `refs` ("key@version") in one round trip.
 
-    Without `limits` this is one autocommit statement. With `limits` ({definition key:
-    concurrencyLimit}) it runs in a transaction that first takes one advisory lock per limited
-    key (sorted, so claimers never deadlock), so the count of running jobs and the claim are
-    atomic across every worker of the fleet.
+    Returns (id, definition_key, definition_version, params, attempt, max_attempts,
+    timeout_seconds, expires_at) in claim order. Without `limits` this is one autocommit
+    UPDATE. With `limits` ({definition key: concurrencyLimit}) it runs in a transaction that
+    first takes one advisory lock per limited key (sorted, so claimers never deadlock), so the
+    count of held jobs (buffered ones included) and the claim are atomic across the fleet.
     """
     if limit <= 0:
         return []
     qs = list(queues) if queues else None
     if not limits:
-        return await conn.fetch(
-            _CLAIM, worker_id, limit, list(refs), qs, float(lease_seconds), [], []
-        )
+        return await conn.fetch(_CLAIM, worker_id, limit, list(refs), qs, float(lease_seconds))
     keys = sorted(limits)
     async with conn.transaction():
         await conn.execute(
@@ -115,7 +140,7 @@ async def job_claim_available(
             keys,
         )
         return await conn.fetch(
-            _CLAIM,
+            _CLAIM_LIMITED,
             worker_id,
             limit,
             list(refs),
@@ -231,54 +256,63 @@ async def job_event_emit(
     return bool(row)
 
 
+_COMPLETE = f"""
+WITH d AS (
+    SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[])
+        AS d(id, attempt, result, waited)
+), done AS (
+    UPDATE jobs j SET status = 'succeeded', result = d.result::jsonb,
+        started_at = {_STARTED}, finished_at = now(), lease_expires_at = NULL,
+        updated_at = now()
+    FROM d WHERE j.id = d.id AND j.attempt = d.attempt AND {_HELD}
+    RETURNING j.id
+)
+SELECT array_agg(id) FROM d WHERE id NOT IN (SELECT id FROM done)
+"""
+
+
+async def job_runs_prepare(conn: asyncpg.Connection, *, claim: bool = False) -> None:
+    """Prepare the hot statements on a new worker session (asyncpg keeps them), so its first
+    claim or acknowledgement costs one round trip, not a parse and type lookup first."""
+    await conn.prepare(_CLAIM if claim else _COMPLETE)
+
+
 async def job_complete_many(
     conn: asyncpg.Connection,
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
     results_json: Sequence[str],
-    durations_ms: Sequence[float],
+    waited_seconds: Sequence[float],
 ) -> list[uuid.UUID]:
-    """Mark many jobs succeeded in one statement: result, attempt row closed, `succeeded` event.
+    """Mark many jobs succeeded in one UPDATE of `jobs` and nothing else.
 
-    `results_json` are JSON texts (already validated by the worker). Returns the ids written;
-    the others were fenced off.
+    `results_json` are JSON texts (already validated by the worker); `waited_seconds` is, per
+    job, how long it waited in the worker's buffer between the claim and the start of its code
+    (see `_STARTED`). The attempt row and the `started`/`succeeded` events are derived from the
+    row. Returns the ids written; the others were fenced off. The statement itself answers
+    with the fenced ids only (usually none), so a batch of a thousand returns one short row.
     """
     if not ids:
         return []
-    rows = await conn.fetch(
-        f"""
-        WITH d AS (
-            SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::float8[])
-                AS d(id, attempt, result, ms)
-        ), done AS (
-            UPDATE jobs j SET status = 'succeeded', result = d.result::jsonb,
-                finished_at = now(), lease_expires_at = NULL, updated_at = now()
-            FROM d WHERE j.id = d.id AND j.attempt = d.attempt AND {_HELD}
-            RETURNING j.id, j.attempt
-        ), att AS (
-            UPDATE job_attempts a SET finished_at = now(), outcome = 'succeeded',
-                duration_ms = d.ms
-            FROM done JOIN d ON d.id = done.id
-            WHERE a.job_id = done.id AND a.attempt = done.attempt
-        ), ev AS (
-            INSERT INTO job_events (job_id, event, worker_id, attempt)
-            SELECT id, 'succeeded', $1, attempt FROM done
-        )
-        SELECT id FROM done
-        """,
+    fenced = await conn.fetchval(
+        _COMPLETE,
         worker_id,
-        list(ids),
-        list(attempts),
-        list(results_json),
-        list(durations_ms),
+        ids,
+        attempts,
+        results_json,
+        waited_seconds,
     )
-    return [r[0] for r in rows]
+    if not fenced:
+        return list(ids)
+    gone = set(fenced)
+    return [i for i in ids if i not in gone]
 
 
 @dataclass(frozen=True)
 class Failure:
-    """One failed attempt to record: `delay_seconds` is used only when attempts remain."""
+    """One failed attempt to record: `delay_seconds` is used only when attempts remain;
+    `waited_seconds` is the time the job spent in the worker's buffer (see `_STARTED`)."""
 
     job_id: uuid.UUID
     attempt: int
@@ -287,6 +321,20 @@ class Failure:
     traceback: str | None
     delay_seconds: float
     duration_ms: float
+    waited_seconds: float = 0.0
+
+
+# The closed attempt row of a run that did not succeed. A row already there for this attempt
+# number (one handed back earlier, or from older data) is overwritten: the number was reused.
+_ATTEMPT_UPSERT = """
+    INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+        error, traceback, duration_ms)
+    {select}
+    ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+        outcome = EXCLUDED.outcome, error = EXCLUDED.error, traceback = EXCLUDED.traceback,
+        result = NULL, duration_ms = EXCLUDED.duration_ms
+"""
 
 
 async def job_fail_many(
@@ -294,9 +342,10 @@ async def job_fail_many(
 ) -> list[asyncpg.Record]:
     """Record failed attempts: retry later when attempts remain, else fail and dead-letter.
 
-    One transaction: the jobs update (queued with run_at = now + delay, or failed), the attempt
-    rows (error, traceback), the events (timed_out, retry_scheduled / failed + dead_lettered)
-    and the DLQ copy of the jobs failed for good. Returns (id, status) of the rows written.
+    One transaction: the jobs update (queued with run_at = now + delay, or failed), the closed
+    attempt rows (error, traceback), the events (timed_out, retry_scheduled / failed +
+    dead_lettered) and the DLQ copy of the jobs failed for good. Returns (id, status) of the
+    rows written.
     """
     if not failures:
         return []
@@ -311,45 +360,50 @@ async def job_fail_many(
                     f.traceback,
                     f.delay_seconds,
                     f.duration_ms,
+                    f.waited_seconds,
                 )
                 for f in failures
             ),
             strict=True,
         )
     )
+    attempt_row = _ATTEMPT_UPSERT.format(
+        select="SELECT done.id, done.attempt, $1, done.started_at, now(), d.outcome, d.error,"
+        " d.tb, d.ms FROM done JOIN d ON d.id = done.id"
+    )
     async with conn.transaction():
         rows = await conn.fetch(
             f"""
             WITH d AS (
                 SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
-                    $7::float8[], $8::float8[]) AS d(id, attempt, outcome, error, tb, delay, ms)
+                    $7::float8[], $8::float8[], $9::float8[])
+                    AS d(id, attempt, outcome, error, tb, delay, ms, waited)
             ), done AS (
                 UPDATE jobs j SET
                     status = CASE WHEN j.attempt < j.max_attempts THEN 'queued' ELSE 'failed' END,
                     run_at = CASE WHEN j.attempt < j.max_attempts
                         THEN now() + make_interval(secs => d.delay) ELSE j.run_at END,
+                    started_at = {_STARTED},
                     finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE now() END,
                     worker_id = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE j.worker_id END,
                     lease_expires_at = NULL, last_error = d.error, updated_at = now()
                 FROM d WHERE j.id = d.id AND j.attempt = d.attempt AND {_HELD}
-                RETURNING j.id, j.attempt, j.status, j.run_at
-            ), att AS (
-                UPDATE job_attempts a SET finished_at = now(), outcome = d.outcome,
-                    error = d.error, traceback = d.tb, duration_ms = d.ms
-                FROM done JOIN d ON d.id = done.id
-                WHERE a.job_id = done.id AND a.attempt = done.attempt
+                RETURNING j.id, j.attempt, j.status, j.run_at, j.started_at
+            ), att AS ({attempt_row}
             ), ev AS (
                 INSERT INTO job_events (job_id, event, worker_id, attempt, details)
                 SELECT done.id, e.event, $1, done.attempt, e.details
                 FROM done JOIN d ON d.id = done.id
                 CROSS JOIN LATERAL (VALUES
-                    ('timed_out', jsonb_build_object('error', d.error), d.outcome = 'timed_out'),
-                    ('retry_scheduled', jsonb_build_object('delaySeconds', d.delay,
+                    (1, 'timed_out', jsonb_build_object('error', d.error),
+                        d.outcome = 'timed_out'),
+                    (2, 'retry_scheduled', jsonb_build_object('delaySeconds', d.delay,
                         'runAt', done.run_at, 'error', d.error), done.status = 'queued'),
-                    ('failed', jsonb_build_object('error', d.error), done.status = 'failed'),
-                    ('dead_lettered', NULL::jsonb, done.status = 'failed')
-                ) AS e(event, details, wanted)
+                    (3, 'failed', jsonb_build_object('error', d.error), done.status = 'failed'),
+                    (4, 'dead_lettered', NULL::jsonb, done.status = 'failed')
+                ) AS e(ord, event, details, wanted)
                 WHERE e.wanted
+                ORDER BY done.id, e.ord
             )
             SELECT id, status FROM done
             """,
@@ -368,24 +422,33 @@ async def job_cancel_ack_many(
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
     durations_ms: Sequence[float],
+    waited_seconds: Sequence[float] | None = None,
+    ran: Sequence[bool] | None = None,
 ) -> list[uuid.UUID]:
-    """End jobs the worker stopped on request: cancelled, attempt row closed, `cancelled` event."""
+    """End jobs the worker stopped on request: cancelled, closed attempt row, `cancelled` event.
+
+    A job cancelled while still in the worker's buffer (`ran` false) never ran: like a queued
+    job cancelled, it gets its attempt back and no attempt row (nor `started` event).
+    """
     if not ids:
         return []
+    attempt_row = _ATTEMPT_UPSERT.format(
+        select="SELECT done.id, done.attempt, $1, done.started_at, now(), 'cancelled', NULL,"
+        " NULL, d.ms FROM done JOIN d ON d.id = done.id WHERE d.ran"
+    )
     rows = await conn.fetch(
         f"""
         WITH d AS (
-            SELECT * FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS d(id, attempt, ms)
+            SELECT * FROM unnest($2::uuid[], $3::int[], $4::float8[], $5::float8[], $6::bool[])
+                AS d(id, attempt, ms, waited, ran)
         ), done AS (
             UPDATE jobs j SET status = 'cancelled', finished_at = now(),
+                attempt = CASE WHEN d.ran THEN j.attempt ELSE j.attempt - 1 END,
+                started_at = CASE WHEN d.ran THEN {_STARTED} ELSE j.started_at END,
                 lease_expires_at = NULL, updated_at = now()
             FROM d WHERE j.id = d.id AND j.attempt = d.attempt AND {_HELD}
-            RETURNING j.id, j.attempt
-        ), att AS (
-            UPDATE job_attempts a SET finished_at = now(), outcome = 'cancelled',
-                duration_ms = d.ms
-            FROM done JOIN d ON d.id = done.id
-            WHERE a.job_id = done.id AND a.attempt = done.attempt
+            RETURNING j.id, j.attempt, j.started_at
+        ), att AS ({attempt_row}
         ), ev AS (
             INSERT INTO job_events (job_id, event, worker_id, attempt)
             SELECT id, 'cancelled', $1, attempt FROM done
@@ -396,6 +459,8 @@ async def job_cancel_ack_many(
         list(ids),
         list(attempts),
         list(durations_ms),
+        list(waited_seconds) if waited_seconds is not None else [0.0] * len(ids),
+        list(ran) if ran is not None else [True] * len(ids),
     )
     return [r[0] for r in rows]
 
@@ -405,19 +470,26 @@ async def job_hand_back_many(
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
+    ran: Sequence[bool] | None = None,
 ) -> list[asyncpg.Record]:
-    """Give unfinished jobs back at shutdown without using an attempt.
+    """Give unfinished (or never started) jobs back without using an attempt.
 
     A running job returns to `queued` (attempt - 1, attempt row outcome `handed_back`, event
-    `handed_back`); the next claim reuses the attempt number. A job whose cancel was requested
-    (`cancelling`) ends `cancelled` instead. Returns (id, status) of the rows written.
+    `handed_back`); the next claim reuses the attempt number, and its run supersedes that row.
+    A job whose cancel was requested (`cancelling`) ends `cancelled` instead. A job that never
+    left the worker's buffer (`ran` false) gets no attempt row, so no `started` event either.
+    Returns (id, status) of the rows written.
     """
     if not ids:
         return []
+    attempt_row = _ATTEMPT_UPSERT.format(
+        select="SELECT id, attempt, $1, started_at, now(), CASE WHEN status = 'queued'"
+        " THEN 'handed_back' ELSE 'cancelled' END, NULL, NULL, NULL FROM done WHERE ran"
+    )
     return await conn.fetch(
         f"""
         WITH d AS (
-            SELECT * FROM unnest($2::uuid[], $3::int[]) AS d(id, attempt)
+            SELECT * FROM unnest($2::uuid[], $3::int[], $4::bool[]) AS d(id, attempt, ran)
         ), done AS (
             UPDATE jobs j SET
                 status = CASE WHEN j.status = 'cancelling' THEN 'cancelled' ELSE 'queued' END,
@@ -426,11 +498,8 @@ async def job_hand_back_many(
                 worker_id = CASE WHEN j.status = 'cancelling' THEN j.worker_id END,
                 lease_expires_at = NULL, updated_at = now()
             FROM d WHERE j.id = d.id AND j.attempt = d.attempt AND {_HELD}
-            RETURNING j.id, d.attempt, j.status
-        ), att AS (
-            UPDATE job_attempts a SET finished_at = now(),
-                outcome = CASE WHEN done.status = 'queued' THEN 'handed_back' ELSE 'cancelled' END
-            FROM done WHERE a.job_id = done.id AND a.attempt = done.attempt
+            RETURNING j.id, d.attempt, j.status, j.started_at, d.ran
+        ), att AS ({attempt_row}
         ), ev AS (
             INSERT INTO job_events (job_id, event, worker_id, attempt)
             SELECT id, CASE WHEN status = 'queued' THEN 'handed_back' ELSE 'cancelled' END, $1,
@@ -442,4 +511,5 @@ async def job_hand_back_many(
         worker_id,
         list(ids),
         list(attempts),
+        list(ran) if ran is not None else [True] * len(ids),
     )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ import asyncpg
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 
 _RAND_B = (1 << 62) - 1
+_VARIANT = 0b10 << 62
 _id_clock = [0, 0]  # last millisecond used, sequence within it
 _random_bits: list[int] = []  # from os.urandom, 512 at a time (one system call, not one per id)
 os.register_at_fork(after_in_child=_random_bits.clear)  # a child never reuses its parent's
@@ -44,16 +46,25 @@ def new_job_id() -> uuid.UUID:
     (about 4 KB of WAL per job instead of 1 KB, and about 20% slower inserts). Time-ordered
     keys append at the right edge of those indexes, and jobs created by one process sort in
     creation order (FIFO within a priority and run_at, as claims order)."""
-    ms = time.time_ns() // 1_000_000
+    return new_job_ids(1)[0]
+
+
+def new_job_ids(n: int) -> list[uuid.UUID]:
+    """`n` ids as `new_job_id` would make them one after the other, made in one go."""
+    now = time.time_ns() // 1_000_000
     last, seq = _id_clock
-    if ms <= last:  # same millisecond (or the clock stepped back): next in sequence
-        ms, seq = last, seq + 1
-        if seq > 0xFFF:
-            ms, seq = last + 1, 0
-    else:
-        seq = 0
-    _id_clock[0], _id_clock[1] = ms, seq
-    return uuid.UUID(int=(ms << 80) | ((0x7000 | seq) << 64) | (0b10 << 62) | _random62())
+    out: list[uuid.UUID] = []
+    append = out.append
+    for _ in range(n):
+        if now <= last:  # same millisecond (or the clock stepped back): next in sequence
+            seq += 1
+            if seq > 0xFFF:
+                last, seq = last + 1, 0
+        else:
+            last, seq = now, 0
+        append(uuid.UUID(int=(last << 80) | ((0x7000 | seq) << 64) | _VARIANT | _random62()))
+    _id_clock[0], _id_clock[1] = last, seq
+    return out
 
 
 @dataclass
@@ -89,8 +100,11 @@ JOB_COLUMNS = (
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. One statement
-# inserts the jobs, their `created` events and sends the NOTIFY, so a submission outside an
-# explicit transaction is still atomic and costs a single round trip. A column whose value is
+# inserts the jobs and sends the NOTIFY, so a submission outside an explicit transaction is
+# still atomic and costs a single round trip. The `created` event is not stored: readers
+# derive it from jobs.created_at (see db/events.py), which saves a job_events row, its two
+# index entries and its foreign-key check per job, about a third of an insert's cost in
+# PostgreSQL (`store_created=True` still writes the row). A column whose value is
 # the same for every job of the call travels once as a scalar parameter, one that is NULL for
 # all of them is left to its default (NULL, or now() for run_at), and only the rest travel as
 # arrays through unnest: a typical batch sends two arrays (ids, params), not sixteen, which
@@ -117,7 +131,7 @@ _OMIT, _SCALAR, _ARRAY = 0, 1, 2
 
 
 @lru_cache(maxsize=256)
-def _insert_sql(modes: tuple[int, ...], returning: str) -> str:
+def _insert_sql(modes: tuple[int, ...], returning: str, store_created: bool) -> str:
     """The insert statement for one combination of column modes (few in practice; asyncpg
     keeps each prepared)."""
     names: list[str] = []
@@ -147,13 +161,15 @@ WITH ins AS (
     INSERT INTO jobs ({", ".join(names)})
     SELECT {", ".join(exprs)}{source}
     RETURNING {returning}
-), ev AS (
-    INSERT INTO job_events (job_id, event, at) SELECT id, 'created', created_at FROM ins
-), n AS (
+){_CREATED_EVENTS if store_created else ""}, n AS (
     SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}
 )
 """
 
+
+_CREATED_EVENTS = """, ev AS (
+    INSERT INTO job_events (job_id, event, at) SELECT id, 'created', created_at FROM ins
+)"""
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -166,9 +182,12 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
         if col == "params":
             values = [j.params_json or _encode(j.params) for j in jobs]
         else:
-            values = [getattr(j, col) for j in jobs]
+            values = list(map(attrgetter(col), jobs))
         first = values[0]
-        if values.count(first) == len(values):
+        if col == "id" and len(values) > 1:  # distinct by construction (and UUID == is slow)
+            modes.append(_ARRAY)
+            args.append(values)
+        elif values.count(first) == len(values):
             if first is None:
                 modes.append(_OMIT)
             else:
@@ -184,9 +203,14 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
 
 
 async def job_insert_many(
-    conn: asyncpg.Connection, jobs: Sequence[NewJob], *, notify: bool = True
+    conn: asyncpg.Connection,
+    jobs: Sequence[NewJob],
+    *,
+    notify: bool = True,
+    store_created: bool = False,
 ) -> list[uuid.UUID]:
-    """Insert jobs and their `created` events and NOTIFY once, all in one statement.
+    """Insert jobs and NOTIFY once, in one statement (with `store_created`, also a stored
+    `created` event per job; without, readers derive it from created_at).
 
     Inside a transaction (the caller's, for enqueue-in-your-transaction) the NOTIFY is
     delivered only when that transaction commits. Idempotency conflicts raise
@@ -195,20 +219,25 @@ async def job_insert_many(
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, "id, created_at") + "SELECT count(*) FROM ins LEFT JOIN n ON true"
+    sql = _insert_sql(modes, "id, created_at", store_created)
+    sql += "SELECT count(*) FROM ins LEFT JOIN n ON true"
     await conn.fetchval(sql, *args)
     return [j.id for j in jobs]
 
 
 async def job_insert_times(
-    conn: asyncpg.Connection | asyncpg.Pool, jobs: Sequence[NewJob], *, notify: bool = True
+    conn: asyncpg.Connection | asyncpg.Pool,
+    jobs: Sequence[NewJob],
+    *,
+    notify: bool = True,
+    store_created: bool = False,
 ) -> list[tuple[datetime, datetime]]:
     """`job_insert_many` returning each job's (created_at, run_at), in input order: with the
     NewJob, all a client needs to see the stored job, at half the cost of returning rows."""
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, "id, created_at, run_at") + (
+    sql = _insert_sql(modes, "id, created_at, run_at", store_created) + (
         "SELECT ins.id, ins.created_at, ins.run_at FROM ins LEFT JOIN n ON true"
     )
     times = {r[0]: (r[1], r[2]) for r in await conn.fetch(sql, *args)}
@@ -216,13 +245,18 @@ async def job_insert_times(
 
 
 async def job_insert_returning(
-    conn: asyncpg.Connection | asyncpg.Pool, jobs: Sequence[NewJob], *, notify: bool = True
+    conn: asyncpg.Connection | asyncpg.Pool,
+    jobs: Sequence[NewJob],
+    *,
+    notify: bool = True,
+    store_created: bool = False,
 ) -> list[asyncpg.Record]:
     """`job_insert_many` returning the stored rows (`JOB_COLUMNS`, in input order)."""
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, JOB_COLUMNS) + "SELECT ins.* FROM ins LEFT JOIN n ON true"
+    sql = _insert_sql(modes, JOB_COLUMNS, store_created)
+    sql += "SELECT ins.* FROM ins LEFT JOIN n ON true"
     rows = await conn.fetch(sql, *args)
     order = {j.id: i for i, j in enumerate(jobs)}
     return sorted(rows, key=lambda r: order[r["id"]])

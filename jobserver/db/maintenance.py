@@ -46,11 +46,18 @@ WITH expired AS (
         updated_at = now()
     FROM expired e
     WHERE j.id = e.id AND j.status IN ('running', 'cancelling') AND j.lease_expires_at < now()
-    RETURNING j.id, j.attempt, j.status, e.old_worker
+    RETURNING j.id, j.attempt, j.status, e.old_worker, j.started_at
 ), att AS (
-    UPDATE job_attempts a SET finished_at = now(), outcome = 'lease_expired',
-        error = 'lease expired'
-    FROM done WHERE a.job_id = done.id AND a.attempt = done.attempt AND a.outcome = 'running'
+    -- a running attempt has no stored row (db/attempts.py derives it): store it closed
+    INSERT INTO job_attempts (job_id, attempt, worker_id, started_at, finished_at, outcome,
+        error)
+    SELECT id, attempt, old_worker, COALESCE(started_at, now()), now(), 'lease_expired',
+        'lease expired'
+    FROM done
+    ON CONFLICT (job_id, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id,
+        started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+        outcome = 'lease_expired', error = 'lease expired'
+    WHERE job_attempts.outcome IN ('running', 'handed_back')
 ), ev AS (
     INSERT INTO job_events (job_id, event, worker_id, attempt, details)
     SELECT done.id, e.event, done.old_worker, done.attempt, e.details
@@ -86,8 +93,8 @@ async def job_rescue_expired(
     """Rescue up to `limit` jobs whose lease expired, in one transaction with their DLQ copies.
 
     Events: `lease_expired`, then `rescued` (re-queued), `cancelled` (cancel was pending) or
-    `failed` + `dead_lettered`. Attempt rows close with outcome `lease_expired`. Re-queued jobs
-    wake idle workers with one NOTIFY.
+    `failed` + `dead_lettered`. The attempt is stored closed with outcome `lease_expired`.
+    Re-queued jobs wake idle workers with one NOTIFY.
     """
     out = RescueResult()
     async with conn.transaction():

@@ -1,7 +1,10 @@
 """The batched completion buffer: outcomes wait a few ms and are written together.
 
-Successes go in one `UPDATE … FROM unnest(...)` statement (with their attempt rows and events),
-failures in one transaction (retry or fail + DLQ), cancellations in one statement, all fenced.
+Successes go in one `UPDATE … FROM unnest(...)` statement of `jobs` alone (events and the
+attempt row are derived from it), failures in one transaction (retry or fail + DLQ),
+cancellations in one statement, all fenced. The flusher keeps its own session (made by
+`connect`, with the worker's write settings) for its whole life: no pool acquire/reset round
+trips per flush; after an error it reconnects.
 A flush starts when the buffer holds `max_batch` outcomes or `delay` seconds after the first one
 arrived; while a flush is in flight new outcomes accumulate for the next one. Database errors
 keep the batch and retry it with back-off (the fencing makes a late write harmless).
@@ -14,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,17 +33,20 @@ from jobserver.worker import metrics
 log = logging.getLogger("jobserver.worker")
 
 # on_written(kind, entries, written ids): the worker forgets the jobs and reports fenced ones
-WrittenFn = Callable[[str, list[Any], set[uuid.UUID]], None]
+WrittenFn = Callable[[str, list[Any], Collection[uuid.UUID]], None]
 
 
 @dataclass
 class _Pending:
-    successes: list[tuple[Any, str, float]]
+    successes: list[tuple[Any, str]]
     failures: list[tuple[Any, job_runs.Failure]]
-    cancels: list[tuple[Any, float]]
+    cancels: list[Any]
 
     def __len__(self) -> int:
         return len(self.successes) + len(self.failures) + len(self.cancels)
+
+    def __bool__(self) -> bool:
+        return bool(self.successes or self.failures or self.cancels)
 
 
 def _empty() -> _Pending:
@@ -48,14 +56,14 @@ def _empty() -> _Pending:
 class AckBuffer:
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
         worker_id: str,
         on_written: WrittenFn,
         *,
         delay: float = 0.005,
         max_batch: int = 1000,
     ) -> None:
-        self._pool = pool
+        self._connect = connect
         self._worker_id = worker_id
         self._on_written = on_written
         self._delay = delay
@@ -68,6 +76,15 @@ class AckBuffer:
         self._idle.set()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    async def connect(self) -> None:
+        """Open the flusher's session ahead of the first flush (errors: the flush retries)."""
+        if self._conn is None:
+            try:
+                self._conn = await self._connect()
+            except Exception as e:
+                log.warning("acknowledgement session not ready yet (%s)", e)
 
     def start(self) -> None:
         if self._task is None:
@@ -77,16 +94,19 @@ class AckBuffer:
         """Outcomes not yet written (buffered or in flight)."""
         return len(self._pending) + self._in_flight
 
-    def add_success(self, entry: Any, result_json: str, duration_ms: float) -> None:
-        self._pending.successes.append((entry, result_json, duration_ms))
-        self._added()
+    def add_success(self, entry: Any, result_json: str) -> None:
+        """`entry` is a Held (id, attempt, waited, ran_for)."""
+        successes = self._pending.successes
+        successes.append((entry, result_json))
+        if len(successes) == 1 or len(successes) >= self._max_batch:
+            self._added()
 
     def add_failure(self, entry: Any, failure: job_runs.Failure) -> None:
         self._pending.failures.append((entry, failure))
         self._added()
 
-    def add_cancel(self, entry: Any, duration_ms: float) -> None:
-        self._pending.cancels.append((entry, duration_ms))
+    def add_cancel(self, entry: Any) -> None:
+        self._pending.cancels.append(entry)
         self._added()
 
     def _added(self) -> None:
@@ -111,6 +131,13 @@ class AckBuffer:
         if self._task is not None:
             await self._task
             self._task = None
+        await self._release()
+
+    async def _release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), 2)
 
     async def _run(self) -> None:
         retry = 0.05
@@ -132,6 +159,7 @@ class AckBuffer:
                 await self._write(batch)
                 retry = 0.05
             except Exception:
+                await self._release()
                 metrics.DB_ERRORS.labels("ack").inc()
                 log.exception("acknowledging %d outcomes failed; retrying", len(batch))
                 self._pending.successes[:0] = batch.successes
@@ -151,32 +179,43 @@ class AckBuffer:
     async def _write(self, batch: _Pending) -> None:
         """Write a batch; each part written is removed from it, so a retry never repeats it."""
         metrics.ACK_BATCH.observe(len(batch))
-        async with self._pool.acquire() as conn:
-            while batch.successes:
-                part = batch.successes[: self._max_batch]
-                written = await job_runs.job_complete_many(
-                    conn,
-                    self._worker_id,
-                    [e.id for e, _, _ in part],
-                    [e.attempt for e, _, _ in part],
-                    [r for _, r, _ in part],
-                    [ms for _, _, ms in part],
-                )
-                del batch.successes[: len(part)]
-                self._on_written("succeeded", [e for e, _, _ in part], set(written))
-            if batch.failures:
-                part_f = batch.failures
-                rows = await job_runs.job_fail_many(conn, self._worker_id, [f for _, f in part_f])
-                batch.failures = []
-                self._on_written("failed", [e for e, _ in part_f], {r[0] for r in rows})
-            if batch.cancels:
-                part_c = batch.cancels
-                written = await job_runs.job_cancel_ack_many(
-                    conn,
-                    self._worker_id,
-                    [e.id for e, _ in part_c],
-                    [e.attempt for e, _ in part_c],
-                    [ms for _, ms in part_c],
-                )
-                batch.cancels = []
-                self._on_written("cancelled", [e for e, _ in part_c], set(written))
+        if self._conn is None or self._conn.is_closed():
+            await self._release()
+            self._conn = await self._connect()
+        conn = self._conn
+        while batch.successes:
+            part = batch.successes[: self._max_batch]
+            entries = [e for e, _ in part]
+            written = await job_runs.job_complete_many(
+                conn,
+                self._worker_id,
+                [e.id for e in entries],
+                [e.attempt for e in entries],
+                [r for _, r in part],
+                [e.waited for e in entries],
+            )
+            del batch.successes[: len(part)]
+            self._on_written("succeeded", entries, written)
+        if batch.failures:
+            part_f = batch.failures
+            rows = await job_runs.job_fail_many(
+                conn,
+                self._worker_id,
+                [dataclasses.replace(f, waited_seconds=e.waited) for e, f in part_f],
+            )
+            batch.failures = []
+            self._on_written("failed", [e for e, _ in part_f], {r[0] for r in rows})
+        if batch.cancels:
+            part_c = batch.cancels
+            now = time.monotonic()
+            written = await job_runs.job_cancel_ack_many(
+                conn,
+                self._worker_id,
+                [e.id for e in part_c],
+                [e.attempt for e in part_c],
+                [e.ran_for(now) * 1000.0 for e in part_c],
+                [e.waited for e in part_c],
+                [e.ran_at is not None for e in part_c],
+            )
+            batch.cancels = []
+            self._on_written("cancelled", part_c, set(written))

@@ -1,7 +1,7 @@
 """`JobContext`: what a definition's `run(params, ctx)` and hooks see of the worker.
 
 - `job_id`, `attempt`, `max_attempts`, `params`, `worker_id`
-- `logger`: a LoggerAdapter adding jobId/workerId to every record
+- `logger`: a LoggerAdapter adding jobId/workerId to every record (made on first use)
 - `await emit_event(name, data)`: a `custom` event with details {"name": name, "data": data}
 - `await progress(done, total, message=None)`: stored in `jobs.progress` and as a `progress`
   event; both fenced, so a worker that lost the job writes nothing
@@ -39,7 +39,7 @@ def to_json(value: Any) -> str:
 
 
 class JobContext:
-    __slots__ = ("_logger", "_worker", "attempt", "cancelled", "job_id", "max_attempts", "params")
+    __slots__ = ("_cancelled", "_logger", "_worker", "attempt", "job_id", "max_attempts", "params")
 
     def __init__(
         self, worker: Worker, job_id: uuid.UUID, attempt: int, max_attempts: int, params: Any
@@ -49,8 +49,15 @@ class JobContext:
         self.attempt = attempt
         self.max_attempts = max_attempts
         self.params = params
-        self.cancelled = asyncio.Event()
+        self._cancelled: asyncio.Event | None = None  # made on first use: most jobs never look
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def cancelled(self) -> asyncio.Event:
+        """Set when the job is cancelled, its lease is lost or the worker hands it back."""
+        if self._cancelled is None:
+            self._cancelled = asyncio.Event()
+        return self._cancelled
 
     @property
     def worker_id(self) -> str:

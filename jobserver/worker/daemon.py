@@ -7,16 +7,40 @@
 
     await Worker(settings, burst=True).run_burst()   # drain what is ready, then stop
 
-Claiming: up to the number of free slots (`concurrency`, default MAX_CONCURRENT_EXECUTIONS) per
-round trip, only the definitions in `registry` and the given queues (None = all). After a full
-claim it claims again as soon as a slot frees; after a short one it sleeps until a NOTIFY on
-JOBS_CHANNEL, a retry falling due, or POLL_INTERVAL_MS — it never busy-loops on an empty queue.
-Definitions with a `concurrency_limit` are claimed under a per-key advisory lock so the limit
-holds across the fleet. Outcomes go through the batched `AckBuffer`.
+Claiming: only the definitions in `registry` and the given queues (None = all). At most
+`concurrency` (default MAX_CONCURRENT_EXECUTIONS) jobs *run* at once; claimed jobs beyond the free
+slots wait in a small local buffer (`ready`) and start the moment a slot frees, so a deep queue
+is drained with few large claims instead of one round trip per `concurrency` jobs:
 
-Shutdown (`stop`): stop claiming, let running jobs finish for SHUTDOWN_GRACE_SECONDS, then cancel
-the rest and hand them back to `queued` without using an attempt, flush acknowledgements, mark
-the worker stopped and close the pools. `stop` may be called twice.
+- After a claim that came back short (the queue is drained, or the worker was idle and woken by
+  a NOTIFY) the next claim asks only for the free slots: an idle fleet shares new jobs instead
+  of one worker hoarding them, and a NOTIFY'd job starts after one round trip.
+- After a full claim the queue is deep: the worker asks for the free slots plus a prefetch of
+  about PREFETCH_HORIZON seconds of work (from the mean run time of recent jobs, at most
+  `prefetch_max`, default 50 times concurrency capped at 1,000), and refills when half of it is
+  used. Slow jobs therefore get almost no prefetch; no-op jobs get the full buffer.
+- Buffered jobs are held like running ones: `running` in the database, under the lease the
+  heartbeat renews (it renews every held job), counted by the fleet-wide concurrency limits
+  (the claim never takes more of a limited definition than its free count). Their attempt
+  begins at the claim; `started_at` is corrected to the moment the code began when the outcome
+  is written (see db/job_runs.py).
+- Jobs run in at most `concurrency` long-lived slot tasks (made on demand), each taking the
+  next buffered job when its job ends, so a job costs no task of its own; a slot yields to the
+  loop every few jobs. Jobs of one slot share its context variables (jobserver sets
+  job_id_var for each job).
+- A buffered job whose cancel arrives ends `cancelled` without running; one whose `expires_at`
+  passed while it waited is handed back unstarted (the expirer then expires it); at shutdown
+  every buffered job is handed back at once, without using an attempt.
+
+After a short claim the worker sleeps until a NOTIFY on JOBS_CHANNEL, a retry falling due, or
+POLL_INTERVAL_MS — it never busy-loops on an empty queue. Definitions with a
+`concurrency_limit` are claimed under a per-key advisory lock so the limit holds across the
+fleet. Outcomes go through the batched `AckBuffer`.
+
+Shutdown (`stop`): stop claiming, hand the buffered jobs back, let running jobs finish for
+SHUTDOWN_GRACE_SECONDS, then cancel the rest and hand them back to `queued` without using an
+attempt, flush acknowledgements, mark the worker stopped and close the pools. `stop` may be
+called twice.
 """
 
 from __future__ import annotations
@@ -24,12 +48,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import datetime as dt
 import logging
-import multiprocessing
 import os
 import socket
+import time
 import uuid
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import asyncpg
@@ -42,11 +68,14 @@ from jobserver.registry import registry as default_registry
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
 from jobserver.worker.context import JobContext
-from jobserver.worker.executor import Held, execute
+from jobserver.worker.executor import Deadlines, Held, execute
 from jobserver.worker.heartbeat import cancel_check_once, every, heartbeat_once
 from jobserver.worker.listener import Listener
 
 log = logging.getLogger("jobserver.worker")
+
+# Seconds of work a deep queue keeps buffered per worker (from the mean run time of its jobs).
+PREFETCH_HORIZON = 0.2
 
 
 class Worker:
@@ -61,6 +90,7 @@ class Worker:
         pool: asyncpg.Pool | None = None,
         ack_delay: float = 0.005,
         ack_max_batch: int = 1000,
+        prefetch_max: int | None = None,
     ) -> None:
         self.settings = settings
         self.worker_id = settings.worker_id or f"worker-{socket.gethostname()}-{os.getpid()}"
@@ -81,8 +111,18 @@ class Worker:
         self._pool = pool
         self._ack_delay = ack_delay
         self._ack_max_batch = ack_max_batch
-        self.held: dict[uuid.UUID, Held] = {}
+        self.held: dict[uuid.UUID, Held] = {}  # claimed and not yet written: buffered or running
+        self.ready: deque[Held] = deque()  # claimed, waiting for a free slot
         self.running = 0  # jobs whose code is executing (slots in use)
+        self.prefetch_max = (
+            prefetch_max if prefetch_max is not None else min(1000, 50 * self.concurrency)
+        )
+        self.deadlines = Deadlines()
+        self._slots: list[asyncio.Task[None]] = []  # slot tasks (at most `concurrency`)
+        self._idle: list[asyncio.Future[None]] = []  # parked slots waiting for a job
+        self._drained: asyncio.Future[None] | None = None  # set when nothing runs (shutdown)
+        self._run_avg = 0.0  # moving mean of the run time of jobs, seconds (0 = none seen)
+        self._refill_at = 0  # the claim loop wants to run when `ready` shrinks to this
         self.processed = 0  # outcomes acknowledged by the database
         self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
         self._acks: AckBuffer | None = None
@@ -115,6 +155,8 @@ class Worker:
     def cpu_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         """One process pool per worker, created on first use (CPU-bound definitions)."""
         if self._cpu is None:
+            import multiprocessing  # on first use: most workers never need it
+
             self._cpu = concurrent.futures.ProcessPoolExecutor(
                 max_workers=max(1, min(os.cpu_count() or 1, self.concurrency)),
                 mp_context=multiprocessing.get_context("forkserver"),
@@ -128,26 +170,31 @@ class Worker:
             return
         self._started = True
         url = self.settings.require_database_url()
-        if self._pool is None:
-            self._pool = await create_pool(
-                url, self.settings, min_size=2, max_size=max(4, self.settings.db_pool_max)
-            )
-        await workers.worker_register(
-            self._pool,
-            self.worker_id,
-            socket.gethostname(),
-            os.getpid(),
-            self.queues,
-            self.refs,
-            self.concurrency,
-        )
         self._acks = AckBuffer(
-            self._pool,
+            self._write_connection,
             self.worker_id,
             self._written,
             delay=self._ack_delay,
             max_batch=self._ack_max_batch,
         )
+        # the claim and acknowledgement sessions open while the pool starts and registers
+        early = asyncio.gather(self._claim_session_early(), self._acks.connect())
+        try:
+            if self._pool is None:
+                self._pool = await create_pool(
+                    url, self.settings, min_size=2, max_size=max(4, self.settings.db_pool_max)
+                )
+            await workers.worker_register(
+                self._pool,
+                self.worker_id,
+                socket.gethostname(),
+                os.getpid(),
+                self.queues,
+                self.refs,
+                self.concurrency,
+            )
+        finally:
+            await early
         self._acks.start()
         self._listener = Listener(
             url, self._on_jobs_notify, self._on_cancel_notify, self._caught_up
@@ -215,24 +262,31 @@ class Worker:
                 await self._claim_task
         with contextlib.suppress(Exception):
             await workers.worker_set_status(self.pool, self.worker_id, "stopping")
+        if self.ready:  # claimed but never started: back to the queue at once
+            buffered = list(self.ready)
+            self.ready.clear()
+            for h in buffered:
+                h.handing_back = True
+            await self._hand_back(buffered)
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
-        tasks = [h.task for h in self.held.values() if h.task is not None and not h.task.done()]
-        if tasks:
-            log.info("waiting up to %.1f s for %d running jobs", grace, len(tasks))
-            await asyncio.wait(tasks, timeout=grace)
-        left = [
-            h
-            for h in self.held.values()
-            if h.task is not None and not h.task.done() and not h.acking
-        ]
+        if self.running:
+            log.info("waiting up to %.1f s for %d running jobs", grace, self.running)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._nothing_runs()), grace)
+        left = [h for h in self.held.values() if h.active and not h.acking]
         for h in left:
             h.handing_back = True
-            h.ctx.cancelled.set()
+            if h.ctx is not None:
+                h.ctx.cancelled.set()
             assert h.task is not None
             h.task.cancel()
         if left:
-            await asyncio.gather(*(h.task for h in left if h.task), return_exceptions=True)
+            await self._nothing_runs()
             await self._hand_back(left)
+        for t in self._slots:
+            t.cancel()
+        await asyncio.gather(*self._slots, return_exceptions=True)
+        self._slots.clear()
         await self.acks.close()
         self._stop_bg.set()
         await asyncio.gather(*self._bg, return_exceptions=True)
@@ -252,7 +306,11 @@ class Worker:
             try:
                 async with self.pool.acquire() as conn:
                     rows = await job_runs.job_hand_back_many(
-                        conn, self.worker_id, [h.id for h in held], [h.attempt for h in held]
+                        conn,
+                        self.worker_id,
+                        [h.id for h in held],
+                        [h.attempt for h in held],
+                        [h.ran_at is not None for h in held],
                     )
                 break
             except Exception as e:
@@ -284,6 +342,25 @@ class Worker:
             )
         return self._claim_conn
 
+    async def _claim_session_early(self) -> None:
+        try:
+            conn = await self._claim_connection()
+            if not self.limits:
+                await job_runs.job_runs_prepare(conn, claim=True)
+        except Exception as e:
+            await self._drop_claim_connection()
+            log.warning("claim session not ready yet (%s)", e)
+
+    async def _write_connection(self) -> asyncpg.Connection:
+        """A session for the acknowledgements (see WRITE_SESSION_SETTINGS)."""
+        conn = await connect(
+            self.settings.require_database_url(),
+            timeout=self.settings.db_pool_connection_timeout_ms / 1000,
+            server_settings=job_runs.WRITE_SESSION_SETTINGS,
+        )
+        await job_runs.job_runs_prepare(conn)
+        return conn
+
     async def _drop_claim_connection(self) -> None:
         conn, self._claim_conn = self._claim_conn, None
         if conn is not None:
@@ -296,13 +373,23 @@ class Worker:
         finally:
             await self._drop_claim_connection()
 
+    def _prefetch(self) -> int:
+        """Jobs to buffer beyond the free slots while the queue is deep."""
+        avg = self._run_avg
+        if avg <= 0.0:
+            return min(self.prefetch_max, self.concurrency)
+        return min(self.prefetch_max, int(self.concurrency * PREFETCH_HORIZON / avg))
+
     async def _claim_rounds(self) -> None:
         poll = self.settings.poll_interval_ms / 1000
         backlog_limit = max(1000, 4 * self.concurrency)
         error_delay = 0.1
+        deep = False  # the last claim came back full
         while not self._stopping:
-            free = self.concurrency - self.running
-            if free <= 0 or self.acks.backlog() > backlog_limit:
+            prefetch = self._prefetch() if deep else 0
+            want = self.concurrency + prefetch - self.running - len(self.ready)
+            if want <= 0 or len(self.ready) > prefetch // 2 or self.acks.backlog() > backlog_limit:
+                self._refill_at = prefetch // 2
                 self._wake.clear()
                 await self._wait_wake(poll)
                 continue
@@ -314,7 +401,7 @@ class Worker:
                 rows = await job_runs.job_claim_available(
                     conn,
                     self.worker_id,
-                    free,
+                    want,
                     self.refs,
                     self.queues,
                     self.settings.lease_duration_seconds,
@@ -332,14 +419,19 @@ class Worker:
                 metrics.CLAIMS.inc()
                 metrics.JOBS_CLAIMED.inc(len(rows))
                 metrics.CLAIM_BATCH.observe(len(rows))
-                for row in rows:
-                    self._start_job(row)
+                self._take(rows)
                 metrics.RUNNING.set(self.running)
-            if len(rows) == free:
+            deep = len(rows) == want
+            if deep:
                 self._more = True
                 continue
+            self._refill_at = 0
+            if rows and self.limits:
+                # short, perhaps only because a limited definition is at its fleet-wide cap:
+                # look again when one of ours ends (not a busy loop: once per job at most)
+                self._more = True
             if self.burst:
-                if rows or self.running:
+                if rows or self.running or self.ready:
                     self._more = True  # claim again when one of these ends
                     await self._wait_wake(poll)
                     continue
@@ -350,43 +442,115 @@ class Worker:
                 return
             await self._wait_wake(poll)
 
-    def _start_job(self, row: Any) -> None:
-        job_id, key, version, params, attempt, max_attempts, timeout = row
-        d = self.definitions[(key, version)]
-        ctx = JobContext(self, job_id, attempt, max_attempts, params)
-        h = Held(job_id, attempt, max_attempts, d, ctx, timeout or d.timeout_seconds)
-        self.held[job_id] = h
-        self.running += 1
-        h.task = asyncio.get_running_loop().create_task(execute(self, h))
-        h.task.add_done_callback(self._task_done)
+    def _nothing_runs(self) -> asyncio.Future[None]:
+        """A future done once no job's code runs (shutdown waits on it)."""
+        if self._drained is None:
+            self._drained = asyncio.get_running_loop().create_future()
+        if self.running == 0 and not self._drained.done():
+            self._drained.set_result(None)
+        return self._drained
 
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("job task crashed", exc_info=task.exception())
+    def _take(self, rows: list[Any]) -> None:
+        """Hold the claimed rows: buffer them, then wake or make slots to run them."""
+        held = self.held
+        ready = self.ready
+        definitions = self.definitions
+        now = time.monotonic()
+        for job_id, key, version, params, attempt, max_attempts, timeout, expires in rows:
+            d = definitions[(key, version)]
+            h = Held(
+                job_id,
+                attempt,
+                max_attempts,
+                d,
+                params,
+                timeout or d.timeout_seconds,
+                expires,
+                now,
+            )
+            held[job_id] = h
+            ready.append(h)
+        self._fill()
+
+    def _fill(self) -> None:
+        """Wake parked slots (or make new ones, up to `concurrency`) for the buffered jobs."""
+        if self._stopping:
+            return
+        want = len(self.ready)
+        idle = self._idle
+        while want and idle:
+            fut = idle.pop()
+            if not fut.done():
+                fut.set_result(None)
+                want -= 1
+        if want and len(self._slots) < self.concurrency:
+            loop = asyncio.get_running_loop()
+            while want and len(self._slots) < self.concurrency:
+                self._slots.append(loop.create_task(self._slot(), name="slot"))
+                want -= 1
+
+    async def _slot(self) -> None:
+        """One execution slot: run buffered jobs one after another, park when there is none."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        ready = self.ready
+        streak = 0
+        while True:
+            if not ready or self._stopping:
+                fut: asyncio.Future[None] = loop.create_future()
+                self._idle.append(fut)
+                await fut
+                streak = 0
+                continue
+            h = ready.popleft()
+            if h.expires_at is not None and h.expires_at <= dt.datetime.now(dt.UTC):
+                h.handing_back = True  # its deadline passed while it waited: back unstarted
+                self._spawn(self._hand_back([h]))
+                continue
+            h.ctx = JobContext(self, h.id, h.attempt, h.max_attempts, h.params)
+            h.task = task
+            h.active = True
+            self.running += 1
+            h.ran_at = time.monotonic()
+            await execute(self, h)
+            streak += 1
+            if streak >= 8:  # jobs that never wait must not starve the loop
+                streak = 0
+                await asyncio.sleep(0)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
 
     # -- called by the executor, the acks and the checks ---------------------------------------
+
+    def _slot_freed(self, h: Held) -> None:
+        if h.cancel_handle is not None:
+            h.cancel_handle.cancel()
+        h.active = False
+        self.running -= 1
+        if h.ran_at is not None:
+            ran = time.monotonic() - h.ran_at
+            self._run_avg += (ran - self._run_avg) * 0.05 if self._run_avg else ran
+        if (self._more or self.burst) and len(self.ready) <= self._refill_at:
+            self._wake.set()
+        if self._drained is not None and self.running == 0 and not self._drained.done():
+            self._drained.set_result(None)
 
     def job_finished(self, h: Held) -> None:
         """The job's code is done; its outcome now waits in the ack buffer."""
         h.acking = True
-        if h.cancel_handle is not None:
-            h.cancel_handle.cancel()
-        self.running -= 1
-        if self._more or self.burst:
-            self._wake.set()
+        self._slot_freed(h)
 
     def job_released(self, h: Held, why: str) -> None:
         """The job ends here without a write (lease lost, or the daemon hands it back)."""
-        if h.cancel_handle is not None:
-            h.cancel_handle.cancel()
-        self.running -= 1
         if why == "lost":
             self.held.pop(h.id, None)
             metrics.FINISHED.labels("lost").inc()
-        if self._more or self.burst:
-            self._wake.set()
+        self._slot_freed(h)
 
-    def _written(self, kind: str, entries: list[Held], written: set[uuid.UUID]) -> None:
+    def _written(self, kind: str, entries: list[Held], written: Collection[uuid.UUID]) -> None:
         held = self.held
         for h in entries:
             if held.get(h.id) is h:
@@ -396,6 +560,7 @@ class Worker:
         if n:
             metrics.FINISHED.labels(kind).inc(n)
         if n != len(entries):
+            written = set(written)
             for h in entries:
                 if h.id not in written:
                     self._fenced(h, kind)
@@ -410,6 +575,14 @@ class Worker:
             extra={"jobId": str(h.id), "attempt": h.attempt, "write": kind},
         )
 
+    def _unbuffer(self, h: Held) -> bool:
+        """Take a job that never started out of the buffer; False if it has started."""
+        if h.task is not None:
+            return False
+        with contextlib.suppress(ValueError):
+            self.ready.remove(h)
+        return True
+
     def lease_lost(self, h: Held) -> None:
         """The job was rescued or taken over: signal it, cancel it after the grace period."""
         if h.lost:
@@ -419,22 +592,39 @@ class Worker:
         log.warning(
             "lease lost; dropping the job", extra={"jobId": str(h.id), "attempt": h.attempt}
         )
+        if self._unbuffer(h):
+            self.held.pop(h.id, None)
+            metrics.FINISHED.labels("lost").inc()
+            return
         self._signal(h)
 
     def request_cancel(self, h: Held) -> None:
-        """A cancel request for a held job: set ctx.cancelled, cancel the task after the grace."""
-        if h.cancel_requested or h.acking or h.lost:
+        """A cancel request for a held job: set ctx.cancelled, cancel the task after the grace.
+
+        A job still in the buffer is cancelled without running."""
+        if h.cancel_requested or h.acking or h.lost or h.handing_back:
             return
         h.cancel_requested = True
         log.info("cancel requested", extra={"jobId": str(h.id)})
+        if self._unbuffer(h):
+            h.acking = True
+            self.acks.add_cancel(h)
+            return
         self._signal(h)
 
     def _signal(self, h: Held) -> None:
-        h.ctx.cancelled.set()
-        if h.task is not None and not h.task.done() and h.cancel_handle is None:
+        if h.ctx is not None:
+            h.ctx.cancelled.set()
+        if h.active and h.cancel_handle is None:
             h.cancel_handle = asyncio.get_running_loop().call_later(
-                self.settings.cancel_grace_ms / 1000, h.task.cancel
+                self.settings.cancel_grace_ms / 1000, self._cancel_run, h
             )
+
+    @staticmethod
+    def _cancel_run(h: Held) -> None:
+        """Cancel the slot task while it still runs `h` (never the job after it)."""
+        if h.active and not h.acking and h.task is not None:
+            h.task.cancel()
 
     def wake_after(self, delay: float) -> None:
         """A retry of ours falls due in `delay` s: claim then rather than at the next poll."""
@@ -464,9 +654,7 @@ class Worker:
         """(Re)connected to LISTEN: anything may have been missed, so claim and check now."""
         self._wake_claim()
         if self.held:
-            task = asyncio.get_running_loop().create_task(self._check_quietly())
-            self._side_tasks.add(task)
-            task.add_done_callback(self._side_tasks.discard)
+            self._spawn(self._check_quietly())
 
     async def _check_quietly(self) -> None:
         with contextlib.suppress(Exception):

@@ -3,7 +3,8 @@
 - `heartbeat_once`: every HEARTBEAT_INTERVAL_SECONDS, ONE statement extends the lease of every
   held job (fenced) and the worker's own `workers` row is touched. A held job missing from the
   answer lost its lease: its `ctx.cancelled` is set, its task cancelled after CANCEL_GRACE_MS and
-  its result dropped. Rows found `cancelling` are cancelled.
+  its result dropped. Rows found `cancelling` are cancelled. A job that swallowed the
+  cancellation of its timeout is no longer renewed (`_drop_overdue`), so it is rescued.
 - `cancel_check_once`: every CANCEL_CHECK_INTERVAL_MS (only while jobs run), one query reads the
   status of the held jobs: the fallback for a missed cancel NOTIFY, and a quick way to notice a
   lease taken over.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -42,7 +44,31 @@ def _judge(worker: Worker, sent: list[Held], rows: list[tuple[object, str]]) -> 
             worker.request_cancel(h)
 
 
+def _drop_overdue(worker: Worker) -> None:
+    """A job still running CANCEL_GRACE_MS after its timeout cancelled it swallowed the
+    cancellation: a coroutine cannot be killed, so stop renewing its lease instead. The rescuer
+    then ends the attempt (`lease_expired`: retried, or failed into the DLQ) and the job can
+    never hold its lease forever; its result, should it ever return, is dropped."""
+    now = time.monotonic()
+    grace = worker.settings.cancel_grace_ms / 1000
+    for h in worker.held.values():
+        if (
+            h.timed_out
+            and h.active
+            and not (h.acking or h.lost)
+            and h.timeout
+            and now - (h.ran_at or now) > h.timeout + grace
+        ):
+            h.lost = True
+            metrics.LEASES_LOST.inc()
+            log.error(
+                "job ignored the cancellation of its timeout; leaving its lease to expire",
+                extra={"jobId": str(h.id), "attempt": h.attempt},
+            )
+
+
 async def heartbeat_once(worker: Worker) -> None:
+    _drop_overdue(worker)
     sent = [h for h in worker.held.values() if not h.lost]
     async with worker.pool.acquire() as conn:
         rows = await job_runs.job_heartbeat(

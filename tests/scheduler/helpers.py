@@ -102,8 +102,10 @@ async def insert_job(
 
 
 async def events_of(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) -> list[str]:
-    rows = await conn.fetch("SELECT event FROM job_events WHERE job_id = $1 ORDER BY id", job_id)
-    return [r["event"] for r in rows]
+    """The job's history as clients read it (stored and derived events)."""
+    from jobserver.db.events import job_events_list
+
+    return [r["event"] for r in await job_events_list(conn, job_id)]
 
 
 async def wait_for(

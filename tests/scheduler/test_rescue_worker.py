@@ -8,6 +8,7 @@ import signal
 import asyncpg
 import pytest
 
+from jobserver.db.attempts import attempt_list
 from jobserver.db.definitions import definition_upsert
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.registry import load_modules
@@ -56,12 +57,10 @@ async def test_killed_workers_job_is_retried_elsewhere(database_url: str, pool: 
         assert row["result"]["attempt"] == 2
         ev = await events_of(pool, job.id)
         assert ev.index("lease_expired") < ev.index("rescued") < ev.index("succeeded")
-        outcomes = await pool.fetch(
-            "SELECT attempt, worker_id, outcome FROM job_attempts WHERE job_id = $1"
-            " ORDER BY attempt",
-            job.id,
-        )
-        assert [tuple(r) for r in outcomes] == [(1, "wa", "lease_expired"), (2, "wb", "succeeded")]
+        outcomes = [
+            (a["attempt"], a["worker_id"], a["outcome"]) for a in await attempt_list(pool, job.id)
+        ]
+        assert outcomes == [(1, "wa", "lease_expired"), (2, "wb", "succeeded")]
     finally:
         await rescuer.stop()
         kill(a)

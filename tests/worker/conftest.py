@@ -19,7 +19,9 @@ import asyncpg
 import pytest
 
 from jobserver.config import Settings
+from jobserver.db.attempts import attempt_list
 from jobserver.db.definitions import definition_upsert
+from jobserver.db.events import job_events_list
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.registry import load_modules
 from jobserver.worker.daemon import Worker
@@ -109,8 +111,13 @@ async def job(pool: asyncpg.Pool, job_id: uuid.UUID) -> asyncpg.Record:
 
 
 async def events(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[str]:
-    rows = await pool.fetch("SELECT event FROM job_events WHERE job_id = $1 ORDER BY id", job_id)
-    return [r["event"] for r in rows]
+    """The job's history as clients read it (stored and derived events)."""
+    return [r["event"] for r in await job_events_list(pool, job_id)]
+
+
+async def attempts(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[asyncpg.Record]:
+    """The job's runs as clients read them (stored rows and the derived current run)."""
+    return await attempt_list(pool, job_id)
 
 
 async def status_is(pool: asyncpg.Pool, job_id: uuid.UUID, *statuses: str) -> bool:

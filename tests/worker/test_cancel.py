@@ -11,7 +11,7 @@ import asyncpg
 
 from jobserver.config import Settings
 from jobserver.db.channels import CANCEL_CHANNEL
-from tests.worker.conftest import events, job, status_is, submit, wait_for
+from tests.worker.conftest import attempts, events, job, status_is, submit, wait_for
 
 
 async def cancel(pool: asyncpg.Pool, job_id: uuid.UUID, notify: bool = True) -> str:
@@ -53,7 +53,7 @@ async def test_cancel_running_job_by_notify(
     await wait_for(lambda: _started(db, jid))
     assert await cancel(db, jid) == "cancelling"
     await wait_for(lambda: status_is(db, jid, "cancelled"), timeout=5)
-    att = await db.fetchrow("SELECT outcome, finished_at FROM job_attempts WHERE job_id = $1", jid)
+    [att] = await attempts(db, jid)
     assert att["outcome"] == "cancelled" and att["finished_at"] is not None
     assert (await events(db, jid))[-2:] == ["cancel_requested", "cancelled"]
     assert (await job(db, jid))["finished_at"] is not None

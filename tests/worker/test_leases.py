@@ -10,7 +10,7 @@ import asyncpg
 from jobserver.config import Settings
 from jobserver.db.workers import worker_get
 from jobserver.worker import metrics
-from tests.worker.conftest import events, job, status_is, submit, wait_for
+from tests.worker.conftest import attempts, events, job, status_is, submit, wait_for
 
 
 async def _lease(db: asyncpg.Pool, jid) -> object:
@@ -80,9 +80,7 @@ async def test_stolen_lease_fences_every_write(db: asyncpg.Pool, start_worker) -
     assert (row["status"], row["worker_id"], row["attempt"]) == ("running", "other", 2)
     assert row["result"] is None and row["finished_at"] is None
     assert (await events(db, jid))[-1] == "started"
-    assert await db.fetchval("SELECT outcome FROM job_attempts WHERE job_id = $1", jid) == (
-        "running"
-    )
+    assert [(a["attempt"], a["outcome"]) for a in await attempts(db, jid)] == [(2, "running")]
     # the heartbeat / status check noticed: the job was signalled and dropped
     assert metrics.LEASES_LOST._value.get() == lost_before + 1
 

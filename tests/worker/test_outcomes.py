@@ -8,7 +8,8 @@ from dataclasses import replace
 import asyncpg
 
 from jobserver.config import Settings
-from tests.worker.conftest import events, job, status_is, submit, wait_for
+from jobserver.db.events import job_events_list
+from tests.worker.conftest import attempts, events, job, status_is, submit, wait_for
 
 
 async def test_success_writes_result_attempt_and_events(db: asyncpg.Pool, start_worker) -> None:
@@ -19,10 +20,15 @@ async def test_success_writes_result_attempt_and_events(db: asyncpg.Pool, start_
     assert row["result"] == {"message": "hi"}
     assert row["attempt"] == 1 and row["worker_id"] == w.worker_id
     assert row["finished_at"] is not None and row["lease_expires_at"] is None
-    att = await db.fetchrow("SELECT * FROM job_attempts WHERE job_id = $1", jid)
+    [att] = await attempts(db, jid)
     assert att["outcome"] == "succeeded" and att["finished_at"] is not None
     assert att["duration_ms"] is not None and att["worker_id"] == w.worker_id
+    assert row["created_at"] <= att["started_at"] <= att["finished_at"] == row["finished_at"]
     assert await events(db, jid) == ["created", "started", "succeeded"]
+    # the success wrote the jobs row and nothing else: no stored attempt or event rows
+    assert not await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id = $1", jid)
+    stored = await db.fetch("SELECT event FROM job_events WHERE job_id = $1", jid)
+    assert {r["event"] for r in stored} <= {"created"}
 
 
 async def test_context_events_and_progress(db: asyncpg.Pool, start_worker) -> None:
@@ -32,9 +38,8 @@ async def test_context_events_and_progress(db: asyncpg.Pool, start_worker) -> No
     row = await job(db, jid)
     assert row["result"] == {"jobId": str(jid), "attempt": 1}
     assert row["progress"] == {"done": 2, "total": 2, "percent": 100.0}
-    rows = await db.fetch(
-        "SELECT event, details FROM job_events WHERE job_id = $1 ORDER BY id", jid
-    )
+    rows = await job_events_list(db, jid)
+    assert [r["id"] for r in rows] == list(range(1, 7))
     assert [r["event"] for r in rows] == [
         "created",
         "started",
@@ -56,15 +61,11 @@ async def test_failure_retries_with_backoff_then_dead_letters(
     await wait_for(lambda: status_is(db, jid, "failed"), timeout=15)
     row = await job(db, jid)
     assert row["attempt"] == 3 and row["last_error"] == "ValueError: flaky failure on attempt 3"
-    attempts = await db.fetch(
-        "SELECT attempt, outcome, error, traceback, started_at, finished_at FROM job_attempts"
-        " WHERE job_id = $1 ORDER BY attempt",
-        jid,
-    )
-    assert [a["outcome"] for a in attempts] == ["failed"] * 3
-    assert all("Traceback" in a["traceback"] for a in attempts)
+    runs = await attempts(db, jid)
+    assert [a["outcome"] for a in runs] == ["failed"] * 3
+    assert all("Traceback" in a["traceback"] for a in runs)
     # the gap between an attempt's end and the next start is the back-off, within its bounds
-    for n, (prev, nxt) in enumerate(itertools.pairwise(attempts), start=1):
+    for n, (prev, nxt) in enumerate(itertools.pairwise(runs), start=1):
         base = min(10, 0.4 * 2 ** (n - 1))
         gap = (nxt["started_at"] - prev["finished_at"]).total_seconds()
         assert base * 0.75 - 0.05 <= gap <= base * 1.25 + 0.5, (n, gap)
@@ -88,10 +89,10 @@ async def test_retry_then_success(db: asyncpg.Pool, start_worker) -> None:
     await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=10)
     row = await job(db, jid)
     assert row["result"] == {"attempt": 2} and row["attempt"] == 2
-    outcomes = await db.fetch(
-        "SELECT outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", jid
-    )
+    outcomes = await attempts(db, jid)
     assert [r["outcome"] for r in outcomes] == ["failed", "succeeded"]
+    ev = await events(db, jid)
+    assert ev == ["created", "started", "retry_scheduled", "started", "succeeded"]
 
 
 async def test_timeout_fails_the_attempt_and_retries(
@@ -102,9 +103,7 @@ async def test_timeout_fails_the_attempt_and_retries(
     await wait_for(lambda: status_is(db, jid, "failed"), timeout=10)
     row = await job(db, jid)
     assert row["last_error"] == "timed out after 0.3 s"
-    outcomes = await db.fetch(
-        "SELECT outcome, error FROM job_attempts WHERE job_id = $1 ORDER BY attempt", jid
-    )
+    outcomes = await attempts(db, jid)
     assert [r["outcome"] for r in outcomes] == ["timed_out", "timed_out"]
     ev = await events(db, jid)
     assert ev.count("timed_out") == 2 and "retry_scheduled" in ev

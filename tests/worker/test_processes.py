@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from jobserver.db import job_runs
-from tests.worker.conftest import events, job, submit, wait_for
+from tests.worker.conftest import attempts, events, job, submit, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -127,7 +127,7 @@ async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(db: asyncpg.P
     assert (await job(db, short))["status"] == "succeeded"
     row = await job(db, long)
     assert (row["status"], row["attempt"], row["worker_id"]) == ("queued", 0, None)
-    att = await db.fetchrow("SELECT outcome FROM job_attempts WHERE job_id = $1", long)
+    [att] = await attempts(db, long)
     assert att["outcome"] == "handed_back"
     assert (await events(db, long))[-1] == "handed_back"
     status = await db.fetchval("SELECT status FROM workers WHERE id = $1", proc.worker_id)
@@ -136,7 +136,7 @@ async def test_sigterm_finishes_short_jobs_and_hands_back_the_rest(db: asyncpg.P
     async with db.acquire() as conn:
         [claimed] = await job_runs.job_claim_available(conn, "next", 1, ["test.sleep@1"], None, 30)
     assert claimed["attempt"] == 1
-    att = await db.fetch("SELECT outcome, worker_id FROM job_attempts WHERE job_id = $1", long)
+    att = await attempts(db, long)
     assert [(a["outcome"], a["worker_id"]) for a in att] == [("running", "next")]
 
 
