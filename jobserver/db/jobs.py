@@ -306,7 +306,9 @@ class JobFilter:
             args.append(value)
             return f"${len(args)}"
 
-        if self.statuses:
+        if len(self.statuses) == 1:  # plain `=` lets the planner pick a partial index
+            conds.append(f"status = {arg(self.statuses[0])}::text")
+        elif self.statuses:
             conds.append(f"status = ANY({arg(list(self.statuses))}::text[])")
         if self.definition_key is not None:
             conds.append(f"definition_key = {arg(self.definition_key)}")
@@ -331,19 +333,30 @@ async def job_list(
     limit: int = 20,
 ) -> list[asyncpg.Record]:
     """A page of jobs in (sort column, id) order; `after` is the last row of the previous page
-    (keyset pagination: stable under inserts, no OFFSET scans)."""
-    col = SORT_COLUMNS[sort_by]
+    (keyset pagination: stable under inserts, no OFFSET scans).
+
+    `createdAt` order is id order: ids are time-ordered (UUIDv7, minted at submission), so
+    the primary key (or jobs_owner_idx, jobs_settled_idx) walks jobs in creation order and a
+    page is read off an index, without a created_at index to maintain on every write. Jobs
+    submitted in the same millisecond by different API processes may swap places."""
     args: list[Any] = []
     where = flt.where(args)
     direction = "DESC" if descending else "ASC"
-    if after is not None:
-        args.extend(after)
-        op = "<" if descending else ">"
-        where += f" AND ({col}, id) {op} (${len(args) - 1}, ${len(args)})"
+    op = "<" if descending else ">"
+    if sort_by == "createdAt":
+        if after is not None:
+            args.append(after[1])
+            where += f" AND id {op} ${len(args)}"
+        order = f"id {direction}"
+    else:
+        col = SORT_COLUMNS[sort_by]
+        if after is not None:
+            args.extend(after)
+            where += f" AND ({col}, id) {op} (${len(args) - 1}, ${len(args)})"
+        order = f"{col} {direction}, id {direction}"
     args.append(limit)
     return await conn.fetch(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
-        f" ORDER BY {col} {direction}, id {direction} LIMIT ${len(args)}",
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ${len(args)}",
         *args,
     )
 

@@ -6,8 +6,9 @@ table (no extra write on the hot path, nothing to keep consistent):
   `jobs_held_idx`, which only ever hold the live part of the table;
 - everything about finished jobs (throughput, performance, histograms) through time ranges on
   `jobs_finished_idx` (at most 7 days, i.e. the pruner's default retention);
-- the per-status totals with one GROUP BY on `jobs_status_created_idx` (an index-only scan on
-  a table the pruner keeps to its retention window); callers cache it (METRICS_CACHE_TTL_MS).
+- the per-status totals with one GROUP BY over `jobs`, a table the pruner keeps to its
+  retention window: the one full scan here, so callers cache it (METRICS_CACHE_TTL_MS). An
+  index to serve it would cost an entry on every status change of every job.
 """
 
 from __future__ import annotations

@@ -142,10 +142,20 @@ jobs = Table(
         "expires_at",
         postgresql_where=text("status = 'queued' AND expires_at IS NOT NULL"),
     ),
-    Index("jobs_created_idx", "created_at", "id"),
-    Index("jobs_status_created_idx", "status", "created_at"),
-    Index("jobs_owner_created_idx", "owner", "created_at"),
-    Index("jobs_definition_created_idx", "definition_key", "created_at"),
+    # Listing. Every index here costs an entry per job and per status change (a status change
+    # is never a HOT update), so listing leans on the primary key: ids are time-ordered
+    # (UUIDv7), so newest-first is a backward walk of the primary key. An owner's jobs (plain
+    # tokens) have their own ordered index; the settled statuses, rare next to `succeeded`,
+    # a partial one. Queued and held rows are found through jobs_ready_idx and jobs_held_idx.
+    # Dropping the former (created_at), (status, created_at) and (definition_key, created_at)
+    # indexes raised bulk enqueue from about 40,000 to 65,000 jobs/s (bench/, 1 process).
+    Index("jobs_owner_idx", "owner", "id"),
+    Index(
+        "jobs_settled_idx",
+        "status",
+        "id",
+        postgresql_where=text("status IN ('failed', 'cancelled', 'expired')"),
+    ),
     Index(
         "jobs_finished_idx",
         "finished_at",

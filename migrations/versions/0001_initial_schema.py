@@ -166,10 +166,6 @@ def upgrade() -> None:
         sa.CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index("jobs_created_idx", "jobs", ["created_at", "id"], unique=False)
-    op.create_index(
-        "jobs_definition_created_idx", "jobs", ["definition_key", "created_at"], unique=False
-    )
     op.create_index(
         "jobs_expiry_idx",
         "jobs",
@@ -205,7 +201,7 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("status IN ('running', 'cancelling')"),
     )
-    op.create_index("jobs_owner_created_idx", "jobs", ["owner", "created_at"], unique=False)
+    op.create_index("jobs_owner_idx", "jobs", ["owner", "id"], unique=False)
     op.create_index(
         "jobs_ready_idx",
         "jobs",
@@ -220,7 +216,13 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("schedule_name IS NOT NULL"),
     )
-    op.create_index("jobs_status_created_idx", "jobs", ["status", "created_at"], unique=False)
+    op.create_index(
+        "jobs_settled_idx",
+        "jobs",
+        ["status", "id"],
+        unique=False,
+        postgresql_where=sa.text("status IN ('failed', 'cancelled', 'expired')"),
+    )
     op.create_table(
         "scheduler_leader",
         sa.Column("name", sa.Text(), nullable=False),
@@ -383,7 +385,11 @@ def downgrade() -> None:
     op.drop_index("schedules_due_idx", table_name="schedules", postgresql_where=sa.text("enabled"))
     op.drop_table("schedules")
     op.drop_table("scheduler_leader")
-    op.drop_index("jobs_status_created_idx", table_name="jobs")
+    op.drop_index(
+        "jobs_settled_idx",
+        table_name="jobs",
+        postgresql_where=sa.text("status IN ('failed', 'cancelled', 'expired')"),
+    )
     op.drop_index(
         "jobs_schedule_fire_idx",
         table_name="jobs",
@@ -392,7 +398,7 @@ def downgrade() -> None:
     op.drop_index(
         "jobs_ready_idx", table_name="jobs", postgresql_where=sa.text("status = 'queued'")
     )
-    op.drop_index("jobs_owner_created_idx", table_name="jobs")
+    op.drop_index("jobs_owner_idx", table_name="jobs")
     op.drop_index(
         "jobs_lease_idx",
         table_name="jobs",
@@ -412,8 +418,6 @@ def downgrade() -> None:
     op.drop_index(
         "jobs_finished_idx", table_name="jobs", postgresql_where=sa.text("finished_at IS NOT NULL")
     )
-    op.drop_index("jobs_definition_created_idx", table_name="jobs")
-    op.drop_index("jobs_created_idx", table_name="jobs")
     op.drop_table("jobs")
     op.drop_table("job_definitions")
     op.drop_index("dead_letter_jobs_failed_idx", table_name="dead_letter_jobs")

@@ -31,8 +31,8 @@ from tests.faults.helpers import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.scenario("6. API under load")]
 
-CLIENTS = scaled(150, 200)
-DURATION = scaled(10.0, 30.0)
+CLIENTS = scaled(200, 400)
+DURATION = scaled(30.0, 120.0)
 BATCH = 10
 IDEM_KEYS = 50
 

@@ -92,12 +92,12 @@ async def test_drift_is_detected(empty_database_url: str, sync_engine_factory: A
     await migrate.upgrade_async(empty_database_url)
     conn = await asyncpg.connect(asyncpg_url(empty_database_url))
     try:
-        await conn.execute("DROP INDEX jobs_created_idx")
+        await conn.execute("DROP INDEX jobs_owner_idx")
         await conn.execute("ALTER TABLE jobs ALTER COLUMN priority SET DEFAULT 7")
     finally:
         await conn.close()
     diffs = repr(_database_diffs(sync_engine_factory(empty_database_url)))
-    assert "jobs_created_idx" in diffs
+    assert "jobs_owner_idx" in diffs
     assert "priority" in diffs
 
 
