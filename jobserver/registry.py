@@ -25,8 +25,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 RunFn = Callable[[Any, Any], Awaitable[Any]]
 HookFn = Callable[..., Awaitable[Any]]
 
@@ -101,11 +99,23 @@ def validate_definition(d: Definition) -> None:
         raise DefinitionError(f"{d.ref}: timeout_seconds must be > 0")
     if d.concurrency_limit is not None and d.concurrency_limit < 1:
         raise DefinitionError(f"{d.ref}: concurrency_limit must be >= 1")
-    if d.params_schema is not None:
-        try:
-            jsonschema.Draft202012Validator.check_schema(d.params_schema)
-        except jsonschema.SchemaError as e:
-            raise DefinitionError(f"{d.ref}: invalid params_schema: {e.message}") from None
+
+
+def check_params_schema(d: Definition) -> None:
+    """Check `params_schema` against the JSON Schema (2020-12) meta-schema.
+
+    Separate from `validate_definition` because it needs `jsonschema`, whose import is a third
+    of a worker's start-up time, and only the processes that publish or enforce schemas
+    (register-definitions, `jobserver up`, the API) need it: a worker never reads the schema.
+    """
+    if d.params_schema is None:
+        return
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(d.params_schema)
+    except jsonschema.SchemaError as e:
+        raise DefinitionError(f"{d.ref}: invalid params_schema: {e.message}") from None
 
 
 class Registry:
@@ -186,8 +196,11 @@ def definition(
     return wrap
 
 
-def load_modules(names: Iterable[str] = (), include_builtin: bool = True) -> Registry:
-    """Import every module under the `definitions` package (and `names`) so they register."""
+def load_modules(
+    names: Iterable[str] = (), include_builtin: bool = True, *, check_schemas: bool = True
+) -> Registry:
+    """Import every module under the `definitions` package (and `names`) so they register,
+    then (unless `check_schemas` is false: the worker) check their params schemas."""
     if include_builtin:
         import definitions
 
@@ -195,4 +208,7 @@ def load_modules(names: Iterable[str] = (), include_builtin: bool = True) -> Reg
             importlib.import_module(info.name)
     for name in names:
         importlib.import_module(name)
+    if check_schemas:
+        for d in registry.all():
+            check_params_schema(d)
     return registry
