@@ -86,8 +86,12 @@ def test_registry_builds_definitions_from_decorator() -> None:
     assert d is not None and d.metadata()["description"] == "First line is the description."
 
 
-def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(
+    database_url: str, *args: str, extra_path: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url, "LOG_FORMAT": "text"}
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [extra_path, env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-m", "jobserver.cli.main", "register-definitions", *args],
         env=env,
@@ -135,3 +139,22 @@ def test_cli_bad_module_is_one_line(tmp_path: Path) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: cannot load definitions: No module named 'no_such_module_here'"
     ]
+
+
+def test_cli_rejects_an_invalid_params_schema(tmp_path: Path) -> None:
+    """The meta-schema check happens where schemas are published (the worker skips it)."""
+    (tmp_path / "bad_schema_defs.py").write_text(
+        "from jobserver.registry import definition\n"
+        "@definition('bad-schema', 1, params_schema={'type': 'no-such-type'})\n"
+        "async def run(params, ctx):\n"
+        "    return None\n"
+    )
+    proc = _cli(
+        "postgresql://nobody@127.0.0.1:1/x",
+        "--module",
+        "bad_schema_defs",
+        extra_path=str(tmp_path),
+    )
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("error: cannot load definitions: bad-schema@1: invalid params_schema")
