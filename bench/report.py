@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 import matplotlib
@@ -146,12 +147,31 @@ def chart(peer_res: dict[str, Any], path: str) -> None:
     fig.savefig(path, dpi=90)
 
 
+def failures(peer_res: dict[str, Any], extra: dict[str, Any]) -> list[str]:
+    """What did not work in jobserver's own runs (the smoke check of `bench/run --quick`)."""
+    out: list[str] = []
+    js = peer_res.get("peers", {}).get("jobserver")
+    if not js:
+        return ["no jobserver queue results"]
+    for run in js.get("A", []):
+        if not run.get("ok"):
+            out.append(f"burn-down procs={run.get('procs')}: {run.get('error', 'not ok')}")
+    if not js.get("B", {}).get("ok"):
+        out.append(f"latency: {js.get('B', {}).get('error', 'not ok')}")
+    for name in ("rest_batch", "rest_single", "scale", "memory"):
+        res = extra.get(name)
+        if not isinstance(res, dict) or "error" in res:
+            out.append(f"{name}: {res.get('error') if isinstance(res, dict) else 'missing'}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--peers-json", required=True)
     ap.add_argument("--extra-json", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--name", required=True)
+    ap.add_argument("--check", action="store_true", help="exit 1 if a jobserver run failed")
     a = ap.parse_args()
     with open(a.peers_json) as f:
         peer_res = json.load(f)
@@ -169,6 +189,9 @@ def main() -> None:
     chart(peer_res, base + ".png")
     print(md)
     print(f"wrote {base}.json, .md, .png")
+    if a.check and (bad := failures(peer_res, extra)):
+        print("bench smoke check failed:\n  " + "\n  ".join(bad), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

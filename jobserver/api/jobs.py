@@ -601,7 +601,11 @@ LIST_QUERY = {
         "queue": {"type": "string", "maxLength": 100},
         "createdAfter": DATETIME,
         "createdBefore": DATETIME,
-        "sortBy": {"type": "string", "enum": ["createdAt", "priority", "status"]},
+        "sortBy": {
+            "type": "string",
+            "enum": ["createdAt", "priority", "status"],
+            "description": "createdAt is submission order: job ids are time-ordered (UUIDv7)",
+        },
         "sortOrder": {"type": "string", "enum": ["asc", "desc"]},
         "limit": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
         "cursor": {"type": "string", "maxLength": 1000},

@@ -17,6 +17,7 @@ ROUTE_MODULES = [
     "jobserver.api.openapi",
     "jobserver.api.schedules",
     "jobserver.api.dlq",
+    "jobserver.api.runners",
     "jobserver.api.metrics",
     "jobserver.api.prometheus",
 ]

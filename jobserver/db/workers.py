@@ -68,4 +68,38 @@ async def worker_set_status(
 async def worker_get(
     conn: asyncpg.Connection | asyncpg.Pool, worker_id: str
 ) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM workers WHERE id = $1", worker_id)
+    """One worker row with `held` (see `worker_list`)."""
+    return await conn.fetchrow(
+        f"SELECT w.*, {_HELD} AS held FROM workers w WHERE w.id = $1", worker_id
+    )
+
+
+WORKER_STATUSES = ("active", "stopping", "stopped", "gone")
+
+# The jobs a worker holds right now (running, cancelling or in its local buffer).
+_HELD = """(SELECT count(*) FROM jobs j
+    WHERE j.status IN ('running', 'cancelling') AND j.worker_id = w.id)"""
+
+
+async def worker_list(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    statuses: Sequence[str] = (),
+    limit: int = 100,
+    offset: int = 0,
+) -> list[asyncpg.Record]:
+    """Worker rows, live ones first (active, stopping), then the most recently seen, with
+    `held`: the jobs each holds right now (running, cancelling or buffered), counted on
+    jobs_held_idx."""
+    return await conn.fetch(
+        f"""
+        SELECT w.*, {_HELD} AS held
+        FROM workers w
+        WHERE cardinality($1::text[]) = 0 OR w.status = ANY($1::text[])
+        ORDER BY w.status NOT IN ('active', 'stopping'), w.last_seen_at DESC, w.id
+        LIMIT $2 OFFSET $3
+        """,
+        list(statuses),
+        limit,
+        offset,
+    )
