@@ -77,3 +77,5 @@ def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # Alembic announces each of its autogenerate plugins at INFO on every `migrate`: noise.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
