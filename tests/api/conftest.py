@@ -3,8 +3,7 @@ registered as `register-definitions` would, and one token per scope."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +17,7 @@ from jobserver.auth import create_token
 from jobserver.config import Settings
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import Registry, definition, load_modules
+from tests.waiting import wait_for  # noqa: F401 (re-exported for the tests here)
 
 # Test-only definitions: a strict nested schema, and a second echo version (latest wins).
 TEST_DEFS = Registry()
@@ -147,19 +147,3 @@ async def api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Api]:
         yield Api(client, app, pool, tokens)
     finally:
         await client.close()
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], within: float = 5.0, interval: float = 0.02
-) -> Any:
-    """Poll `check` until truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        import asyncio
-
-        await asyncio.sleep(interval)

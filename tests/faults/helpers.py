@@ -9,7 +9,6 @@ unexplained duplicate.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -20,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -29,6 +28,7 @@ import aiohttp
 import asyncpg
 
 from jobserver.testing.cluster import free_port
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SOAK = os.environ.get("FAULTS_SOAK", "") not in ("", "0", "false")
@@ -58,20 +58,6 @@ TIMINGS = {
 def scaled(normal: int, soak: int) -> int:
     """A figure for the CI run, or the larger one under FAULTS_SOAK=1 (`scripts/faults --soak`)."""
     return soak if SOAK else normal
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], within: float = 10.0, step: float = 0.05
-) -> Any:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within} s (last: {value!r})")
-        await asyncio.sleep(step)
 
 
 # ------------------------------------------------------------------------------ processes

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import load_modules
+from tests.waiting import wait_for  # noqa: F401 (re-exported for the tests here)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,20 +103,6 @@ async def events_of(conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID) 
     from jobserver.db.events import job_events_list
 
     return [r["event"] for r in await job_events_list(conn, job_id)]
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]], within: float = 10.0, step: float = 0.05
-) -> Any:
-    """Poll `check` until it returns something truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await asyncio.sleep(step)
 
 
 def spawn(module: str, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -25,6 +23,7 @@ from jobserver.db.events import job_events_list
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.registry import load_modules
 from jobserver.worker.daemon import Worker
+from tests.waiting import wait_for  # noqa: F401 (re-exported for the tests here)
 from tests.worker.defs import LEDGER_DDL
 
 REGISTRY = load_modules(["tests.worker.defs"])
@@ -51,22 +50,6 @@ FAST_ENV = {
     "LOG_LEVEL": "WARNING",
     "LOG_FORMAT": "text",
 }
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[Any]],
-    timeout: float = 10.0,  # noqa: ASYNC109 (a deadline for polling, not an I/O timeout)
-    interval: float = 0.02,
-) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ async def test_cancel_running_job_by_notify(
     [jid] = await submit(db, "test.sleep", [{"seconds": 60}])
     await wait_for(lambda: _started(db, jid))
     assert await cancel(db, jid) == "cancelling"
-    await wait_for(lambda: status_is(db, jid, "cancelled"), timeout=5)
+    await wait_for(lambda: status_is(db, jid, "cancelled"), within=5)
     [att] = await attempts(db, jid)
     assert att["outcome"] == "cancelled" and att["finished_at"] is not None
     assert (await events(db, jid))[-2:] == ["cancel_requested", "cancelled"]
@@ -66,7 +66,7 @@ async def test_cancel_without_notify_is_caught_by_the_fallback_check(
     [jid] = await submit(db, "test.sleep", [{"seconds": 60}])
     await wait_for(lambda: _started(db, jid))
     assert await cancel(db, jid, notify=False) == "cancelling"
-    await wait_for(lambda: status_is(db, jid, "cancelled"), timeout=5)
+    await wait_for(lambda: status_is(db, jid, "cancelled"), within=5)
 
 
 async def test_batch_job_stops_between_batches(
@@ -83,7 +83,7 @@ async def test_batch_job_stops_between_batches(
     await wait_for(some_progress)
     await cancel(db, jid)
     # it stops at the next batch boundary, long before the 10 s grace would cut it
-    await wait_for(lambda: status_is(db, jid, "cancelled"), timeout=3)
+    await wait_for(lambda: status_is(db, jid, "cancelled"), within=3)
     done = (await job(db, jid))["progress"]["done"]
     assert 20 <= done < 1000
 
@@ -108,7 +108,7 @@ async def test_cancelling_queued_jobs_while_claiming_never_starts_them(
             "SELECT count(*) FROM jobs WHERE status IN ('queued','running','cancelling')"
         )
 
-    await wait_for(settled, timeout=20)
+    await wait_for(settled, within=20)
     cancelled_queued = [j for j, o in outcomes.items() if o == "cancelled"]
     assert cancelled_queued, "the race never hit a queued job"
     ran = {r["job_id"] for r in await db.fetch("SELECT job_id FROM ledger")}

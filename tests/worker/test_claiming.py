@@ -36,7 +36,7 @@ async def test_delayed_job_not_started_early(db: asyncpg.Pool, start_worker) -> 
     [now_id] = await submit(db, "test.ledger", [{}])
     await start_worker()
     await wait_for(lambda: status_is(db, now_id, "succeeded"))
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=5)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=5)
     started = await db.fetchval("SELECT started_at FROM ledger WHERE job_id = $1", jid)
     assert (await job(db, jid))["started_at"] >= run_at
     assert started >= run_at
@@ -54,7 +54,7 @@ async def test_expired_jobs_never_start(db: asyncpg.Pool, start_worker) -> None:
     )
     [marker] = await submit(db, "test.ledger", [{}], run_at=now + timedelta(seconds=0.9))
     await start_worker()
-    await wait_for(lambda: status_is(db, marker, "succeeded"), timeout=5)
+    await wait_for(lambda: status_is(db, marker, "succeeded"), within=5)
     for jid in (gone, lapses):
         row = await job(db, jid)
         assert row["status"] == "queued" and row["attempt"] == 0
@@ -96,7 +96,7 @@ async def test_notify_wakes_idle_worker_and_polling_never_busy_loops(
     await wait_for(lambda: _connected(w))
     t0 = time.monotonic()
     [jid] = await submit(db, "echo", [{}])
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=5)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=5)
     assert time.monotonic() - t0 < 5  # far below the 60 s poll: the NOTIFY woke it
     # with a 100 ms poll and nothing to do, claims happen about ten times a second (plus one
     # at start and one when LISTEN connects); a busy loop would make thousands
@@ -121,9 +121,9 @@ async def test_listener_reconnects_after_its_session_dies(
     async def reconnected() -> bool:
         return w._listener.connected.is_set() and w._listener.backend_pid != old
 
-    await wait_for(reconnected, timeout=10)
+    await wait_for(reconnected, within=10)
     [jid] = await submit(db, "echo", [{}])
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=5)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=5)
 
 
 async def test_burst_drains_ready_jobs_and_stops(db: asyncpg.Pool, fast_settings) -> None:

@@ -63,7 +63,7 @@ async def test_shipped_definitions_run_in_a_worker(db: asyncpg.Pool, start_worke
     }
     await start_worker()
     for [jid] in jobs.values():
-        await wait_for(lambda jid=jid: status_is(db, jid, "succeeded", "failed"), timeout=20)
+        await wait_for(lambda jid=jid: status_is(db, jid, "succeeded", "failed"), within=20)
     res = {name: (await job(db, jid))["result"] for name, [jid] in jobs.items()}
     assert res["sum"] == {"operation": "sum", "result": 6}
     assert res["prime"]["result"] == [{"n": 97, "prime": True, "next": 101}]

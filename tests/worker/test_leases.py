@@ -29,13 +29,13 @@ async def test_heartbeats_extend_leases_and_touch_the_worker_row(
     async def extended() -> bool:
         return await _lease(db, jid) > first
 
-    await wait_for(extended, timeout=3)
+    await wait_for(extended, within=3)
 
     async def touched() -> bool:
         row = await worker_get(db, w.worker_id)
         return row["last_seen_at"] > seen and row["running"] == 1
 
-    await wait_for(touched, timeout=3)
+    await wait_for(touched, within=3)
 
 
 async def test_cpu_bound_job_does_not_block_heartbeats(db: asyncpg.Pool, start_worker) -> None:
@@ -53,9 +53,9 @@ async def test_cpu_bound_job_does_not_block_heartbeats(db: asyncpg.Pool, start_w
             leases.append(row["lease_expires_at"])
         return len(leases) >= 3 or row["status"] != "running"
 
-    await wait_for(advanced_twice, timeout=10)
+    await wait_for(advanced_twice, within=10)
     assert len(leases) >= 3, "the lease did not advance while the job crunched"
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=60)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=60)
     result = (await job(db, jid))["result"]
     assert result["result"][0]["digits"] == 208988
 
@@ -75,7 +75,7 @@ async def test_stolen_lease_fences_every_write(db: asyncpg.Pool, start_worker) -
     async def forgotten() -> bool:
         return jid not in w.held
 
-    await wait_for(forgotten, timeout=5)
+    await wait_for(forgotten, within=5)
     row = await job(db, jid)
     assert (row["status"], row["worker_id"], row["attempt"]) == ("running", "other", 2)
     assert row["result"] is None and row["finished_at"] is None
@@ -102,7 +102,7 @@ async def test_stolen_lease_then_finish_writes_nothing(
     await db.execute(
         "UPDATE jobs SET worker_id = 'other', attempt = attempt + 1 WHERE id = $1", jid
     )
-    await wait_for(lambda: _gone(w, jid), timeout=5)
+    await wait_for(lambda: _gone(w, jid), within=5)
     row = await job(db, jid)
     assert (row["status"], row["worker_id"], row["attempt"]) == ("running", "other", 2)
     assert row["result"] is None and row["finished_at"] is None

@@ -58,7 +58,7 @@ async def test_failure_retries_with_backoff_then_dead_letters(
     # test.flaky overrides the back-off: base 0.4 s, jitter 25%, 3 attempts
     [jid] = await submit(db, "test.flaky", [{}])
     await start_worker()
-    await wait_for(lambda: status_is(db, jid, "failed"), timeout=15)
+    await wait_for(lambda: status_is(db, jid, "failed"), within=15)
     row = await job(db, jid)
     assert row["attempt"] == 3 and row["last_error"] == "ValueError: flaky failure on attempt 3"
     runs = await attempts(db, jid)
@@ -86,7 +86,7 @@ async def test_failure_retries_with_backoff_then_dead_letters(
 async def test_retry_then_success(db: asyncpg.Pool, start_worker) -> None:
     [jid] = await submit(db, "test.flaky", [{"succeedOn": 2}])
     await start_worker()
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=10)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=10)
     row = await job(db, jid)
     assert row["result"] == {"attempt": 2} and row["attempt"] == 2
     outcomes = await attempts(db, jid)
@@ -100,7 +100,7 @@ async def test_timeout_fails_the_attempt_and_retries(
 ) -> None:
     [jid] = await submit(db, "test.sleep", [{"seconds": 30}], timeout_seconds=0.3, max_attempts=2)
     await start_worker(replace(fast_settings, backoff_base_seconds=0.1))
-    await wait_for(lambda: status_is(db, jid, "failed"), timeout=10)
+    await wait_for(lambda: status_is(db, jid, "failed"), within=10)
     row = await job(db, jid)
     assert row["last_error"] == "timed out after 0.3 s"
     outcomes = await attempts(db, jid)

@@ -37,7 +37,7 @@ async def test_deep_queue_is_claimed_ahead_but_runs_within_the_limit(
             )
         )
 
-    await wait_for(all_done, timeout=15, interval=0.005)
+    await wait_for(all_done, within=15, step=0.005)
     assert seen_buffered > 0
     assert w.claim_calls < 30  # one round trip per 2 jobs without the buffer
     rows = await db.fetch("SELECT started_at, ended_at FROM ledger ORDER BY started_at")
@@ -89,7 +89,7 @@ async def test_cancelled_buffered_job_never_runs(
 
     await wait_for(second_buffered)
     assert await cancel(db, second) == "cancelling"
-    await wait_for(lambda: status_is(db, second, "cancelled"), timeout=5)
+    await wait_for(lambda: status_is(db, second, "cancelled"), within=5)
     assert not await _ran(db, second)
     # like a queued job cancelled: no attempt used, no run recorded
     assert (await job(db, second))["attempt"] == 0
@@ -110,8 +110,8 @@ async def test_buffered_job_past_its_expiry_is_handed_back(db: asyncpg.Pool, sta
         return any(h.id == late for h in w.ready)
 
     await wait_for(late_buffered)
-    await wait_for(lambda: status_is(db, blocker, "succeeded"), timeout=5)
-    await wait_for(lambda: status_is(db, late, "queued"), timeout=5)
+    await wait_for(lambda: status_is(db, blocker, "succeeded"), within=5)
+    await wait_for(lambda: status_is(db, late, "queued"), within=5)
     row = await job(db, late)
     assert row["attempt"] == 0 and not await _ran(db, late)
 
@@ -121,7 +121,7 @@ async def test_a_slot_goes_on_after_a_timeout_and_a_failure(db: asyncpg.Pool, st
     [bad] = await submit(db, "test.flaky", [{}], max_attempts=1)
     [ok] = await submit(db, "echo", [{"message": "after"}])
     await start_worker(concurrency=1)
-    await wait_for(lambda: status_is(db, ok, "succeeded"), timeout=10)
+    await wait_for(lambda: status_is(db, ok, "succeeded"), within=10)
     await wait_for(lambda: status_is(db, slow, "failed"))
     assert (await job(db, slow))["last_error"] == "timed out after 0.2 s"
     assert (await job(db, bad))["status"] == "failed"
@@ -133,7 +133,7 @@ async def test_history_is_derived_in_order_with_positional_ids(
 ) -> None:
     [jid] = await submit(db, "test.flaky", [{"succeedOn": 2}])
     await start_worker()
-    await wait_for(lambda: status_is(db, jid, "succeeded"), timeout=10)
+    await wait_for(lambda: status_is(db, jid, "succeeded"), within=10)
     row = await job(db, jid)
     history = await job_events_list(db, jid)
     assert [(e["id"], e["event"], e["attempt"]) for e in history] == [

@@ -27,8 +27,8 @@ async def test_three_workers_run_every_job_exactly_once(db: asyncpg.Pool, spawn)
     ids = await submit(db, "test.ledger", [{"n": i} for i in range(6000)])
     await wait_for(
         lambda: _count(db, "SELECT count(*) = 6000 FROM jobs WHERE status = 'succeeded'"),
-        timeout=90,
-        interval=0.2,
+        within=90,
+        step=0.2,
     )
     stats = await db.fetchrow(
         "SELECT count(*) AS runs, count(DISTINCT job_id) AS jobs,"
@@ -82,7 +82,7 @@ async def test_kill_9_leaves_an_expiring_lease_and_a_fenced_zombie(db: asyncpg.P
         lambda: _count(
             db, "SELECT count(*) FROM jobs WHERE id = $1 AND lease_expires_at < now()", jid
         ),
-        timeout=10,
+        within=10,
     )
     row = await job(db, jid)
     assert row["status"] == "running" and row["worker_id"] == proc.worker_id
