@@ -64,19 +64,21 @@ async def test_failure_retries_with_backoff_then_dead_letters(
     runs = await attempts(db, jid)
     assert [a["outcome"] for a in runs] == ["failed"] * 3
     assert all("Traceback" in a["traceback"] for a in runs)
-    # the gap between an attempt's end and the next start is the back-off, within its bounds
-    for n, (prev, nxt) in enumerate(itertools.pairwise(runs), start=1):
-        base = min(10, 0.4 * 2 ** (n - 1))
-        gap = (nxt["started_at"] - prev["finished_at"]).total_seconds()
-        assert base * 0.75 - 0.05 <= gap <= base * 1.25 + 0.5, (n, gap)
     retry = await db.fetch(
         "SELECT details FROM job_events WHERE job_id = $1 AND event = 'retry_scheduled'"
         " ORDER BY id",
         jid,
     )
     assert len(retry) == 2
-    assert 0.3 <= retry[0]["details"]["delaySeconds"] <= 0.5
     assert "flaky failure" in retry[0]["details"]["error"]
+    # each delay is the back-off within its jitter bounds, and no retry started before it was
+    # due (how much later it started is scheduling latency: not asserted, the machine is noisy)
+    for n, (prev, nxt) in enumerate(itertools.pairwise(runs), start=1):
+        base = min(10, 0.4 * 2 ** (n - 1))
+        delay = retry[n - 1]["details"]["delaySeconds"]
+        assert base * 0.75 <= delay <= base * 1.25, (n, delay)
+        gap = (nxt["started_at"] - prev["finished_at"]).total_seconds()
+        assert gap >= delay - 0.05, (n, gap, delay)
     ev = await events(db, jid)
     assert ev[-2:] == ["failed", "dead_lettered"]
     dlq = await db.fetchrow("SELECT attempts, history FROM dead_letter_jobs WHERE id = $1", jid)
