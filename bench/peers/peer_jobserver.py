@@ -69,8 +69,8 @@ async def enqueue_paced(a) -> None:
     conn = await connect(a.dsn)
 
     async def one(payload: dict) -> None:
-        async with conn.transaction():
-            await job_insert_many(conn, [new_job(payload)])
+        # one statement (insert + NOTIFY) is atomic on its own: one round trip, no BEGIN/COMMIT
+        await job_insert_many(conn, [new_job(payload)])
 
     res = await peerlib.paced(a.n, a.rate, a.tag, one)
     await conn.close()

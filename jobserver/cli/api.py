@@ -22,7 +22,7 @@ import logging
 from aiohttp import web
 
 from jobserver.api.app import create_app
-from jobserver.cli.common import load_settings
+from jobserver.cli.common import load_settings, new_event_loop
 
 log = logging.getLogger("jobserver.api")
 
@@ -30,15 +30,6 @@ GC_THRESHOLD = (10_000, 20, 20)
 # Idle keep-alive connections, and connections that never complete a request head (slowloris),
 # are closed after this many seconds.
 KEEPALIVE_TIMEOUT = 15.0
-
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop when available (faster sockets and callbacks), else asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
 
 
 def tune_gc() -> None:

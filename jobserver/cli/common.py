@@ -28,8 +28,20 @@ def load_settings(*, need_database: bool = True) -> Settings:
     return settings
 
 
-def run(coro: Coroutine[Any, Any, Any]) -> Any:
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop when available (faster sockets and callbacks: asyncpg is built for it), else
+    asyncio's own loop."""
     try:
-        return asyncio.run(coro)
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a process' main coroutine on `new_event_loop()`; Ctrl-C exits 130."""
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(coro)
     except KeyboardInterrupt:
         return 130
