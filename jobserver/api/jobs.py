@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -138,7 +139,7 @@ def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
     return round(max(0.0, (b - a).total_seconds() * 1000), 3)
 
 
-def job_json(r: asyncpg.Record, now: dt.datetime | None = None) -> dict[str, Any]:
+def job_json(r: Mapping[str, Any], now: dt.datetime | None = None) -> dict[str, Any]:
     """A job as clients see it. queueTimeMs: creation to (latest) start, or to now/finish when
     it never started; processingTimeMs: start to finish, or to now while it runs."""
     now = now or dt.datetime.now(UTC)
@@ -181,35 +182,33 @@ def job_json(r: asyncpg.Record, now: dt.datetime | None = None) -> dict[str, Any
 
 
 def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
-    """`job_json` of a job just inserted, built from what was inserted (no read back)."""
-    expires_at = job.expires_at.astimezone(UTC) if job.expires_at is not None else None
-    return {
-        "jobId": job.id,
-        "id": job.id,
-        "definitionKey": job.definition_key,
-        "definitionVersion": job.definition_version,
-        "queue": job.queue,
-        "status": "queued",
-        "priority": job.priority,
-        "attempt": 0,
-        "maxAttempts": job.max_attempts,
-        "params": job.params,
-        "result": None,
-        "lastError": None,
-        "progress": None,
-        "workerId": None,
-        "owner": job.owner,
-        "idempotencyKey": job.idempotency_key,
-        "timeoutSeconds": job.timeout_seconds,
-        "runAt": run_at,
-        "expiresAt": expires_at,
-        "createdAt": created_at,
-        "startedAt": None,
-        "finishedAt": None,
-        "cancelRequestedAt": None,
-        "queueTimeMs": _ms(created_at, dt.datetime.now(UTC)),
-        "processingTimeMs": None,
-    }
+    """`job_json` of a job just inserted, from what was inserted (no read back)."""
+    return job_json(
+        {
+            "id": job.id,
+            "definition_key": job.definition_key,
+            "definition_version": job.definition_version,
+            "queue": job.queue,
+            "status": "queued",
+            "priority": job.priority,
+            "attempt": 0,
+            "max_attempts": job.max_attempts,
+            "params": job.params,
+            "result": None,
+            "last_error": None,
+            "progress": None,
+            "worker_id": None,
+            "owner": job.owner,
+            "idempotency_key": job.idempotency_key,
+            "timeout_seconds": job.timeout_seconds,
+            "run_at": run_at,
+            "expires_at": job.expires_at.astimezone(UTC) if job.expires_at is not None else None,
+            "created_at": created_at,
+            "started_at": None,
+            "finished_at": None,
+            "cancel_requested_at": None,
+        }
+    )
 
 
 # ---------------------------------------------------------------- submission
