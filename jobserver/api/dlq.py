@@ -137,7 +137,7 @@ async def retry_dlq(request: web.Request) -> web.Response:
             owner=row["owner"],
             redriven_from=row["id"],
         )
-        await job_insert_many(conn, [job], store_created=True)
+        await job_insert_many(conn, [job])
         await dlq_mark_redriven(conn, row["id"], job.id)
         events: list[Any] = [
             (job.id, "redriven", None, None, {"fromJobId": str(row["id"]), "dlqId": str(row["id"])})

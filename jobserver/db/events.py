@@ -5,8 +5,7 @@ Events that only restate a row are not stored: `created` comes from jobs.created
 see db/attempts.py), and `succeeded` from jobs.finished_at of a succeeded job. Everything else
 (progress, custom, cancel_requested, cancelled, retry_scheduled, timed_out, failed,
 dead_lettered, lease_expired, rescued, expired, redriven, handed_back, hook_failed) is a row
-written in the transaction of the transition it records. A stored `created`, `started` (per
-attempt) or `succeeded` row, when one exists, is used instead of the derived one.
+written in the transaction of the transition it records.
 
 `job_events_list` merges both in time order (ties: created, started, stored rows in insertion
 order, succeeded) and numbers them 1, 2, ... per job: an event's id is its position in the
@@ -55,17 +54,15 @@ WITH {ATTEMPTS_CTE}, ev AS (
 ), history AS (
     SELECT 0 AS ord, 0::bigint AS sid, 'created' AS event, j.created_at AS at,
         NULL::text AS worker_id, NULL::int AS attempt, NULL::jsonb AS details
-    FROM j WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'created')
+    FROM j
     UNION ALL
     SELECT 1, 0, 'started', r.started_at, r.worker_id, r.attempt, NULL
     FROM runs r
-    WHERE NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'started' AND ev.attempt = r.attempt)
     UNION ALL
     SELECT 2, sid, event, at, worker_id, attempt, details FROM ev
     UNION ALL
     SELECT 3, 0, 'succeeded', j.finished_at, j.worker_id, j.attempt, NULL
     FROM j WHERE j.status = 'succeeded' AND j.finished_at IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM ev WHERE ev.event = 'succeeded')
 ), numbered AS (
     SELECT row_number() OVER (ORDER BY at, ord, sid, attempt) AS id, event, at, worker_id,
         attempt, details

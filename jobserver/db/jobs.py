@@ -104,7 +104,7 @@ JOB_COLUMNS = (
 # still atomic and costs a single round trip. The `created` event is not stored: readers
 # derive it from jobs.created_at (see db/events.py), which saves a job_events row, its two
 # index entries and its foreign-key check per job, about a third of an insert's cost in
-# PostgreSQL (`store_created=True` still writes the row). A column whose value is
+# PostgreSQL. A column whose value is
 # the same for every job of the call travels once as a scalar parameter, one that is NULL for
 # all of them is left to its default (NULL, or now() for run_at), and only the rest travel as
 # arrays through unnest: a typical batch sends two arrays (ids, params), not sixteen, which
@@ -131,7 +131,7 @@ _OMIT, _SCALAR, _ARRAY = 0, 1, 2
 
 
 @lru_cache(maxsize=256)
-def _insert_sql(modes: tuple[int, ...], returning: str, store_created: bool) -> str:
+def _insert_sql(modes: tuple[int, ...], returning: str) -> str:
     """The insert statement for one combination of column modes (few in practice; asyncpg
     keeps each prepared)."""
     names: list[str] = []
@@ -161,15 +161,11 @@ WITH ins AS (
     INSERT INTO jobs ({", ".join(names)})
     SELECT {", ".join(exprs)}{source}
     RETURNING {returning}
-){_CREATED_EVENTS if store_created else ""}, n AS (
+), n AS (
     SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}
 )
 """
 
-
-_CREATED_EVENTS = """, ev AS (
-    INSERT INTO job_events (job_id, event, at) SELECT id, 'created', created_at FROM ins
-)"""
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -207,10 +203,9 @@ async def job_insert_many(
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
-    store_created: bool = False,
 ) -> list[uuid.UUID]:
-    """Insert jobs and NOTIFY once, in one statement (with `store_created`, also a stored
-    `created` event per job; without, readers derive it from created_at).
+    """Insert jobs and NOTIFY once, in one statement (the `created` event is derived from
+    created_at by readers).
 
     Inside a transaction (the caller's, for enqueue-in-your-transaction) the NOTIFY is
     delivered only when that transaction commits. Idempotency conflicts raise
@@ -219,7 +214,7 @@ async def job_insert_many(
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, "id, created_at", store_created)
+    sql = _insert_sql(modes, "id, created_at")
     sql += "SELECT count(*) FROM ins LEFT JOIN n ON true"
     await conn.fetchval(sql, *args)
     return [j.id for j in jobs]
@@ -230,14 +225,13 @@ async def job_insert_times(
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
-    store_created: bool = False,
 ) -> list[tuple[datetime, datetime]]:
     """`job_insert_many` returning each job's (created_at, run_at), in input order: with the
     NewJob, all a client needs to see the stored job, at half the cost of returning rows."""
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, "id, created_at, run_at", store_created) + (
+    sql = _insert_sql(modes, "id, created_at, run_at") + (
         "SELECT ins.id, ins.created_at, ins.run_at FROM ins LEFT JOIN n ON true"
     )
     times = {r[0]: (r[1], r[2]) for r in await conn.fetch(sql, *args)}
@@ -249,13 +243,12 @@ async def job_insert_returning(
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
-    store_created: bool = False,
 ) -> list[asyncpg.Record]:
     """`job_insert_many` returning the stored rows (`JOB_COLUMNS`, in input order)."""
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
-    sql = _insert_sql(modes, JOB_COLUMNS, store_created)
+    sql = _insert_sql(modes, JOB_COLUMNS)
     sql += "SELECT ins.* FROM ins LEFT JOIN n ON true"
     rows = await conn.fetch(sql, *args)
     order = {j.id: i for i, j in enumerate(jobs)}

@@ -66,12 +66,12 @@ async def test_same_values_and_single_jobs(pool: asyncpg.Pool) -> None:
     assert run == created
 
 
-async def test_created_event_is_derived_unless_stored(pool: asyncpg.Pool) -> None:
-    derived, stored = NewJob("echo", 1, 3), NewJob("echo", 1, 3)
+async def test_created_event_is_derived_not_stored(pool: asyncpg.Pool) -> None:
+    derived, other = NewJob("echo", 1, 3), NewJob("echo", 1, 3)
     async with pool.acquire() as conn:
         await job_insert_many(conn, [derived])
-        await job_insert_many(conn, [stored], store_created=True)
+        await job_insert_many(conn, [other])
     rows = await pool.fetch("SELECT job_id FROM job_events WHERE event = 'created'")
-    assert [r["job_id"] for r in rows] == [stored.id]
-    for job in (derived, stored):
+    assert [r["job_id"] for r in rows] == []
+    for job in (derived, other):
         assert [e["event"] for e in await job_events_list(pool, job.id)] == ["created"]
