@@ -43,21 +43,21 @@ async def test_concurrent_submissions_share_one_statement(pool: asyncpg.Pool) ->
 
 
 async def test_arrivals_during_a_write_form_the_next_group(pool: asyncpg.Pool) -> None:
-    gate = asyncio.Event()
+    gate, writing = asyncio.Event(), asyncio.Event()
     sizes: list[int] = []
 
     async def gated_insert(
         p: asyncpg.Pool, jobs: Sequence[NewJob]
     ) -> list[tuple[datetime, datetime]]:
         sizes.append(len(jobs))
+        writing.set()
         if len(sizes) == 1:
             await gate.wait()  # hold the first group in flight
         return await job_insert_times(p, jobs)
 
     committer = GroupCommitter(insert=gated_insert)
     first = asyncio.create_task(committer.submit(pool, new_job(0)))
-    while not sizes:  # the lone job is written at once, without waiting for company
-        await asyncio.sleep(0)
+    await writing.wait()  # the lone job is written at once, without waiting for company
     later = [asyncio.create_task(committer.submit(pool, new_job(i))) for i in range(1, 11)]
     await asyncio.sleep(0)
     assert sizes == [1] and not first.done()

@@ -58,7 +58,7 @@ async def test_poison_jobs_land_in_the_dlq(db: asyncpg.Pool, procs: Procs, repor
         assert time.monotonic() < deadline, await db.fetch(
             "SELECT definition_key, status, attempt, count(*) FROM jobs GROUP BY 1, 2, 3"
         )
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # supervisor pace: restart dead workers, re-check the audit
 
     ids = [*poison, *normal]
     a = await audit(db, ids)

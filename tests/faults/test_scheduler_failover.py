@@ -9,7 +9,6 @@ seconds; every cron job ran exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import signal
 import time
@@ -28,6 +27,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.scenario("5. scheduler failover")]
 
 LEADER_LEASE = 2.0
 KILLS = scaled(2, 6)
+TICKS_PER_LEADER = 2  # cron jobs each leader must create before it is killed
 BACKLOG = scaled(2000, 10000)
 
 
@@ -60,8 +60,18 @@ async def test_leader_kill_9_twice_under_load(db: asyncpg.Pool, procs: Procs, re
     await wait_for(fires, within=30)
     started = time.time()
     takeovers = []
+
+    async def leader_fires_ticks() -> None:
+        """Wait until the current leader has created TICKS_PER_LEADER more cron jobs."""
+        target = await fires() + TICKS_PER_LEADER
+
+        async def reached() -> bool:
+            return await fires() >= target
+
+        await wait_for(reached, within=30)
+
     for n in range(KILLS):
-        await asyncio.sleep(2.5)  # let the leader fire a few ticks (the pace of the scenario)
+        await leader_fires_ticks()
         leader = await wait_for(holder, within=10)
         scheds[leader].signal(signal.SIGKILL)
         scheds[leader].wait(5)
@@ -75,7 +85,7 @@ async def test_leader_kill_9_twice_under_load(db: asyncpg.Pool, procs: Procs, re
 
         await wait_for(new_leader, within=LEADER_LEASE * 4)
         takeovers.append(time.monotonic() - t0)
-    await asyncio.sleep(2.5)  # a few ticks under the last leader
+    await leader_fires_ticks()  # and so does the last leader
     for p in scheds.values():
         p.signal(signal.SIGTERM)
     assert all(p.wait(10) in (0, -signal.SIGKILL) for p in scheds.values())
