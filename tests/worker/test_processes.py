@@ -45,14 +45,16 @@ async def test_three_workers_run_every_job_exactly_once(db: asyncpg.Pool, spawn)
 
 
 async def test_concurrency_limit_holds_across_processes(db: asyncpg.Pool, spawn) -> None:
+    # one slot per process: reaching the limit of 2 takes two processes at once, and without a
+    # fleet-wide limit the three of them would run three jobs at once
     for _ in range(3):
-        spawn()
+        spawn("--concurrency", "1")
     await wait_for(
         lambda: _count(db, "SELECT count(*) = 3 FROM workers WHERE status = 'active'"), 20
     )
-    await submit(db, "test.limited", [{"sleep": 0.1} for _ in range(30)])
+    await submit(db, "test.limited", [{"sleep": 0.3} for _ in range(16)])
     await wait_for(
-        lambda: _count(db, "SELECT count(*) = 30 FROM jobs WHERE status = 'succeeded'"), 60
+        lambda: _count(db, "SELECT count(*) = 16 FROM jobs WHERE status = 'succeeded'"), 60
     )
     peak = await db.fetchval(
         """
