@@ -8,7 +8,8 @@
 - `cancelled`: an asyncio.Event set when the job is cancelled, its lease is lost or the worker
   hands it back; a job may await or poll it and stop early
 - `await run_cpu(fn, *args)`: run a picklable function in the worker's process pool so CPU work
-  never blocks the event loop (heartbeats keep flowing)
+  never blocks the event loop (heartbeats keep flowing); when the job times out or is cancelled
+  the call's process is terminated, so the work stops with the job
 - `pool`: the worker's asyncpg pool, for definitions that need the database
 """
 
@@ -99,9 +100,11 @@ class JobContext:
         return ok
 
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run `fn(*args)` in the worker's shared process pool and await its result."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker.cpu_pool(), fn, *args)
+        """Run `fn(*args)` in the worker's shared process pool and await its result.
+
+        Cancelling the await (timeout, cancel, lost lease) cancels the pool's future, which
+        terminates the process running it."""
+        return await asyncio.wrap_future(self._worker.cpu_pool().schedule(fn, args=args))
 
     async def _write_event(self, event: str, details_json: str | None) -> bool:
         async with self._worker.pool.acquire() as conn:

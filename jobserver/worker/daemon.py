@@ -46,7 +46,6 @@ called twice.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dt
 import logging
@@ -56,7 +55,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -71,6 +70,9 @@ from jobserver.worker.context import JobContext
 from jobserver.worker.executor import Deadlines, Held, execute
 from jobserver.worker.heartbeat import cancel_check_once, every, heartbeat_once
 from jobserver.worker.listener import Listener
+
+if TYPE_CHECKING:
+    import pebble
 
 log = logging.getLogger("jobserver.worker")
 
@@ -127,7 +129,7 @@ class Worker:
         self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
         self._acks: AckBuffer | None = None
         self._listener: Listener | None = None
-        self._cpu: concurrent.futures.ProcessPoolExecutor | None = None
+        self._cpu: pebble.ProcessPool | None = None
         self._wake = asyncio.Event()
         self._more = True  # the last claim was full or a NOTIFY came: claim when a slot frees
         self._stopping = False
@@ -152,14 +154,20 @@ class Worker:
         assert self._acks is not None, "worker not started"
         return self._acks
 
-    def cpu_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        """One process pool per worker, created on first use (CPU-bound definitions)."""
+    def cpu_pool(self) -> pebble.ProcessPool:
+        """One process pool per worker, created on first use (CPU-bound definitions).
+
+        pebble's pool, not the standard library's: cancelling a running call terminates its
+        process (the pool starts a new one), so work of a job that timed out or was cancelled
+        stops with the job instead of holding a pool slot until it returns."""
         if self._cpu is None:
             import multiprocessing  # on first use: most workers never need it
 
-            self._cpu = concurrent.futures.ProcessPoolExecutor(
+            import pebble
+
+            self._cpu = pebble.ProcessPool(
                 max_workers=max(1, min(os.cpu_count() or 1, self.concurrency)),
-                mp_context=multiprocessing.get_context("forkserver"),
+                context=multiprocessing.get_context("forkserver"),
             )
         return self._cpu
 
@@ -295,7 +303,8 @@ class Worker:
         with contextlib.suppress(Exception):
             await workers.worker_set_status(self.pool, self.worker_id, "stopped")
         if self._cpu is not None:
-            self._cpu.shutdown(wait=False, cancel_futures=True)
+            self._cpu.stop()
+            await asyncio.to_thread(self._cpu.join)  # terminates what still runs
         if self._own_pool and self._pool is not None:
             await self._pool.close()
         log.info("worker stopped", extra={"workerId": self.worker_id, "processed": self.processed})

@@ -70,6 +70,23 @@ async def sleep(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     return {"slept": params.get("seconds", 1)}
 
 
+def _spin_writing_pid(pid_file: str, seconds: float) -> None:
+    """CPU work for the process pool: record this process, then burn CPU for `seconds`."""
+    import time
+
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+@definition("test.cpu_spin", 1, default_max_attempts=1, timeout_seconds=60)
+async def cpu_spin(params: dict[str, Any], ctx: Any) -> None:
+    """Spin in the worker's process pool (`ctx.run_cpu`) for `seconds`."""
+    await ctx.run_cpu(_spin_writing_pid, params["pidFile"], float(params.get("seconds", 60)))
+
+
 @definition(
     "test.flaky",
     1,

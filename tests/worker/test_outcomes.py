@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import asyncpg
+import psutil
 
 from jobserver.config import Settings
 from jobserver.db.events import job_events_list
@@ -109,6 +114,35 @@ async def test_timeout_fails_the_attempt_and_retries(
     assert [r["outcome"] for r in outcomes] == ["timed_out", "timed_out"]
     ev = await events(db, jid)
     assert ev.count("timed_out") == 2 and "retry_scheduled" in ev
+
+
+async def test_timeout_stops_the_jobs_cpu_work(db: asyncpg.Pool, start_worker) -> None:
+    pid_file = tempfile.mktemp(prefix="jobserver-cpu-", dir="/tmp")
+    [jid] = await submit(
+        db, "test.cpu_spin", [{"pidFile": pid_file, "seconds": 60}], timeout_seconds=3
+    )
+    await start_worker()
+
+    def read_pid() -> str:
+        return Path(pid_file).read_text() if os.path.exists(pid_file) else ""
+
+    async def pid_written() -> str:
+        return await asyncio.to_thread(read_pid)
+
+    pid = int(await wait_for(pid_written))
+    assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    await wait_for(lambda: status_is(db, jid, "failed"), within=20)
+    assert (await job(db, jid))["last_error"] == "timed out after 3 s"
+    os.unlink(pid_file)
+
+    async def gone() -> bool:
+        try:
+            return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    # the pool process that ran the call is terminated with the job, not left spinning for 60 s
+    await wait_for(gone, within=10)
 
 
 async def test_unserialisable_result_fails(db: asyncpg.Pool, start_worker) -> None:
