@@ -11,6 +11,7 @@ import asyncpg
 
 from jobserver.config import Settings
 from jobserver.db.events import job_events_list
+from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.worker.daemon import Worker
 from tests.worker.conftest import REGISTRY, attempts, events, job, status_is, submit, wait_for
 from tests.worker.test_cancel import cancel
@@ -100,20 +101,21 @@ async def test_cancelled_buffered_job_never_runs(
 
 async def test_buffered_job_past_its_expiry_is_handed_back(db: asyncpg.Pool, start_worker) -> None:
     w = await start_worker(concurrency=1)
-    [blocker] = await submit(db, "test.sleep", [{"seconds": 0.8}])
-    await wait_for(lambda: _ran(db, blocker))
-    [late] = await submit(
-        db, "test.ledger", [{}], expires_at=datetime.now(UTC) + timedelta(seconds=0.4)
-    )
+    # one submission: the claim takes the blocker (higher priority) for the one slot and, the
+    # claim being full, buffers the late job behind it; the late job expires while it waits
+    blocker = NewJob("test.sleep", 1, 1, {"seconds": 2}, priority=10)
+    late = NewJob("test.ledger", 1, 1, {}, expires_at=datetime.now(UTC) + timedelta(seconds=0.6))
+    async with db.acquire() as conn:
+        await job_insert_many(conn, [blocker, late])
 
     async def late_buffered() -> bool:
-        return any(h.id == late for h in w.ready)
+        return any(h.id == late.id for h in w.ready)
 
     await wait_for(late_buffered)
-    await wait_for(lambda: status_is(db, blocker, "succeeded"), within=5)
-    await wait_for(lambda: status_is(db, late, "queued"), within=5)
-    row = await job(db, late)
-    assert row["attempt"] == 0 and not await _ran(db, late)
+    await wait_for(lambda: status_is(db, blocker.id, "succeeded"), within=10)
+    await wait_for(lambda: status_is(db, late.id, "queued"), within=5)
+    row = await job(db, late.id)
+    assert row["attempt"] == 0 and not await _ran(db, late.id)
 
 
 async def test_a_slot_goes_on_after_a_timeout_and_a_failure(db: asyncpg.Pool, start_worker) -> None:
