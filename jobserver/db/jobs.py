@@ -19,6 +19,8 @@ from operator import attrgetter
 from typing import Any
 
 import asyncpg
+import orjson
+from asyncpg.pgproto.pgproto import UUID as _FastUUID
 
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 
@@ -45,26 +47,30 @@ def new_job_id() -> uuid.UUID:
     each touches a cold page and, after a checkpoint, writes a full page image to the WAL
     (about 4 KB of WAL per job instead of 1 KB, and about 20% slower inserts). Time-ordered
     keys append at the right edge of those indexes, and jobs created by one process sort in
-    creation order (FIFO within a priority and run_at, as claims order)."""
-    return new_job_ids(1)[0]
+    creation order (FIFO within a priority and run_at, as claims order).
+
+    The value is asyncpg's own `uuid.UUID` subclass (what it returns for uuid columns), made
+    in C from 16 bytes: a third of the cost of `uuid.UUID(int=...)`, which bulk enqueue pays
+    per job."""
+    return _FastUUID(_next_id_int(time.time_ns() // 1_000_000).to_bytes(16, "big"))
 
 
 def new_job_ids(n: int) -> list[uuid.UUID]:
-    """`n` ids as `new_job_id` would make them one after the other, made in one go."""
+    """`n` ids as `new_job_id` would make them one after the other."""
     now = time.time_ns() // 1_000_000
+    return [_FastUUID(_next_id_int(now).to_bytes(16, "big")) for _ in range(n)]
+
+
+def _next_id_int(now: int) -> int:
     last, seq = _id_clock
-    out: list[uuid.UUID] = []
-    append = out.append
-    for _ in range(n):
-        if now <= last:  # same millisecond (or the clock stepped back): next in sequence
-            seq += 1
-            if seq > 0xFFF:
-                last, seq = last + 1, 0
-        else:
-            last, seq = now, 0
-        append(uuid.UUID(int=(last << 80) | ((0x7000 | seq) << 64) | _VARIANT | _random62()))
+    if now <= last:  # same millisecond (or the clock stepped back): next in sequence
+        seq += 1
+        if seq > 0xFFF:
+            last, seq = last + 1, 0
+    else:
+        last, seq = now, 0
     _id_clock[0], _id_clock[1] = last, seq
-    return out
+    return (last << 80) | ((0x7000 | seq) << 64) | _VARIANT | _random62()
 
 
 @dataclass
@@ -167,7 +173,19 @@ WITH ins AS (
 """
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_strict_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _encode(params: Any) -> str:
+    """Params as JSON text for the jsonb column: orjson (ten times faster on small values),
+    the standard encoder for what orjson refuses (integers past 64 bits) and whenever its
+    output holds a null, since orjson writes NaN and infinities as null: the standard encoder
+    then refuses those (ValueError, nothing written) instead of storing null in their place."""
+    try:
+        out = orjson.dumps(params, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return _strict_encode(params)
+    return _strict_encode(params) if b"null" in out else out.decode()
 
 
 def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...], list[Any]]:

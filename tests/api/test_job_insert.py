@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import asyncpg
+import pytest
 
 from jobserver.db.events import job_events_list
 from jobserver.db.jobs import (
@@ -75,3 +76,22 @@ async def test_created_event_is_derived_not_stored(pool: asyncpg.Pool) -> None:
     assert [r["job_id"] for r in rows] == []
     for job in (derived, other):
         assert [e["event"] for e in await job_events_list(pool, job.id)] == ["created"]
+
+
+async def test_params_keep_their_values_and_nan_is_refused_before_writing(
+    pool: asyncpg.Pool,
+) -> None:
+    values = [{}, {"n": None, "big": 2**70, "s": "é\u2028"}, {1: "int key"}, [1.5, True, "x"]]
+    jobs = [NewJob("echo", 1, 3, v) for v in values]
+    async with pool.acquire() as conn:
+        rows = await job_insert_returning(conn, jobs)
+        assert [r["params"] for r in rows] == [
+            {},
+            {"n": None, "big": 2**70, "s": "é\u2028"},
+            {"1": "int key"},
+            [1.5, True, "x"],
+        ]
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="JSON compliant"):
+                await job_insert_many(conn, [NewJob("echo", 1, 3, {"x": [bad]})])
+        assert await conn.fetchval("SELECT count(*) FROM jobs") == len(values)
