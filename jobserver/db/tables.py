@@ -111,15 +111,13 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'queued'"),
     ),
-    # Heartbeats and rescue look only at held rows.
+    # Heartbeats and rescue look only at held rows. No index has lease_expires_at (the rescuer
+    # walks this one and sorts what it finds): a claim writes one index entry less, and a
+    # heartbeat, which changes nothing else, can be a heap-only (HOT) update that writes no
+    # index entry at all when its page has room.
     Index(
         "jobs_held_idx",
         "worker_id",
-        postgresql_where=text("status IN ('running', 'cancelling')"),
-    ),
-    Index(
-        "jobs_lease_idx",
-        "lease_expires_at",
         postgresql_where=text("status IN ('running', 'cancelling')"),
     ),
     Index(
