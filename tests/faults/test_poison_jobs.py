@@ -84,4 +84,6 @@ async def test_poison_jobs_land_in_the_dlq(db: asyncpg.Pool, procs: Procs, repor
     assert await db.fetchval(
         "SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'succeeded'", normal
     ) == len(normal)
-    assert restarts >= 2 * POISON  # every run of an exit job took a worker down
+    # an exit job's two attempts were held by two processes that both died (the first before
+    # the second claimed it); one process holding several exit jobs takes them all down at once
+    assert restarts >= 2
