@@ -228,6 +228,12 @@ class Bench:
             c.execute(f'CREATE DATABASE "{db}"')
         return self.dsn(db)
 
+    def drop_db(self, db: str) -> None:
+        """Drop a measured workload's database: its dead rows would otherwise be vacuumed in
+        the background while the next workload (of any system) is being measured."""
+        with psycopg.connect(self.admin_dsn, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
     def checkpoint(self) -> None:
         with psycopg.connect(self.admin_dsn, autocommit=True) as c:
             c.execute("CHECKPOINT")
@@ -341,6 +347,7 @@ class Bench:
             graceful = self.stop_workers(workers)
             final_done = peer.done(conn, n)
             pending = conn.execute(peer.pending_sql).fetchone()[0]
+        self.drop_db(db)
         tot = cpu1[0] - cpu0[0] or 1
         elapsed = (t_end or t_stop) - t0
         res = {
@@ -414,6 +421,7 @@ class Bench:
             self.stop_workers([w])
         with psycopg.connect(dsn, autocommit=True) as conn:
             done = peer.done(conn, warm + self.cfg.latency_n)
+        self.drop_db(f"{peer.key}_b")
         vals = sorted(float(ln.split()[2]) for ln in open(lat_file) if ln.startswith("m "))
         return {
             "jobs": self.cfg.latency_n,
