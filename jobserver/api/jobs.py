@@ -31,7 +31,7 @@ from aiohttp import web
 from jobserver.api.auth import Principal
 from jobserver.api.definitions_cache import DefinitionCache, DefinitionInfo
 from jobserver.api.errors import ApiError, invalid, not_found
-from jobserver.api.jsonio import dumps_text, format_path, json_response
+from jobserver.api.jsonio import format_path, json_response
 from jobserver.api.keys import (
     BODY_KEY,
     DEFINITION_CACHE_KEY,
@@ -283,6 +283,11 @@ def _schedule(
     return run_at, expires_at
 
 
+def _item_path(index: int | None) -> str:
+    """Where a submission sits in the request body: `jobs[i]` in a batch, the root alone."""
+    return "" if index is None else f"jobs[{index}]"
+
+
 def build_job(
     item: dict[str, Any],
     index: int | None,
@@ -298,11 +303,10 @@ def build_job(
     params = get("params", {})
     failure = info.check_params(params)
     if failure is not None:
-        where = "" if index is None else f"jobs[{index}]"
-        raise invalid(format_path(failure[0], _at(where, "params")), failure[1])
+        raise invalid(format_path(failure[0], _at(_item_path(index), "params")), failure[1])
     run_at = expires_at = None
     if "runAt" in item or "delaySeconds" in item or "expiresAt" in item:
-        run_at, expires_at = _schedule(item, "" if index is None else f"jobs[{index}]", now)
+        run_at, expires_at = _schedule(item, _item_path(index), now)
     key = get("idempotencyKey")
     timeout = get("timeoutSeconds")
     return NewJob(
@@ -310,7 +314,6 @@ def build_job(
         definition_version=info.version,
         max_attempts=int(get("maxAttempts", info.default_max_attempts)),
         params=params,
-        params_json=dumps_text(params),
         queue=get("queue", "default"),
         priority=int(get("priority", 0)),
         run_at=run_at,

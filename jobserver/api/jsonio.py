@@ -49,14 +49,6 @@ def dumps_bytes(value: Any) -> bytes:
         return _encoder.encode(value).encode()
 
 
-def dumps_text(value: Any) -> str:
-    """`dumps_bytes` as text (job params on their way to a jsonb column)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return _encoder.encode(value)
-
-
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
