@@ -102,20 +102,20 @@ def validate_definition(d: Definition) -> None:
 
 
 def check_params_schema(d: Definition) -> None:
-    """Check `params_schema` against the JSON Schema (2020-12) meta-schema.
+    """Check `params_schema` against its meta-schema (Draft 2020-12 unless `$schema` says
+    otherwise) and that it compiles (ECMA-262 patterns, local `$ref`s), as the API will.
 
-    Separate from `validate_definition` because it needs `jsonschema`, whose import is a third
-    of a worker's start-up time, and only the processes that publish or enforce schemas
-    (register-definitions, `jobserver up`, the API) need it: a worker never reads the schema.
+    Separate from `validate_definition` because it needs jsonschema-rs, whose import only the
+    processes that publish or enforce schemas (register-definitions, `jobserver up`, the API)
+    should pay: a worker never reads the schema.
     """
     if d.params_schema is None:
         return
-    import jsonschema
+    from jobserver.validation import schema_problem
 
-    try:
-        jsonschema.Draft202012Validator.check_schema(d.params_schema)
-    except jsonschema.SchemaError as e:
-        raise DefinitionError(f"{d.ref}: invalid params_schema: {e.message}") from None
+    problem = schema_problem(d.params_schema)
+    if problem is not None:
+        raise DefinitionError(f"{d.ref}: invalid params_schema: {problem}")
 
 
 class Registry:

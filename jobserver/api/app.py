@@ -53,11 +53,11 @@ from jobserver.api.keys import (
 from jobserver.api.prometheus import middleware as prometheus_middleware
 from jobserver.api.routes import all_routes
 from jobserver.api.routing import Handler, Route
-from jobserver.api.validation import Check, compile_schema
 from jobserver.config import Settings
 from jobserver.db.pool import init_connection
 from jobserver.db.urls import asyncpg_url
 from jobserver.logs import request_id_var
+from jobserver.validation import Check, compile_schema
 
 log = logging.getLogger("jobserver.api")
 access_log = logging.getLogger("jobserver.api.access")

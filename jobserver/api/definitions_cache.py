@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.api.validation import Check, compile_schema_cached
 from jobserver.db.definitions import definition_list
+from jobserver.validation import Check, compile_schema_cached
 
 DEFINITION_CACHE_TTL = 5.0
 MISS_REFRESH_INTERVAL = 1.0

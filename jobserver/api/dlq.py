@@ -23,7 +23,6 @@ from jobserver.api.jobs import job_id_from
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY, QUERY_KEY
 from jobserver.api.routing import Route
-from jobserver.api.validation import compile_schema
 from jobserver.db.dlq import (
     dlq_delete,
     dlq_get,
@@ -33,6 +32,7 @@ from jobserver.db.dlq import (
 )
 from jobserver.db.events import job_events_insert
 from jobserver.db.jobs import NewJob, job_insert_many
+from jobserver.validation import compile_schema
 
 RETRY_BODY: dict[str, Any] = {
     "type": "object",
