@@ -35,7 +35,7 @@ from jobserver.codec import canonical, dumps_answer_text, loads
 Path = tuple[str | int, ...]
 Failure = tuple[Path, str]
 Check = Callable[[Any], Failure | None]
-Convert = Callable[[Any], Any]
+Convert = Callable[[Any], None]
 
 INT_MIN = -(2**63)
 INT_MAX = 2**63 - 1
@@ -119,10 +119,6 @@ def _tighter(bound: Any, limit: int, pick: Callable[[Any, Any], Any]) -> Any:
     return pick(bound, limit)
 
 
-def _to_int(value: Any) -> Any:
-    return int(value) if type(value) is float else value
-
-
 def _resolve(root: Any, ref: str) -> Any:
     """A local `$ref` ("#/$defs/n") inside `root`, or None (remote, or not found)."""
     if not ref.startswith("#"):
@@ -139,90 +135,107 @@ def _resolve(root: Any, ref: str) -> Any:
     return node
 
 
+# What a subschema asks of the converter: whether its value is an integer (a float there is
+# replaced by its parent), and a walker that fixes the containers inside it in place.
+Node = tuple[bool, Convert | None]
+_NOTHING: Node = (False, None)
+
+
+def _chain(walkers: list[Convert]) -> Convert | None:
+    if len(walkers) <= 1:
+        return walkers[0] if walkers else None
+
+    def walk_all(value: Any) -> None:
+        for walk in walkers:
+            walk(value)
+
+    return walk_all
+
+
 def _converter(root: Any) -> Convert | None:
-    """A function rewriting integral floats at the integer positions of a *valid* instance,
-    or None when the schema has none. Follows properties, additionalProperties, items,
-    prefixItems, allOf and local `$ref`; not the branches of anyOf/oneOf/if (which one
-    applied is not known), nor recursion past its first level."""
+    """A function rewriting, in place, the integral floats at the integer positions of a
+    *valid* instance, or None when the schema has none. Follows properties,
+    additionalProperties, items, prefixItems, allOf and local `$ref`; not the branches of
+    anyOf/oneOf/if (which one applied is not known), nor recursion past its first level.
+    Integer leaves are tested inline (one `type(...) is float` per field), as the converter
+    runs on every valid batch."""
     building: set[int] = set()
 
-    def build(schema: Any) -> Convert | None:
+    def node(schema: Any) -> Node:
         if not isinstance(schema, dict) or id(schema) in building:
-            return None
+            return _NOTHING
         building.add(id(schema))
         try:
-            parts = [c for c in _parts(schema) if c is not None]
+            parts = [node(s) for s in schema.get("allOf", ()) if isinstance(s, dict)]
+            if isinstance(schema.get("$ref"), str):
+                parts.append(node(_resolve(root, schema["$ref"])))
+            parts.append((_is_integer_schema(schema), _object(schema)))
+            parts.append((False, _array(schema)))
         finally:
             building.discard(id(schema))
-        if not parts:
-            return None
-        if len(parts) == 1:
-            return parts[0]
-
-        def convert_all(value: Any) -> Any:
-            for c in parts:
-                value = c(value)
-            return value
-
-        return convert_all
-
-    def _parts(schema: dict[str, Any]) -> list[Convert | None]:
-        parts: list[Convert | None] = []
-        if _is_integer_schema(schema):
-            parts.append(_to_int)
-        if isinstance(schema.get("$ref"), str):
-            parts.append(build(_resolve(root, schema["$ref"])))
-        parts.extend(build(s) for s in schema.get("allOf", ()) if isinstance(s, dict))
-        parts.append(_object(schema))
-        parts.append(_array(schema))
-        return parts
+        return any(p[0] for p in parts), _chain([p[1] for p in parts if p[1] is not None])
 
     def _object(schema: dict[str, Any]) -> Convert | None:
         props = schema.get("properties")
-        named = {}
-        if isinstance(props, dict):
-            named = {k: c for k, s in props.items() if (c := build(s)) is not None}
-        # additionalProperties applies to names patternProperties leaves: not followed then
-        extra = None
-        if not schema.get("patternProperties"):
-            extra = build(schema.get("additionalProperties"))
-        if not named and extra is None:
-            return None
         known = props if isinstance(props, dict) else {}
+        nodes = {k: node(s) for k, s in known.items()}
+        int_keys = tuple(k for k, (is_int, _) in nodes.items() if is_int)
+        nested = tuple((k, walk) for k, (_, walk) in nodes.items() if walk is not None)
+        # additionalProperties applies to names patternProperties leaves: not followed then
+        extra_int, extra = _NOTHING
+        if not schema.get("patternProperties"):
+            extra_int, extra = node(schema.get("additionalProperties"))
+        if not int_keys and not nested and not extra_int and extra is None:
+            return None
 
-        def convert_object(value: Any) -> Any:
-            if type(value) is dict:
-                for k, c in named.items():
-                    if k in value:
-                        value[k] = c(value[k])
-                if extra is not None:
-                    for k, x in value.items():
-                        if k not in known:
-                            value[k] = extra(x)
-            return value
+        def walk_object(value: Any) -> None:
+            if type(value) is not dict:
+                return
+            get = value.get
+            for k in int_keys:
+                if type(get(k)) is float:
+                    value[k] = int(value[k])
+            for k, walk in nested:
+                if k in value:
+                    walk(value[k])
+            if extra_int or extra is not None:
+                for k, x in value.items():
+                    if k in known:
+                        continue
+                    if extra_int and type(x) is float:
+                        value[k] = int(x)
+                    elif extra is not None:
+                        extra(x)
 
-        return convert_object
+        return walk_object
 
     def _array(schema: dict[str, Any]) -> Convert | None:
         prefix_schemas = schema.get("prefixItems")
-        prefix = [build(s) for s in prefix_schemas] if isinstance(prefix_schemas, list) else []
-        rest = build(schema.get("items"))
-        if rest is None and not any(prefix):
+        prefix = [node(s) for s in prefix_schemas] if isinstance(prefix_schemas, list) else []
+        rest_int, rest = node(schema.get("items"))
+        if not rest_int and rest is None and not any(i or w for i, w in prefix):
             return None
+        start = len(prefix)
 
-        def convert_array(value: Any) -> Any:
-            if type(value) is list:
-                for i, c in enumerate(prefix[: len(value)]):
-                    if c is not None:
-                        value[i] = c(value[i])
-                if rest is not None:
-                    for i in range(len(prefix), len(value)):
-                        value[i] = rest(value[i])
-            return value
+        def walk_array(value: Any) -> None:
+            if type(value) is not list:
+                return
+            for i, (is_int, walk) in enumerate(prefix[: len(value)]):
+                if is_int and type(value[i]) is float:
+                    value[i] = int(value[i])
+                elif walk is not None:
+                    walk(value[i])
+            if rest_int:
+                for i in range(start, len(value)):
+                    if type(value[i]) is float:
+                        value[i] = int(value[i])
+            elif rest is not None:
+                for x in value[start:] if start else value:
+                    rest(x)
 
-        return convert_array
+        return walk_array
 
-    return build(root)
+    return node(root)[1]  # a root that is itself an integer has no holder to fix
 
 
 def _validator(schema: dict[str, Any] | bool) -> jsonschema_rs.Validator:
@@ -256,15 +269,42 @@ def _bound(word: str, limit: Any) -> str:
     return f"must be {word} {limit}"
 
 
+_SINGULAR = {"characters": "character", "items": "item", "properties": "property"}
+
+
 def _count(n: int, unit: str) -> str:
-    return f"{n} {unit}" if n != 1 else f"1 {unit.rstrip('s')}"
+    return f"{n} {unit}" if n != 1 else f"1 {_SINGULAR[unit]}"
 
 
-def _failure(error: jsonschema_rs.ValidationError) -> Failure:
+def _at(node: Any, path: Path | list[str | int]) -> Any:
+    for part in path:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _unknown_name(error: jsonschema_rs.ValidationError, schema: Any, value: Any) -> Any:
+    """The first name `additionalProperties: false` refused, when jsonschema-rs reports it as
+    a false schema at the object (it does when the object has no `properties`)."""
+    obj = _at(value, error.instance_path)
+    parent = _at(schema, error.schema_path[:-1])
+    if type(obj) is not dict or not isinstance(parent, dict):
+        return None
+    known = parent.get("properties") or {}
+    return next((k for k in obj if k not in known), None)
+
+
+def _failure(error: jsonschema_rs.ValidationError, schema: Any, value: Any) -> Failure:
     """Our (path, message) for jsonschema-rs's error: its kind says what failed, so the
     message is ours (no echo of the value, which may be large or secret)."""
     path: Path = tuple(error.instance_path)
     kind = error.kind
+    if kind.name == "falseSchema" and error.schema_path[-1:] == ["additionalProperties"]:
+        name = _unknown_name(error, schema, value)
+        if name is not None:
+            return (*path, name), "unknown field"
     match kind:
         case jsonschema_rs.ValidationErrorKind.Type(types=types):
             names = sorted(types, key=lambda t: t == "null")  # "a string or null"
@@ -337,7 +377,7 @@ def compile_schema(schema: dict[str, Any] | bool | None) -> Check:
         def check(value: Any) -> Failure | None:
             if is_valid(value):
                 return None
-            return _failure(next(iter(iter_errors(value))))
+            return _failure(next(iter(iter_errors(value))), schema, value)
 
         return check
 
@@ -345,7 +385,7 @@ def compile_schema(schema: dict[str, Any] | bool | None) -> Check:
         if is_valid(value):
             convert(value)
             return None
-        return _failure(next(iter(iter_errors(value))))
+        return _failure(next(iter(iter_errors(value))), schema, value)
 
     return check_and_convert
 

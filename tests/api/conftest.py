@@ -59,7 +59,7 @@ async def echo_v2(params: Any, ctx: Any) -> None:
     target=TEST_DEFS,
 )
 async def refy(params: Any, ctx: Any) -> None:
-    """A schema the fast checker does not compile ($ref): uses jsonschema."""
+    """A schema with a local $ref (followed for checks and for integer rewriting)."""
 
 
 @dataclass

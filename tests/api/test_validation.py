@@ -39,6 +39,10 @@ BAD_SUBMISSIONS: list[tuple[Any, int, str, str | None]] = [
     (job(priority=10**40), 422, "validation_error", "priority"),
     (job(priority=1.5), 422, "validation_error", "priority"),
     (job(priority=True), 422, "validation_error", "priority"),
+    (job(priority=1e308), 422, "validation_error", "priority"),
+    (job(maxAttempts=1e308), 422, "validation_error", "maxAttempts"),
+    (job(maxAttempts=1.5), 422, "validation_error", "maxAttempts"),
+    (job(definitionVersion=1e308), 422, "validation_error", "definitionVersion"),
     (job(priority="5"), 422, "validation_error", "priority"),
     (job(maxAttempts=0), 422, "validation_error", "maxAttempts"),
     (job(maxAttempts=101), 422, "validation_error", "maxAttempts"),
@@ -50,6 +54,8 @@ BAD_SUBMISSIONS: list[tuple[Any, int, str, str | None]] = [
     (job(queue=""), 422, "validation_error", "queue"),
     (job(queue="a b"), 422, "validation_error", "queue"),
     (job(queue="q" * 101), 422, "validation_error", "queue"),
+    (job(queue="default\n"), 422, "validation_error", "queue"),
+    (job(definitionKey="echo\n"), 422, "validation_error", "definitionKey"),
     (job(idempotencyKey=""), 422, "validation_error", "idempotencyKey"),
     (job(idempotencyKey=7), 422, "validation_error", "idempotencyKey"),
     (job(idempotencyKey="k\u0000"), 422, "validation_error", "idempotencyKey"),
@@ -121,6 +127,18 @@ BAD_SUBMISSIONS: list[tuple[Any, int, str, str | None]] = [
         "params",
     ),
     (
+        job(definitionKey="strict", definitionVersion=..., params={**STRICT_OK, "count": 1e308}),
+        422,
+        "validation_error",
+        "params.count",
+    ),
+    (
+        job(definitionKey="refy", definitionVersion=..., params={"n": 1e308}),
+        422,
+        "validation_error",
+        "params.n",
+    ),
+    (
         job(definitionKey="refy", definitionVersion=..., params={"n": "x"}),
         422,
         "validation_error",
@@ -148,6 +166,39 @@ async def test_bad_submissions_are_rejected_and_nothing_written(api: Api) -> Non
             failures.append((body, status, code, field, r.status, r.body))
     assert not failures, "\n".join(map(repr, failures))
     assert await api.job_count() == 0
+
+
+async def test_a_trailing_newline_in_queue_is_refused_and_nothing_written(api: Api) -> None:
+    """`^...$` patterns are ECMA-262: `$` does not match before a final newline (Python's
+    does), so "default\n" is not stored where no worker of queue "default" would claim it."""
+    r = await api.call("POST", "/v1/jobs", json=job(queue="default\n"))
+    assert (r.status, r.body["code"], r.body["field"]) == (422, "validation_error", "queue")
+    assert "must match" in r.body["error"], r.body
+    items = [job(), job(), job(queue="default\n")]
+    r = await api.call("POST", "/v1/jobs/batch", json={"jobs": items})
+    assert (r.status, r.body["field"]) == (422, "jobs[2].queue"), r.body
+    assert await api.job_count() == 0
+
+
+async def test_integral_floats_are_stored_as_ints(api: Api) -> None:
+    r = await api.call(
+        "POST",
+        "/v1/jobs",
+        json=job(
+            definitionKey="refy",
+            definitionVersion=1.0,
+            priority=2.0,
+            maxAttempts=3.0,
+            params={"n": 4.0},
+        ),
+    )
+    assert r.status == 201, r.body
+    r = await api.call("GET", f"/v1/jobs/{r.body['jobId']}")
+    stored = r.body
+    assert (stored["definitionVersion"], stored["priority"], stored["maxAttempts"]) == (1, 2, 3)
+    assert stored["params"] == {"n": 4} and type(stored["params"]["n"]) is int, stored
+    row = await api.pool.fetchrow("SELECT params::text AS p FROM jobs")
+    assert row is not None and row["p"] == '{"n": 4}', row
 
 
 # (raw body, content type, status, code)
