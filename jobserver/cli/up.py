@@ -2,8 +2,8 @@
 
 1. With DATABASE_URL unset, starts the embedded PostgreSQL (`jobserver.embedded`, data kept in
    JOBSERVER_HOME, default `./.jobserver`, across restarts); otherwise uses DATABASE_URL.
-2. Applies migrations and registers the shipped definitions (`definitions/`) (a definition whose
-   metadata changed without a version bump is reported and left as stored).
+2. Applies migrations and publishes the shipped definitions (`jobserver.publish`; a definition
+   whose metadata changed without a version bump is reported and left as stored).
 3. On first start creates a `dev` token with the `manage_jobs` scope and keeps its plaintext in
    `<home>/dev-token` (mode 0600) so later starts can print it again; a token revoked or missing
    from the database is replaced.

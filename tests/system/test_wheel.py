@@ -3,7 +3,8 @@ registers its definitions and runs a job: nothing it needs may live only in the 
 
 The wheel is built from a copy of the files a build reads (pyproject.toml, README.md and the three
 source trees), so the checkout stays clean and a build that reached for anything else fails. The
-virtualenv gets the wheel and its dependencies from the package index pip is configured with.
+build backend (an isolated build, as users get) and the wheel's dependencies come from the package
+index pip is configured with; pip's cache keeps a rerun at about 20 s.
 Every command runs with the temp directory as cwd and no PYTHONPATH, so nothing of the checkout
 is importable there (checked).
 """
