@@ -196,15 +196,17 @@ def definition(
     return wrap
 
 
+BUILTIN_PACKAGE = "jobserver.definitions"  # the repository's definitions/, see pyproject.toml
+
+
 def load_modules(
     names: Iterable[str] = (), include_builtin: bool = True, *, check_schemas: bool = True
 ) -> Registry:
-    """Import every module under the `definitions` package (and `names`) so they register,
+    """Import every module of the shipped definitions (and `names`) so they register,
     then (unless `check_schemas` is false: the worker) check their params schemas."""
     if include_builtin:
-        import definitions
-
-        for info in pkgutil.iter_modules(definitions.__path__, "definitions."):
+        builtin = importlib.import_module(BUILTIN_PACKAGE)
+        for info in pkgutil.iter_modules(builtin.__path__, f"{BUILTIN_PACKAGE}."):
             importlib.import_module(info.name)
     for name in names:
         importlib.import_module(name)

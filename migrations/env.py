@@ -14,7 +14,7 @@ from jobserver.db.tables import metadata
 from jobserver.db.urls import sqlalchemy_async_url
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+if config.config_file_name is not None:  # `alembic` by hand; `jobserver migrate` has no file
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = metadata

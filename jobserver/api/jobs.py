@@ -55,7 +55,7 @@ from jobserver.db.jobs import (
     new_job_id,
     new_job_ids,
 )
-from jobserver.db.tables import JOB_STATUSES, TERMINAL_STATUSES
+from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
 
 MAX_BATCH = 1000
 COUNT_CAP = 10_000

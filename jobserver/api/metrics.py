@@ -28,7 +28,7 @@ from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY, QUERY_KEY, SETTINGS_KEY
 from jobserver.api.routing import Route
 from jobserver.db.metrics import metrics_status_counts, metrics_throughput, metrics_windows
-from jobserver.db.tables import JOB_STATUSES
+from jobserver.statuses import JOB_STATUSES
 
 CACHE_MAX = 256
 _cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}

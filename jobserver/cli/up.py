@@ -2,8 +2,8 @@
 
 1. With DATABASE_URL unset, starts the embedded PostgreSQL (`jobserver.embedded`, data kept in
    JOBSERVER_HOME, default `./.jobserver`, across restarts); otherwise uses DATABASE_URL.
-2. Applies migrations and registers the definitions under `definitions/` (a definition whose
-   metadata changed without a version bump is reported and left as stored).
+2. Applies migrations and publishes the shipped definitions (`jobserver.publish`; a definition
+   whose metadata changed without a version bump is reported and left as stored).
 3. On first start creates a `dev` token with the `manage_jobs` scope and keeps its plaintext in
    `<home>/dev-token` (mode 0600) so later starts can print it again; a token revoked or missing
    from the database is replaced.
@@ -39,11 +39,11 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jobserver.cli.common import fail, load_settings, run
-from jobserver.cli.register import register_url
 from jobserver.config import Settings
 from jobserver.db import migrate
 from jobserver.db.pool import connect
 from jobserver.embedded import EmbeddedPostgres
+from jobserver.publish import publish
 from jobserver.registry import load_modules
 
 log = logging.getLogger("jobserver.up")
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
             url = embedded.start()
             where = f"embedded PostgreSQL, data in {embedded.pgdata}"
         migrate.upgrade(url)
-        for ref, outcome in run(register_url(url, load_modules().all())):
+        for ref, outcome in run(publish(url, load_modules().all())):
             if outcome == "conflict":
                 log.warning("definition %s changed without a version bump; kept as stored", ref)
             else:

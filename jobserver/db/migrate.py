@@ -1,15 +1,25 @@
-"""Apply Alembic migrations programmatically (used by `jobserver migrate`, `up` and tests)."""
+"""Apply Alembic migrations programmatically (used by `jobserver migrate`, `up` and tests).
+
+The scripts are those of the `jobserver.migrations` package (the repository's `migrations/`,
+installed inside the package), so an installed jobserver migrates from any directory without
+`alembic.ini`; that file stays at the top of the repository for running `alembic` by hand.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import os
+import importlib.resources
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MIGRATIONS_PACKAGE = "jobserver.migrations"
+
+
+def script_location() -> str:
+    """The directory holding env.py and versions/, wherever jobserver is installed."""
+    return str(importlib.resources.files(MIGRATIONS_PACKAGE))
 
 
 def alembic_config(database_url: str) -> Config:
@@ -17,10 +27,10 @@ def alembic_config(database_url: str) -> Config:
     # second, which every process that merely imports this module would pay at start
     from alembic.config import Config
 
-    cfg = Config(os.path.join(ROOT, "alembic.ini"))
-    cfg.set_main_option("script_location", os.path.join(ROOT, "migrations"))
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location())
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["database_url"] = database_url
-    cfg.attributes["configure_logger"] = False
     return cfg
 
 

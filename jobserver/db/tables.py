@@ -25,11 +25,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from jobserver.statuses import JOB_STATUSES
+
 metadata = MetaData()
 
-JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "expired")
-TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "expired")
-ACTIVE_STATUSES = ("running", "cancelling")
+STATUS_CHECK = "status IN (" + ",".join(f"'{s}'" for s in JOB_STATUSES) + ")"
 
 NOW = text("now()")
 
@@ -97,10 +97,7 @@ jobs = Table(
     _ts("started_at"),
     _ts("finished_at"),
     _ts("updated_at", nullable=False, default=True),
-    CheckConstraint(
-        "status IN ('queued','running','cancelling','succeeded','failed','cancelled','expired')",
-        name="jobs_status_check",
-    ),
+    CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
     # The claim path: only queued rows live in this index, ordered as claims are.

@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.cli.register import register_definitions, register_url
 from jobserver.db.definitions import definition_get
+from jobserver.publish import publish, register_definitions
 from jobserver.registry import Definition, Registry, definition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,9 +34,9 @@ def _sample(description: str = "first", version: int = 1, attempts: int = 3) -> 
 
 
 async def test_created_then_unchanged(pool: asyncpg.Pool, database_url: str) -> None:
-    first = await register_url(database_url, [_sample(), _sample(version=2)])
+    first = await publish(database_url, [_sample(), _sample(version=2)])
     assert first == [("platform-sample@1", "created"), ("platform-sample@2", "created")]
-    again = await register_url(database_url, [_sample(), _sample(version=2)])
+    again = await publish(database_url, [_sample(), _sample(version=2)])
     assert again == [("platform-sample@1", "unchanged"), ("platform-sample@2", "unchanged")]
     row = await definition_get(pool, "platform-sample")
     assert row is not None and row["version"] == 2
@@ -47,10 +47,10 @@ async def test_created_then_unchanged(pool: asyncpg.Pool, database_url: str) -> 
 async def test_conflict_is_reported_and_nothing_written(
     pool: asyncpg.Pool, database_url: str
 ) -> None:
-    await register_url(database_url, [_sample()])
+    await publish(database_url, [_sample()])
     changed = _sample(description="changed", attempts=5)
     other = _sample(version=3)
-    outcomes = await register_url(database_url, [other, changed])
+    outcomes = await publish(database_url, [other, changed])
     assert outcomes == [("platform-sample@3", "created"), ("platform-sample@1", "conflict")]
     row = await definition_get(pool, "platform-sample", 1)
     assert row is not None

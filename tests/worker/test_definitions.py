@@ -9,7 +9,7 @@ import jsonschema_rs
 import pytest
 from aiohttp import web
 
-from definitions.compute_math import compute, digit_count, fibonacci, is_prime
+from jobserver.definitions.compute_math import compute, digit_count, fibonacci, is_prime
 from tests.worker.conftest import REGISTRY, job, status_is, submit, wait_for
 
 

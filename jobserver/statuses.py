@@ -1,0 +1,11 @@
+"""The job states (DESIGN.md, "Job states"), in one module with no imports.
+
+The API validates filters and answers with them and the schema (`db/tables.py`) checks them;
+keeping them here, not in the SQLAlchemy tables, keeps SQLAlchemy out of the API process.
+"""
+
+from __future__ import annotations
+
+JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "expired")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "expired")
+ACTIVE_STATUSES = ("running", "cancelling")
