@@ -43,7 +43,8 @@ def page_query(default: int, maximum: int, properties: dict[str, Any]) -> dict[s
             "cursor": {
                 "type": "string",
                 "maxLength": MAX_CURSOR,
-                "description": "the nextCursor of the previous page (opaque)",
+                "pattern": "^[A-Za-z0-9_-]*$",
+                "description": "the nextCursor of the previous page (opaque, URL-safe)",
             },
         },
     }
