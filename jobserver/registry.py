@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobserver.core.names import DEFINITION_KEY
+
 RunFn = Callable[[Any, Any], Awaitable[Any]]
 HookFn = Callable[..., Awaitable[Any]]
 
@@ -89,8 +91,8 @@ class Definition:
 
 
 def validate_definition(d: Definition) -> None:
-    if not d.key or len(d.key) > 200 or not all(c.isalnum() or c in "._-" for c in d.key):
-        raise DefinitionError(f"definition key {d.key!r}: expected 1-200 of [A-Za-z0-9._-]")
+    if not DEFINITION_KEY.matches(d.key):
+        raise DefinitionError(f"definition key {d.key!r}: expected {DEFINITION_KEY.description}")
     if d.version < 1:
         raise DefinitionError(f"{d.ref}: version must be >= 1")
     if d.default_max_attempts < 1:

@@ -6,7 +6,8 @@
              definition="report", params={"kind": "daily"})
     schedule("heartbeat", every_seconds=60, definition="echo", version=1)
 
-Each call validates the timing at import (a bad cron or timezone fails loudly there) and
+Each call validates the name, definition key and queue (`jobserver.core.names`) and the
+timing at import (a bad cron or timezone fails loudly there) and
 appends to the module-level `SCHEDULES`. `sync_code_schedules(conn)` upserts them with
 `source = 'code'`: new ones are created, changed ones updated (a timing change re-plans the next
 fire), identical ones left alone; a same-named schedule created over the API is never
@@ -21,6 +22,7 @@ from typing import Any, Literal
 
 import asyncpg
 
+from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
 from jobserver.db.schedules import schedule_upsert_code
 from jobserver.scheduler.firetimes import Timing, first_fire_at, validate_timing
 
@@ -80,6 +82,9 @@ def schedule(
     s = CodeSchedule(
         name=name, definition=definition, cron=cron, every_seconds=every_seconds, **options
     )
+    SCHEDULE_NAME.check(s.name)
+    DEFINITION_KEY.check(s.definition)
+    QUEUE.check(s.queue)
     validate_timing(s.timing())
     registry = SCHEDULES if target is None else target
     if any(existing.name == name and existing != s for existing in registry):

@@ -2,7 +2,8 @@
 
 Submissions look definitions up on every job, so the whole (small) table is loaded in one query
 and refreshed after `ttl` seconds; a miss triggers at most one early refresh per second, so a
-definition registered a moment ago is found. Each entry carries its compiled params checker.
+definition registered a moment ago is found. Each entry carries its compiled params checker
+(it satisfies `jobserver.core.submission.DefinitionRules`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.core.errors import RuleError, at
 from jobserver.db.definitions import definition_list
 from jobserver.validation import Check, compile_schema_cached
 
@@ -58,7 +60,8 @@ class DefinitionCache:
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:
                 latest[info.key] = info
-        self._by_ref, self._latest, self._rows = by_ref, latest, rows
+        self._by_ref, self._latest = by_ref, latest
+        self._rows = sorted(rows, key=lambda r: (r["key"], r["version"]))  # keyset paging order
         self._loaded_at = time.monotonic()
 
     async def _ensure(self, pool: asyncpg.Pool, min_age: float) -> None:
@@ -83,8 +86,22 @@ class DefinitionCache:
         return found
 
     async def rows(self, pool: asyncpg.Pool) -> list[asyncpg.Record]:
+        """Every row, ordered by (key, version) as Python compares them."""
         await self._ensure(pool, self.ttl)
         return self._rows
+
+    async def resolve(
+        self, pool: asyncpg.Pool, key: str, version: int | None, where: str = ""
+    ) -> DefinitionInfo:
+        """`get`, or RuleError `unknown_definition` naming `where.definitionKey` (or
+        `definitionVersion` when only that version is unknown)."""
+        found = await self.get(pool, key, version)
+        if found is not None:
+            return found
+        key_known = version is not None and await self.get(pool, key) is not None
+        field = at(where, "definitionVersion" if key_known else "definitionKey")
+        name = key if version is None else f"{key}@{version}"
+        raise RuleError(field, f"unknown definition {name!r}", code="unknown_definition")
 
     def latest_version(self, key: str) -> int | None:
         info = self._latest.get(key)

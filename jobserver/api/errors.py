@@ -1,7 +1,8 @@
 """API errors: one exception type and one middleware that renders every failure as JSON.
 
-Handlers raise `ApiError(status, code, message, field)` (or aiohttp's `web.HTTP...`); the error
-middleware turns anything into `{"error": message, "code": code, "field"?: field}` with the right
+Handlers raise `ApiError(status, code, message, field)` (or aiohttp's `web.HTTP...`, or a core
+`RuleError`, which is a 422 naming its field); the error middleware turns anything into
+`{"error": message, "code": code, "field"?: field}` with the right
 status. Codes used across the API:
 
 | status | code |
@@ -16,7 +17,8 @@ status. Codes used across the API:
 | 413 | body_too_large |
 | 415 | unsupported_media_type |
 | 422 | validation_error, unknown_definition |
-| 503 | database_unavailable |
+| 503 | database_unavailable (`database_unavailable(exc)`: asyncpg's connection errors, and
+  OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout) |
 | 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
 """
 
@@ -30,6 +32,8 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.jsonio import json_response
+from jobserver.api.routing import Handler
+from jobserver.core.errors import RuleError
 
 log = logging.getLogger("jobserver.api")
 
@@ -87,16 +91,39 @@ def error_response(err: ApiError, headers: dict[str, str] | None = None) -> web.
     return json_response(err.body(), status=err.status, headers=headers)
 
 
-# Connection-level failures: the database is down or unreachable, not a bug of ours.
-DB_UNAVAILABLE: tuple[type[BaseException], ...] = (
+# Failures that mean the database is down, restarting or unreachable (not a bug of ours).
+# asyncpg raises these itself; OSError and TimeoutError count only when asyncpg raised them
+# (connecting, a pool acquire or a statement timing out), never when a handler did.
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
-    ConnectionError,
-    OSError,
-    asyncio.TimeoutError,
-    TimeoutError,
 )
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (OSError, TimeoutError)
+
+
+def _raised_in_asyncpg(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module == "asyncpg" or module.startswith("asyncpg."):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (answered 503, not 500)."""
+    if isinstance(exc, _DATABASE_ERRORS):
+        return True
+    return isinstance(exc, _TRANSPORT_ERRORS) and _raised_in_asyncpg(exc)
+
+
+def unavailable() -> ApiError:
+    return ApiError(503, "database_unavailable", "database unavailable")
 
 
 def _from_http(exc: web.HTTPException) -> web.StreamResponse:
@@ -117,7 +144,7 @@ def _from_http(exc: web.HTTPException) -> web.StreamResponse:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Render every exception as the JSON error body; 500 only for bugs, always logged."""
     try:
         return await handler(request)
@@ -127,9 +154,11 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return _from_http(e)
     except asyncio.CancelledError:
         raise
-    except DB_UNAVAILABLE as e:
-        log.warning("database unavailable: %s", type(e).__name__)
-        return error_response(ApiError(503, "database_unavailable", "database unavailable"))
-    except Exception:
+    except RuleError as e:
+        return error_response(invalid(e.field, e.message, e.code))
+    except Exception as e:
+        if database_unavailable(e):
+            log.warning("database unavailable: %s", type(e).__name__)
+            return error_response(unavailable())
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ApiError(500, "internal_error", "internal error"))

@@ -10,7 +10,7 @@ one `job_insert_times` statement: one commit, one NOTIFY. A request is answered 
 its group committed, so a 201 still means the row is durable.
 
 Failures stay per request:
-- the database is unreachable (`DB_UNAVAILABLE`): every request of the group gets that error
+- the database is unreachable (`database_unavailable`): every request of the group gets that error
   (a 503), exactly as each would have alone;
 - any other error (an idempotency key taken meanwhile, two requests of the group with one key,
   a value the database refuses): the group is retried one job per statement, so only the
@@ -30,7 +30,7 @@ from datetime import datetime
 
 import asyncpg
 
-from jobserver.api.errors import DB_UNAVAILABLE
+from jobserver.api.errors import database_unavailable
 from jobserver.db.jobs import NewJob, job_insert_times
 
 log = logging.getLogger("jobserver.api.group_commit")
@@ -94,11 +94,11 @@ class GroupCommitter:
             for _, fut in group:
                 fut.cancel()
             raise
-        except DB_UNAVAILABLE as e:
-            for _, fut in group:
-                _fail(fut, e)
-            return
         except Exception as e:
+            if database_unavailable(e):
+                for _, fut in group:
+                    _fail(fut, e)
+                return
             if len(group) == 1:
                 _fail(group[0][1], e)
                 return

@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from jobserver.api.errors import DB_UNAVAILABLE, ApiError
+from jobserver.api.errors import database_unavailable, unavailable
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY
-from jobserver.api.routing import Route
 
 READY_TIMEOUT = 1.0
-
-STATUS_SCHEMA = {
-    "type": "object",
-    "properties": {"status": {"type": "string"}},
-    "required": ["status"],
-}
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -31,28 +24,8 @@ async def readyz(request: web.Request) -> web.Response:
     try:
         async with pool.acquire(timeout=READY_TIMEOUT) as conn:
             await conn.fetchval("SELECT 1", timeout=READY_TIMEOUT)
-    except DB_UNAVAILABLE as e:
-        raise ApiError(503, "database_unavailable", "database unavailable") from e
+    except Exception as e:
+        if database_unavailable(e):
+            raise unavailable() from e
+        raise
     return json_response({"status": "ready"})
-
-
-ROUTES = [
-    Route(
-        "GET",
-        "/healthz",
-        healthz,
-        "public",
-        "Process liveness",
-        response_schema=STATUS_SCHEMA,
-        tags=("health",),
-    ),
-    Route(
-        "GET",
-        "/readyz",
-        readyz,
-        "public",
-        "Database reachability (503 when down)",
-        response_schema=STATUS_SCHEMA,
-        tags=("health",),
-    ),
-]

@@ -1,9 +1,8 @@
-"""JSON in and out: compact encoding of responses and a hostile-input-safe body parser.
+"""JSON in and out: JSON answers and a hostile-input-safe body parser.
 
-Responses are encoded with orjson (several times faster than the standard library, and it
-writes datetimes and UUIDs itself); what orjson refuses (integers past 64 bits, non-string
-keys) falls back to the standard encoder, so the output is the same JSON either way. Bodies
-are parsed with the standard library (orjson reads integers past 64 bits as floats).
+Answers are encoded by `jobserver.codec.dumps_answer` (orjson, the standard encoder for what
+orjson refuses). Bodies are parsed with the standard library (orjson reads integers past 64
+bits as floats).
 
 `parse_json(raw)` rejects what PostgreSQL cannot store or what would hurt us later:
 - malformed JSON, invalid UTF-8, nesting deeper than `MAX_DEPTH` (JSON bombs) -> 400 invalid_json;
@@ -13,47 +12,25 @@ are parsed with the standard library (orjson reads integers past 64 bits as floa
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import uuid
 from typing import Any
 
-import orjson
 from aiohttp import web
+
+from jobserver.codec import dumps_answer, dumps_answer_text
+from jobserver.core.errors import format_path
 
 MAX_DEPTH = 64
 
-
-def _default(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default)
-
-
-def dumps(value: Any) -> str:
-    return _encoder.encode(value)
-
-
-def dumps_bytes(value: Any) -> bytes:
-    """Compact UTF-8 JSON: orjson, or the standard encoder for what orjson refuses."""
-    try:
-        return orjson.dumps(value, default=_default)
-    except TypeError:  # orjson.JSONEncodeError is one
-        return _encoder.encode(value).encode()
+# Compact JSON text (error messages of the validator quote values with it).
+dumps = dumps_answer_text
 
 
 def json_response(
     data: Any, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=dumps_bytes(data),
+        body=dumps_answer(data),
         status=status,
         content_type="application/json",
         headers=headers,
@@ -82,17 +59,6 @@ def _parse_float(text: str) -> float:
 
 
 _decoder = json.JSONDecoder(parse_constant=_bad_constant, parse_float=_parse_float)
-
-
-def format_path(parts: list[str | int] | tuple[str | int, ...], prefix: str = "") -> str:
-    """`["jobs", 3, "params", "message"]` -> `jobs[3].params.message`."""
-    out = prefix
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out = f"{out}.{p}" if out else str(p)
-    return out
 
 
 def _too_deep(value: Any) -> bool:

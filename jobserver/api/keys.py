@@ -1,7 +1,9 @@
 """Typed keys for everything the API shares on the application and on each request.
 
 App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TOKEN_CACHE_KEY`,
-`DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through).
+`DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through),
+`METRICS_CACHE_KEY` (recent `/v1/metrics` answers), `PROMETHEUS_KEY` (the registry and
+collector of the job metrics `/metrics` exposes).
 Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
 `QUERY_KEY` (the parsed, coerced, validated query as a dict).
 """
@@ -16,9 +18,13 @@ from aiohttp import web
 from jobserver.config import Settings
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from jobserver.api.auth import Principal, TokenCache
     from jobserver.api.definitions_cache import DefinitionCache
     from jobserver.api.group_commit import GroupCommitter
+    from jobserver.api.metrics_cache import MetricsCache
+    from jobserver.api.prometheus import JobsCollector
     from jobserver.api.routing import Route
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -27,6 +33,8 @@ ROUTES_KEY: web.AppKey[list[Route]] = web.AppKey("routes", list)
 TOKEN_CACHE_KEY: web.AppKey[TokenCache] = web.AppKey("token_cache")
 DEFINITION_CACHE_KEY: web.AppKey[DefinitionCache] = web.AppKey("definition_cache")
 GROUP_COMMIT_KEY: web.AppKey[GroupCommitter] = web.AppKey("group_commit")
+METRICS_CACHE_KEY: web.AppKey[MetricsCache] = web.AppKey("metrics_cache")
+PROMETHEUS_KEY: web.AppKey[tuple[CollectorRegistry, JobsCollector]] = web.AppKey("prometheus")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")

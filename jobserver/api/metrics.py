@@ -1,4 +1,4 @@
-"""Metrics routes (`view_jobs`): job counts, throughput and performance computed from the DB.
+"""Metrics handlers (`view_jobs`): job counts, throughput and performance computed from the DB.
 
 - `GET /v1/metrics`: `summary` {total, byStatus}, `performance` {successRate, avgProcessingTime,
   avgQueueTime, retryRate} over jobs finished in the last 24 hours, `throughput` {lastHour,
@@ -10,14 +10,13 @@
 
 Rates are percentages (0-100, two decimals; null with no finished job), times milliseconds.
 Every route takes `ttl` (seconds, 0..86400; default METRICS_CACHE_TTL_MS): an answer computed
-less than `ttl` seconds ago is served from an in-process cache (`cachedAt` says when it was
-computed); `ttl=0` recomputes. Cost: see `jobserver.db.metrics` (bounded, indexed queries).
+less than `ttl` seconds ago is served from the app's cache (`METRICS_CACHE_KEY`; `cachedAt`
+says when it was computed); `ttl=0` recomputes. Cost: see `jobserver.db.metrics` (bounded,
+indexed queries).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,33 +24,18 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import POOL_KEY, QUERY_KEY, SETTINGS_KEY
-from jobserver.api.routing import Route
+from jobserver.api.keys import METRICS_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
 from jobserver.db.metrics import metrics_status_counts, metrics_throughput, metrics_windows
 from jobserver.statuses import JOB_STATUSES
-
-CACHE_MAX = 256
-_cache: dict[tuple[Any, ...], tuple[float, dict[str, Any]]] = {}
 
 
 async def cached(
     request: web.Request, key: tuple[Any, ...], compute: Callable[[], Awaitable[dict[str, Any]]]
 ) -> dict[str, Any]:
-    """`compute()` unless a result younger than the request's ttl exists for `key`."""
+    """`compute()` unless the app's metrics cache holds an answer younger than the ttl."""
     q = request[QUERY_KEY]
-    settings = request.app[SETTINGS_KEY]
-    ttl = q["ttl"] if "ttl" in q else settings.metrics_cache_ttl_ms / 1000
-    full_key = (settings.database_url, id(request.app[POOL_KEY]), *key)
-    now = time.monotonic()
-    hit = _cache.get(full_key)
-    if hit is not None and now - hit[0] < ttl:
-        return hit[1]
-    value = await compute()
-    value["cachedAt"] = dt.datetime.now(dt.UTC)
-    if len(_cache) >= CACHE_MAX:
-        _cache.clear()
-    _cache[full_key] = (now, value)
-    return value
+    ttl = q["ttl"] if "ttl" in q else request.app[SETTINGS_KEY].metrics_cache_ttl_ms / 1000
+    return await request.app[METRICS_CACHE_KEY].get(key, ttl, compute)
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -168,69 +152,3 @@ async def get_performance(request: web.Request) -> web.Response:
         return _performance(next((w for w in rows if w["definition_key"] is None), None))
 
     return json_response(await cached(request, ("performance",), compute))
-
-
-TTL = {"type": "number", "minimum": 0, "maximum": 86400, "description": "cache seconds"}
-TTL_QUERY: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {"ttl": TTL},
-}
-THROUGHPUT_QUERY: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "ttl": TTL,
-        "hours": {"type": "integer", "minimum": 1, "maximum": 168, "default": 24},
-    },
-}
-PERFORMANCE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "successRate": {"type": ["number", "null"]},
-        "avgProcessingTime": {"type": ["number", "null"]},
-        "avgQueueTime": {"type": ["number", "null"]},
-        "retryRate": {"type": ["number", "null"]},
-        "windowHours": {"type": "integer"},
-    },
-}
-
-ROUTES = [
-    Route(
-        "GET",
-        "/v1/metrics",
-        get_metrics,
-        "view_jobs",
-        "Job counts by status, performance (24 h) and throughput",
-        query_schema=TTL_QUERY,
-        tags=("metrics",),
-    ),
-    Route(
-        "GET",
-        "/v1/metrics/definitions",
-        get_definitions,
-        "view_jobs",
-        "The /v1/metrics figures per definition key and version",
-        query_schema=TTL_QUERY,
-        tags=("metrics",),
-    ),
-    Route(
-        "GET",
-        "/v1/metrics/throughput",
-        get_throughput,
-        "view_jobs",
-        "Hourly completed and failed jobs over the last `hours` (1..168)",
-        query_schema=THROUGHPUT_QUERY,
-        tags=("metrics",),
-    ),
-    Route(
-        "GET",
-        "/v1/metrics/performance",
-        get_performance,
-        "view_jobs",
-        "Success rate, average processing/queue time and retry rate (24 h)",
-        query_schema=TTL_QUERY,
-        response_schema=PERFORMANCE_SCHEMA,
-        tags=("metrics",),
-    ),
-]

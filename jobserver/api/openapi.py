@@ -69,7 +69,7 @@ def _query_parameters(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
     params = []
     for name, spec in (schema or {}).get("properties", {}).items():
         if spec.get("type") == "integer":
-            # the framework reads at most 18 digits (jobserver.api.app._coerce)
+            # the framework reads at most 18 digits (jobserver.api.request._coerce)
             spec = {"minimum": -QUERY_INT_LIMIT, "maximum": QUERY_INT_LIMIT, **spec}
         p: dict[str, Any] = {"name": name, "in": "query", "required": False, "schema": spec}
         if spec.get("type") == "array":
@@ -97,15 +97,15 @@ def _operation(route: Route) -> dict[str, Any]:
         op["parameters"] = params
     if route.body_schema is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": route.body_required,
             "content": {"application/json": {"schema": route.body_schema}},
         }
     success: dict[str, Any] = {"description": "OK"}
     if route.response_schema is not None:
         success["content"] = {"application/json": {"schema": route.response_schema}}
     responses: dict[str, Any] = {str(route.success_status): success}
-    if route.success_status == 201:
-        responses["200"] = {"description": "Idempotent repeat: the existing job(s)"}
+    if route.idempotent:
+        responses["200"] = {**success, "description": "Idempotent repeat: the existing job(s)"}
     for status in _error_statuses(route):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     op["responses"] = responses
@@ -145,17 +145,3 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
 
 async def openapi(request: web.Request) -> web.Response:
     return json_response(build_openapi(request.app[ROUTES_KEY]))
-
-
-ROUTES = [
-    Route(
-        "GET",
-        "/openapi.json",
-        openapi,
-        "public",
-        "This OpenAPI 3.1 document",
-        query_schema={"type": "object", "additionalProperties": False, "properties": {}},
-        response_schema={"type": "object"},
-        tags=("meta",),
-    )
-]

@@ -40,8 +40,8 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from jobserver.api.auth import authenticate
-from jobserver.api.keys import POOL_KEY, SETTINGS_KEY, TOKEN_CACHE_KEY
-from jobserver.api.routing import Route
+from jobserver.api.keys import POOL_KEY, PROMETHEUS_KEY, SETTINGS_KEY, TOKEN_CACHE_KEY
+from jobserver.api.routing import Handler
 from jobserver.db.dlq import dlq_count
 from jobserver.db.metrics import (
     metrics_active_by_queue,
@@ -70,7 +70,7 @@ HTTP_LATENCY = Histogram(
 
 
 @web.middleware
-async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Count every request by route template and status (errors included)."""
     start = time.perf_counter()
     status = 500
@@ -184,20 +184,12 @@ def job_counters(totals: list[Any]) -> Iterator[CounterMetricFamily]:
         yield fam
 
 
-_collectors: dict[tuple[Any, ...], tuple[CollectorRegistry, JobsCollector]] = {}
-
-
-def _registry_for(request: web.Request) -> tuple[CollectorRegistry, JobsCollector]:
-    key = (request.app[SETTINGS_KEY].database_url, id(request.app[POOL_KEY]))
-    found = _collectors.get(key)
-    if found is None:
-        if len(_collectors) > 64:
-            _collectors.clear()
-        registry = CollectorRegistry(auto_describe=False)
-        collector = JobsCollector()
-        registry.register(collector)
-        found = _collectors[key] = (registry, collector)
-    return found
+def jobs_exposition() -> tuple[CollectorRegistry, JobsCollector]:
+    """The registry of one app's job metrics (kept under `PROMETHEUS_KEY`)."""
+    registry = CollectorRegistry(auto_describe=False)
+    collector = JobsCollector()
+    registry.register(collector)
+    return registry, collector
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -210,20 +202,7 @@ async def metrics(request: web.Request) -> web.Response:
             cache=request.app[TOKEN_CACHE_KEY],
             enabled=settings.auth_enabled,
         )
-    registry, collector = _registry_for(request)
+    registry, collector = request.app[PROMETHEUS_KEY]
     await collector.refresh(request.app[POOL_KEY])
     body = generate_latest(HTTP_REGISTRY) + generate_latest(registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
-ROUTES = [
-    Route(
-        "GET",
-        "/metrics",
-        metrics,
-        "public",
-        "Prometheus metrics (a view_jobs token when METRICS_REQUIRE_TOKEN=true)",
-        query_schema={"type": "object", "properties": {}},
-        tags=("metrics",),
-    ),
-]

@@ -1,8 +1,9 @@
-"""The route contract: every API module exposes `ROUTES: list[Route]`; `routes.py` joins them.
+"""The route contract: a `Route` is data, and `routes.py` holds the one table of them.
 
-A Route is data: method, path, handler, the scope it needs, and the JSON Schemas of its body
-and query (used both to validate requests and to build `/openapi.json`), so the router, the
-validator, the OpenAPI document and the access tests all read one table.
+A Route names its method, path, handler, the scope it needs, and the JSON Schemas of its body,
+query and answer (used both to validate requests and to build `/openapi.json`), so the router,
+the validator, the OpenAPI document and the access tests all read one table. A body may be
+optional (`body_required=False`): a request without one gets `{}`.
 
 Scopes: "public" (no token), "submit" (any valid token: own jobs only), "view_jobs",
 "manage_jobs" (everything). A token with `manage_jobs` also has `view_jobs`.
@@ -28,7 +29,9 @@ class Route:
     scope: Scope
     summary: str
     body_schema: dict[str, Any] | None = None
+    body_required: bool = True
     query_schema: dict[str, Any] | None = None
     response_schema: dict[str, Any] | None = None
     success_status: int = 200
+    idempotent: bool = False  # a repeat answers 200 with the same schema (submissions)
     tags: tuple[str, ...] = field(default_factory=tuple)

@@ -44,20 +44,31 @@ j AS (
 
 
 async def attempt_list(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID
+    conn: asyncpg.Connection | asyncpg.Pool,
+    job_id: uuid.UUID,
+    *,
+    after: int = 0,
+    limit: int | None = None,
 ) -> list[asyncpg.Record]:
-    """Every run of a job in attempt order (stored rows plus the derived current run)."""
+    """Runs of a job in attempt order (stored rows plus the derived current run): those after
+    attempt `after`, at most `limit` (all when None)."""
     return await conn.fetch(
         f"""
         WITH {ATTEMPTS_CTE}
-        SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback,
-            result, duration_ms
-        FROM att WHERE NOT superseded
-        UNION ALL
-        SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error, traceback,
-            result, duration_ms
-        FROM cur
+        SELECT * FROM (
+            SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error,
+                traceback, result, duration_ms
+            FROM att WHERE NOT superseded
+            UNION ALL
+            SELECT job_id, attempt, worker_id, started_at, finished_at, outcome, error,
+                traceback, result, duration_ms
+            FROM cur
+        ) runs
+        WHERE attempt > $2
         ORDER BY attempt
+        LIMIT $3
         """,
         job_id,
+        after,
+        limit,
     )

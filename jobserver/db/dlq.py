@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -77,25 +78,24 @@ async def dlq_list(
     definition_key: str | None = None,
     redriven: bool | None = None,
     limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[asyncpg.Record], int]:
-    """A page of DLQ rows, newest failure first, and the total matching the filters."""
-    where = """
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[asyncpg.Record]:
+    """A page of DLQ rows, newest failure first: those after `after` = (failed_at, id) of
+    the previous page's last row (keyset paging on dead_letter_jobs_failed_idx)."""
+    return await conn.fetch(
+        f"""
+        SELECT {DLQ_COLUMNS} FROM dead_letter_jobs
         WHERE ($1::text IS NULL OR definition_key = $1)
           AND ($2::bool IS NULL OR (redriven_at IS NOT NULL) = $2)
-    """
-    rows = await conn.fetch(
-        f"SELECT {DLQ_COLUMNS} FROM dead_letter_jobs {where}"
-        " ORDER BY failed_at DESC, id LIMIT $3 OFFSET $4",
+          AND ($4::timestamptz IS NULL OR (failed_at, id) < ($4, $5::uuid))
+        ORDER BY failed_at DESC, id DESC LIMIT $3
+        """,
         definition_key,
         redriven,
         limit,
-        offset,
+        after[0] if after else None,
+        after[1] if after else None,
     )
-    total = await conn.fetchval(
-        f"SELECT count(*) FROM dead_letter_jobs {where}", definition_key, redriven
-    )
-    return rows, int(total)
 
 
 async def dlq_mark_redriven(

@@ -156,18 +156,20 @@ async def schedule_list(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
     limit: int = 100,
-    offset: int = 0,
+    after: str | None = None,
     enabled: bool | None = None,
     definition_key: str | None = None,
 ) -> list[asyncpg.Record]:
+    """A page of schedules by name: those after the name `after` (keyset paging)."""
     return await conn.fetch(
         f"""
         SELECT {COLUMNS} FROM schedules
         WHERE ($3::bool IS NULL OR enabled = $3) AND ($4::text IS NULL OR definition_key = $4)
-        ORDER BY name LIMIT $1 OFFSET $2
+          AND ($2::text IS NULL OR name > $2)
+        ORDER BY name LIMIT $1
         """,
         limit,
-        offset,
+        after,
         enabled,
         definition_key,
     )

@@ -7,6 +7,7 @@ worker whose `last_seen_at` is too old `gone`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -86,20 +87,25 @@ async def worker_list(
     *,
     statuses: Sequence[str] = (),
     limit: int = 100,
-    offset: int = 0,
+    after: tuple[bool, datetime, str] | None = None,
 ) -> list[asyncpg.Record]:
     """Worker rows, live ones first (active, stopping), then the most recently seen, with
     `held`: the jobs each holds right now (running, cancelling or buffered), counted on
-    jobs_held_idx."""
+    jobs_held_idx. `after` = (gone, last_seen_at, id) of the previous page's last row
+    (keyset paging; `gone` is the row's `gone` column: not active nor stopping)."""
     return await conn.fetch(
         f"""
-        SELECT w.*, {_HELD} AS held
-        FROM workers w
-        WHERE cardinality($1::text[]) = 0 OR w.status = ANY($1::text[])
-        ORDER BY w.status NOT IN ('active', 'stopping'), w.last_seen_at DESC, w.id
-        LIMIT $2 OFFSET $3
+        SELECT * FROM (
+            SELECT w.*, {_HELD} AS held, w.status NOT IN ('active', 'stopping') AS gone
+            FROM workers w
+            WHERE cardinality($1::text[]) = 0 OR w.status = ANY($1::text[])
+        ) w
+        WHERE $3::bool IS NULL OR w.gone > $3
+            OR (w.gone = $3 AND (w.last_seen_at, w.id) < ($4::timestamptz, $5::text))
+        ORDER BY w.gone, w.last_seen_at DESC, w.id DESC
+        LIMIT $2
         """,
         list(statuses),
         limit,
-        offset,
+        *(after if after else (None, None, None)),
     )

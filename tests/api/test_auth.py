@@ -115,10 +115,11 @@ async def test_other_owners_job_is_404_and_not_listed(api: Api) -> None:
         r = await api.call(method, f"/v1/jobs/{bobs['jobId']}{suffix}", token="plain")
         assert (r.status, r.body["code"]) == (404, "not_found"), (suffix, r.body)
     r = await api.call("GET", "/v1/jobs", token="plain")
-    assert [j["jobId"] for j in r.body["jobs"]] == [alices["jobId"]]
-    assert r.body["total"] == 1
+    assert [j["jobId"] for j in r.body["items"]] == [alices["jobId"]]
+    r = await api.call("GET", "/v1/jobs/count", token="plain")
+    assert r.body == {"total": 1, "isEstimate": False}
     r = await api.call("GET", "/v1/jobs", token="view")
-    assert {j["jobId"] for j in r.body["jobs"]} == {alices["jobId"], bobs["jobId"]}
+    assert {j["jobId"] for j in r.body["items"]} == {alices["jobId"], bobs["jobId"]}
     assert (await api.call("GET", f"/v1/jobs/{bobs['jobId']}", token="view")).status == 200
     # Bob's job was not cancelled by Alice's attempt.
     assert (await api.call("GET", f"/v1/jobs/{bobs['jobId']}")).body["status"] == "queued"

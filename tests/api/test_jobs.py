@@ -79,8 +79,8 @@ async def test_submit_returns_full_job_with_defaults(api: Api, listen: Any) -> N
     assert j["createdAt"] and j["runAt"] and j["queueTimeMs"] is not None
     assert await jobs_channel.wait() == ["default"]
     events = await api.call("GET", f"/v1/jobs/{j['jobId']}/events")
-    assert [e["event"] for e in events.body["events"]] == ["created"]
-    assert events.body["nextAfter"] is None
+    assert [e["event"] for e in events.body["items"]] == ["created"]
+    assert events.body["nextCursor"] is None
 
 
 async def test_submit_with_every_option(api: Api) -> None:
@@ -167,7 +167,7 @@ async def test_batch_inserts_all_in_order_with_one_notify(api: Api, listen: Any)
     # `created` is derived from the job row, not stored
     assert await api.pool.fetchval("SELECT count(*) FROM job_events") == 0
     events = await api.call("GET", f"/v1/jobs/{ids[-1]}/events")
-    assert [e["event"] for e in events.body["events"]] == ["created"]
+    assert [e["event"] for e in events.body["items"]] == ["created"]
     assert await channel.wait() == ["q1"]
     # a repeat with an idempotent item reports it as existing
     keyed = [{"definitionKey": "echo", "idempotencyKey": "x"}, {"definitionKey": "echo"}]
@@ -191,7 +191,8 @@ async def _page_through(api: Api, params: dict[str, str], token: str = "manage")
         q = dict(params, **({"cursor": cursor} if cursor else {}))
         r = await api.call("GET", "/v1/jobs", params=q, token=token)
         assert r.status == 200, r.body
-        seen.extend(r.body["jobs"])
+        assert set(r.body) == {"items", "nextCursor"}
+        seen.extend(r.body["items"])
         cursor = r.body["nextCursor"]
         if cursor is None:
             return seen
@@ -215,9 +216,11 @@ async def test_list_filters_sort_and_cursor(api: Api) -> None:
     )
     await api.call("POST", f"/v1/jobs/{ids[0]}/cancel")
     r = await api.call("GET", "/v1/jobs")
-    assert len(r.body["jobs"]) == 20 and r.body["limit"] == 20
-    assert (r.body["total"], r.body["totalIsEstimate"]) == (24, False)
-    assert r.body["jobs"][0]["jobId"] == strict["jobId"]  # newest first by default
+    assert len(r.body["items"]) == 20 and r.body["nextCursor"]
+    r = await api.call("GET", "/v1/jobs/count")
+    assert r.body == {"total": 24, "isEstimate": False}
+    r = await api.call("GET", "/v1/jobs")
+    assert r.body["items"][0]["jobId"] == strict["jobId"]  # newest first by default
 
     everything = await _page_through(api, {"limit": "7"})
     assert len(everything) == 24 and len({j["jobId"] for j in everything}) == 24
@@ -230,23 +233,30 @@ async def test_list_filters_sort_and_cursor(api: Api) -> None:
             assert len({j["jobId"] for j in got}) == 24
 
     def ids_of(reply: Any) -> set[str]:
-        return {j["jobId"] for j in reply.body["jobs"]}
+        return {j["jobId"] for j in reply.body["items"]}
+
+    async def count(params: Any) -> int:
+        r = await api.call("GET", "/v1/jobs/count", params=params)
+        assert r.status == 200 and r.body["isEstimate"] is False, r.body
+        return int(r.body["total"])
 
     r = await api.call("GET", "/v1/jobs", params={"queue": "a", "limit": "100"})
-    assert r.body["total"] == 11 and all(j["queue"] == "a" for j in r.body["jobs"])
+    assert len(r.body["items"]) == 11 and all(j["queue"] == "a" for j in r.body["items"])
+    assert r.body["nextCursor"] is None and await count({"queue": "a"}) == 11
     r = await api.call("GET", "/v1/jobs", params={"definitionKey": "strict"})
     assert ids_of(r) == {strict["jobId"]}
     r = await api.call("GET", "/v1/jobs", params={"status": "cancelled"})
     assert ids_of(r) == {ids[0]}
     r = await api.call("GET", "/v1/jobs", params=[("status", "cancelled,queued"), ("limit", "100")])
-    assert r.body["total"] == 24
-    r = await api.call("GET", "/v1/jobs", params=[("status", "cancelled"), ("status", "running")])
-    assert r.body["total"] == 1
+    assert len(r.body["items"]) == 24
+    assert await count([("status", "cancelled"), ("status", "running")]) == 1
     future = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
     r = await api.call("GET", "/v1/jobs", params={"createdAfter": future})
-    assert r.body["total"] == 0
+    assert r.body == {"items": [], "nextCursor": None}
+    assert await count({"createdAfter": future}) == 0
     r = await api.call("GET", "/v1/jobs", params={"createdBefore": future, "limit": "1"})
-    assert r.body["total"] == 24 and r.body["nextCursor"]
+    assert len(r.body["items"]) == 1 and r.body["nextCursor"]
+    assert await count({"createdBefore": future}) == 24
     # a cursor from another sort order is refused
     r2 = await api.call(
         "GET", "/v1/jobs", params={"cursor": r.body["nextCursor"], "sortOrder": "asc"}
@@ -286,10 +296,10 @@ async def test_cancel_queued_running_and_terminal(api: Api, listen: Any) -> None
     r = await api.call("POST", f"/v1/jobs/{running['jobId']}/cancel", token="plain")
     assert r.status == 200 and r.body["status"] == "cancelling"
     events = await api.call("GET", f"/v1/jobs/{running['jobId']}/events", token="plain")
-    assert [e["event"] for e in events.body["events"]] == ["created", "started", "cancel_requested"]
-    assert events.body["events"][2]["workerId"] == "w1"
+    assert [e["event"] for e in events.body["items"]] == ["created", "started", "cancel_requested"]
+    assert events.body["items"][2]["workerId"] == "w1"
     events = await api.call("GET", f"/v1/jobs/{queued['jobId']}/events", token="plain")
-    assert [e["event"] for e in events.body["events"]] == ["created", "cancelled"]
+    assert [e["event"] for e in events.body["items"]] == ["created", "cancelled"]
 
     for status in ("succeeded", "failed", "expired"):
         done = await api.submit()
@@ -335,7 +345,8 @@ async def test_get_job_timings_and_attempts(api: Api) -> None:
     assert r.body["result"] == {"ok": True} and r.body["workerId"] == "w1"
     r = await api.call("GET", f"/v1/jobs/{job_id}/attempts")
     assert r.status == 200
-    [a] = r.body["attempts"]
+    [a] = r.body["items"]
+    assert r.body["nextCursor"] is None
     assert (a["attempt"], a["workerId"], a["outcome"], a["durationMs"]) == (
         1,
         "w1",
@@ -348,25 +359,42 @@ async def test_events_paginate(api: Api) -> None:
     j = await api.submit()
     await api.call("POST", f"/v1/jobs/{j['jobId']}/cancel")
     r = await api.call("GET", f"/v1/jobs/{j['jobId']}/events", params={"limit": "1"})
-    assert [e["event"] for e in r.body["events"]] == ["created"]
+    assert [e["event"] for e in r.body["items"]] == ["created"]
     r = await api.call(
         "GET",
         f"/v1/jobs/{j['jobId']}/events",
-        params={"limit": "1", "after": str(r.body["nextAfter"])},
+        params={"limit": "1", "cursor": r.body["nextCursor"]},
     )
-    assert [e["event"] for e in r.body["events"]] == ["cancelled"]
+    assert [e["event"] for e in r.body["items"]] == ["cancelled"]
+    assert r.body["nextCursor"] is None
+    # a cursor of another job's events, or of another list, is refused naming `cursor`
+    other = await api.submit()
+    first = await api.call("GET", f"/v1/jobs/{j['jobId']}/events", params={"limit": "1"})
+    for path in (f"/v1/jobs/{other['jobId']}/events", "/v1/jobs", "/v1/schedules"):
+        r = await api.call("GET", path, params={"cursor": first.body["nextCursor"]})
+        assert (r.status, r.body["field"]) == (422, "cursor"), (path, r.body)
 
 
 async def test_definitions_listing(api: Api) -> None:
     r = await api.call("GET", "/v1/definitions", token="view")
     assert r.status == 200
-    refs = {d["ref"]: d for d in r.body["definitions"]}
+    refs = {d["ref"]: d for d in r.body["items"]}
     assert {"echo@1", "echo@2", "failing@1", "strict@1"} <= set(refs)
     assert refs["echo@2"]["latest"] and not refs["echo@1"]["latest"]
     assert refs["strict@1"]["paramsSchema"]["required"] == ["name", "count"]
     assert refs["strict@1"]["defaultMaxAttempts"] == 5
     r = await api.call("GET", "/v1/definitions", params={"key": "echo"})
-    assert {d["ref"] for d in r.body["definitions"]} == {"echo@1", "echo@2"}
+    assert {d["ref"] for d in r.body["items"]} == {"echo@1", "echo@2"}
+    pages: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        r = await api.call("GET", "/v1/definitions", params=params)
+        pages += [d["ref"] for d in r.body["items"]]
+        cursor = r.body["nextCursor"]
+        if cursor is None:
+            break
+    assert pages == sorted(refs, key=lambda ref: (ref.split("@")[0], int(ref.split("@")[1])))
 
 
 async def test_openapi_describes_every_registered_route(api: Api) -> None:

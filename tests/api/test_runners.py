@@ -18,8 +18,9 @@ async def test_runners_list_live_first_with_held_jobs(api: Api) -> None:
 
     r = await api.call("GET", "/v1/runners")
     assert r.status == 200, r.body
-    assert [w["id"] for w in r.body["runners"]] == ["w-live", "w-old"]
-    live, old = r.body["runners"]
+    assert [w["id"] for w in r.body["items"]] == ["w-live", "w-old"]
+    assert r.body["nextCursor"] is None
+    live, old = r.body["items"]
     assert (live["host"], live["pid"], live["queues"], live["maxConcurrency"]) == (
         "host-b",
         22,
@@ -30,7 +31,21 @@ async def test_runners_list_live_first_with_held_jobs(api: Api) -> None:
     assert (old["status"], old["held"]) == ("stopped", 0) and old["stoppedAt"] is not None
 
     r = await api.call("GET", "/v1/runners", params={"status": "stopped,gone"})
-    assert [w["id"] for w in r.body["runners"]] == ["w-old"]
+    assert [w["id"] for w in r.body["items"]] == ["w-old"]
+    # one page at a time, in the same order: live first, then the most recently seen
+    for n in range(3):
+        await worker_register(api.pool, f"w-gone-{n}", "h", n, None, [], 1)
+        await worker_set_status(api.pool, f"w-gone-{n}", "stopped")
+    seen, cursor = [], None
+    while True:
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        r = await api.call("GET", "/v1/runners", params=params)
+        seen += [w["id"] for w in r.body["items"]]
+        cursor = r.body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen[0] == "w-live" and sorted(seen[1:]) == ["w-gone-0", "w-gone-1", "w-gone-2", "w-old"]
+    assert seen[1:4] == ["w-gone-2", "w-gone-1", "w-gone-0"]  # most recently seen first
     r = await api.call("GET", "/v1/runners/w-live")
     assert r.status == 200 and r.body["held"] == 1
 

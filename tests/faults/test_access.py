@@ -69,10 +69,10 @@ async def test_every_route_scope_and_owner_isolation(
             assert status == 404, (suffix, status)
         status, listed = await call(s, "GET", f"{base}/v1/jobs?limit=100", tokens["bob"], stats)
         assert status == 200
-        assert [j["id"] for j in listed["jobs"]] == [b_job["id"]]
+        assert [j["id"] for j in listed["items"]] == [b_job["id"]]
         for filt in ("status=queued", "definitionKey=faults.work", "sortBy=priority"):
             status, listed = await call(s, "GET", f"{base}/v1/jobs?{filt}", tokens["bob"], stats)
-            assert status == 200 and a_id not in {j["id"] for j in listed["jobs"]}, filt
+            assert status == 200 and a_id not in {j["id"] for j in listed["items"]}, filt
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["bob"], stats)
         assert status == 404
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["view"], stats)

@@ -25,7 +25,12 @@ async def test_copy_and_redrive_round_trip(api: Api) -> None:
     other = await _dead(api, "failing")
 
     r = await api.call("GET", "/v1/dlq")
-    assert r.status == 200 and r.body["total"] == 2
+    assert r.status == 200 and [i["id"] for i in r.body["items"]] == [other, job_id]
+    assert r.body["nextCursor"] is None  # newest failure first, one page
+    r = await api.call("GET", "/v1/dlq", params={"limit": 1})
+    assert [i["id"] for i in r.body["items"]] == [other] and r.body["nextCursor"]
+    r = await api.call("GET", "/v1/dlq", params={"limit": 1, "cursor": r.body["nextCursor"]})
+    assert [i["id"] for i in r.body["items"]] == [job_id] and r.body["nextCursor"] is None
     r = await api.call("GET", "/v1/dlq", params={"definitionKey": "echo"})
     assert [i["id"] for i in r.body["items"]] == [job_id]
     item = r.body["items"][0]
@@ -68,14 +73,28 @@ async def test_copy_and_redrive_round_trip(api: Api) -> None:
 
 async def test_validation_and_scope(api: Api) -> None:
     job_id = await _dead(api)
-    for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"bogus": 1}):
+    for params in ({"limit": 0}, {"limit": 1001}, {"cursor": "bogus"}, {"offset": 1}):
         r = await api.call("GET", "/v1/dlq", params=params)
         assert r.status == 422, (params, r.body)
         assert r.body["field"] == next(iter(params))
     r = await api.call("POST", f"/v1/dlq/{job_id}/retry", json={"maxAttempts": 0})
     assert r.status == 422 and r.body["field"] == "maxAttempts"
+    # the optional body is checked like every body: JSON only, no unknown fields
+    r = await api.call("POST", f"/v1/dlq/{job_id}/retry", json={"maxAttempts": 2, "x": 1})
+    assert r.status == 422 and r.body["field"] == "x"
+    r = await api.call(
+        "POST",
+        f"/v1/dlq/{job_id}/retry",
+        data="maxAttempts=2",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert r.status == 415
+    r = await api.call(
+        "POST", f"/v1/dlq/{job_id}/retry", data="{", headers={"Content-Type": "application/json"}
+    )
+    assert (r.status, r.body["code"]) == (400, "invalid_json")
     assert (await api.call("GET", "/v1/dlq/not-a-uuid")).status == 422
     assert (await api.call("GET", "/v1/dlq", token="view")).status == 403
     assert (await api.call("GET", "/v1/dlq", token=None)).status == 401
     r = await api.call("GET", "/v1/dlq", params={"limit": 1000})
-    assert r.status == 200 and r.body["limit"] == 1000
+    assert r.status == 200 and r.body == {"items": r.body["items"], "nextCursor": None}

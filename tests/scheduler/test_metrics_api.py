@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api
+from jobserver.api.keys import METRICS_CACHE_KEY
+from jobserver.config import Settings
+from tests.api.conftest import Api, start_api
 from tests.scheduler.helpers import insert_job
 
 DAY = 86400.0
@@ -119,3 +121,20 @@ async def test_out_of_range_is_422(api: Api) -> None:
         r = await api.call("GET", path, token="view", params=params)
         assert r.status == 422 and r.body["field"] == field, (path, params, r.body)
     assert (await api.call("GET", "/v1/metrics", token="plain")).status == 403
+
+
+async def test_cache_belongs_to_the_app(api: Api, settings: Settings) -> None:
+    """Two apps on one pool keep their own caches (the cache is on the app, not in the module)."""
+    first = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 60})
+    assert METRICS_CACHE_KEY in api.app
+    await insert_job(api.pool, status="queued")
+    client, _ = await start_api(settings, api.pool)
+    try:
+        headers = {"Authorization": f"Bearer {api.tokens['view']}"}
+        async with client.get("/v1/metrics", params={"ttl": "60"}, headers=headers) as resp:
+            other = await resp.json()
+    finally:
+        await client.close()
+    assert other["summary"]["total"] == first.body["summary"]["total"] + 1
+    cached = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 60})
+    assert cached.body == first.body

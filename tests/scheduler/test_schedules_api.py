@@ -24,7 +24,16 @@ async def test_crud_and_trigger(api: Api) -> None:
     assert (await api.call("POST", "/v1/schedules", json=body)).status == 409
 
     r = await api.call("GET", "/v1/schedules")
+    assert r.body == {"items": r.body["items"], "nextCursor": None}
     assert [s["name"] for s in r.body["items"]] == ["nightly"]
+    for name in ("a-first", "z-last"):
+        assert (await api.call("POST", "/v1/schedules", json={**body, "name": name})).status == 201
+    r = await api.call("GET", "/v1/schedules", params={"limit": 2})
+    assert [s["name"] for s in r.body["items"]] == ["a-first", "nightly"]
+    r = await api.call("GET", "/v1/schedules", params={"limit": 2, "cursor": r.body["nextCursor"]})
+    assert [s["name"] for s in r.body["items"]] == ["z-last"] and r.body["nextCursor"] is None
+    for name in ("a-first", "z-last"):
+        assert (await api.call("DELETE", f"/v1/schedules/{name}")).status == 204
     r = await api.call("GET", "/v1/schedules/nightly")
     assert r.status == 200 and r.body["queue"] == "batch"
 

@@ -1,0 +1,212 @@
+"""Rows as clients see them: one function per resource, camelCase, matching `schemas.py`.
+
+Datetimes and UUIDs are left as they are: the answer encoder (`jobserver.codec.dumps_answer`)
+writes them itself (ISO 8601, canonical text), which is cheaper than formatting them here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from jobserver.db.jobs import NewJob
+
+UTC = dt.UTC
+Row = Mapping[str, Any] | asyncpg.Record
+
+
+def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return round(max(0.0, (b - a).total_seconds() * 1000), 3)
+
+
+def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
+    """A job. queueTimeMs: creation to (latest) start, or to now/finish when it never
+    started; processingTimeMs: start to finish, or to now while it runs."""
+    now = now or dt.datetime.now(UTC)
+    status = r["status"]
+    created, started, finished = r["created_at"], r["started_at"], r["finished_at"]
+    if started is not None:
+        queue_ms = _ms(created, started)
+        processing_ms = _ms(started, finished or now)
+    else:
+        queue_ms = _ms(created, finished or (now if status == "queued" else None))
+        processing_ms = None
+    job_id = r["id"]
+    return {
+        "jobId": job_id,
+        "id": job_id,
+        "definitionKey": r["definition_key"],
+        "definitionVersion": r["definition_version"],
+        "queue": r["queue"],
+        "status": status,
+        "priority": r["priority"],
+        "attempt": r["attempt"],
+        "maxAttempts": r["max_attempts"],
+        "params": r["params"],
+        "result": r["result"],
+        "lastError": r["last_error"],
+        "progress": r["progress"],
+        "workerId": r["worker_id"],
+        "owner": r["owner"],
+        "idempotencyKey": r["idempotency_key"],
+        "timeoutSeconds": r["timeout_seconds"],
+        "runAt": r["run_at"],
+        "expiresAt": r["expires_at"],
+        "createdAt": created,
+        "startedAt": started,
+        "finishedAt": finished,
+        "cancelRequestedAt": r["cancel_requested_at"],
+        "queueTimeMs": queue_ms,
+        "processingTimeMs": processing_ms,
+    }
+
+
+def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
+    """`job_json` of a job just inserted, from what was inserted (no read back)."""
+    return job_json(
+        {
+            "id": job.id,
+            "definition_key": job.definition_key,
+            "definition_version": job.definition_version,
+            "queue": job.queue,
+            "status": "queued",
+            "priority": job.priority,
+            "attempt": 0,
+            "max_attempts": job.max_attempts,
+            "params": job.params,
+            "result": None,
+            "last_error": None,
+            "progress": None,
+            "worker_id": None,
+            "owner": job.owner,
+            "idempotency_key": job.idempotency_key,
+            "timeout_seconds": job.timeout_seconds,
+            "run_at": run_at,
+            "expires_at": job.expires_at.astimezone(UTC) if job.expires_at is not None else None,
+            "created_at": created_at,
+            "started_at": None,
+            "finished_at": None,
+            "cancel_requested_at": None,
+        }
+    )
+
+
+def event_json(e: Row) -> dict[str, Any]:
+    return {
+        "id": e["id"],
+        "event": e["event"],
+        "at": e["at"],
+        "workerId": e["worker_id"],
+        "attempt": e["attempt"],
+        "details": e["details"],
+    }
+
+
+def attempt_json(a: Row) -> dict[str, Any]:
+    return {
+        "attempt": a["attempt"],
+        "workerId": a["worker_id"],
+        "startedAt": a["started_at"],
+        "finishedAt": a["finished_at"],
+        "outcome": a["outcome"],
+        "error": a["error"],
+        "traceback": a["traceback"],
+        "result": a["result"],
+        "durationMs": a["duration_ms"],
+    }
+
+
+def definition_json(r: Row, latest: bool) -> dict[str, Any]:
+    return {
+        "key": r["key"],
+        "version": r["version"],
+        "ref": f"{r['key']}@{r['version']}",
+        "latest": latest,
+        "defaultMaxAttempts": r["default_max_attempts"],
+        "timeoutSeconds": r["timeout_seconds"],
+        "concurrencyLimit": r["concurrency_limit"],
+        "paramsSchema": r["params_schema"],
+        "description": r["description"],
+        "backoff": r["backoff"],
+        "registeredAt": r["registered_at"],
+        "updatedAt": r["updated_at"],
+    }
+
+
+# Schedule fields a client sets -> their columns.
+SCHEDULE_COLUMNS = {
+    "cron": "cron",
+    "everySeconds": "every_seconds",
+    "timezone": "timezone",
+    "definitionKey": "definition_key",
+    "definitionVersion": "definition_version",
+    "params": "params",
+    "queue": "queue",
+    "priority": "priority",
+    "maxAttempts": "max_attempts",
+    "enabled": "enabled",
+    "startAt": "start_at",
+    "expiresAt": "expires_at",
+    "overlapPolicy": "overlap_policy",
+    "catchupPolicy": "catchup_policy",
+    "catchupLimit": "catchup_limit",
+}
+
+
+def schedule_json(r: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": r["name"]}
+    out.update({api: r[col] for api, col in SCHEDULE_COLUMNS.items()})
+    out.update(
+        {
+            "source": r["source"],
+            "nextFireAt": r["next_fire_at"],
+            "lastFireAt": r["last_fire_at"],
+            "lastJobId": r["last_job_id"],
+            "createdAt": r["created_at"],
+            "updatedAt": r["updated_at"],
+        }
+    )
+    return out
+
+
+def dlq_json(r: Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "jobId": r["id"],
+        "definitionKey": r["definition_key"],
+        "definitionVersion": r["definition_version"],
+        "queue": r["queue"],
+        "params": r["params"],
+        "owner": r["owner"],
+        "priority": r["priority"],
+        "attempts": r["attempts"],
+        "maxAttempts": r["max_attempts"],
+        "lastError": r["last_error"],
+        "history": r["history"],
+        "createdAt": r["created_at"],
+        "failedAt": r["failed_at"],
+        "redrivenAt": r["redriven_at"],
+        "redrivenJobId": r["redriven_job_id"],
+    }
+
+
+def runner_json(r: Row) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "host": r["host"],
+        "pid": r["pid"],
+        "status": r["status"],
+        "queues": r["queues"],
+        "definitions": r["definitions"],
+        "maxConcurrency": r["max_concurrency"],
+        "running": r["running"],
+        "held": r["held"],
+        "startedAt": r["started_at"],
+        "lastSeenAt": r["last_seen_at"],
+        "stoppedAt": r["stopped_at"],
+    }

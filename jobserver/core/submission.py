@@ -1,0 +1,117 @@
+"""One submission -> one `NewJob`: the rules every producer applies before inserting a job.
+
+A submission is the JSON object of `POST /v1/jobs` (or one item of a batch), already checked
+against `JOB_SUBMISSION_SCHEMA`. `build_job` then checks `params` against the definition's own
+schema, applies the run/expiry rules (`jobserver.core.timing`), fills the definition's defaults
+(`maxAttempts`), and fingerprints it when it carries an `idempotencyKey`. Errors are
+`RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
+for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
+beyond the `NewJob`, and builds error paths only on failure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import asyncpg
+
+from jobserver.core.errors import RuleError, at, format_path
+from jobserver.core.idempotency import fingerprint
+from jobserver.core.timing import run_window
+from jobserver.db.jobs import NewJob, new_job_id
+
+ParamsFailure = tuple[tuple[str | int, ...], str]
+Row = Mapping[str, Any] | asyncpg.Record  # a stored row (schedules, dead-letter jobs)
+
+
+class DefinitionRules(Protocol):
+    """What a submission needs of its definition (the API's cached definition is one)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def default_max_attempts(self) -> int: ...
+    @property
+    def check_params(self) -> Callable[[Any], ParamsFailure | None]: ...
+
+
+def item_path(index: int | None, prefix: str = "jobs") -> str:
+    """Where a submission sits in its request: `jobs[i]` in a batch, the root (``) alone."""
+    return "" if index is None else f"{prefix}[{index}]"
+
+
+def build_job(
+    item: Mapping[str, Any],
+    index: int | None,
+    definition: DefinitionRules,
+    owner: str,
+    now: dt.datetime,
+    job_id: uuid.UUID | None = None,
+) -> NewJob:
+    """The job `item` asks for; `index` is its place in a batch (None: a single submission)."""
+    get = item.get
+    params = get("params", {})
+    failure = definition.check_params(params)
+    if failure is not None:
+        raise RuleError(format_path(failure[0], at(item_path(index), "params")), failure[1])
+    run_at = expires_at = None
+    if "runAt" in item or "delaySeconds" in item or "expiresAt" in item:
+        run_at, expires_at = run_window(item, item_path(index), now)
+    key = get("idempotencyKey")
+    timeout = get("timeoutSeconds")
+    return NewJob(
+        definition_key=definition.key,
+        definition_version=definition.version,
+        max_attempts=int(get("maxAttempts", definition.default_max_attempts)),
+        params=params,
+        queue=get("queue", "default"),
+        priority=int(get("priority", 0)),
+        run_at=run_at,
+        expires_at=expires_at,
+        timeout_seconds=float(timeout) if timeout is not None else None,
+        owner=owner,
+        idempotency_key=key,
+        request_fingerprint=fingerprint(item) if key is not None else None,
+        id=job_id if job_id is not None else new_job_id(),
+    )
+
+
+def schedule_job(
+    schedule: Row,
+    definition: DefinitionRules,
+    owner: str,
+    scheduled_for: dt.datetime,
+) -> NewJob:
+    """The job a schedule row fires for `scheduled_for` (its own maxAttempts, or the
+    definition's default)."""
+    return NewJob(
+        definition_key=definition.key,
+        definition_version=definition.version,
+        max_attempts=schedule["max_attempts"] or definition.default_max_attempts,
+        params=schedule["params"],
+        queue=schedule["queue"],
+        priority=schedule["priority"],
+        owner=owner,
+        schedule_name=schedule["name"],
+        scheduled_for=scheduled_for,
+    )
+
+
+def redriven_job(dead: Row, max_attempts: int | None = None) -> NewJob:
+    """A new job from a dead-letter row: same definition, params, queue, priority and owner;
+    `max_attempts` defaults to the failed job's."""
+    return NewJob(
+        definition_key=dead["definition_key"],
+        definition_version=dead["definition_version"],
+        max_attempts=max_attempts if max_attempts is not None else dead["max_attempts"],
+        params=dead["params"],
+        queue=dead["queue"],
+        priority=dead["priority"],
+        owner=dead["owner"],
+        redriven_from=dead["id"],
+    )

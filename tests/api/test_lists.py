@@ -1,0 +1,159 @@
+"""Every list route answers one envelope and pages one way; every answer matches its schema.
+
+The routes are read from the app's own route table, so a new list route is covered the day it
+is added: it must take `limit` and `cursor`, answer `{"items", "nextCursor"}`, and refuse a
+cursor that is not its own with a 422 naming `cursor`. The answers of a seeded server are
+checked against the schemas `/openapi.json` publishes (closed objects: a field added to an
+answer but not to its schema fails here, before the fuzzing run does).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jsonschema_rs
+
+from jobserver.api.keys import ROUTES_KEY
+from jobserver.api.paging import encode_cursor
+from jobserver.api.routing import Route
+from jobserver.db.workers import worker_register
+from jobserver.scheduler.rescuer import Rescuer
+from tests.api.conftest import Api
+from tests.scheduler.helpers import insert_job
+
+PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _list_routes(api: Api) -> list[Route]:
+    return [
+        r
+        for r in api.app[ROUTES_KEY]
+        if r.response_schema is not None
+        and set(r.response_schema.get("properties", {})) == {"items", "nextCursor"}
+    ]
+
+
+def _path(route: Route, ids: dict[str, str]) -> str:
+    return PARAM.sub(lambda m: ids[m.group(1)], route.path)
+
+
+async def _seed(api: Api) -> dict[str, str]:
+    """A job with events and an attempt, a dead-letter job, a schedule and a worker."""
+    job = await api.submit()
+    await api.call("POST", f"/v1/jobs/{job['jobId']}/cancel")
+    await api.pool.execute(
+        "INSERT INTO job_attempts (job_id, attempt, worker_id, finished_at, outcome, error)"
+        " SELECT $1::uuid, n, 'w1', now(), 'failed', 'boom' FROM generate_series(1, 2) n",
+        job["jobId"],
+    )
+    await insert_job(
+        api.pool, status="running", attempt=2, max_attempts=2, lease_offset=-1, worker_id="w1"
+    )
+    assert (await Rescuer(api.pool).run_once())["failed"] == 1
+    await worker_register(api.pool, "w1", "host", 1, ["default"], ["echo@1"], 4)
+    r = await api.call(
+        "POST",
+        "/v1/schedules",
+        json={"name": "every", "everySeconds": 60, "definitionKey": "echo"},
+    )
+    assert r.status == 201, r.body
+    return {"id": job["jobId"], "name": "every"}
+
+
+async def test_every_list_route_has_one_envelope_and_cursor(api: Api) -> None:
+    ids = await _seed(api)
+    routes = _list_routes(api)
+    paths = {r.path for r in routes}
+    assert {"/v1/jobs", "/v1/definitions", "/v1/schedules", "/v1/dlq", "/v1/runners"} <= paths
+    assert sum(r.path.endswith(("/events", "/attempts")) for r in routes) == 2
+    for route in routes:
+        assert route.query_schema is not None, route.path
+        props = route.query_schema["properties"]
+        assert {"limit", "cursor"} <= set(props), route.path
+        path = _path(route, ids)
+        seen: list[Any] = []
+        cursor = None
+        for _ in range(100):
+            params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+            r = await api.call("GET", path, params=params)
+            assert r.status == 200 and set(r.body) == {"items", "nextCursor"}, (path, r.body)
+            assert len(r.body["items"]) <= 1
+            seen += r.body["items"]
+            cursor = r.body["nextCursor"]
+            if cursor is None:
+                break
+        assert seen, f"{path}: nothing seeded to list"
+        assert len(seen) == len({repr(i) for i in seen}), f"{path}: an item shown twice"
+        everything = await api.call("GET", path, params={"limit": props["limit"]["maximum"]})
+        assert everything.body["items"] == seen, path
+        for bad in ("garbage", "", "e30", "a+b", encode_cursor("elsewhere", [1]), "x" * 1001):
+            r = await api.call("GET", path, params={"cursor": bad})
+            assert (r.status, r.body.get("field")) == (422, "cursor"), (path, bad, r.body)
+
+
+def _no_bare_schemas(schema: Any, where: str) -> None:
+    """No `{}` (an undocumented value): a free value says so in a description."""
+    if isinstance(schema, dict):
+        assert schema, f"{where}: empty schema"
+        for key, value in schema.items():
+            if key in ("properties", "$defs"):
+                for name, sub in value.items():
+                    _no_bare_schemas(sub, f"{where}.{name}")
+            elif key in ("items", "additionalProperties"):
+                _no_bare_schemas(value, f"{where}[]")
+
+
+async def test_documented_answers_are_complete(api: Api) -> None:
+    r = await api.call("GET", "/openapi.json", token=None)
+    for path, ops in r.body["paths"].items():
+        for method, op in ops.items():
+            where = f"{method.upper()} {path}"
+            ok = {s: v for s, v in op["responses"].items() if s.startswith("2")}
+            for status, answer in ok.items():
+                if status == "204" or path == "/metrics":
+                    continue
+                schema = answer["content"]["application/json"]["schema"]
+                _no_bare_schemas(schema, where)
+            if "requestBody" in op:
+                _no_bare_schemas(op["requestBody"]["content"]["application/json"]["schema"], where)
+    retry = r.body["paths"]["/v1/dlq/{id}/retry"]["post"]
+    assert retry["requestBody"]["required"] is False
+    body = retry["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["properties"]) == {"maxAttempts"} and body["additionalProperties"] is False
+
+
+async def test_answers_match_their_schemas(api: Api) -> None:
+    ids = await _seed(api)
+    dlq_id = str(await api.pool.fetchval("SELECT id FROM dead_letter_jobs"))
+    # the path ids of each resource: a job, a dead-letter job, a worker, a schedule
+    prefixed = {"/v1/dlq/": {"id": dlq_id}, "/v1/runners/": {"id": "w1"}}
+
+    def path_of(route: Route) -> str:
+        found = next((v for k, v in prefixed.items() if route.path.startswith(k)), {})
+        return _path(route, {**ids, **found})
+
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/v1/jobs"): {"definitionKey": "echo", "params": {"m": 1}},
+        ("POST", "/v1/jobs/batch"): {"jobs": [{"definitionKey": "echo"}]},
+        ("PATCH", "/v1/schedules/{name}"): {"priority": 3},
+        ("POST", "/v1/dlq/{id}/retry"): None,
+        ("POST", "/v1/schedules/{name}/trigger"): None,
+    }
+    checked = 0
+    for route in api.app[ROUTES_KEY]:
+        template = PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
+        if route.path == "/metrics" or (
+            route.method != "GET" and (route.method, template) not in bodies
+        ):
+            continue
+        body = bodies.get((route.method, template))
+        r = await api.call(route.method, path_of(route), json=body)
+        where = (route.method, route.path, r.status, r.body)
+        assert r.status == route.success_status, where
+        assert route.response_schema is not None, where
+        validator = jsonschema_rs.validator_for(route.response_schema)
+        errors = [e.message for e in validator.iter_errors(r.body)]
+        assert not errors, (route.method, route.path, errors[:5])
+        checked += 1
+    assert checked >= 20
