@@ -24,8 +24,8 @@ from aiohttp import web
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import JsonInputError, parse_json
 from jobserver.api.keys import SETTINGS_KEY
-from jobserver.validation import Check, compile_schema
 from jobserver.core.errors import format_path
+from jobserver.validation import Check, compile_schema
 
 MAX_QUERY_VALUE = 2048
 # Slow clients: a body must arrive within this many seconds (then 408); a connection that sends
