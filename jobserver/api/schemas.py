@@ -13,8 +13,8 @@ from typing import Any
 
 from jobserver.api.paging import list_schema, page_query
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
-from jobserver.db.tables import JOB_STATUSES
 from jobserver.db.workers import WORKER_STATUSES
+from jobserver.statuses import JOB_STATUSES
 
 Schema = dict[str, Any]
 
