@@ -85,15 +85,29 @@ class Listener:
             self._connecting = False
 
     async def _close(self, conn: Session, dropped: Callable[[Any], None]) -> None:
-        try:
-            if isinstance(conn, PoolConnectionProxy):
-                conn.remove_termination_listener(dropped)
-                assert not isinstance(self._source, str)
-                await asyncio.wait_for(self._source.release(conn), 2)
-            else:
+        if not isinstance(conn, PoolConnectionProxy):
+            try:
                 await asyncio.wait_for(conn.close(), 2)
+            except Exception as e:
+                log.warning("%s: closing the LISTEN session failed (%s)", self._name, e)
+            return
+        assert not isinstance(self._source, str)
+        try:
+            closed = conn.is_closed()
+        except asyncpg.InterfaceError:
+            return  # asyncpg already took the dropped connection back into the pool
+        if not closed:
+            # a pooled session goes back clean (asyncpg warns about listeners left on it)
+            conn.remove_termination_listener(dropped)
+            try:
+                for channel, relay in self._channels.items():
+                    await asyncio.wait_for(conn.remove_listener(channel, relay), 2)
+            except Exception as e:
+                log.warning("%s: UNLISTEN failed (%s)", self._name, e)
+        try:
+            await asyncio.wait_for(self._source.release(conn), 2)
         except Exception as e:
-            log.warning("%s: closing the LISTEN session failed (%s)", self._name, e)
+            log.warning("%s: giving the LISTEN session back failed (%s)", self._name, e)
 
     async def _run(self) -> None:
         delay = 0.1

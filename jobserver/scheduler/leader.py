@@ -23,7 +23,9 @@ Failure modes:
   through a unique (schedule, fire time) index, the rescuer is fenced on status + lease expiry,
   expirer/pruner/workers-gone re-check their condition in the UPDATE/DELETE itself.
 - Graceful shutdown (SIGTERM): the leader deletes its row and notifies; followers LISTENing
-  take the lease at once instead of waiting for it to expire.
+  take the lease at once instead of waiting for it to expire. The LISTEN session is the shared
+  `jobserver.db.listener.Listener` (a pool connection, reconnected after a drop, with a renewal
+  attempt after every reconnection since a release may have gone unheard meanwhile).
 - Database down: nobody can renew; leadership lapses everywhere and resumes when it returns.
 
 Emits: `jobserver_scheduler_is_leader`, `jobserver_scheduler_leadership_changes_total{change}`

@@ -34,7 +34,7 @@ from jobserver.registry import HookFn
 from jobserver.worker.context import JobContext
 from jobserver.worker.deadlines import Deadlines
 from jobserver.worker.held import CANCEL, HAND_BACK, LOST, NONE, TIMEOUT, HeldJob
-from jobserver.worker.outcome import CANCELLED, RELEASED, Outcome
+from jobserver.worker.outcome import CANCELLED, RELEASED, SUCCEEDED_NULL, Outcome
 
 log = logging.getLogger("jobserver.worker")
 
@@ -83,7 +83,7 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
     job_id_var.set(str(job.id))
     d = job.definition
     result: Any = None
-    result_json = "null"
+    result_json: str | None = None  # None: the result was None
     ended = "succeeded"  # or failed | timed_out | cancelled: what on_end is told
     error: BaseException | str = ""
     tb: str | None = None
@@ -149,7 +149,7 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
             ended = "cancelled"
 
     if ended == "succeeded":
-        return Outcome.succeeded(result_json)
+        return SUCCEEDED_NULL if result_json is None else Outcome("succeeded", result_json)
     if ended == "cancelled":
         return CANCELLED
     return Outcome.failed(

@@ -37,10 +37,6 @@ class Outcome:
         self.traceback = traceback
 
     @classmethod
-    def succeeded(cls, result_json: str) -> Outcome:
-        return SUCCEEDED_NULL if result_json == "null" else cls("succeeded", result_json)
-
-    @classmethod
     def failed(
         cls, error: str, traceback: str | None = None, *, timed_out: bool = False
     ) -> Outcome:

@@ -179,9 +179,9 @@ class SlotPool:
                 metrics.FINISHED.labels("lost").inc()
         else:
             h.finish()
-        now = time.monotonic()
+        ran_at = h.ran_at
+        ran = 0.0 if ran_at is None else time.monotonic() - ran_at
         self.running -= 1
-        ran = h.ran_for(now)
         self.run_avg += (ran - self.run_avg) * 0.05 if self.run_avg else ran
         self._doorbell.slot_freed(len(self.ready))
         if self._drained is not None and self.running == 0 and not self._drained.done():
