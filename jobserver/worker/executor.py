@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import traceback
-from typing import Any
+from typing import Any, Literal
 
 from jobserver.codec import dumps_stored
 from jobserver.logs import job_id_var
@@ -39,6 +39,7 @@ from jobserver.worker.outcome import CANCELLED, RELEASED, SUCCEEDED_NULL, Outcom
 log = logging.getLogger("jobserver.worker")
 
 HOOK_TIMEOUT = 30.0
+Ended = Literal["succeeded", "failed", "timed_out", "cancelled", "released"]
 MAX_ERROR_CHARS = 10_000
 MAX_TRACEBACK_CHARS = 50_000
 
@@ -78,15 +79,65 @@ def _timed_out(job: HeldJob) -> str:
     return f"timed out after {job.timeout:g} s"
 
 
+def _returned_while_stopping(job: HeldJob) -> tuple[Ended, str]:
+    """The code returned although the worker had asked it to stop (it may have swallowed the
+    cancellation the worker sent it: take that back, or the slot's next job would see it)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        task.uncancel()
+    if job.stop == TIMEOUT:
+        return "timed_out", _timed_out(job)
+    return "succeeded", ""  # cancel, lost, hand back: decided by the stop reason below
+
+
+def _cancelled(job: HeldJob, e: asyncio.CancelledError) -> tuple[Ended, str | BaseException, str]:
+    """The code ended with CancelledError: the worker's doing (a stop reason), a teardown of
+    the slot (re-raised) or the job's own (an inner task cancelled: a failed attempt)."""
+    task = asyncio.current_task()
+    if task is None:
+        raise e
+    if job.stop != NONE:  # the worker cancelled it: timeout, cancel, lost or hand back
+        task.uncancel()
+        if job.stop == TIMEOUT:
+            return "timed_out", _timed_out(job), ""
+        return "succeeded", "", ""  # decided by the stop reason below
+    if task.cancelling():
+        raise e  # the slot task itself is cancelled: the worker is torn down
+    return "failed", e, traceback.format_exc()
+
+
+async def _end_hooks(
+    job: HeldJob, ctx: JobContext, ended: Ended, result: Any, error: BaseException | str
+) -> Ended:
+    """on_success / on_fail, then on_end; a stop that cancels them decides the outcome."""
+    d = job.definition
+    try:
+        if ended == "succeeded":
+            if d.on_success is not None:
+                await _hook(ctx, "on_success", d.on_success, result)
+        elif ended != "cancelled" and d.on_fail is not None:
+            await _hook(ctx, "on_fail", d.on_fail, error)
+        if d.on_end is not None:
+            await _hook(ctx, "on_end", d.on_end, ended)
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        stop = job.stop
+        if task is None or stop not in (CANCEL, LOST, HAND_BACK):
+            raise
+        task.uncancel()
+        return "cancelled" if stop == CANCEL else "released"
+    return ended
+
+
 async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
     """Run the job's hooks and code in the calling task; see the module docstring."""
     job_id_var.set(str(job.id))
     d = job.definition
     result: Any = None
     result_json: str | None = None  # None: the result was None
-    ended = "succeeded"  # or failed | timed_out | cancelled: what on_end is told
+    ended: Ended = "succeeded"  # what on_end is told (and what the outcome is)
     error: BaseException | str = ""
-    tb: str | None = None
+    tb = ""
     try:
         if d.on_start is not None:
             await _hook(ctx, "on_start", d.on_start)
@@ -98,31 +149,18 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
                 deadlines.disarm(job)
         else:
             result = await d.run(ctx.params, ctx)
-        if job.stop != NONE:  # stopped while it ran, and it returned anyway
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                task.uncancel()  # it swallowed the cancellation the worker sent it
-            if job.stop == TIMEOUT:
-                ended, error = "timed_out", _timed_out(job)
+    except asyncio.CancelledError as e:
+        ended, error, tb = _cancelled(job, e)
+    except Exception as e:
+        ended, error, tb = "failed", e, traceback.format_exc()
+    else:
+        if job.stop != NONE:
+            ended, error = _returned_while_stopping(job)
         elif result is not None:
             try:
                 result_json = dumps_stored(result)
             except (TypeError, ValueError) as e:
                 ended, error = "failed", f"result is not JSON-serialisable: {e}"
-    except asyncio.CancelledError as e:
-        task = asyncio.current_task()
-        if task is None:
-            raise
-        if job.stop != NONE:  # the worker cancelled it: timeout, cancel, lost or hand back
-            task.uncancel()
-            if job.stop == TIMEOUT:
-                ended, error = "timed_out", _timed_out(job)
-        elif task.cancelling():
-            raise  # the slot task itself is cancelled: the worker is torn down
-        else:  # raised by the job's own code (an inner task cancelled): a failed attempt
-            ended, error, tb = "failed", e, traceback.format_exc()
-    except Exception as e:
-        ended, error, tb = "failed", e, traceback.format_exc()
 
     stop = job.stop
     if stop in (LOST, HAND_BACK):
@@ -130,28 +168,13 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
     if stop == CANCEL:
         ended = "cancelled"  # a cancel request decides the outcome, whatever the job did
     if d.on_success is not None or d.on_fail is not None or d.on_end is not None:
-        try:
-            if ended == "succeeded":
-                if d.on_success is not None:
-                    await _hook(ctx, "on_success", d.on_success, result)
-            elif ended != "cancelled" and d.on_fail is not None:
-                await _hook(ctx, "on_fail", d.on_fail, error)
-            if d.on_end is not None:
-                await _hook(ctx, "on_end", d.on_end, ended)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            stop = job.stop
-            if task is None or stop not in (CANCEL, LOST, HAND_BACK):
-                raise
-            task.uncancel()
-            if stop != CANCEL:
-                return RELEASED
-            ended = "cancelled"
-
+        ended = await _end_hooks(job, ctx, ended, result, error)
     if ended == "succeeded":
         return SUCCEEDED_NULL if result_json is None else Outcome("succeeded", result_json)
     if ended == "cancelled":
         return CANCELLED
+    if ended == "released":
+        return RELEASED
     return Outcome.failed(
         clean(describe(error), MAX_ERROR_CHARS),
         clean(tb, MAX_TRACEBACK_CHARS) if tb else None,
