@@ -20,7 +20,7 @@ from jobserver.cli.common import fail, load_settings, run
 from jobserver.config import Settings
 from jobserver.registry import DefinitionError, load_modules
 from jobserver.worker import metrics
-from jobserver.worker.daemon import Worker
+from jobserver.worker.worker import Worker
 
 log = logging.getLogger("jobserver.worker")
 

@@ -23,7 +23,9 @@ Failure modes:
   through a unique (schedule, fire time) index, the rescuer is fenced on status + lease expiry,
   expirer/pruner/workers-gone re-check their condition in the UPDATE/DELETE itself.
 - Graceful shutdown (SIGTERM): the leader deletes its row and notifies; followers LISTENing
-  take the lease at once instead of waiting for it to expire.
+  take the lease at once instead of waiting for it to expire. The LISTEN session is the shared
+  `jobserver.db.listener.Listener` (a pool connection, reconnected after a drop, with a renewal
+  attempt after every reconnection since a release may have gone unheard meanwhile).
 - Database down: nobody can renew; leadership lapses everywhere and resumes when it returns.
 
 Emits: `jobserver_scheduler_is_leader`, `jobserver_scheduler_leadership_changes_total{change}`
@@ -32,14 +34,14 @@ and a log line on every change.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import asyncpg
 
 from jobserver.db.leader import leader_acquire_or_renew, leader_release
+from jobserver.db.listener import Listener
 from jobserver.scheduler import metrics
 from jobserver.scheduler.base import BaseService
 
@@ -72,9 +74,8 @@ class LeaderElector(BaseService):
         self.listen = listen
         self._valid_until = 0.0
         self._was_leader = False
-        self._listener: asyncpg.Connection | None = None
-        self._listen_task: asyncio.Task[None] | None = None
-        self.on_change: list = []
+        self._listener: Listener | None = None
+        self.on_change: list[Callable[[bool], None]] = []
 
     def is_leader(self) -> bool:
         return time.monotonic() < self._valid_until
@@ -87,7 +88,7 @@ class LeaderElector(BaseService):
                 self.pool, self.election, self.holder, self.row_lease
             )
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as e:
-            log.warning("leadership renewal failed: %s", type(e).__name__)
+            log.warning("leadership renewal failed: %s: %s", type(e).__name__, e)
             self._set(self.is_leader())  # the local deadline still stands until it passes
             return {}
         if expiry is not None:
@@ -109,44 +110,34 @@ class LeaderElector(BaseService):
                 callback(leader)
 
     def start(self) -> None:
+        """Start the renewals and, with `listen`, a LISTEN session (held from the pool,
+        reconnected after a drop) that wakes a follower as soon as a leader releases."""
         super().start()
-        if self.listen and self._listen_task is None:
-            self._listen_task = asyncio.get_running_loop().create_task(self._start_listening())
+        if self.listen and self._listener is None:
+            self._listener = Listener(
+                self.pool,
+                {LEADER_CHANNEL: self._on_notify},
+                on_connect=self._on_notify,  # a release may have passed unheard meanwhile
+                name="leader-listener",
+            )
+            self._listener.start()
 
-    async def _start_listening(self) -> None:
-        """Wake the elector as soon as a leader releases its lease (best effort)."""
-        try:
-            conn = await self.pool.acquire()
-        except Exception:
-            return
-        self._listener = conn
-        with contextlib.suppress(Exception):
-            await conn.add_listener(LEADER_CHANNEL, self._on_notify)
-
-    def _on_notify(self, *_: object) -> None:
+    def _on_notify(self, _payload: str = "") -> None:
         if not self.is_leader():
             self.wake()
 
     async def stop(self) -> None:
         """Stop renewing and, when leader, release the lease so a successor takes over now."""
         await super().stop()
-        if self._listen_task is not None:
-            task, self._listen_task = self._listen_task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
         if self._listener is not None:
-            conn, self._listener = self._listener, None
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(LEADER_CHANNEL, self._on_notify)
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+            listener, self._listener = self._listener, None
+            await listener.stop()
         if self.is_leader():
             self._valid_until = 0.0
             try:
                 await leader_release(self.pool, self.election, self.holder, LEADER_CHANNEL)
             except Exception as e:
-                log.warning("leadership release failed: %s", type(e).__name__)
+                log.warning("leadership release failed: %s: %s", type(e).__name__, e)
             metrics.IS_LEADER.set(0)
             metrics.LEADERSHIP.labels("released").inc()
             self._was_leader = False

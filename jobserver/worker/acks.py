@@ -23,24 +23,24 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 
 from jobserver.db import job_runs
 from jobserver.worker import metrics
+from jobserver.worker.held import HeldJob
 
 log = logging.getLogger("jobserver.worker")
 
 # on_written(kind, entries, written ids): the worker forgets the jobs and reports fenced ones
-WrittenFn = Callable[[str, list[Any], Collection[uuid.UUID]], None]
+WrittenFn = Callable[[str, list[HeldJob], Collection[uuid.UUID]], None]
 
 
 @dataclass
 class _Pending:
-    successes: list[tuple[Any, str]]
-    failures: list[tuple[Any, job_runs.Failure]]
-    cancels: list[Any]
+    successes: list[tuple[HeldJob, str]]
+    failures: list[tuple[HeldJob, job_runs.Failure]]
+    cancels: list[HeldJob]
 
     def __len__(self) -> int:
         return len(self.successes) + len(self.failures) + len(self.cancels)
@@ -94,18 +94,18 @@ class AckBuffer:
         """Outcomes not yet written (buffered or in flight)."""
         return len(self._pending) + self._in_flight
 
-    def add_success(self, entry: Any, result_json: str) -> None:
-        """`entry` is a Held (id, attempt, waited, ran_for)."""
+    def add_success(self, entry: HeldJob, result_json: str) -> None:
+        """Buffer a success; the flusher reads the entry's id, attempt, waited and ran_for."""
         successes = self._pending.successes
         successes.append((entry, result_json))
         if len(successes) == 1 or len(successes) >= self._max_batch:
             self._added()
 
-    def add_failure(self, entry: Any, failure: job_runs.Failure) -> None:
+    def add_failure(self, entry: HeldJob, failure: job_runs.Failure) -> None:
         self._pending.failures.append((entry, failure))
         self._added()
 
-    def add_cancel(self, entry: Any) -> None:
+    def add_cancel(self, entry: HeldJob) -> None:
         self._pending.cancels.append(entry)
         self._added()
 
@@ -136,8 +136,10 @@ class AckBuffer:
     async def _release(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(conn.close(), 2)
+            except Exception as e:
+                log.warning("closing the acknowledgement session failed (%s)", e)
 
     async def _run(self) -> None:
         retry = 0.05

@@ -11,41 +11,59 @@
   never blocks the event loop (heartbeats keep flowing); when the job times out or is cancelled
   the call's process is terminated, so the work stops with the job
 - `pool`: the worker's asyncpg pool, for definitions that need the database
+
+The context reaches the worker only through `JobHost` (the worker id, the pool, the CPU pool
+and the two fenced writes), which `WorkerHost` implements over the database and unit tests
+implement in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from jobserver.db import job_runs
-from jobserver.worker import metrics
+from jobserver.codec import dumps_stored
 
 if TYPE_CHECKING:
-    from jobserver.worker.daemon import Worker
+    import pebble
 
 _job_logger = logging.getLogger("jobserver.job")
-log = logging.getLogger("jobserver.worker")
 
 
-def to_json(value: Any) -> str:
-    """Strict JSON text (no NaN) that PostgreSQL's jsonb accepts."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+class JobHost(Protocol):
+    """The worker's side of a job context."""
+
+    @property
+    def worker_id(self) -> str: ...
+
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+
+    def cpu_pool(self) -> pebble.ProcessPool: ...
+
+    async def write_event(
+        self, job_id: uuid.UUID, attempt: int, event: str, details_json: str | None
+    ) -> bool:
+        """Record a lifecycle event of the job, fenced; False when it was fenced off."""
+        ...
+
+    async def write_progress(self, job_id: uuid.UUID, attempt: int, body_json: str) -> bool:
+        """Store the job's progress (and its event), fenced; False when it was fenced off."""
+        ...
 
 
 class JobContext:
-    __slots__ = ("_cancelled", "_logger", "_worker", "attempt", "job_id", "max_attempts", "params")
+    __slots__ = ("_cancelled", "_logger", "attempt", "host", "job_id", "max_attempts", "params")
 
     def __init__(
-        self, worker: Worker, job_id: uuid.UUID, attempt: int, max_attempts: int, params: Any
+        self, host: JobHost, job_id: uuid.UUID, attempt: int, max_attempts: int, params: Any
     ) -> None:
-        self._worker = worker
+        self.host = host
         self.job_id = job_id
         self.attempt = attempt
         self.max_attempts = max_attempts
@@ -62,11 +80,11 @@ class JobContext:
 
     @property
     def worker_id(self) -> str:
-        return self._worker.worker_id
+        return self.host.worker_id
 
     @property
     def pool(self) -> asyncpg.Pool:
-        return self._worker.pool
+        return self.host.pool
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -79,8 +97,8 @@ class JobContext:
 
     async def emit_event(self, name: str, data: Any = None) -> bool:
         """Record a custom event; returns False when the write was fenced off."""
-        details = to_json({"name": str(name), "data": data})
-        return await self._write_event("custom", details)
+        details = dumps_stored({"name": str(name), "data": data})
+        return await self.host.write_event(self.job_id, self.attempt, "custom", details)
 
     async def progress(
         self, done: float, total: float | None = None, message: str | None = None
@@ -91,33 +109,11 @@ class JobContext:
             body["percent"] = round(100.0 * done / total, 2)
         if message is not None:
             body["message"] = message
-        async with self._worker.pool.acquire() as conn:
-            ok = await job_runs.job_progress(
-                conn, self.worker_id, self.job_id, self.attempt, to_json(body)
-            )
-        if not ok:
-            self._fenced("progress")
-        return ok
+        return await self.host.write_progress(self.job_id, self.attempt, dumps_stored(body))
 
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in the worker's shared process pool and await its result.
 
         Cancelling the await (timeout, cancel, lost lease) cancels the pool's future, which
         terminates the process running it."""
-        return await asyncio.wrap_future(self._worker.cpu_pool().schedule(fn, args=args))
-
-    async def _write_event(self, event: str, details_json: str | None) -> bool:
-        async with self._worker.pool.acquire() as conn:
-            ok = await job_runs.job_event_emit(
-                conn, self.worker_id, self.job_id, self.attempt, event, details_json
-            )
-        if not ok:
-            self._fenced(event)
-        return ok
-
-    def _fenced(self, kind: str) -> None:
-        metrics.FENCED.labels(kind).inc()
-        log.warning(
-            "write fenced off: job no longer held by this worker",
-            extra={"jobId": str(self.job_id), "attempt": self.attempt, "write": kind},
-        )
+        return await asyncio.wrap_future(self.host.cpu_pool().schedule(fn, args=args))

@@ -22,7 +22,7 @@ from jobserver.db.definitions import definition_upsert
 from jobserver.db.events import job_events_list
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.registry import load_modules
-from jobserver.worker.daemon import Worker
+from jobserver.worker.worker import Worker
 from tests.waiting import wait_for  # noqa: F401 (re-exported for the tests here)
 from tests.worker.defs import LEDGER_DDL
 

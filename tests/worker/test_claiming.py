@@ -127,7 +127,7 @@ async def test_listener_reconnects_after_its_session_dies(
 
 
 async def test_burst_drains_ready_jobs_and_stops(db: asyncpg.Pool, fast_settings) -> None:
-    from jobserver.worker.daemon import Worker
+    from jobserver.worker.worker import Worker
     from tests.worker.conftest import REGISTRY
 
     ids = await submit(db, "echo", [{"message": str(i)} for i in range(50)])

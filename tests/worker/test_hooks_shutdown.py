@@ -52,7 +52,7 @@ async def test_raising_hooks_are_recorded_and_change_nothing(
 
 
 async def test_stop_hands_back_unfinished_jobs_and_flushes(db: asyncpg.Pool, fast_settings) -> None:
-    from jobserver.worker.daemon import Worker
+    from jobserver.worker.worker import Worker
 
     # acknowledgements wait 30 s in the buffer: only the flush at stop can write them
     w = Worker(fast_settings, REGISTRY, ack_delay=30.0)

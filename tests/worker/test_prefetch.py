@@ -12,7 +12,7 @@ import asyncpg
 from jobserver.config import Settings
 from jobserver.db.events import job_events_list
 from jobserver.db.jobs import NewJob, job_insert_many
-from jobserver.worker.daemon import Worker
+from jobserver.worker.worker import Worker
 from tests.worker.conftest import REGISTRY, attempts, events, job, status_is, submit, wait_for
 from tests.worker.test_cancel import cancel
 

@@ -1,0 +1,213 @@
+"""`ClaimLoop`: claims jobs for the slot pool, in as few round trips as the queue allows.
+
+Only the definitions in the registry (`refs`) and the given queues (None = all) are claimed.
+At most `concurrency` jobs run at once; claimed jobs beyond the free slots wait in the slot
+pool's buffer and start the moment a slot frees, so a deep queue is drained with few large
+claims instead of one round trip per `concurrency` jobs:
+
+- After a claim that came back short (the queue is drained, or the worker was idle and woken by
+  a NOTIFY) the next claim asks only for the free slots: an idle fleet shares new jobs instead
+  of one worker hoarding them, and a NOTIFY'd job starts after one round trip.
+- After a full claim the queue is deep: the loop asks for the free slots plus a prefetch of
+  about PREFETCH_HORIZON seconds of work (from the mean run time of recent jobs, at most
+  `prefetch_max`), and refills when half of it is used. Slow jobs therefore get almost no
+  prefetch; no-op jobs get the full buffer.
+- Buffered jobs are held like running ones: `running` in the database, under the lease the
+  heartbeat renews, counted by the fleet-wide concurrency limits (the claim never takes more of
+  a limited definition than its free count, under a per-key advisory lock). Their attempt
+  begins at the claim; `started_at` is corrected to the moment the code began when the outcome
+  is written (see db/job_runs.py).
+- It also waits while the ack backlog is over max(1000, 4 x concurrency) outcomes.
+
+After a short claim the loop sleeps until the doorbell rings (a NOTIFY on JOBS_CHANNEL, a retry
+falling due, a slot freeing after a full claim) or POLL_INTERVAL_MS pass: it never busy-loops
+on an empty queue. In burst mode it returns once nothing is ready, running or buffered.
+The claim session is its own connection (see CLAIM_SESSION_SETTINGS), reopened after an error
+with back-off (0.1 s doubling to 5 s). Emits the claim counters and batch size histogram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+
+from jobserver.config import Settings
+from jobserver.db import job_runs
+from jobserver.db.pool import connect
+from jobserver.worker import metrics
+from jobserver.worker.acks import AckBuffer
+from jobserver.worker.doorbell import Doorbell
+from jobserver.worker.slots import SlotPool
+
+log = logging.getLogger("jobserver.worker")
+
+# Seconds of work a deep queue keeps buffered per worker (from the mean run time of its jobs).
+PREFETCH_HORIZON = 0.2
+
+
+class ClaimLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        worker_id: str,
+        slots: SlotPool,
+        acks: AckBuffer,
+        doorbell: Doorbell,
+        *,
+        refs: list[str],
+        queues: list[str] | None,
+        limits: dict[str, int],
+        prefetch_max: int,
+    ) -> None:
+        self._settings = settings
+        self._worker_id = worker_id
+        self._slots = slots
+        self._acks = acks
+        self._bell = doorbell
+        self._refs = refs
+        self._queues = queues
+        self._limits = limits
+        self.prefetch_max = prefetch_max
+        self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
+        self._stopping = False
+        self._conn: asyncpg.Connection | None = None
+
+    def stop(self) -> None:
+        """Stop claiming: the loop returns at its next turn."""
+        self._stopping = True
+        self._bell.event.set()
+
+    def on_jobs_notify(self, payload: str) -> None:
+        """A NOTIFY on JOBS_CHANNEL (payload: a queue, or "*" for several)."""
+        if self._queues is None or payload == "*" or payload in self._queues:
+            self._bell.ring()
+
+    # -- the claim session ---------------------------------------------------------------------
+
+    async def _connection(self) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = await connect(
+                self._settings.require_database_url(),
+                timeout=self._settings.db_pool_connection_timeout_ms / 1000,
+                server_settings=job_runs.CLAIM_SESSION_SETTINGS,
+            )
+        return self._conn
+
+    async def open_early(self) -> None:
+        """Open (and prepare) the claim session while the worker starts; errors: retried."""
+        try:
+            conn = await self._connection()
+            if not self._limits:
+                await job_runs.job_runs_prepare(conn, claim=True)
+        except Exception as e:
+            await self._drop_connection()
+            log.warning("claim session not ready yet (%s)", e)
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(), 2)
+            except Exception as e:
+                log.warning("closing the claim session failed (%s)", e)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            await self._rounds()
+        finally:
+            await self._drop_connection()
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep until the doorbell rings or `seconds` pass (a timer rings it then). Awaiting
+        the event itself, not asyncio.wait_for, lets a NOTIFY reach the claim in one loop turn
+        instead of three."""
+        event = self._bell.event
+        if event.is_set():
+            return
+        timer = asyncio.get_running_loop().call_later(seconds, event.set)
+        try:
+            await event.wait()
+        finally:
+            timer.cancel()
+
+    def _prefetch(self) -> int:
+        """Jobs to buffer beyond the free slots while the queue is deep."""
+        avg = self._slots.run_avg
+        concurrency = self._slots.concurrency
+        if avg <= 0.0:
+            return min(self.prefetch_max, concurrency)
+        return min(self.prefetch_max, int(concurrency * PREFETCH_HORIZON / avg))
+
+    async def _claim(self, want: int) -> Sequence[asyncpg.Record]:
+        conn = await self._connection()
+        return await job_runs.job_claim_available(
+            conn,
+            self._worker_id,
+            want,
+            self._refs,
+            self._queues,
+            self._settings.lease_duration_seconds,
+            self._limits,
+        )
+
+    async def _rounds(self) -> None:
+        poll = self._settings.poll_interval_ms / 1000
+        slots = self._slots
+        ready = slots.ready
+        bell = self._bell
+        backlog_limit = max(1000, 4 * slots.concurrency)
+        error_delay = 0.1
+        deep = False  # the last claim came back full
+        while not self._stopping:
+            prefetch = self._prefetch() if deep else 0
+            want = slots.concurrency + prefetch - slots.running - len(ready)
+            if want <= 0 or len(ready) > prefetch // 2 or self._acks.backlog() > backlog_limit:
+                bell.refill_at = prefetch // 2
+                bell.event.clear()
+                await self._wait(poll)
+                continue
+            bell.event.clear()
+            bell.more = False
+            self.claim_calls += 1
+            try:
+                rows = await self._claim(want)
+                error_delay = 0.1
+            except Exception as e:
+                await self._drop_connection()
+                metrics.DB_ERRORS.labels("claim").inc()
+                log.warning("claim failed (%s); retrying in %.1f s", e, error_delay)
+                await self._wait(error_delay)
+                error_delay = min(error_delay * 2, 5.0)
+                continue
+            if rows:
+                slots.take(rows)
+                await asyncio.sleep(0)  # the woken slots start their jobs before the bookkeeping
+                metrics.CLAIMS.inc()
+                metrics.JOBS_CLAIMED.inc(len(rows))
+                metrics.CLAIM_BATCH.observe(len(rows))
+                metrics.RUNNING.set(slots.running)
+            deep = len(rows) == want
+            if deep:
+                bell.more = True
+                continue
+            bell.refill_at = 0
+            if rows and self._limits:
+                # short, perhaps only because a limited definition is at its fleet-wide cap:
+                # look again when one of ours ends (not a busy loop: once per job at most)
+                bell.more = True
+            if bell.burst:
+                if rows or slots.running or ready:
+                    bell.more = True  # claim again when one of these ends
+                    await self._wait(poll)
+                    continue
+                before = slots.processed
+                await self._acks.flush()  # a retry due at once becomes visible: look again
+                if slots.processed != before:
+                    continue
+                return
+            await self._wait(poll)

@@ -1,0 +1,95 @@
+"""`WorkerHost`: the worker's side of every job context (`JobHost`), over the database.
+
+It holds the worker id, the pool (given once the worker has one) and the CPU process pool
+(made on first use, stopped at shutdown). Its writes are the fenced `job_runs` calls; a write
+that matched nothing (the job is no longer held) bumps
+`jobserver_worker_fenced_writes_total{kind}` and logs a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from jobserver.db import job_runs
+from jobserver.worker import metrics
+
+if TYPE_CHECKING:
+    import pebble
+
+log = logging.getLogger("jobserver.worker")
+
+
+class WorkerHost:
+    def __init__(self, worker_id: str, cpu_workers: int) -> None:
+        self._worker_id = worker_id
+        self._cpu_workers = cpu_workers
+        self._pool: asyncpg.Pool | None = None
+        self._cpu: pebble.ProcessPool | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "worker not started"
+        return self._pool
+
+    def set_pool(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def cpu_pool(self) -> pebble.ProcessPool:
+        """One process pool per worker, created on first use (CPU-bound definitions).
+
+        pebble's pool, not the standard library's: cancelling a running call terminates its
+        process (the pool starts a new one), so work of a job that timed out or was cancelled
+        stops with the job instead of holding a pool slot until it returns."""
+        if self._cpu is None:
+            import multiprocessing  # on first use: most workers never need it
+
+            import pebble
+
+            self._cpu = pebble.ProcessPool(
+                max_workers=max(1, min(os.cpu_count() or 1, self._cpu_workers)),
+                context=multiprocessing.get_context("forkserver"),
+            )
+        return self._cpu
+
+    async def close_cpu_pool(self) -> None:
+        """Stop the CPU pool, terminating what still runs in it."""
+        cpu, self._cpu = self._cpu, None
+        if cpu is not None:
+            cpu.stop()  # type: ignore[no-untyped-call]
+            await asyncio.to_thread(cpu.join)
+
+    async def write_event(
+        self, job_id: uuid.UUID, attempt: int, event: str, details_json: str | None
+    ) -> bool:
+        async with self.pool.acquire() as conn:
+            ok = await job_runs.job_event_emit(
+                conn, self._worker_id, job_id, attempt, event, details_json
+            )
+        if not ok:
+            self._fenced(job_id, attempt, event)
+        return ok
+
+    async def write_progress(self, job_id: uuid.UUID, attempt: int, body_json: str) -> bool:
+        async with self.pool.acquire() as conn:
+            ok = await job_runs.job_progress(conn, self._worker_id, job_id, attempt, body_json)
+        if not ok:
+            self._fenced(job_id, attempt, "progress")
+        return ok
+
+    @staticmethod
+    def _fenced(job_id: uuid.UUID, attempt: int, kind: str) -> None:
+        metrics.FENCED.labels(kind).inc()
+        log.warning(
+            "write fenced off: job no longer held by this worker",
+            extra={"jobId": str(job_id), "attempt": attempt, "write": kind},
+        )
