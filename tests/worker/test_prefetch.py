@@ -124,7 +124,9 @@ async def test_a_slot_goes_on_after_a_timeout_and_a_failure(db: asyncpg.Pool, st
     [ok] = await submit(db, "echo", [{"message": "after"}])
     await start_worker(concurrency=1)
     await wait_for(lambda: status_is(db, ok, "succeeded"), within=10)
+    # successes and failures are acknowledged by separate statements: wait for each write
     await wait_for(lambda: status_is(db, slow, "failed"))
+    await wait_for(lambda: status_is(db, bad, "failed", "succeeded"))
     assert (await job(db, slow))["last_error"] == "timed out after 0.2 s"
     assert (await job(db, bad))["status"] == "failed"
     assert (await job(db, ok))["result"] == {"message": "after"}
