@@ -1,4 +1,4 @@
-.PHONY: up test lint fmt migrate venv faults soak
+.PHONY: up test test-fast lint typecheck fmt migrate venv faults soak
 
 VENV ?= .venv
 
@@ -7,6 +7,10 @@ up:
 
 test:
 	./scripts/test
+
+# unit tests only (no database, no processes): seconds
+test-fast: venv
+	$(VENV)/bin/pytest tests/unit -q -p no:cacheprovider
 
 faults:
 	./scripts/faults
@@ -19,6 +23,9 @@ venv:
 
 lint: venv
 	$(VENV)/bin/ruff check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
 
 fmt: venv
 	$(VENV)/bin/ruff format jobserver definitions tests migrations

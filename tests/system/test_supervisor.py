@@ -15,7 +15,7 @@ import psutil
 from jobserver.cli.up import Child, Supervisor
 
 ROOT = Path(__file__).resolve().parents[2]
-STUB = "tests.platform.child_stub"
+STUB = "tests.system.child_stub"
 
 
 def _env(tmp_path: Path, mode: str) -> dict[str, str]:
