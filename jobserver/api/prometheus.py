@@ -202,7 +202,7 @@ def _registry_for(request: web.Request) -> tuple[CollectorRegistry, JobsCollecto
 
 async def metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
-    if settings.metrics_require_token == "true":
+    if settings.metrics_require_token:
         await authenticate(
             request,
             "view_jobs",

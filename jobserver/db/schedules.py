@@ -1,9 +1,10 @@
 """SQL for `schedules` (cron and interval schedules) and the jobs they fire.
 
 The scheduler locks due rows with SKIP LOCKED, inserts their jobs with
-`schedule_jobs_insert` (ON CONFLICT DO NOTHING on the unique index `jobs_schedule_fire_idx`
-(schedule_name, scheduled_for): a fire time produces at most one job whatever the number of
-schedulers, restarts or failovers) and moves `next_fire_at` forward in the same transaction.
+`schedule_jobs_insert` (db/jobs' insert with ON CONFLICT DO NOTHING on the unique index
+`jobs_schedule_fire_idx` (schedule_name, scheduled_for): a fire time produces at most one job
+whatever the number of schedulers, restarts or failovers) and moves `next_fire_at` forward in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.channels import JOBS_CHANNEL
-from jobserver.db.jobs import NewJob
+from jobserver.db.jobs import NewJob, job_insert_many
 
 COLUMNS = (
     "name, cron, every_seconds, timezone, definition_key, definition_version, params, queue,"
@@ -102,54 +102,11 @@ async def schedule_job_status(
 
 
 async def schedule_jobs_insert(conn: asyncpg.Connection, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
-    """Insert schedule-fired jobs, silently skipping fire times that already have their job.
-
-    Writes `created` events (details: schedule and fire time) for the rows actually inserted
-    and one NOTIFY when there are any. Returns the inserted ids.
-    """
-    if not jobs:
-        return []
-    rows = await conn.fetch(
-        """
-        WITH ins AS (
-            INSERT INTO jobs (id, definition_key, definition_version, queue, params, priority,
-                max_attempts, run_at, owner, schedule_name, scheduled_for, timeout_seconds,
-                expires_at)
-            SELECT i, dk, dv, q, p, pr, ma, now(), o, sn, sf, ts, ea
-            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::int[],
-                $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::float8[],
-                $12::timestamptz[])
-                AS t(i, dk, dv, q, p, pr, ma, o, sn, sf, ts, ea)
-            ON CONFLICT (schedule_name, scheduled_for) WHERE schedule_name IS NOT NULL
-            DO NOTHING
-            RETURNING id, created_at, schedule_name, scheduled_for
-        ), ev AS (
-            INSERT INTO job_events (job_id, event, at, details)
-            SELECT id, 'created', created_at,
-                jsonb_build_object('schedule', schedule_name, 'scheduledFor', scheduled_for)
-            FROM ins
-        )
-        SELECT id FROM ins
-        """,
-        [j.id for j in jobs],
-        [j.definition_key for j in jobs],
-        [j.definition_version for j in jobs],
-        [j.queue for j in jobs],
-        [j.params for j in jobs],
-        [j.priority for j in jobs],
-        [j.max_attempts for j in jobs],
-        [j.owner for j in jobs],
-        [j.schedule_name for j in jobs],
-        [j.scheduled_for for j in jobs],
-        [j.timeout_seconds for j in jobs],
-        [j.expires_at for j in jobs],
-    )
-    if rows:
-        queues = {j.queue for j in jobs}
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", JOBS_CHANNEL, queues.pop() if len(queues) == 1 else "*"
-        )
-    return [r["id"] for r in rows]
+    """Insert schedule-fired jobs through the one job insert path, skipping fire times that
+    already have their job (exactly once per schedule and fire time). Returns the ids inserted;
+    one NOTIFY when there are any. Their `created` event is derived like every job's
+    (db/events.py), with the schedule and fire time as its details."""
+    return await job_insert_many(conn, jobs, skip_fired=True)
 
 
 async def schedule_list(
