@@ -13,6 +13,8 @@ import uuid
 
 import asyncpg
 
+from jobserver.db.conn import ConnOrPool
+
 # Shared with db/events.py: the stored rows that still count, and the derived current run.
 ATTEMPTS_CTE = """
 j AS (
@@ -44,9 +46,7 @@ j AS (
 """
 
 
-async def attempt_list(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID
-) -> list[asyncpg.Record]:
+async def attempt_list(conn: ConnOrPool, job_id: uuid.UUID) -> list[asyncpg.Record]:
     """Every run of a job in attempt order (stored rows plus the derived current run)."""
     return await conn.fetch(
         f"""

@@ -23,12 +23,13 @@ from typing import Any
 import asyncpg
 
 from jobserver.db.attempts import ATTEMPTS_CTE
+from jobserver.db.conn import Conn, ConnOrPool
 
 # (job_id, event, worker_id, attempt, details)
 EventRow = tuple[uuid.UUID, str, str | None, int | None, dict[str, Any] | None]
 
 
-async def job_events_insert(conn: asyncpg.Connection, rows: Sequence[EventRow]) -> None:
+async def job_events_insert(conn: Conn, rows: Sequence[EventRow]) -> None:
     """Insert many events in one statement (one round trip whatever the batch size)."""
     if not rows:
         return
@@ -79,7 +80,7 @@ WHERE id > $2 ORDER BY id LIMIT $3
 
 
 async def job_events_list(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, limit: int = 1000, after_id: int = 0
+    conn: ConnOrPool, job_id: uuid.UUID, limit: int = 1000, after_id: int = 0
 ) -> list[asyncpg.Record]:
     """A page of the job's full history (stored and derived events), oldest first."""
     return await conn.fetch(_LIST, job_id, after_id, limit)

@@ -22,6 +22,7 @@ from asyncpg.pgproto.pgproto import UUID as _FastUUID
 
 from jobserver.codec import dumps_stored, loads
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
+from jobserver.db.conn import Conn, ConnOrPool
 
 _RAND_B = (1 << 62) - 1
 _VARIANT = 0b10 << 62
@@ -186,6 +187,7 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
     modes: list[int] = []
     args: list[Any] = []
     for col, _ in _INSERT_COLUMNS:
+        values: list[Any]
         if col == "params":
             values = [dumps_stored(j.params) for j in jobs]
         else:
@@ -210,7 +212,7 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
 
 
 async def job_insert_many(
-    conn: asyncpg.Connection,
+    conn: Conn,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
@@ -242,7 +244,7 @@ async def job_insert_many(
 
 
 async def job_insert_times(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
@@ -260,7 +262,7 @@ async def job_insert_times(
 
 
 async def job_insert_returning(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
@@ -277,7 +279,7 @@ async def job_insert_returning(
 
 
 async def job_get(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, owner: str | None = None
+    conn: ConnOrPool, job_id: uuid.UUID, owner: str | None = None
 ) -> asyncpg.Record | None:
     """One job; with `owner`, only if it belongs to that owner."""
     if owner is None:
@@ -288,7 +290,7 @@ async def job_get(
 
 
 async def job_get_by_idempotency_keys(
-    conn: asyncpg.Connection | asyncpg.Pool, owner: str, keys: Sequence[str]
+    conn: ConnOrPool, owner: str, keys: Sequence[str]
 ) -> list[asyncpg.Record]:
     """The owner's jobs holding any of these idempotency keys (unique per owner)."""
     return await conn.fetch(
@@ -338,7 +340,7 @@ class JobFilter:
 
 
 async def job_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     flt: JobFilter,
     *,
     sort_by: str = "createdAt",
@@ -375,9 +377,7 @@ async def job_list(
     )
 
 
-async def job_count(
-    conn: asyncpg.Connection | asyncpg.Pool, flt: JobFilter, cap: int = 10_000
-) -> tuple[int, bool]:
+async def job_count(conn: ConnOrPool, flt: JobFilter, cap: int = 10_000) -> tuple[int, bool]:
     """(count, is_estimate): exact up to `cap` rows, the planner's estimate above, so a count
     never scans millions of rows."""
     args: list[Any] = []
@@ -398,7 +398,7 @@ async def job_count(
 
 
 async def job_cancel(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, owner: str | None = None
+    conn: ConnOrPool, job_id: uuid.UUID, owner: str | None = None
 ) -> asyncpg.Record | None:
     """Cancel in one statement: queued -> cancelled (finished now, 'cancelled' event);
     running -> cancelling (cancel_requested_at, 'cancel_requested' event, NOTIFY on

@@ -27,7 +27,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     """One connection outside any pool (LISTEN sessions, admin work)."""
-    conn = await asyncpg.connect(asyncpg_url(url), **kwargs)
+    conn: asyncpg.Connection = await asyncpg.connect(asyncpg_url(url), **kwargs)
     await init_connection(conn)
     return conn
 

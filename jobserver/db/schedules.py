@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.db.conn import Conn, ConnOrPool
 from jobserver.db.jobs import NewJob, job_insert_many
 
 COLUMNS = (
@@ -45,12 +46,12 @@ WRITABLE = (
 )
 
 
-async def schedule_delete(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+async def schedule_delete(conn: ConnOrPool, name: str) -> bool:
     result = await conn.execute("DELETE FROM schedules WHERE name = $1", name)
     return result.endswith(" 1")
 
 
-async def schedule_due_lock(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def schedule_due_lock(conn: Conn, limit: int) -> list[asyncpg.Record]:
     """Enabled schedules due now (or never planned), locked for this transaction.
 
     Rows another scheduler holds are skipped; each row also carries `db_now`, the clock the
@@ -68,22 +69,18 @@ async def schedule_due_lock(conn: asyncpg.Connection, limit: int) -> list[asyncp
     )
 
 
-async def schedule_get(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, *, lock: bool = False
-) -> asyncpg.Record | None:
+async def schedule_get(conn: ConnOrPool, name: str, *, lock: bool = False) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {COLUMNS} FROM schedules WHERE name = $1" + (" FOR UPDATE" if lock else ""),
         name,
     )
 
 
-async def schedule_insert(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
-) -> asyncpg.Record:
+async def schedule_insert(conn: ConnOrPool, name: str, **values: Any) -> asyncpg.Record:
     """Insert a schedule; a duplicate name raises `asyncpg.UniqueViolationError`."""
     cols = [c for c in WRITABLE if c in values]
     placeholders = ", ".join(f"${i}" for i in range(2, len(cols) + 2))
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""
         INSERT INTO schedules (name{"".join(", " + c for c in cols)})
         VALUES ($1{", " if cols else ""}{placeholders})
@@ -92,16 +89,17 @@ async def schedule_insert(
         name,
         *[values[c] for c in cols],
     )
+    assert row is not None  # INSERT ... RETURNING yields its row or raises
+    return row
 
 
-async def schedule_job_status(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID
-) -> str | None:
+async def schedule_job_status(conn: ConnOrPool, job_id: uuid.UUID) -> str | None:
     """Status of a schedule's last job (overlap policy `skip`); None when it is gone."""
-    return await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    status: str | None = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    return status
 
 
-async def schedule_jobs_insert(conn: asyncpg.Connection, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+async def schedule_jobs_insert(conn: Conn, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
     """Insert schedule-fired jobs through the one job insert path, skipping fire times that
     already have their job (exactly once per schedule and fire time). Returns the ids inserted;
     one NOTIFY when there are any. Their `created` event is derived like every job's
@@ -110,7 +108,7 @@ async def schedule_jobs_insert(conn: asyncpg.Connection, jobs: Sequence[NewJob])
 
 
 async def schedule_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     *,
     limit: int = 100,
     offset: int = 0,
@@ -131,7 +129,7 @@ async def schedule_list(
 
 
 async def schedule_mark_fired(
-    conn: asyncpg.Connection,
+    conn: Conn,
     name: str,
     *,
     next_fire_at: datetime | None,
@@ -157,9 +155,7 @@ async def schedule_mark_fired(
     )
 
 
-async def schedule_update(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
-) -> asyncpg.Record | None:
+async def schedule_update(conn: ConnOrPool, name: str, **values: Any) -> asyncpg.Record | None:
     """Set the given writable columns (None is a value: it clears the column)."""
     cols = [c for c in WRITABLE if c in values]
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
@@ -173,7 +169,7 @@ async def schedule_update(
     )
 
 
-async def schedule_upsert_code(conn: asyncpg.Connection, name: str, **values: Any) -> str:
+async def schedule_upsert_code(conn: Conn, name: str, **values: Any) -> str:
     """Create or refresh a schedule declared in code (`source` = 'code').
 
     Returns "created", "updated" or "unchanged". A same-named schedule created over the API

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 
 import asyncpg
 import pytest
@@ -19,14 +20,15 @@ from jobserver.scheduler.cron import CronService
 from tests.scheduler.helpers import insert_job, register_builtin
 
 
-async def _history(pool: asyncpg.Pool, job_id: object) -> list[asyncpg.Record]:
-    return await job_events_list(pool, job_id)  # type: ignore[arg-type]
+async def _history(pool: asyncpg.Pool, job_id: uuid.UUID) -> list[asyncpg.Record]:
+    return await job_events_list(pool, job_id)
 
 
-def _fire(name: str, at: dt.datetime, **kw: object) -> NewJob:
+def _fire(name: str, at: dt.datetime, queue: str = "default") -> NewJob:
+    """A job as the cron service builds it for one fire time."""
     return NewJob(
-        "echo", 1, 3, {"m": 1}, owner="scheduler", schedule_name=name, scheduled_for=at, **kw
-    )  # type: ignore[arg-type]
+        "echo", 1, 3, {"m": 1}, queue=queue, owner="scheduler", schedule_name=name, scheduled_for=at
+    )
 
 
 async def test_a_job_fired_by_a_schedule_shows_one_created_event(pool: asyncpg.Pool) -> None:
@@ -68,7 +70,7 @@ async def test_a_repeated_fire_time_races_to_one_job(pool: asyncpg.Pool) -> None
     """Two schedulers inserting the same fire at once: one wins, the other inserts nothing."""
     at = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
-    async def fire() -> list[object]:
+    async def fire() -> list[uuid.UUID]:
         async with pool.acquire() as conn, conn.transaction():
             return list(await schedule_jobs_insert(conn, [_fire("race", at)]))
 
