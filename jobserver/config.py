@@ -11,6 +11,7 @@ Each setting is declared once, as a typed field of `Settings` (`int`, `float`, `
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Mapping
@@ -322,7 +323,8 @@ class Settings:
 _KINDS: dict[Any, type] = {int: int, float: float, bool: bool, str: str, str | None: str}
 
 
-def _field_of(declared: Any, hint: Any) -> Field:
+def _field_of(declared: dataclasses.Field[Any], hint: Any) -> Field:
+    """The parser's view of one declared setting (a Literal's values become its choices)."""
     meta = declared.metadata
     choices = get_args(hint) if get_origin(hint) is Literal else None
     return Field(
