@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from typing import Any
 
+from jobserver.codec import canonical
 from jobserver.registry import definition
 
 SCHEMA: dict[str, Any] = {
@@ -28,8 +28,7 @@ SCHEMA: dict[str, Any] = {
 
 
 def digest(item: Any) -> str:
-    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashlib.sha256(canonical(item).encode()).hexdigest()
 
 
 @definition(

@@ -33,7 +33,11 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-_strict = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+# Writes what orjson writes natively (datetimes, UUIDs) the same way, so a value's fate does not
+# depend on whether it also holds a null (which sends it down this path).
+_strict = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_default
+).encode
 _answer = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_default).encode
 _canonical = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, sort_keys=True, allow_nan=False

@@ -4,16 +4,21 @@ Every process reads `Settings.from_env()` once at start. A malformed or out-of-r
 `ConfigError` whose message is one line naming the variable, the value and what is allowed; the
 console scripts print that line and exit 2 (no traceback).
 
-The table `FIELDS` is the single source of names, defaults and bounds; the README documents it.
+Each setting is declared once, as a typed field of `Settings` (`int`, `float`, `bool`, `str`, or a
+`Literal[...]` of the values allowed) with its environment variable, default, bounds and meaning.
+`FIELDS` is derived from those declarations (the parser and the README table read it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+_T = TypeVar("_T")
 
 
 def fmt_number(value: float) -> str:
@@ -25,17 +30,24 @@ class ConfigError(ValueError):
     """A bad environment variable; the message is meant to be printed as is."""
 
 
+_BOOLS = {"true": True, "false": False}
+
+
 @dataclass(frozen=True)
 class Field:
+    """How one setting is read: derived from its declaration in `Settings`."""
+
     env: str
-    kind: type
+    kind: type  # int, float, bool or str
     default: Any
     minimum: float | None = None
     maximum: float | None = None
-    choices: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | None = None  # a Literal's values
     help: str = ""
 
     def allowed(self) -> str:
+        if self.kind is bool:
+            return "one of " + ", ".join(_BOOLS)
         if self.choices:
             return "one of " + ", ".join(self.choices)
         kind = "an integer" if self.kind is int else "a number" if self.kind is float else "text"
@@ -45,10 +57,22 @@ class Field:
             return f"{kind} >= {fmt_number(self.minimum)}"
         return kind
 
+    def shown_default(self) -> str:
+        """The default as the README shows it."""
+        if self.default is None or self.default == "":
+            return "unset"
+        if isinstance(self.default, bool):
+            return f"`{str(self.default).lower()}`"
+        if isinstance(self.default, int | float):
+            return f"`{fmt_number(self.default)}`"
+        return f"`{self.default}`"
+
     def parse(self, raw: str) -> Any:
         value: Any
         try:
-            if self.kind is int:
+            if self.kind is bool:
+                value = _BOOLS[raw.strip().lower()]
+            elif self.kind is int:
                 value = int(raw.strip())
             elif self.kind is float:
                 value = float(raw.strip())
@@ -56,7 +80,7 @@ class Field:
                     raise ValueError
             else:
                 value = raw
-        except ValueError:
+        except (KeyError, ValueError):
             raise ConfigError(self._error(raw)) from None
         if self.choices and value not in self.choices:
             raise ConfigError(self._error(raw))
@@ -70,198 +94,203 @@ class Field:
         return f"invalid {self.env}={raw!r}: expected {self.allowed()}"
 
 
+def setting(
+    env: str,
+    default: _T,
+    doc: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> _T:
+    """Declare one setting: its environment variable, default, bounds and meaning."""
+    meta = {"env": env, "doc": doc, "minimum": minimum, "maximum": maximum}
+    return field(default=default, metadata=meta)
+
+
 DAY = 86400
-FIELDS: dict[str, Field] = {
-    "database_url": Field(
-        "DATABASE_URL", str, None, help="PostgreSQL URL; unset = `jobserver up` embeds one"
-    ),
-    "host": Field("HOST", str, "0.0.0.0", help="API bind address"),
-    "port": Field("PORT", int, 3000, 1, 65535, help="API port"),
-    "worker_id": Field("WORKER_ID", str, None, help="worker name; default worker-<host>-<pid>"),
-    "max_concurrent_executions": Field(
-        "MAX_CONCURRENT_EXECUTIONS", int, 10, 1, 10000, help="jobs one worker runs at once"
-    ),
-    "lease_duration_seconds": Field(
-        "LEASE_DURATION_SECONDS", float, 60.0, 1, DAY, help="lease a claim gets; renewed by beats"
-    ),
-    "heartbeat_interval_seconds": Field(
-        "HEARTBEAT_INTERVAL_SECONDS",
-        float,
-        10.0,
-        0.05,
-        DAY,
-        help="how often a worker renews all its leases (must be < lease)",
-    ),
-    "cancel_grace_ms": Field(
-        "CANCEL_GRACE_MS", int, 5000, 0, 3600_000, help="wait after a cancel signal before the kill"
-    ),
-    "poll_interval_ms": Field(
-        "POLL_INTERVAL_MS", int, 2000, 10, 3600_000, help="worker fallback poll without NOTIFY"
-    ),
-    "db_pool_max": Field("DB_POOL_MAX", int, 20, 1, 1000, help="connections per process pool"),
-    "db_pool_idle_timeout_ms": Field(
-        "DB_POOL_IDLE_TIMEOUT_MS", int, 30000, 0, DAY * 1000, help="idle connections closed after"
-    ),
-    "db_pool_connection_timeout_ms": Field(
-        "DB_POOL_CONNECTION_TIMEOUT_MS", int, 2000, 1, 3600_000, help="connect timeout"
-    ),
-    "backoff_base_seconds": Field(
-        "BACKOFF_BASE_SECONDS", float, 1.0, 0, DAY, help="retry delay base: base * 2^(attempt-1)"
-    ),
-    "backoff_max_seconds": Field(
-        "BACKOFF_MAX_SECONDS", float, 3600.0, 0, 30 * DAY, help="retry delay cap (>= base)"
-    ),
-    "backoff_jitter_percent": Field(
-        "BACKOFF_JITTER_PERCENT", float, 0.3, 0, 1, help="± jitter on retry delays (0.3 = 30%)"
-    ),
-    "cancel_check_interval_ms": Field(
-        "CANCEL_CHECK_INTERVAL_MS",
-        int,
-        1000,
-        10,
-        3600_000,
-        help="worker fallback check for cancel requests",
-    ),
-    "metrics_cache_ttl_ms": Field(
-        "METRICS_CACHE_TTL_MS",
-        int,
-        30000,
-        0,
-        DAY * 1000,
-        help="cache for database-computed metrics",
-    ),
-    "shutdown_grace_seconds": Field(
-        "SHUTDOWN_GRACE_SECONDS",
-        float,
-        30.0,
-        0,
-        DAY,
-        help="SIGTERM: how long running jobs may finish before hand-back",
-    ),
-    "leader_lease_seconds": Field(
-        "LEADER_LEASE_SECONDS", float, 15.0, 1, 3600, help="scheduler leadership lease"
-    ),
-    "rescue_interval_seconds": Field(
-        "RESCUE_INTERVAL_SECONDS",
-        float,
-        5.0,
-        0.05,
-        3600,
-        help="how often expired leases are rescued",
-    ),
-    "scheduler_tick_seconds": Field(
-        "SCHEDULER_TICK_SECONDS", float, 1.0, 0.05, 3600, help="scheduler loop period (cron, etc.)"
-    ),
-    "prune_interval_seconds": Field(
-        "PRUNE_INTERVAL_SECONDS", float, 60.0, 0.05, DAY, help="how often old jobs are pruned"
-    ),
-    "prune_batch_size": Field(
-        "PRUNE_BATCH_SIZE", int, 1000, 1, 100_000, help="rows deleted per prune statement"
-    ),
-    "retention_succeeded_seconds": Field(
-        "RETENTION_SUCCEEDED_SECONDS", float, 7 * DAY, 0, 3650 * DAY, help="keep succeeded jobs"
-    ),
-    "retention_cancelled_seconds": Field(
-        "RETENTION_CANCELLED_SECONDS",
-        float,
-        7 * DAY,
-        0,
-        3650 * DAY,
-        help="keep cancelled and expired jobs",
-    ),
-    "retention_failed_seconds": Field(
-        "RETENTION_FAILED_SECONDS",
-        float,
-        7 * DAY,
-        0,
-        3650 * DAY,
-        help="keep failed jobs once out of the DLQ",
-    ),
-    "metrics_port": Field(
-        "METRICS_PORT", int, 0, 0, 65535, help="worker/scheduler Prometheus port; 0 = none"
-    ),
-    "metrics_require_token": Field(
-        "METRICS_REQUIRE_TOKEN",
-        str,
-        "false",
-        choices=("true", "false"),
-        help="API /metrics needs a view_jobs token",
-    ),
-    "max_body_bytes": Field(
-        "MAX_BODY_BYTES", int, 1024 * 1024, 1024, 1024 * 1024 * 1024, help="request body limit"
-    ),
-    "auth": Field(
-        "JOBSERVER_AUTH",
-        str,
-        "enabled",
-        choices=("enabled", "disabled"),
-        help="disabled = no tokens needed (local use only)",
-    ),
-    "log_format": Field(
-        "LOG_FORMAT",
-        str,
-        "json",
-        choices=("json", "text"),
-        help="one JSON object per line, or text",
-    ),
-    "log_level": Field(
-        "LOG_LEVEL", str, "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="log level"
-    ),
-    "home": Field(
-        "JOBSERVER_HOME",
-        str,
-        ".jobserver",
-        help="where `jobserver up` keeps the embedded database and the dev token",
-    ),
-}
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str | None = None
-    host: str = "0.0.0.0"
-    port: int = 3000
-    worker_id: str = ""
-    max_concurrent_executions: int = 10
-    lease_duration_seconds: float = 60.0
-    heartbeat_interval_seconds: float = 10.0
-    cancel_grace_ms: int = 5000
-    poll_interval_ms: int = 2000
-    db_pool_max: int = 20
-    db_pool_idle_timeout_ms: int = 30000
-    db_pool_connection_timeout_ms: int = 2000
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 3600.0
-    backoff_jitter_percent: float = 0.3
-    cancel_check_interval_ms: int = 1000
-    metrics_cache_ttl_ms: int = 30000
-    shutdown_grace_seconds: float = 30.0
-    leader_lease_seconds: float = 15.0
-    rescue_interval_seconds: float = 5.0
-    scheduler_tick_seconds: float = 1.0
-    prune_interval_seconds: float = 60.0
-    prune_batch_size: int = 1000
-    retention_succeeded_seconds: float = 7 * DAY
-    retention_cancelled_seconds: float = 7 * DAY
-    retention_failed_seconds: float = 7 * DAY
-    metrics_port: int = 0
-    metrics_require_token: str = "false"
-    max_body_bytes: int = 1024 * 1024
-    auth: str = "enabled"
-    log_format: str = "json"
-    log_level: str = "INFO"
-    home: str = ".jobserver"
+    """Every setting of every process, each declared once."""
+
+    database_url: str | None = setting(
+        "DATABASE_URL", None, "PostgreSQL URL; unset = `jobserver up` embeds one"
+    )
+    host: str = setting("HOST", "0.0.0.0", "API bind address")
+    port: int = setting("PORT", 3000, "API port", minimum=1, maximum=65535)
+    worker_id: str = setting("WORKER_ID", "", "worker name; default worker-<host>-<pid>")
+    max_concurrent_executions: int = setting(
+        "MAX_CONCURRENT_EXECUTIONS", 10, "jobs one worker runs at once", minimum=1, maximum=10000
+    )
+    lease_duration_seconds: float = setting(
+        "LEASE_DURATION_SECONDS",
+        60.0,
+        "lease a claim gets; renewed by beats",
+        minimum=1,
+        maximum=DAY,
+    )
+    heartbeat_interval_seconds: float = setting(
+        "HEARTBEAT_INTERVAL_SECONDS",
+        10.0,
+        "how often a worker renews all its leases (must be < lease)",
+        minimum=0.05,
+        maximum=DAY,
+    )
+    cancel_grace_ms: int = setting(
+        "CANCEL_GRACE_MS",
+        5000,
+        "wait after a cancel signal before the kill",
+        minimum=0,
+        maximum=3600_000,
+    )
+    poll_interval_ms: int = setting(
+        "POLL_INTERVAL_MS",
+        2000,
+        "worker fallback poll without NOTIFY",
+        minimum=10,
+        maximum=3600_000,
+    )
+    db_pool_max: int = setting(
+        "DB_POOL_MAX", 20, "connections per process pool", minimum=1, maximum=1000
+    )
+    db_pool_idle_timeout_ms: int = setting(
+        "DB_POOL_IDLE_TIMEOUT_MS",
+        30000,
+        "idle connections closed after",
+        minimum=0,
+        maximum=DAY * 1000,
+    )
+    db_pool_connection_timeout_ms: int = setting(
+        "DB_POOL_CONNECTION_TIMEOUT_MS", 2000, "connect timeout", minimum=1, maximum=3600_000
+    )
+    backoff_base_seconds: float = setting(
+        "BACKOFF_BASE_SECONDS",
+        1.0,
+        "retry delay base: base * 2^(attempt-1)",
+        minimum=0,
+        maximum=DAY,
+    )
+    backoff_max_seconds: float = setting(
+        "BACKOFF_MAX_SECONDS", 3600.0, "retry delay cap (>= base)", minimum=0, maximum=30 * DAY
+    )
+    backoff_jitter_percent: float = setting(
+        "BACKOFF_JITTER_PERCENT",
+        0.3,
+        "± jitter on retry delays (0.3 = 30%)",
+        minimum=0,
+        maximum=1,
+    )
+    cancel_check_interval_ms: int = setting(
+        "CANCEL_CHECK_INTERVAL_MS",
+        1000,
+        "worker fallback check for cancel requests",
+        minimum=10,
+        maximum=3600_000,
+    )
+    metrics_cache_ttl_ms: int = setting(
+        "METRICS_CACHE_TTL_MS",
+        30000,
+        "cache for database-computed metrics",
+        minimum=0,
+        maximum=DAY * 1000,
+    )
+    shutdown_grace_seconds: float = setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        30.0,
+        "SIGTERM: how long running jobs may finish before hand-back",
+        minimum=0,
+        maximum=DAY,
+    )
+    leader_lease_seconds: float = setting(
+        "LEADER_LEASE_SECONDS", 15.0, "scheduler leadership lease", minimum=1, maximum=3600
+    )
+    rescue_interval_seconds: float = setting(
+        "RESCUE_INTERVAL_SECONDS",
+        5.0,
+        "how often expired leases are rescued",
+        minimum=0.05,
+        maximum=3600,
+    )
+    scheduler_tick_seconds: float = setting(
+        "SCHEDULER_TICK_SECONDS",
+        1.0,
+        "scheduler loop period (cron, etc.)",
+        minimum=0.05,
+        maximum=3600,
+    )
+    prune_interval_seconds: float = setting(
+        "PRUNE_INTERVAL_SECONDS",
+        60.0,
+        "how often old jobs are pruned",
+        minimum=0.05,
+        maximum=DAY,
+    )
+    prune_batch_size: int = setting(
+        "PRUNE_BATCH_SIZE", 1000, "rows deleted per prune statement", minimum=1, maximum=100_000
+    )
+    retention_succeeded_seconds: float = setting(
+        "RETENTION_SUCCEEDED_SECONDS",
+        7.0 * DAY,
+        "keep succeeded jobs",
+        minimum=0,
+        maximum=3650 * DAY,
+    )
+    retention_cancelled_seconds: float = setting(
+        "RETENTION_CANCELLED_SECONDS",
+        7.0 * DAY,
+        "keep cancelled and expired jobs",
+        minimum=0,
+        maximum=3650 * DAY,
+    )
+    retention_failed_seconds: float = setting(
+        "RETENTION_FAILED_SECONDS",
+        7.0 * DAY,
+        "keep failed jobs once out of the DLQ",
+        minimum=0,
+        maximum=3650 * DAY,
+    )
+    metrics_port: int = setting(
+        "METRICS_PORT",
+        0,
+        "worker/scheduler Prometheus port; 0 = none",
+        minimum=0,
+        maximum=65535,
+    )
+    metrics_require_token: bool = setting(
+        "METRICS_REQUIRE_TOKEN", False, "API /metrics needs a view_jobs token"
+    )
+    max_body_bytes: int = setting(
+        "MAX_BODY_BYTES",
+        1024 * 1024,
+        "request body limit",
+        minimum=1024,
+        maximum=1024 * 1024 * 1024,
+    )
+    auth: Literal["enabled", "disabled"] = setting(
+        "JOBSERVER_AUTH", "enabled", "disabled = no tokens needed (local use only)"
+    )
+    log_format: Literal["json", "text"] = setting(
+        "LOG_FORMAT", "json", "one JSON object per line, or text"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(
+        "LOG_LEVEL", "INFO", "log level"
+    )
+    home: str = setting(
+        "JOBSERVER_HOME",
+        ".jobserver",
+        "where `jobserver up` keeps the embedded database and the dev token",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            spec = FIELDS[f.name]
+        for name, spec in FIELDS.items():
             raw = env.get(spec.env)
             if raw is None or raw == "":
                 continue
-            values[f.name] = spec.parse(raw)
+            values[name] = spec.parse(raw)
         if not values.get("worker_id"):
             values["worker_id"] = f"worker-{socket.gethostname()}-{os.getpid()}"
         settings = cls(**values)
@@ -289,3 +318,25 @@ class Settings:
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set: expected a postgresql:// URL")
         return self.database_url
+
+
+_KINDS: dict[Any, type] = {int: int, float: float, bool: bool, str: str, str | None: str}
+
+
+def _field_of(declared: dataclasses.Field[Any], hint: Any) -> Field:
+    """The parser's view of one declared setting (a Literal's values become its choices)."""
+    meta = declared.metadata
+    choices = get_args(hint) if get_origin(hint) is Literal else None
+    return Field(
+        env=meta["env"],
+        kind=str if choices else _KINDS[hint],
+        default=declared.default,
+        minimum=meta["minimum"],
+        maximum=meta["maximum"],
+        choices=choices,
+        help=meta["doc"],
+    )
+
+
+_HINTS = get_type_hints(Settings)
+FIELDS: dict[str, Field] = {f.name: _field_of(f, _HINTS[f.name]) for f in fields(Settings)}

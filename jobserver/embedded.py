@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -62,7 +61,7 @@ class EmbeddedPostgres:
         # leaves; a run killed with -9 leaves its pid behind. We stop the server ourselves.
         handles = self.pgdata / ".handle_pids.json"
         if handles.exists():
-            handles.write_text(json.dumps([]))
+            handles.write_text("[]")
         pg = _pgserver()
         self._server = pg.get_server(self.pgdata, cleanup_mode=None)
         atexit.unregister(self._server._cleanup)

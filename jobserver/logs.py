@@ -8,11 +8,12 @@ a log line: callers must not pass tokens, and `Authorization` headers are never 
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import sys
 import time
 from typing import Any
+
+from jobserver.codec import dumps_answer_text
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -53,7 +54,29 @@ class JsonFormatter(logging.Formatter):
         entry.update(_context(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _json_line(entry)
+
+
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _json_line(entry: dict[str, Any]) -> str:
+    """The entry as one JSON line; never raises (a log call must not fail the code that logs).
+    A value the codec cannot write (an object passed in `extra`, a cycle) is written as its
+    str()."""
+    try:
+        return dumps_answer_text(entry)
+    except (TypeError, ValueError, RecursionError):
+        return dumps_answer_text(
+            {k: v if isinstance(v, _PLAIN) else _text(v) for k, v in entry.items()}
+        )
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception as e:  # a broken __str__ must not break logging either
+        return f"<unprintable {type(value).__name__}: {type(e).__name__}>"
 
 
 class TextFormatter(logging.Formatter):

@@ -194,7 +194,7 @@ def jobs_exposition() -> tuple[CollectorRegistry, JobsCollector]:
 
 async def metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
-    if settings.metrics_require_token == "true":
+    if settings.metrics_require_token:
         await authenticate(
             request,
             "view_jobs",

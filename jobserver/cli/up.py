@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import functools
 import importlib.util
 import logging
 import os
@@ -32,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -86,7 +88,7 @@ class Supervisor:
                 [sys.executable, "-m", child.module],
                 env=self.env,
                 start_new_session=True,  # Ctrl-C reaches `up` only; it stops children in order
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent(),
             )
             log.info("started %s", child.name, extra={"pid": child.proc.pid})
 
@@ -121,11 +123,21 @@ class Supervisor:
             log.info("%s exited", child.name, extra={"returncode": child.returncode})
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: get SIGTERM if `up` dies, even by SIGKILL."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+@functools.cache
+def _die_with_parent() -> Callable[[], None] | None:
+    """A hook for the child, before exec, to get SIGTERM if `up` dies, even by SIGKILL; None
+    (logged once, with the reason) where the C library has no prctl. Looked up here, in the
+    parent: a child between fork and exec must not log."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError) as e:
+        log.warning("children will outlive 'jobserver up' if it is killed: no prctl (%s)", e)
+        return None
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return arm
 
 
 def _lock_home(home: Path) -> IO[str]:

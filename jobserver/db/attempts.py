@@ -13,10 +13,13 @@ import uuid
 
 import asyncpg
 
+from jobserver.db.conn import ConnOrPool
+
 # Shared with db/events.py: the stored rows that still count, and the derived current run.
 ATTEMPTS_CTE = """
 j AS (
-    SELECT id, attempt, status, worker_id, started_at, finished_at, last_error, created_at
+    SELECT id, attempt, status, worker_id, started_at, finished_at, last_error, created_at,
+        schedule_name, scheduled_for
     FROM jobs WHERE id = $1
 ), att AS (
     SELECT a.job_id, a.attempt, a.worker_id, a.started_at, a.finished_at, a.outcome, a.error,
@@ -44,7 +47,7 @@ j AS (
 
 
 async def attempt_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     job_id: uuid.UUID,
     *,
     after: int = 0,

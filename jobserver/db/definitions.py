@@ -6,6 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.db.conn import Conn, ConnOrPool
+
 COLUMNS = (
     "key, version, default_max_attempts, timeout_seconds, concurrency_limit, params_schema,"
     " description, backoff, fingerprint, registered_at, updated_at"
@@ -13,7 +15,7 @@ COLUMNS = (
 
 
 async def definition_get(
-    conn: asyncpg.Connection | asyncpg.Pool, key: str, version: int | None = None
+    conn: ConnOrPool, key: str, version: int | None = None
 ) -> asyncpg.Record | None:
     """One definition; `version=None` means the latest registered version of `key`."""
     if version is None:
@@ -26,11 +28,11 @@ async def definition_get(
     )
 
 
-async def definition_list(conn: asyncpg.Connection | asyncpg.Pool) -> list[asyncpg.Record]:
+async def definition_list(conn: ConnOrPool) -> list[asyncpg.Record]:
     return await conn.fetch(f"SELECT {COLUMNS} FROM job_definitions ORDER BY key, version")
 
 
-async def definition_upsert(conn: asyncpg.Connection, meta: dict[str, Any]) -> str:
+async def definition_upsert(conn: Conn, meta: dict[str, Any]) -> str:
     """Insert a definition, or report how it compares with the stored one.
 
     Returns "created", "unchanged", or "conflict" (same key+version, different metadata: the
@@ -64,7 +66,7 @@ async def definition_upsert(conn: asyncpg.Connection, meta: dict[str, Any]) -> s
     return "unchanged" if stored == meta["fingerprint"] else "conflict"
 
 
-async def definition_replace(conn: asyncpg.Connection, meta: dict[str, Any]) -> None:
+async def definition_replace(conn: Conn, meta: dict[str, Any]) -> None:
     """Overwrite a definition's metadata (`register-definitions --force`)."""
     await conn.execute(
         """

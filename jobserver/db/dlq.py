@@ -8,8 +8,10 @@ from datetime import datetime
 
 import asyncpg
 
+from jobserver.db.conn import Conn, ConnOrPool
 
-async def dlq_insert_from_jobs(conn: asyncpg.Connection, job_ids: Sequence[uuid.UUID]) -> int:
+
+async def dlq_insert_from_jobs(conn: Conn, job_ids: Sequence[uuid.UUID]) -> int:
     """Copy failed jobs (and their attempt history) into the DLQ.
 
     Call it inside the transaction that sets those jobs `failed`, so a job is never failed
@@ -46,7 +48,7 @@ DLQ_COLUMNS = (
 )
 
 
-async def dlq_count(conn: asyncpg.Connection | asyncpg.Pool, *, waiting_only: bool = True) -> int:
+async def dlq_count(conn: ConnOrPool, *, waiting_only: bool = True) -> int:
     """DLQ size (rows not redriven yet, unless `waiting_only` is False)."""
     return int(
         await conn.fetchval(
@@ -56,14 +58,14 @@ async def dlq_count(conn: asyncpg.Connection | asyncpg.Pool, *, waiting_only: bo
     )
 
 
-async def dlq_delete(conn: asyncpg.Connection | asyncpg.Pool, dlq_id: uuid.UUID) -> bool:
+async def dlq_delete(conn: ConnOrPool, dlq_id: uuid.UUID) -> bool:
     """Discard a DLQ row (the failed job itself stays until the pruner's retention)."""
     result = await conn.execute("DELETE FROM dead_letter_jobs WHERE id = $1", dlq_id)
     return result.endswith(" 1")
 
 
 async def dlq_get(
-    conn: asyncpg.Connection | asyncpg.Pool, dlq_id: uuid.UUID, *, lock: bool = False
+    conn: ConnOrPool, dlq_id: uuid.UUID, *, lock: bool = False
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {DLQ_COLUMNS} FROM dead_letter_jobs WHERE id = $1"
@@ -73,7 +75,7 @@ async def dlq_get(
 
 
 async def dlq_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     *,
     definition_key: str | None = None,
     redriven: bool | None = None,
@@ -98,9 +100,7 @@ async def dlq_list(
     )
 
 
-async def dlq_mark_redriven(
-    conn: asyncpg.Connection, dlq_id: uuid.UUID, new_job_id: uuid.UUID
-) -> None:
+async def dlq_mark_redriven(conn: Conn, dlq_id: uuid.UUID, new_job_id: uuid.UUID) -> None:
     await conn.execute(
         "UPDATE dead_letter_jobs SET redriven_at = now(), redriven_job_id = $2 WHERE id = $1",
         dlq_id,
@@ -108,5 +108,5 @@ async def dlq_mark_redriven(
     )
 
 
-async def dlq_original_exists(conn: asyncpg.Connection, job_id: uuid.UUID) -> bool:
+async def dlq_original_exists(conn: Conn, job_id: uuid.UUID) -> bool:
     return bool(await conn.fetchval("SELECT count(*) FROM jobs WHERE id = $1", job_id))

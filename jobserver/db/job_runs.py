@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from jobserver.db.conn import Conn
 from jobserver.db.dlq import dlq_insert_from_jobs
 
 # Settings for the worker's own sessions (claims, acknowledgements). Right after a bulk insert,
@@ -119,7 +120,7 @@ claimed AS ({_TAKE.format(source="allowed")})
 
 
 async def job_claim_available(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     limit: int,
     refs: Sequence[str],
@@ -162,7 +163,7 @@ async def job_claim_available(
 
 
 async def job_heartbeat(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
@@ -190,7 +191,7 @@ async def job_heartbeat(
 
 
 async def job_held_status(
-    conn: asyncpg.Connection, worker_id: str, ids: Sequence[uuid.UUID], attempts: Sequence[int]
+    conn: Conn, worker_id: str, ids: Sequence[uuid.UUID], attempts: Sequence[int]
 ) -> list[asyncpg.Record]:
     """(id, status) of the given jobs still held by this worker at these attempts.
 
@@ -211,7 +212,7 @@ async def job_held_status(
 
 
 async def job_progress(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     job_id: uuid.UUID,
     attempt: int,
@@ -239,7 +240,7 @@ async def job_progress(
 
 
 async def job_event_emit(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     job_id: uuid.UUID,
     attempt: int,
@@ -281,14 +282,14 @@ SELECT array_agg(id) FROM d WHERE id NOT IN (SELECT id FROM done)
 """
 
 
-async def job_runs_prepare(conn: asyncpg.Connection, *, claim: bool = False) -> None:
+async def job_runs_prepare(conn: Conn, *, claim: bool = False) -> None:
     """Prepare the hot statements on a new worker session (asyncpg keeps them), so its first
     claim or acknowledgement costs one round trip, not a parse and type lookup first."""
     await conn.prepare(_CLAIM if claim else _COMPLETE)
 
 
 async def job_complete_many(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
@@ -348,7 +349,7 @@ _ATTEMPT_UPSERT = """
 
 
 async def job_fail_many(
-    conn: asyncpg.Connection, worker_id: str, failures: Sequence[Failure]
+    conn: Conn, worker_id: str, failures: Sequence[Failure]
 ) -> list[asyncpg.Record]:
     """Record failed attempts: retry later when attempts remain, else fail and dead-letter.
 
@@ -427,7 +428,7 @@ async def job_fail_many(
 
 
 async def job_cancel_ack_many(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],
@@ -476,7 +477,7 @@ async def job_cancel_ack_many(
 
 
 async def job_hand_back_many(
-    conn: asyncpg.Connection,
+    conn: Conn,
     worker_id: str,
     ids: Sequence[uuid.UUID],
     attempts: Sequence[int],

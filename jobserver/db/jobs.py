@@ -6,7 +6,6 @@ maintenance (rescue, expire, prune) in `maintenance.py`.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 import time
@@ -19,10 +18,11 @@ from operator import attrgetter
 from typing import Any
 
 import asyncpg
-import orjson
 from asyncpg.pgproto.pgproto import UUID as _FastUUID
 
+from jobserver.codec import dumps_stored, loads
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
+from jobserver.db.conn import Conn, ConnOrPool
 
 _RAND_B = (1 << 62) - 1
 _VARIANT = 0b10 << 62
@@ -102,16 +102,17 @@ JOB_COLUMNS = (
     " started_at, finished_at, cancel_requested_at, updated_at"
 )
 
-# Inserted columns of a NewJob (attribute = column) with their SQL types. One statement
-# inserts the jobs and sends the NOTIFY, so a submission outside an explicit transaction is
-# still atomic and costs a single round trip. The `created` event is not stored: readers
-# derive it from jobs.created_at (see db/events.py), which saves a job_events row, its two
-# index entries and its foreign-key check per job, about a third of an insert's cost in
-# PostgreSQL. A column whose value is
-# the same for every job of the call travels once as a scalar parameter, one that is NULL for
-# all of them is left to its default (NULL, or now() for run_at), and only the rest travel as
-# arrays through unnest: a typical batch sends two arrays (ids, params), not sixteen, which
-# roughly halves both the client's encoding and the server's work per row.
+# Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
+# path for jobs: the API, the Python API, cron, manual schedule triggers and redrive all call
+# `job_insert_many` / `job_insert_times` / `job_insert_returning`. One statement inserts the
+# jobs and sends the NOTIFY, so a submission outside an explicit transaction is still atomic
+# and costs a single round trip. The `created` event is not stored: readers derive it from
+# jobs.created_at (see db/events.py), which saves a job_events row, its two index entries and
+# its foreign-key check per job, about a third of an insert's cost in PostgreSQL. A column
+# whose value is the same for every job of the call travels once as a scalar parameter, one
+# that is NULL for all of them is left to its default (NULL, or now() for run_at), and only the
+# rest travel as arrays through unnest: a typical batch sends two arrays (ids, params), not
+# sixteen, which roughly halves both the client's encoding and the server's work per row.
 _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "uuid"),
     ("definition_key", "text"),
@@ -132,11 +133,19 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 _OMIT, _SCALAR, _ARRAY = 0, 1, 2
 
+# A schedule's fire time has at most one job: the unique index jobs_schedule_fire_idx on
+# (schedule_name, scheduled_for) is the arbiter, and a repeat (another scheduler, a restart, a
+# failover replaying the tick) inserts nothing.
+_SKIP_FIRED = (
+    " ON CONFLICT (schedule_name, scheduled_for) WHERE schedule_name IS NOT NULL DO NOTHING"
+)
+
 
 @lru_cache(maxsize=256)
-def _insert_sql(modes: tuple[int, ...], returning: str) -> str:
+def _insert_sql(modes: tuple[int, ...], returning: str, skip_fired: bool = False) -> str:
     """The insert statement for one combination of column modes (few in practice; asyncpg
-    keeps each prepared)."""
+    keeps each prepared). With `skip_fired`, fire times that already have their job are
+    skipped and the NOTIFY is sent only when a row was inserted."""
     names: list[str] = []
     exprs: list[str] = []
     arrays: list[str] = []
@@ -159,40 +168,28 @@ def _insert_sql(modes: tuple[int, ...], returning: str) -> str:
         names.append(col)
         exprs.append(src)
     source = f" FROM unnest({', '.join(arrays)}) AS t({', '.join(aliases)})" if arrays else ""
+    conflict = _SKIP_FIRED if skip_fired else ""
+    inserted = " AND EXISTS (SELECT 1 FROM ins)" if skip_fired else ""
     return f"""
 WITH ins AS (
     INSERT INTO jobs ({", ".join(names)})
-    SELECT {", ".join(exprs)}{source}
+    SELECT {", ".join(exprs)}{source}{conflict}
     RETURNING {returning}
 ), n AS (
-    SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}
+    SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}{inserted}
 )
 """
 
 
-_strict_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def _encode(params: Any) -> str:
-    """Params as JSON text for the jsonb column (every submission path: API, Python API,
-    schedules, redrive): orjson (ten times faster on small values),
-    the standard encoder for what orjson refuses (integers past 64 bits) and whenever its
-    output holds a null, since orjson writes NaN and infinities as null: the standard encoder
-    then refuses those (ValueError, nothing written) instead of storing null in their place."""
-    try:
-        out = orjson.dumps(params, option=orjson.OPT_NON_STR_KEYS)
-    except TypeError:  # orjson.JSONEncodeError is one
-        return _strict_encode(params)
-    return _strict_encode(params) if b"null" in out else out.decode()
-
-
 def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...], list[Any]]:
-    """(column modes, parameters) for `_insert_sql`."""
+    """(column modes, parameters) for `_insert_sql`. Params are encoded by the codec's strict
+    encoder: NaN and infinities raise `ValueError` before anything is written."""
     modes: list[int] = []
     args: list[Any] = []
     for col, _ in _INSERT_COLUMNS:
+        values: list[Any]
         if col == "params":
-            values = [_encode(j.params) for j in jobs]
+            values = [dumps_stored(j.params) for j in jobs]
         else:
             values = list(map(attrgetter(col), jobs))
         first = values[0]
@@ -215,21 +212,31 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
 
 
 async def job_insert_many(
-    conn: asyncpg.Connection,
+    conn: Conn,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
+    skip_fired: bool = False,
 ) -> list[uuid.UUID]:
     """Insert jobs and NOTIFY once, in one statement (the `created` event is derived from
-    created_at by readers).
+    created_at by readers). Returns the ids inserted, in input order.
 
     Inside a transaction (the caller's, for enqueue-in-your-transaction) the NOTIFY is
     delivered only when that transaction commits. Idempotency conflicts raise
     `asyncpg.UniqueViolationError`; callers that accept repeats resolve them first.
+
+    `skip_fired` is for schedule fires: a job whose (schedule_name, scheduled_for) already has
+    its job is skipped, not an error, so a fire time yields exactly one job however many
+    schedulers, restarts or failovers replay it; the result then lists only the jobs inserted
+    and no NOTIFY is sent when there are none.
     """
     if not jobs:
         return []
     modes, args = _insert_args(jobs, notify)
+    if skip_fired:
+        sql = _insert_sql(modes, "id", True) + "SELECT ins.id FROM ins LEFT JOIN n ON true"
+        inserted = {r[0] for r in await conn.fetch(sql, *args)}
+        return [j.id for j in jobs if j.id in inserted]
     sql = _insert_sql(modes, "id, created_at")
     sql += "SELECT count(*) FROM ins LEFT JOIN n ON true"
     await conn.fetchval(sql, *args)
@@ -237,7 +244,7 @@ async def job_insert_many(
 
 
 async def job_insert_times(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
@@ -255,7 +262,7 @@ async def job_insert_times(
 
 
 async def job_insert_returning(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     jobs: Sequence[NewJob],
     *,
     notify: bool = True,
@@ -272,7 +279,7 @@ async def job_insert_returning(
 
 
 async def job_get(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, owner: str | None = None
+    conn: ConnOrPool, job_id: uuid.UUID, owner: str | None = None
 ) -> asyncpg.Record | None:
     """One job; with `owner`, only if it belongs to that owner."""
     if owner is None:
@@ -283,7 +290,7 @@ async def job_get(
 
 
 async def job_get_by_idempotency_keys(
-    conn: asyncpg.Connection | asyncpg.Pool, owner: str, keys: Sequence[str]
+    conn: ConnOrPool, owner: str, keys: Sequence[str]
 ) -> list[asyncpg.Record]:
     """The owner's jobs holding any of these idempotency keys (unique per owner)."""
     return await conn.fetch(
@@ -333,7 +340,7 @@ class JobFilter:
 
 
 async def job_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     flt: JobFilter,
     *,
     sort_by: str = "createdAt",
@@ -370,9 +377,7 @@ async def job_list(
     )
 
 
-async def job_count(
-    conn: asyncpg.Connection | asyncpg.Pool, flt: JobFilter, cap: int = 10_000
-) -> tuple[int, bool]:
+async def job_count(conn: ConnOrPool, flt: JobFilter, cap: int = 10_000) -> tuple[int, bool]:
     """(count, is_estimate): exact up to `cap` rows, the planner's estimate above, so a count
     never scans millions of rows."""
     args: list[Any] = []
@@ -387,13 +392,13 @@ async def job_count(
         f"EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {where}", *args[:-1]
     )
     if isinstance(plan, str):
-        plan = json.loads(plan)
+        plan = loads(plan)
     estimate = int(plan[0]["Plan"]["Plan Rows"])
     return max(estimate, cap + 1), True
 
 
 async def job_cancel(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID, owner: str | None = None
+    conn: ConnOrPool, job_id: uuid.UUID, owner: str | None = None
 ) -> asyncpg.Record | None:
     """Cancel in one statement: queued -> cancelled (finished now, 'cancelled' event);
     running -> cancelling (cancel_requested_at, 'cancel_requested' event, NOTIFY on

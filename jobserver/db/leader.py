@@ -11,12 +11,14 @@ from datetime import datetime
 
 import asyncpg
 
+from jobserver.db.conn import ConnOrPool
+
 
 async def leader_acquire_or_renew(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, holder: str, lease_seconds: float
+    conn: ConnOrPool, name: str, holder: str, lease_seconds: float
 ) -> datetime | None:
     """Take or extend the lease; returns its new expiry when `holder` is leader, else None."""
-    return await conn.fetchval(
+    expires: datetime | None = await conn.fetchval(
         """
         INSERT INTO scheduler_leader AS l (name, holder, acquired_at, lease_expires_at)
         VALUES ($1, $2, now(), now() + make_interval(secs => $3))
@@ -32,9 +34,10 @@ async def leader_acquire_or_renew(
         holder,
         lease_seconds,
     )
+    return expires
 
 
-async def leader_get(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> asyncpg.Record | None:
+async def leader_get(conn: ConnOrPool, name: str) -> asyncpg.Record | None:
     """The current row (holder, acquired_at, lease_expires_at, expired), expired or not."""
     return await conn.fetchrow(
         """
@@ -46,7 +49,7 @@ async def leader_get(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> asyn
 
 
 async def leader_release(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, holder: str, channel: str | None = None
+    conn: ConnOrPool, name: str, holder: str, channel: str | None = None
 ) -> bool:
     """Give the lease up (graceful shutdown); NOTIFY `channel` so followers take over at once."""
     released = await conn.fetchval(

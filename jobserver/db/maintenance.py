@@ -16,9 +16,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from jobserver.db.channels import JOBS_CHANNEL
+from jobserver.db.conn import Conn
 from jobserver.db.dlq import dlq_insert_from_jobs
 
 _RESCUE = """
@@ -88,7 +87,7 @@ class RescueResult:
 
 
 async def job_rescue_expired(
-    conn: asyncpg.Connection, limit: int = 1000, rescuer: str = "scheduler"
+    conn: Conn, limit: int = 1000, rescuer: str = "scheduler"
 ) -> RescueResult:
     """Rescue up to `limit` jobs whose lease expired, in one transaction with their DLQ copies.
 
@@ -110,7 +109,7 @@ async def job_rescue_expired(
     return out
 
 
-async def job_expire_queued(conn: asyncpg.Connection, limit: int = 1000) -> list[uuid.UUID]:
+async def job_expire_queued(conn: Conn, limit: int = 1000) -> list[uuid.UUID]:
     """Queued jobs whose `expires_at` passed become `expired` (event `expired`)."""
     rows = await conn.fetch(
         """
@@ -135,7 +134,7 @@ async def job_expire_queued(conn: asyncpg.Connection, limit: int = 1000) -> list
 
 
 async def job_prune_finished(
-    conn: asyncpg.Connection,
+    conn: Conn,
     *,
     succeeded_seconds: float,
     cancelled_seconds: float,
@@ -194,7 +193,7 @@ async def job_prune_finished(
     return counts
 
 
-async def worker_mark_gone(conn: asyncpg.Connection, silent_seconds: float) -> list[str]:
+async def worker_mark_gone(conn: Conn, silent_seconds: float) -> list[str]:
     """Workers (active or stopping) not seen for `silent_seconds` become `gone`."""
     rows = await conn.fetch(
         """

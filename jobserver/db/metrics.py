@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from jobserver.db.conn import ConnOrPool
 
 FINISHED = "('succeeded', 'failed')"
 
 
-async def metrics_status_counts(conn: Conn) -> list[asyncpg.Record]:
+async def metrics_status_counts(conn: ConnOrPool) -> list[asyncpg.Record]:
     """(definition_key, definition_version, status, n) for every job row present."""
     return await conn.fetch(
         """
@@ -32,7 +32,7 @@ async def metrics_status_counts(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def metrics_windows(conn: Conn) -> list[asyncpg.Record]:
+async def metrics_windows(conn: ConnOrPool) -> list[asyncpg.Record]:
     """Throughput (jobs finished succeeded/failed in the last hour/day/week) and performance
     over the last day, per definition and overall (the row with NULL key), one scan of the
     last 7 days of `jobs_finished_idx`."""
@@ -62,7 +62,7 @@ async def metrics_windows(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def metrics_throughput(conn: Conn, hours: int) -> list[asyncpg.Record]:
+async def metrics_throughput(conn: ConnOrPool, hours: int) -> list[asyncpg.Record]:
     """Hourly buckets (oldest first, current hour last, zero-filled) of jobs that succeeded
     ("completed") and failed, over the last `hours` clock hours."""
     return await conn.fetch(
@@ -86,7 +86,7 @@ async def metrics_throughput(conn: Conn, hours: int) -> list[asyncpg.Record]:
     )
 
 
-async def metrics_job_totals(conn: Conn) -> list[asyncpg.Record]:
+async def metrics_job_totals(conn: ConnOrPool) -> list[asyncpg.Record]:
     """Monotonic totals per (definition_key, queue, status): live rows plus what was pruned.
 
     Columns: jobs, attempts (runs started), retries (runs after the first), rescues (attempts
@@ -115,7 +115,7 @@ async def metrics_job_totals(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def metrics_active_by_queue(conn: Conn) -> list[asyncpg.Record]:
+async def metrics_active_by_queue(conn: ConnOrPool) -> list[asyncpg.Record]:
     """(status, definition_key, queue, n) of queued/running/cancelling jobs (queue depth)."""
     return await conn.fetch(
         """
@@ -126,7 +126,7 @@ async def metrics_active_by_queue(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def metrics_finished_by_queue(conn: Conn, seconds: float) -> list[asyncpg.Record]:
+async def metrics_finished_by_queue(conn: ConnOrPool, seconds: float) -> list[asyncpg.Record]:
     """(status, definition_key, queue, n, retried) of jobs finished in the last `seconds`."""
     return await conn.fetch(
         """
@@ -140,7 +140,7 @@ async def metrics_finished_by_queue(conn: Conn, seconds: float) -> list[asyncpg.
 
 
 async def metrics_histograms(
-    conn: Conn, seconds: float, bounds: Sequence[float]
+    conn: ConnOrPool, seconds: float, bounds: Sequence[float]
 ) -> list[asyncpg.Record]:
     """Cumulative bucket counts (le, duration_n, wait_n) plus one row with le = +Inf carrying
     the sums, for runs finished in the last `seconds`: duration = start to finish, queue wait =

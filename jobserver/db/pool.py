@@ -1,16 +1,18 @@
 """The asyncpg connection pool every process uses, with JSON codecs set on each connection.
 
 Options come from `Settings`: DB_POOL_MAX, DB_POOL_IDLE_TIMEOUT_MS (idle connections closed after),
-DB_POOL_CONNECTION_TIMEOUT_MS (connect timeout). JSON and JSONB columns decode to Python objects.
+DB_POOL_CONNECTION_TIMEOUT_MS (connect timeout). JSON and JSONB values go through the codec
+(jobserver/codec.py): written with its strict encoder (NaN and infinities refused before they
+reach the server, integers past 64 bits exact), read back as Python objects.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import asyncpg
 
+from jobserver.codec import dumps_stored, loads
 from jobserver.config import Settings
 from jobserver.db.urls import asyncpg_url
 
@@ -18,18 +20,14 @@ Pool = asyncpg.Pool
 Connection = asyncpg.Connection
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 async def init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
-        await conn.set_type_codec(name, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(name, encoder=dumps_stored, decoder=loads, schema="pg_catalog")
 
 
 async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     """One connection outside any pool (LISTEN sessions, admin work)."""
-    conn = await asyncpg.connect(asyncpg_url(url), **kwargs)
+    conn: asyncpg.Connection = await asyncpg.connect(asyncpg_url(url), **kwargs)
     await init_connection(conn)
     return conn
 

@@ -1,9 +1,10 @@
 """SQL for `schedules` (cron and interval schedules) and the jobs they fire.
 
 The scheduler locks due rows with SKIP LOCKED, inserts their jobs with
-`schedule_jobs_insert` (ON CONFLICT DO NOTHING on the unique index `jobs_schedule_fire_idx`
-(schedule_name, scheduled_for): a fire time produces at most one job whatever the number of
-schedulers, restarts or failovers) and moves `next_fire_at` forward in the same transaction.
+`schedule_jobs_insert` (db/jobs' insert with ON CONFLICT DO NOTHING on the unique index
+`jobs_schedule_fire_idx` (schedule_name, scheduled_for): a fire time produces at most one job
+whatever the number of schedulers, restarts or failovers) and moves `next_fire_at` forward in
+the same transaction.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.channels import JOBS_CHANNEL
-from jobserver.db.jobs import NewJob
+from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.jobs import NewJob, job_insert_many
 
 COLUMNS = (
     "name, cron, every_seconds, timezone, definition_key, definition_version, params, queue,"
@@ -45,12 +46,12 @@ WRITABLE = (
 )
 
 
-async def schedule_delete(conn: asyncpg.Connection | asyncpg.Pool, name: str) -> bool:
+async def schedule_delete(conn: ConnOrPool, name: str) -> bool:
     result = await conn.execute("DELETE FROM schedules WHERE name = $1", name)
     return result.endswith(" 1")
 
 
-async def schedule_due_lock(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def schedule_due_lock(conn: Conn, limit: int) -> list[asyncpg.Record]:
     """Enabled schedules due now (or never planned), locked for this transaction.
 
     Rows another scheduler holds are skipped; each row also carries `db_now`, the clock the
@@ -68,22 +69,18 @@ async def schedule_due_lock(conn: asyncpg.Connection, limit: int) -> list[asyncp
     )
 
 
-async def schedule_get(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, *, lock: bool = False
-) -> asyncpg.Record | None:
+async def schedule_get(conn: ConnOrPool, name: str, *, lock: bool = False) -> asyncpg.Record | None:
     return await conn.fetchrow(
         f"SELECT {COLUMNS} FROM schedules WHERE name = $1" + (" FOR UPDATE" if lock else ""),
         name,
     )
 
 
-async def schedule_insert(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
-) -> asyncpg.Record:
+async def schedule_insert(conn: ConnOrPool, name: str, **values: Any) -> asyncpg.Record:
     """Insert a schedule; a duplicate name raises `asyncpg.UniqueViolationError`."""
     cols = [c for c in WRITABLE if c in values]
     placeholders = ", ".join(f"${i}" for i in range(2, len(cols) + 2))
-    return await conn.fetchrow(
+    row = await conn.fetchrow(
         f"""
         INSERT INTO schedules (name{"".join(", " + c for c in cols)})
         VALUES ($1{", " if cols else ""}{placeholders})
@@ -92,68 +89,26 @@ async def schedule_insert(
         name,
         *[values[c] for c in cols],
     )
+    assert row is not None  # INSERT ... RETURNING yields its row or raises
+    return row
 
 
-async def schedule_job_status(
-    conn: asyncpg.Connection | asyncpg.Pool, job_id: uuid.UUID
-) -> str | None:
+async def schedule_job_status(conn: ConnOrPool, job_id: uuid.UUID) -> str | None:
     """Status of a schedule's last job (overlap policy `skip`); None when it is gone."""
-    return await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    status: str | None = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
+    return status
 
 
-async def schedule_jobs_insert(conn: asyncpg.Connection, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
-    """Insert schedule-fired jobs, silently skipping fire times that already have their job.
-
-    Writes `created` events (details: schedule and fire time) for the rows actually inserted
-    and one NOTIFY when there are any. Returns the inserted ids.
-    """
-    if not jobs:
-        return []
-    rows = await conn.fetch(
-        """
-        WITH ins AS (
-            INSERT INTO jobs (id, definition_key, definition_version, queue, params, priority,
-                max_attempts, run_at, owner, schedule_name, scheduled_for, timeout_seconds,
-                expires_at)
-            SELECT i, dk, dv, q, p, pr, ma, now(), o, sn, sf, ts, ea
-            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::jsonb[], $6::int[],
-                $7::int[], $8::text[], $9::text[], $10::timestamptz[], $11::float8[],
-                $12::timestamptz[])
-                AS t(i, dk, dv, q, p, pr, ma, o, sn, sf, ts, ea)
-            ON CONFLICT (schedule_name, scheduled_for) WHERE schedule_name IS NOT NULL
-            DO NOTHING
-            RETURNING id, created_at, schedule_name, scheduled_for
-        ), ev AS (
-            INSERT INTO job_events (job_id, event, at, details)
-            SELECT id, 'created', created_at,
-                jsonb_build_object('schedule', schedule_name, 'scheduledFor', scheduled_for)
-            FROM ins
-        )
-        SELECT id FROM ins
-        """,
-        [j.id for j in jobs],
-        [j.definition_key for j in jobs],
-        [j.definition_version for j in jobs],
-        [j.queue for j in jobs],
-        [j.params for j in jobs],
-        [j.priority for j in jobs],
-        [j.max_attempts for j in jobs],
-        [j.owner for j in jobs],
-        [j.schedule_name for j in jobs],
-        [j.scheduled_for for j in jobs],
-        [j.timeout_seconds for j in jobs],
-        [j.expires_at for j in jobs],
-    )
-    if rows:
-        queues = {j.queue for j in jobs}
-        await conn.execute(
-            "SELECT pg_notify($1, $2)", JOBS_CHANNEL, queues.pop() if len(queues) == 1 else "*"
-        )
-    return [r["id"] for r in rows]
+async def schedule_jobs_insert(conn: Conn, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
+    """Insert schedule-fired jobs through the one job insert path, skipping fire times that
+    already have their job (exactly once per schedule and fire time). Returns the ids inserted;
+    one NOTIFY when there are any. Their `created` event is derived like every job's
+    (db/events.py), with the schedule and fire time as its details."""
+    return await job_insert_many(conn, jobs, skip_fired=True)
 
 
 async def schedule_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     *,
     limit: int = 100,
     after: str | None = None,
@@ -176,7 +131,7 @@ async def schedule_list(
 
 
 async def schedule_mark_fired(
-    conn: asyncpg.Connection,
+    conn: Conn,
     name: str,
     *,
     next_fire_at: datetime | None,
@@ -202,9 +157,7 @@ async def schedule_mark_fired(
     )
 
 
-async def schedule_update(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, **values: Any
-) -> asyncpg.Record | None:
+async def schedule_update(conn: ConnOrPool, name: str, **values: Any) -> asyncpg.Record | None:
     """Set the given writable columns (None is a value: it clears the column)."""
     cols = [c for c in WRITABLE if c in values]
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
@@ -218,7 +171,7 @@ async def schedule_update(
     )
 
 
-async def schedule_upsert_code(conn: asyncpg.Connection, name: str, **values: Any) -> str:
+async def schedule_upsert_code(conn: Conn, name: str, **values: Any) -> str:
     """Create or refresh a schedule declared in code (`source` = 'code').
 
     Returns "created", "updated" or "unchanged". A same-named schedule created over the API

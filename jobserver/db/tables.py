@@ -7,6 +7,8 @@ Runtime queries do not use SQLAlchemy; they are plain SQL through asyncpg in `jo
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -34,7 +36,7 @@ STATUS_CHECK = "status IN (" + ",".join(f"'{s}'" for s in JOB_STATUSES) + ")"
 NOW = text("now()")
 
 
-def _ts(name: str, nullable: bool = True, default: bool = False) -> Column:
+def _ts(name: str, nullable: bool = True, default: bool = False) -> Column[datetime]:
     return Column(
         name,
         DateTime(timezone=True),

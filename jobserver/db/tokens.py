@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import asyncpg
 
-Conn = asyncpg.Connection | asyncpg.Pool
+from jobserver.db.conn import ConnOrPool
 
 
-async def token_get_by_hash(conn: Conn, token_hash: str) -> asyncpg.Record | None:
+async def token_get_by_hash(conn: ConnOrPool, token_hash: str) -> asyncpg.Record | None:
     """The token row for a hash, revoked or not (callers check `revoked_at`)."""
     return await conn.fetchrow(
         "SELECT id, name, scopes, owner, revoked_at FROM api_tokens WHERE token_hash = $1",
@@ -19,9 +19,9 @@ async def token_get_by_hash(conn: Conn, token_hash: str) -> asyncpg.Record | Non
 
 
 async def token_insert(
-    conn: Conn, name: str, token_hash: str, prefix: str, scopes: Sequence[str], owner: str
+    conn: ConnOrPool, name: str, token_hash: str, prefix: str, scopes: Sequence[str], owner: str
 ) -> uuid.UUID:
-    return await conn.fetchval(
+    token_id: uuid.UUID = await conn.fetchval(
         """
         INSERT INTO api_tokens (name, token_hash, prefix, scopes, owner)
         VALUES ($1, $2, $3, $4, $5) RETURNING id
@@ -32,9 +32,10 @@ async def token_insert(
         list(scopes),
         owner,
     )
+    return token_id
 
 
-async def token_list(conn: Conn) -> list[asyncpg.Record]:
+async def token_list(conn: ConnOrPool) -> list[asyncpg.Record]:
     """Every token without its hash: name, prefix, scopes, owner and timestamps."""
     return await conn.fetch(
         """
@@ -44,7 +45,7 @@ async def token_list(conn: Conn) -> list[asyncpg.Record]:
     )
 
 
-async def token_revoke(conn: Conn, name: str) -> bool:
+async def token_revoke(conn: ConnOrPool, name: str) -> bool:
     """Revoke by name; False when no active token has that name."""
     result = await conn.execute(
         "UPDATE api_tokens SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL", name
@@ -52,7 +53,7 @@ async def token_revoke(conn: Conn, name: str) -> bool:
     return result.endswith(" 1")
 
 
-async def token_touch(conn: Conn, token_ids: Sequence[uuid.UUID]) -> None:
+async def token_touch(conn: ConnOrPool, token_ids: Sequence[uuid.UUID]) -> None:
     """Record use; the API calls it at most once a minute per token."""
     await conn.execute(
         "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1::uuid[])", list(token_ids)

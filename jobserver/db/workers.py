@@ -11,9 +11,11 @@ from datetime import datetime
 
 import asyncpg
 
+from jobserver.db.conn import ConnOrPool
+
 
 async def worker_register(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     worker_id: str,
     host: str,
     pid: int,
@@ -41,18 +43,14 @@ async def worker_register(
     )
 
 
-async def worker_heartbeat(
-    conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, running: int
-) -> None:
+async def worker_heartbeat(conn: ConnOrPool, worker_id: str, running: int) -> None:
     """Record that the worker is alive and how many jobs it runs."""
     await conn.execute(
         "UPDATE workers SET last_seen_at = now(), running = $2 WHERE id = $1", worker_id, running
     )
 
 
-async def worker_set_status(
-    conn: asyncpg.Connection | asyncpg.Pool, worker_id: str, status: str
-) -> None:
+async def worker_set_status(conn: ConnOrPool, worker_id: str, status: str) -> None:
     """Move the worker to `stopping` or `stopped` (which also stamps `stopped_at`)."""
     await conn.execute(
         """
@@ -66,9 +64,7 @@ async def worker_set_status(
     )
 
 
-async def worker_get(
-    conn: asyncpg.Connection | asyncpg.Pool, worker_id: str
-) -> asyncpg.Record | None:
+async def worker_get(conn: ConnOrPool, worker_id: str) -> asyncpg.Record | None:
     """One worker row with `held` (see `worker_list`)."""
     return await conn.fetchrow(
         f"SELECT w.*, {_HELD} AS held FROM workers w WHERE w.id = $1", worker_id
@@ -83,7 +79,7 @@ _HELD = """(SELECT count(*) FROM jobs j
 
 
 async def worker_list(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: ConnOrPool,
     *,
     statuses: Sequence[str] = (),
     limit: int = 100,

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.db.conn import Conn
 from jobserver.db.definitions import definition_get
 from jobserver.db.jobs import NewJob
 from jobserver.db.schedules import (
@@ -76,7 +77,7 @@ class CronService(BaseService):
         metrics.CRON_MISSED.inc(missed)
         return {"schedules": seen, "fired": fired, "missed": missed}
 
-    async def _fire(self, conn: asyncpg.Connection, row: asyncpg.Record) -> tuple[int, int]:
+    async def _fire(self, conn: Conn, row: asyncpg.Record) -> tuple[int, int]:
         now = row["db_now"]
         timing = Timing(row["cron"], row["every_seconds"], row["timezone"])
         if row["expires_at"] is not None and now >= row["expires_at"]:
@@ -120,9 +121,7 @@ class CronService(BaseService):
         )
         return len(job_ids), missed
 
-    async def _jobs(
-        self, conn: asyncpg.Connection, row: asyncpg.Record, fires: list[Any]
-    ) -> list[NewJob] | None:
+    async def _jobs(self, conn: Conn, row: asyncpg.Record, fires: list[Any]) -> list[NewJob] | None:
         d = await definition_get(conn, row["definition_key"], row["definition_version"])
         if d is None:
             log.warning(

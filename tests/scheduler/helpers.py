@@ -81,9 +81,6 @@ async def insert_job(
         expires_offset,
         schedule_name,
     )
-    await conn.execute(
-        "INSERT INTO job_events (job_id, event, at) VALUES ($1, 'created', now())", job_id
-    )
     for n in range(1, attempt + 1):
         await conn.execute(
             """

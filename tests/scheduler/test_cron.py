@@ -10,6 +10,7 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
+from jobserver.db.events import job_events_list
 from jobserver.db.leader import leader_get
 from jobserver.db.schedules import schedule_get, schedule_insert
 from jobserver.scheduler.cron import CronService
@@ -71,8 +72,10 @@ async def test_new_schedule_is_planned_then_fires(pool: asyncpg.Pool) -> None:
     assert j["params"] == {"message": "hi"} and j["owner"] == "scheduler"
     row = await schedule_get(pool, "every2")
     assert row["last_job_id"] == j["id"] and row["last_fire_at"] == j["scheduled_for"]
-    events = await pool.fetch("SELECT event, details FROM job_events WHERE job_id = $1", j["id"])
-    assert events[0]["event"] == "created" and events[0]["details"]["schedule"] == "every2"
+    events = await job_events_list(pool, j["id"])
+    assert [e["event"] for e in events] == ["created"]
+    assert events[0]["details"]["schedule"] == "every2"
+    assert events[0]["details"]["scheduledFor"] is not None
 
 
 async def test_two_schedulers_at_once_create_each_fire_once(pool: asyncpg.Pool) -> None:

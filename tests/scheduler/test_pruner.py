@@ -45,6 +45,9 @@ async def test_prunes_by_status_retention_in_batches(pool: asyncpg.Pool) -> None
         await dlq_insert_from_jobs(conn, [in_dlq, redriven, discarded])
     await pool.execute("UPDATE dead_letter_jobs SET redriven_at = now() WHERE id = $1", redriven)
     await pool.execute("DELETE FROM dead_letter_jobs WHERE id = $1", discarded)
+    await pool.execute(  # one stored event per job, to see it go with its job
+        "INSERT INTO job_events (job_id, event) SELECT id, 'progress' FROM jobs"
+    )
     events_before = await pool.fetchval("SELECT count(*) FROM job_events")
 
     pruner = Pruner(pool, cancelled_seconds=2 * DAY, batch=2)

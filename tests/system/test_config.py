@@ -6,6 +6,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,50 @@ def _by_env(env: str) -> tuple[str, Field]:
 
 def test_fields_cover_settings() -> None:
     assert {f.name for f in dataclasses.fields(Settings)} == set(FIELDS)
+    assert len({f.env for f in FIELDS.values()}) == len(FIELDS)
+
+
+def test_each_setting_is_declared_once_with_its_type() -> None:
+    """FIELDS is read off the dataclass: defaults and kinds cannot drift from `Settings`."""
+    hints = typing.get_type_hints(Settings)
+    for f in dataclasses.fields(Settings):
+        spec = FIELDS[f.name]
+        assert spec.default == f.default, spec.env
+        hint = hints[f.name]
+        if typing.get_origin(hint) is typing.Literal:
+            assert spec.choices == typing.get_args(hint) and f.default in spec.choices
+        else:
+            assert spec.choices is None
+            assert spec.kind in (hint, str), spec.env  # `str | None` reads as text
+    assert hints["metrics_require_token"] is bool and Settings().metrics_require_token is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("true", True), ("false", False), (" TRUE ", True), ("False", False)],
+)
+def test_bool_setting_parses_to_a_bool(raw: str, expected: bool) -> None:
+    value = Settings.from_env({"METRICS_REQUIRE_TOKEN": raw}).metrics_require_token
+    assert value is expected
+
+
+@pytest.mark.parametrize("raw", ["yes", "1", "truee", "on"])
+def test_bool_setting_refuses_other_words_in_one_line(raw: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"METRICS_REQUIRE_TOKEN": raw})
+    assert str(err.value) == f"invalid METRICS_REQUIRE_TOKEN={raw!r}: expected one of true, false"
+
+
+def test_literal_settings_take_exactly_their_values() -> None:
+    s = Settings.from_env(
+        {"LOG_FORMAT": "text", "LOG_LEVEL": "DEBUG", "JOBSERVER_AUTH": "disabled"}
+    )
+    assert (s.log_format, s.log_level, s.auth) == ("text", "DEBUG", "disabled")
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({"LOG_LEVEL": "info"})
+    assert str(err.value) == (
+        "invalid LOG_LEVEL='info': expected one of DEBUG, INFO, WARNING, ERROR"
+    )
 
 
 def test_defaults() -> None:
@@ -46,7 +91,7 @@ def test_defaults() -> None:
         name, _ = _by_env(env)
         assert getattr(s, name) == expected, env
     for name, spec in FIELDS.items():
-        if spec.default is not None:
+        if spec.default not in (None, ""):
             assert getattr(s, name) == spec.default, spec.env
     assert s.worker_id == f"worker-{os.uname().nodename}-{os.getpid()}"
     assert s.auth_enabled
@@ -75,6 +120,8 @@ def test_empty_value_means_default() -> None:
 
 
 def _bad_values(spec: Field) -> list[str]:
+    if spec.kind is bool:
+        return ["nope", "TRUEx", "0"]
     if spec.choices:
         return ["nope", spec.choices[0].upper() + "x"]
     if spec.kind is str:

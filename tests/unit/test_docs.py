@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from jobserver.config import FIELDS, fmt_number
+from jobserver.config import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -33,13 +33,7 @@ def test_every_setting_is_documented() -> None:
     }
     assert set(rows) == {f.env for f in FIELDS.values()}, "run scripts/config-table"
     for f in FIELDS.values():
-        if f.default is None:
-            expected = "unset"
-        elif isinstance(f.default, int | float):
-            expected = f"`{fmt_number(f.default)}`"
-        else:
-            expected = f"`{f.default}`"
-        assert rows[f.env].strip() == expected, f"{f.env}: run scripts/config-table"
+        assert rows[f.env].strip() == f.shown_default(), f"{f.env}: run scripts/config-table"
 
 
 def test_make_targets() -> None:
