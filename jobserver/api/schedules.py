@@ -167,7 +167,14 @@ async def trigger_schedule(request: web.Request) -> web.Response:
                 code="unknown_definition",
             )
         now = dt.datetime.now(UTC)
-        ids = await schedule_jobs_insert(conn, [schedule_job(row, info, SCHEDULE_OWNER, now)])
+        ids = await schedule_jobs_insert(
+            conn,
+            [
+                schedule_job(
+                    row, (info.key, info.version, info.default_max_attempts), SCHEDULE_OWNER, now
+                )
+            ],
+        )
         if not ids:
             raise ApiError(409, "conflict", "triggered twice in the same instant; try again")
         await schedule_mark_fired(

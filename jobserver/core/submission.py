@@ -83,16 +83,18 @@ def build_job(
 
 def schedule_job(
     schedule: Row,
-    definition: DefinitionRules,
+    definition: tuple[str, int, int],
     owner: str,
     scheduled_for: dt.datetime,
 ) -> NewJob:
     """The job a schedule row fires for `scheduled_for` (its own maxAttempts, or the
-    definition's default)."""
+    definition's default). `definition` is (key, version, default max attempts): the cron
+    service reads it from the table, the trigger route from the API's definition cache."""
+    key, version, default_max_attempts = definition
     return NewJob(
-        definition_key=definition.key,
-        definition_version=definition.version,
-        max_attempts=schedule["max_attempts"] or definition.default_max_attempts,
+        definition_key=key,
+        definition_version=version,
+        max_attempts=schedule["max_attempts"] or default_max_attempts,
         params=schedule["params"],
         queue=schedule["queue"],
         priority=schedule["priority"],

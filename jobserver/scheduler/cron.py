@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.core.submission import schedule_job
 from jobserver.db.conn import Conn
 from jobserver.db.definitions import definition_get
 from jobserver.db.jobs import NewJob
@@ -131,17 +132,5 @@ class CronService(BaseService):
                 row["definition_version"] or "latest",
             )
             return None
-        return [
-            NewJob(
-                definition_key=d["key"],
-                definition_version=d["version"],
-                max_attempts=row["max_attempts"] or d["default_max_attempts"],
-                params=row["params"],
-                queue=row["queue"],
-                priority=row["priority"],
-                owner=SCHEDULE_OWNER,
-                schedule_name=row["name"],
-                scheduled_for=t,
-            )
-            for t in fires
-        ]
+        defaults = (d["key"], d["version"], d["default_max_attempts"])
+        return [schedule_job(row, defaults, SCHEDULE_OWNER, t) for t in fires]
