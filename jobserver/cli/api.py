@@ -3,7 +3,8 @@
 Options override the environment: `--host`, `--port`. Shutdown is graceful: the listener
 closes, in-flight requests get SHUTDOWN_GRACE_SECONDS (at most 10 s) to finish, then the pool
 closes. With `--reuse-port`, several processes can share one port (SO_REUSEPORT) for more
-throughput on one host.
+throughput on one host. JOBSERVER_AUTH=disabled is refused (exit 2) unless the bind address is a
+loopback one.
 
 Speed: the event loop is uvloop when it is installed (a default dependency on Linux and
 macOS), and after start-up the objects that live as long as the process are frozen out of the
@@ -22,7 +23,7 @@ import logging
 from aiohttp import web
 
 from jobserver.api.app import create_app
-from jobserver.cli.common import load_settings, new_event_loop
+from jobserver.cli.common import load_settings, new_event_loop, refuse_open_auth
 
 log = logging.getLogger("jobserver.api")
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
+    refuse_open_auth(settings, host)
     app = create_app(settings)
     log.info("api listening", extra={"host": host, "port": port})
     loop = new_event_loop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
@@ -14,6 +15,28 @@ from jobserver.logs import setup_logging
 def fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine reaches. Other
+    names are not resolved (what a name points at can change after the check)."""
+    name = host.strip().lower()
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_open_auth(settings: Settings, host: str) -> None:
+    """JOBSERVER_AUTH=disabled lets anyone who reaches the API act as an admin: allowed only
+    when the API binds a loopback address (exit 2 otherwise)."""
+    if not settings.auth_enabled and not is_loopback(host):
+        fail(
+            f"JOBSERVER_AUTH=disabled needs the API on a loopback address (127.0.0.1, ::1, "
+            f"localhost), not HOST={host!r}: bind one, or enable auth"
+        )
 
 
 def load_settings(*, need_database: bool = True) -> Settings:

@@ -1,15 +1,22 @@
 """`jobserver up`: the whole server on one machine, in one process group.
 
-1. With DATABASE_URL unset, starts the embedded PostgreSQL (`jobserver.embedded`, data kept in
-   JOBSERVER_HOME, default `./.jobserver`, across restarts); otherwise uses DATABASE_URL.
+1. With DATABASE_URL unset, starts the embedded PostgreSQL (`jobserver.embedded`: data kept in
+   JOBSERVER_HOME, default `./.jobserver`, across restarts; socket only, password required);
+   otherwise uses DATABASE_URL.
 2. Applies migrations and publishes the shipped definitions (`jobserver.publish`; a definition
    whose metadata changed without a version bump is reported and left as stored).
-3. On first start creates a `dev` token with the `manage_jobs` scope and keeps its plaintext in
-   `<home>/dev-token` (mode 0600) so later starts can print it again; a token revoked or missing
-   from the database is replaced.
-4. Prints the URL, the token and a curl example, then runs the API, a worker and the scheduler as
-   child processes (`python -m jobserver.cli.api|worker|scheduler`, each only if installed), with
-   the same environment plus DATABASE_URL.
+3. On the embedded database only, creates a `dev` token with the `manage_jobs` scope on first
+   start, prints it in full that once and keeps its plaintext in `<home>/dev-token` (mode 0600);
+   later starts show its prefix only (`jobserver up --show-token` prints it). A revoked dev token
+   is not replaced unless `--new-dev-token` asks for it. On DATABASE_URL no token is made.
+4. Prints the URL, where the API listens (HOST, default 127.0.0.1 for `up`), the token and a curl
+   example, then runs the API, a worker and the scheduler as child processes
+   (`python -m jobserver.cli.api|worker|scheduler`, each only if installed), with the same
+   environment plus DATABASE_URL and HOST.
+
+JOBSERVER_AUTH=disabled is refused (exit 2) unless HOST is a loopback address; so is a
+JOBSERVER_HOME the embedded database cannot use (too long for its socket, not reachable by the
+OS user it runs as).
 
 If a child exits on its own, it is logged and everything stops with exit code 1. Ctrl-C or SIGTERM
 sends SIGTERM to every child, waits SHUTDOWN_GRACE_SECONDS + 10 s, SIGKILLs what is left, stops
@@ -23,12 +30,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import dataclasses
 import fcntl
 import functools
 import importlib.util
 import logging
 import os
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -40,11 +49,11 @@ from types import FrameType
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from jobserver.cli.common import fail, load_settings, run
+from jobserver.cli.common import fail, is_loopback, load_settings, refuse_open_auth, run
 from jobserver.config import Settings
 from jobserver.db import migrate
 from jobserver.db.pool import connect
-from jobserver.embedded import EmbeddedPostgres
+from jobserver.embedded import EmbeddedError, EmbeddedPostgres
 from jobserver.publish import publish
 from jobserver.registry import load_modules
 
@@ -56,11 +65,25 @@ CHILDREN: list[tuple[str, str]] = [
     ("scheduler", "jobserver.cli.scheduler"),
 ]
 KILL_MARGIN_SECONDS = 10.0
+UP_DEFAULT_HOST = "127.0.0.1"  # `up` is for one machine; HOST=0.0.0.0 opens it on purpose
+DEV_OWNER = "dev"
 PR_SET_PDEATHSIG = 1
 
 
 class _Interrupted(Exception):
     """SIGTERM or Ctrl-C while starting up."""
+
+
+class DevTokenRevoked(Exception):
+    """The dev token was revoked; `up` does not mint another unless asked (`--new-dev-token`)."""
+
+
+@dataclass(frozen=True)
+class TokenShown:
+    """What the banner says about the dev token."""
+
+    state: str  # "new", "saved", "revoked", "none" (not embedded / no token support)
+    token: str | None = None
 
 
 @dataclass
@@ -157,9 +180,12 @@ def _write_secret(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-async def ensure_dev_token(database_url: str, saved: str | None) -> str | None:
+async def ensure_dev_token(
+    database_url: str, saved: str | None, *, replace_revoked: bool = False
+) -> str | None:
     """The dev token's plaintext: `saved` if still valid, else a new one (None: no token support
-    installed)."""
+    installed). Raises DevTokenRevoked when the dev token was revoked (the saved one, or every
+    dev token in the database when none is saved) unless `replace_revoked`."""
     try:
         from jobserver import auth
         from jobserver.db import tokens
@@ -174,6 +200,12 @@ async def ensure_dev_token(database_url: str, saved: str | None) -> str | None:
             row: Any = await tokens.token_get_by_hash(conn, auth.hash_token(saved))
             if row is not None and row["revoked_at"] is None:
                 return saved
+            if row is not None and not replace_revoked:
+                raise DevTokenRevoked(row["name"])
+        if not replace_revoked:
+            dev = [r for r in await tokens.token_list(conn) if _is_dev_token(r)]
+            if dev and all(r["revoked_at"] is not None for r in dev):
+                raise DevTokenRevoked(dev[-1]["name"])
         name = "dev"
         for _ in range(2):
             try:
@@ -189,9 +221,60 @@ async def ensure_dev_token(database_url: str, saved: str | None) -> str | None:
         await conn.close()
 
 
+def _is_dev_token(row: Any) -> bool:
+    name = str(row["name"])
+    return bool(row["owner"] == DEV_OWNER and (name == "dev" or name.startswith("dev-")))
+
+
+def _read_saved(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def dev_token(url: str, token_path: Path, *, replace_revoked: bool) -> TokenShown:
+    """Reuse, create or (after a revoke) withhold the dev token; a new one is saved 0600."""
+    saved = _read_saved(token_path)
+    try:
+        token = run(ensure_dev_token(url, saved, replace_revoked=replace_revoked))
+    except DevTokenRevoked as e:
+        log.warning("dev token %s was revoked; not creating another", e)
+        return TokenShown("revoked")
+    if token is None:
+        return TokenShown("none")
+    if token == saved:
+        return TokenShown("saved", token)
+    _write_secret(token_path, token)
+    return TokenShown("new", token)
+
+
+def _bind_host(args_host: str | None) -> str:
+    """--host, else HOST when set, else loopback: `up` is not exposed unless asked to be."""
+    return args_host or os.environ.get("HOST") or UP_DEFAULT_HOST
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 def _public_url(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+    return f"http://{_url_host(settings.host)}:{settings.port}"
+
+
+def _listening(settings: Settings) -> str:
+    """Where the API binds, in words: loopback (this machine only) or open to the network."""
+    host = settings.host
+    shown = f"[{host}]" if ":" in host else host
+    if is_loopback(host):
+        return f"{shown}:{settings.port} (loopback: this machine only)"
+    if host in ("0.0.0.0", "::", ""):
+        return f"{shown or '*'}:{settings.port} (every interface: reachable from the network)"
+    return f"{shown}:{settings.port} (reachable from the network)"
 
 
 def _redact(url: str) -> str:
@@ -202,22 +285,48 @@ def _redact(url: str) -> str:
     return url
 
 
-def banner(settings: Settings, database: str, token: str | None, token_path: Path) -> str:
+def _prefix(token: str) -> str:
+    return token[:8] + "…"
+
+
+def banner(settings: Settings, database: str, shown: TokenShown, token_path: Path) -> str:
     base = _public_url(settings)
-    auth = f"-H 'Authorization: Bearer {token}' " if token else ""
     lines = [
         "",
         "jobserver is starting",
         f"  URL:       {base}   (ready when {base}/readyz answers 200)",
+        f"  listening: {_listening(settings)}",
         f"  database:  {database}",
     ]
-    if token:
-        lines.append(f"  dev token: {token}   (saved in {token_path})")
-    elif not settings.auth_enabled:
-        lines.append("  auth:      disabled (JOBSERVER_AUTH=disabled)")
+    header = '-H "Authorization: Bearer $TOKEN" '
+    if not settings.auth_enabled:
+        lines.append("  auth:      disabled (JOBSERVER_AUTH=disabled, loopback only)")
+        header = ""
+    elif shown.state == "new" and shown.token:
+        lines.append(f"  dev token: {shown.token}")
+        lines.append(
+            f"             (new: shown in full this once; saved in {token_path}, mode 0600)"
+        )
+        header = f"-H 'Authorization: Bearer {shown.token}' "
+    elif shown.state == "saved" and shown.token:
+        lines.append(
+            f"  dev token: {_prefix(shown.token)}   (in full: jobserver up --show-token, "
+            f"or {token_path})"
+        )
+        header = f'-H "Authorization: Bearer $(cat {shlex.quote(str(token_path))})" '
+    elif shown.state == "revoked":
+        lines.append(
+            "  dev token: revoked, not re-created (jobserver up --new-dev-token makes a new one); "
+            "set TOKEN to a token of yours"
+        )
+    else:
+        lines.append(
+            "  auth:      enabled; no dev token on DATABASE_URL: make one with "
+            "'jobserver tokens create --name NAME --scope manage_jobs' and set TOKEN"
+        )
     lines += [
         "  submit a job:",
-        f"    curl -s -X POST {base}/v1/jobs {auth}-H 'Content-Type: application/json' \\",
+        f"    curl -s -X POST {base}/v1/jobs {header}-H 'Content-Type: application/json' \\",
         """      -d '{"definitionKey": "echo", "params": {"message": "hello"}}'""",
         f"  API description: {base}/openapi.json",
         "  stop: Ctrl-C",
@@ -239,15 +348,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=[name for name, _ in CHILDREN],
         help="do not start this process (repeatable)",
     )
+    p.add_argument("--host", help=f"API bind address (default: HOST, else {UP_DEFAULT_HOST})")
+    p.add_argument(
+        "--show-token",
+        action="store_true",
+        help="print the saved dev token (JOBSERVER_HOME/dev-token) and exit",
+    )
+    p.add_argument(
+        "--new-dev-token",
+        action="store_true",
+        help="create a new dev token even though the last one was revoked",
+    )
     return p.parse_args(argv)
+
+
+def show_token(home: Path) -> None:
+    """`--show-token`: the saved plaintext on stdout, exit 0; exit 1 when there is none."""
+    token = _read_saved(home / "dev-token")
+    if token is None:
+        fail(f"no dev token saved in {home / 'dev-token'}", 1)
+    print(token)
+    raise SystemExit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     settings = load_settings(need_database=False)
     home = Path(settings.home).resolve()
-    lock = _lock_home(home)
+    if args.show_token:
+        show_token(home)
+    settings = dataclasses.replace(settings, host=_bind_host(args.host))
+    refuse_open_auth(settings, settings.host)
     embedded: EmbeddedPostgres | None = None
+    if not settings.database_url:
+        try:
+            embedded = EmbeddedPostgres(home)
+        except EmbeddedError as e:
+            fail(str(e))
+    lock = _lock_home(home)
     supervisor: Supervisor | None = None
     code = 0
 
@@ -262,12 +400,12 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        if settings.database_url:
-            url, where = settings.database_url, _redact(settings.database_url)
+        if embedded is None:
+            url = settings.require_database_url()
+            where = _redact(url)
         else:
-            embedded = EmbeddedPostgres(home)
             url = embedded.start()
-            where = f"embedded PostgreSQL, data in {embedded.pgdata}"
+            where = f"embedded PostgreSQL, data in {embedded.pgdata} (socket only, password)"
         migrate.upgrade(url)
         for ref, outcome in run(publish(url, load_modules().all())):
             if outcome == "conflict":
@@ -275,13 +413,10 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 log.info("definition %s: %s", ref, outcome)
         token_path = home / "dev-token"
-        token = None
-        if settings.auth_enabled:
-            saved = token_path.read_text().strip() if token_path.exists() else None
-            token = run(ensure_dev_token(url, saved))
-            if token and token != saved:
-                _write_secret(token_path, token)
-        print(banner(settings, where, token, token_path), flush=True)
+        shown = TokenShown("none")
+        if settings.auth_enabled and embedded is not None:
+            shown = dev_token(url, token_path, replace_revoked=args.new_dev_token)
+        print(banner(settings, where, shown, token_path), flush=True)
 
         wanted = [
             Child(name, module)
@@ -291,12 +426,15 @@ def main(argv: list[str] | None = None) -> None:
         missing = [n for n, m in CHILDREN if importlib.util.find_spec(m) is None]
         if missing:
             log.warning("not installed, not started: %s", ", ".join(missing))
-        env = {**os.environ, "DATABASE_URL": url}
+        env = {**os.environ, "DATABASE_URL": url, "HOST": settings.host}
         supervisor = Supervisor(env, settings.shutdown_grace_seconds, wanted)
         supervisor.start()
         code = _watch(supervisor)
     except _Interrupted:
         log.info("interrupted while starting")
+    except EmbeddedError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
     except Exception as e:  # one line for the user, details in the log
         log.exception("jobserver up failed")
         print(f"error: {e}", file=sys.stderr)
