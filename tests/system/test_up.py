@@ -1,9 +1,11 @@
 """Acceptance: `jobserver up` as a user runs it — a real subprocess, HTTP from outside, SIGTERM.
 
-Two variants: on DATABASE_URL (a fresh, unmigrated database: `up` migrates it), and on the
-embedded PostgreSQL in a temporary working directory, restarted once to show that jobs and the
-dev token survive a restart. Each checks that SIGTERM ends `up` with exit 0 within a bounded time
-and that no process it started (children, embedded PostgreSQL) is left running.
+Two variants: on DATABASE_URL (a fresh, unmigrated database: `up` migrates it; no dev token is
+made there), and on the embedded PostgreSQL in a temporary working directory, restarted to show
+that jobs and the dev token survive a restart, that the token is printed in full only when
+created, and that a revoked dev token is not silently replaced. Each checks that SIGTERM ends
+`up` with exit 0 within a bounded time and that no process it started (children, embedded
+PostgreSQL) is left running. `up` binds 127.0.0.1 unless told otherwise.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import contextlib
 import fcntl
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import psutil
 import pytest
 
+from jobserver.auth import create_token
 from jobserver.testing.cluster import free_port
 
 pytestmark = pytest.mark.slow
@@ -89,9 +95,9 @@ def _alive(p: psutil.Process) -> bool:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    """The test's environment for `up`; HOST is left unset: `up` must choose loopback itself."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HOST")}
     env.update(
-        HOST="127.0.0.1",
         LOG_FORMAT="text",
         SHUTDOWN_GRACE_SECONDS="2",
         LEASE_DURATION_SECONDS="5",
@@ -105,11 +111,11 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _start(cwd: Path, port: int, env: dict[str, str], name: str = "up") -> Up:
+def _start(cwd: Path, port: int, env: dict[str, str], name: str = "up", *args: str) -> Up:
     log_path = cwd / f"{name}.log"
     with open(log_path, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "jobserver.cli.main", "up"],
+            [sys.executable, "-m", "jobserver.cli.main", "up", *args],
             cwd=cwd,
             env=env,
             stdout=out,
@@ -181,6 +187,27 @@ def _job_id(job: dict[str, Any]) -> str:
     return str(job.get("jobId") or job.get("id"))
 
 
+def _listeners(port: int) -> set[str]:
+    """The addresses something listens on at `port`."""
+    return {
+        c.laddr.ip
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A working directory the embedded database's OS user can reach when we are root (pytest's
+    own tmp_path lies below a 0700 directory, which `up` refuses rather than open up)."""
+    d = Path(tempfile.mkdtemp(prefix="jobserver-up-", dir="/tmp"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 @pytest.fixture
 def ups() -> Iterator[list[Up]]:
     started: list[Up] = []
@@ -194,36 +221,90 @@ async def test_up_on_database_url(empty_database_url: str, tmp_path: Path, ups: 
     up = _start(tmp_path, port, _env(DATABASE_URL=empty_database_url, PORT=str(port)))
     ups.append(up)
     await _wait_ready(up)
-    token = (up.home / "dev-token").read_text().strip()
-    assert (up.home / "dev-token").stat().st_mode & 0o777 == 0o600
-    assert token in up.log()  # printed for the user, with the URL
     assert up.base in up.log()
+    assert "no dev token on DATABASE_URL" in up.log()
+    assert not (up.home / "dev-token").exists()  # not the embedded database: no token made
+    conn = await asyncpg.connect(empty_database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM api_tokens") == 0
+        token = await create_token(conn, "mine", ["manage_jobs"], "me")
+    finally:
+        await conn.close()
     await _submit_and_read(up, token)
     await _stop(up)
     assert not (up.home / "pgdata").exists()  # DATABASE_URL set: nothing embedded
 
 
-async def test_up_embedded_keeps_data_across_restart(tmp_path: Path, ups: list[Up]) -> None:
+async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up]) -> None:
     port = free_port()
     env = _env(PORT=str(port))
-    first = _start(tmp_path, port, env, "first")
+    first = _start(workdir, port, env, "first")
     ups.append(first)
     await _wait_ready(first)
     assert first.remember_postmaster() is not None
-    token = (first.home / "dev-token").read_text().strip()
+    assert _listeners(port) == {"127.0.0.1"}  # the default bind of `up` is loopback
+    assert f"listening: 127.0.0.1:{port} (loopback" in first.log()
+    token_file = first.home / "dev-token"
+    token = token_file.read_text().strip()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert f"dev token: {token}" in first.log()  # new: shown in full, once
     job_id = await _submit_and_read(first, token)
     await _stop(first)
 
-    second = _start(tmp_path, port, env, "second")
+    second = _start(workdir, port, env, "second")
     ups.append(second)
     await _wait_ready(second)
     second.remember_postmaster()
-    assert (second.home / "dev-token").read_text().strip() == token
+    assert token_file.read_text().strip() == token
+    assert token not in second.log() and f"dev token: {token[:8]}…" in second.log()
+    shown = await _cli(workdir, env, "up", "--show-token")
+    assert (shown.returncode, shown.stdout.strip()) == (0, token)
     headers = {"Authorization": f"Bearer {token}"}
     async with aiohttp.request("GET", f"{second.base}/v1/jobs/{job_id}", headers=headers) as r:
         assert r.status == 200, await r.text()
         assert _job_id(await r.json()) == job_id
+    revoke = await _cli(
+        workdir, {**env, "DATABASE_URL": _embedded_url(second.home)}, "tokens", "revoke", "dev"
+    )
+    assert revoke.returncode == 0, revoke.stderr
     await _stop(second)
+
+    third = _start(workdir, port, env, "third")  # revoked: says so, makes no new token
+    ups.append(third)
+    await _wait_ready(third)
+    third.remember_postmaster()
+    assert "dev token: revoked, not re-created" in third.log()
+    assert token_file.read_text().strip() == token
+    async with aiohttp.request("GET", f"{third.base}/v1/jobs/{job_id}", headers=headers) as r:
+        assert r.status == 401
+    await _stop(third)
+
+    fourth = _start(workdir, port, env, "fourth", "--new-dev-token")  # asked for: a new one
+    ups.append(fourth)
+    await _wait_ready(fourth)
+    fourth.remember_postmaster()
+    new = token_file.read_text().strip()
+    assert new != token and f"dev token: {new}" in fourth.log()
+    await _submit_and_read(fourth, new)
+    await _stop(fourth)
+
+
+async def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`jobserver ARGS` in a thread (the event loop keeps running)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "jobserver.cli.main", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def _embedded_url(home: Path) -> str:
+    password = (home / "db-password").read_text().strip()
+    return f"postgresql://postgres:{password}@/jobserver?host={home / 'run'}"
 
 
 def test_second_up_in_same_home_is_refused(tmp_path: Path) -> None:
