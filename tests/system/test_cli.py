@@ -90,3 +90,59 @@ def test_arguments_are_passed_to_the_sub_command(
     cli_main.main(["tokens", "create", "--name", "n", "--scope", "view_jobs"])
     cli_main.main(["register-definitions", "--force"])
     assert seen == [["create", "--name", "n", "--scope", "view_jobs"], ["--force"]]
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.10", "example.com", "::ffff:127.0.0.1"])
+@pytest.mark.parametrize("command", [("up",), ("api",)])
+def test_auth_disabled_off_loopback_is_refused(
+    command: tuple[str, ...], host: str, tmp_path: Path
+) -> None:
+    """Auth off lets anyone who reaches the API act as an admin: only on loopback."""
+    argv = (
+        [sys.executable, "-m", "jobserver.cli.main", *command]
+        if command == ("up",)
+        else [sys.executable, "-m", "jobserver.cli.api"]
+    )
+    proc = subprocess.run(
+        argv,
+        env={
+            **os.environ,
+            "JOBSERVER_AUTH": "disabled",
+            "HOST": host,
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "JOBSERVER_HOME": str(tmp_path / "home"),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: JOBSERVER_AUTH=disabled needs the API on a loopback address (127.0.0.1, ::1, "
+        f"localhost), not HOST={host!r}: bind one, or enable auth"
+    ]
+    assert not (tmp_path / "home").exists()  # refused before anything started
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.5.6.7", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("LOCALHOST", True),
+        ("0.0.0.0", False),
+        ("", False),
+        ("::", False),
+        ("10.0.0.1", False),
+        ("localhost.example.com", False),
+        ("127.0.0.1.nip.io", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool) -> None:
+    from jobserver.cli.common import is_loopback
+
+    assert is_loopback(host) is loopback
