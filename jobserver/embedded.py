@@ -36,6 +36,7 @@ import logging
 import os
 import pwd
 import secrets
+import shlex
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -130,7 +131,16 @@ class EmbeddedPostgres:
         elif not self._password:
             self._password = self._set_password_single_user()
         self._write_config()
-        self._pg_ctl("start", "-w", "-t", str(START_TIMEOUT_SECONDS), "-l", str(self.log_file))
+        self._pg_ctl(
+            "start",
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "-l",
+            str(self.log_file),
+            "-o",
+            self._forced_options(),
+        )
         self._running = True
         log.info(
             "embedded postgresql ready",
@@ -333,6 +343,20 @@ class EmbeddedPostgres:
         if INCLUDE_LINE not in text:
             with open(main_conf, "a") as f:
                 f.write(("" if text.endswith("\n") else "\n") + INCLUDE_LINE)
+
+    def _forced_options(self) -> str:
+        """The lockdown again as `postgres -c` options, which outrank every config file (an
+        ALTER SYSTEM in postgresql.auto.conf cannot reopen TCP or point at another pg_hba).
+        pg_ctl hands this string to /bin/sh, hence the shell quoting."""
+        socket_dirs = '"' + str(self.socket_dir).replace('"', '""') + '"'
+        options = {
+            "listen_addresses": "",
+            "port": str(PORT),
+            "unix_socket_directories": socket_dirs,
+            "unix_socket_permissions": "0700",
+            "hba_file": str(self.pgdata / "pg_hba.conf"),
+        }
+        return " ".join(f"-c {shlex.quote(f'{k}={v}')}" for k, v in options.items())
 
     def _write_owned(self, path: Path, text: str) -> None:
         tmp = path.with_name(path.name + ".jobserver-new")

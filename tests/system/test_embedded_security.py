@@ -102,12 +102,13 @@ def base() -> Iterator[Path]:
 @pytest.fixture
 def running(base: Path) -> Iterator[tuple[EmbeddedPostgres, dict[str, int]]]:
     """A started server whose home lies below a 0711 directory (traversable, not listable):
-    the mode the wheel's code would have widened to 0755."""
+    the mode the wheel's code would have widened to 0755. The home's name has a space and a
+    quote, for the config files and pg_ctl's shell."""
     locked = base / "locked"
     locked.mkdir(mode=0o711)
     locked.chmod(0o711)
     before = modes(locked)
-    db = EmbeddedPostgres(locked / "home")
+    db = EmbeddedPostgres(locked / "jo's home")
     db.start()
     try:
         yield db, before
@@ -163,7 +164,8 @@ def test_socket_is_private_and_needs_the_password(
         finally:
             await conn.close()
 
-    assert asyncio.run(settings()) == ("", str(db.socket_dir))  # no TCP, no /tmp socket
+    listen, dirs = asyncio.run(settings())
+    assert (listen, dirs.strip('"')) == ("", str(db.socket_dir))  # no TCP, no /tmp socket
     assert modes(db.home.parent) == before
 
 
@@ -172,6 +174,17 @@ def test_restart_keeps_password_and_lockdown(
 ) -> None:
     db, before = running
     password = db.password_file.read_text()
+
+    async def reopen() -> None:  # what a superuser could try: config files cannot undo it
+        conn = await asyncpg.connect(db.url)
+        try:
+            await conn.execute("ALTER SYSTEM SET listen_addresses = '*'")
+            await conn.execute("ALTER SYSTEM SET unix_socket_permissions = '0777'")
+            await conn.execute("ALTER SYSTEM SET unix_socket_directories = '/tmp'")
+        finally:
+            await conn.close()
+
+    asyncio.run(reopen())
     db.stop()
     again = EmbeddedPostgres(db.home)
     url = again.start()
@@ -179,14 +192,20 @@ def test_restart_keeps_password_and_lockdown(
         assert db.password_file.read_text() == password
         assert again.socket_dir.stat().st_mode & 0o777 == 0o700
 
-        async def one() -> int:
+        async def one() -> tuple[str, str, str]:
             conn = await asyncpg.connect(url)
             try:
-                return int(await conn.fetchval("SELECT 1"))
+                return (
+                    await conn.fetchval("SHOW listen_addresses"),
+                    await conn.fetchval("SHOW unix_socket_permissions"),
+                    await conn.fetchval("SHOW unix_socket_directories"),
+                )
             finally:
                 await conn.close()
 
-        assert asyncio.run(one()) == 1
+        listen, perms, dirs = asyncio.run(one())
+        assert (listen, perms) == ("", "0700")
+        assert dirs.strip('"') == str(again.socket_dir)
     finally:
         again.stop()
     assert modes(db.home.parent) == before
