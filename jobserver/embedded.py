@@ -51,6 +51,7 @@ PORT = 5432
 SOCKET_NAME = f".s.PGSQL.{PORT}"
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes, the last one a NUL
 SERVICE_USER = "jobserver"
+UNSAFE_PATH_CHARS = '"$`\\\n'  # pg_ctl puts the data dir in double quotes for /bin/sh
 USERADD = ("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin")
 NEW_CLUSTER_VERSION = 18
 START_TIMEOUT_SECONDS = 60
@@ -105,6 +106,12 @@ class EmbeddedPostgres:
         self._password = ""
         self._user: str | None = None  # the OS user running postgres; None = ourselves
         self._bin = Path()
+        bad = sorted(set(str(self.home)) & set(UNSAFE_PATH_CHARS))
+        if bad:
+            raise EmbeddedError(
+                f"JOBSERVER_HOME={str(self.home)!r} contains {''.join(bad)!r}, which pg_ctl "
+                f"cannot pass through its shell; choose another JOBSERVER_HOME or set DATABASE_URL"
+            )
         socket_path = self.socket_dir / SOCKET_NAME
         if len(os.fsencode(socket_path)) > SOCKET_PATH_MAX:
             raise EmbeddedError(

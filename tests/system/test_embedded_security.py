@@ -284,3 +284,10 @@ def test_too_long_home_is_one_line_exit_2(base: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: JOBSERVER_HOME="), proc.stderr
     assert "too long" in lines[0] and "107" in lines[0]
     assert not home.exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize("char", ['"', "$", "`", "\\", "\n"])
+def test_home_pg_ctl_cannot_quote_is_refused(base: Path, char: str) -> None:
+    with pytest.raises(EmbeddedError, match="pg_ctl cannot pass") as e:
+        EmbeddedPostgres(base / f"a{char}b")
+    assert "\n" not in str(e.value)
