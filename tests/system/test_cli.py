@@ -146,3 +146,42 @@ def test_is_loopback(host: str, loopback: bool) -> None:
     from jobserver.cli.common import is_loopback
 
     assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_auth_disabled_on_loopback_is_served(host: str) -> None:
+    """The other side of the rule: on loopback the API starts and answers (the test can fail)."""
+    import signal
+    import time
+    import urllib.request
+
+    from jobserver.testing.cluster import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobserver.cli.api"],
+        env={
+            **os.environ,
+            "JOBSERVER_AUTH": "disabled",
+            "HOST": host,
+            "PORT": str(port),
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "jobserver-api did not answer"
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
