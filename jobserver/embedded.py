@@ -16,7 +16,10 @@ of an existing `pgdata`, else `jobserver` (created with `useradd --system` when 
 `pg_hba.conf` and `pgdata/jobserver.conf` are rewritten on every start: only the socket, only
 with the password. Parent directories are never changed: a home that user cannot reach, or whose
 socket path is longer than a unix socket allows (107 bytes), raises `EmbeddedError`, whose one
-line `up` prints before it exits 2.
+line `up` prints before it exits 2. One exception: run as root with a new home that user cannot
+reach (a checkout under `/root`, mode 0700), the cluster and its socket live in
+`/var/lib/jobserver/<digest of the home's path>/` instead (root-owned 0755 parent, the
+cluster's directory 0700 and owned by the database's user); the password stays in the home.
 
 Data directories made by the earlier wheel-driven code (trust auth, socket in pgdata or /tmp) keep
 working: on their first start a password is set in single-user mode, then the rewritten config
@@ -31,6 +34,7 @@ applies. A server left running by a killed `up` is stopped and started again wit
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import logging
 import os
@@ -51,6 +55,7 @@ PORT = 5432
 SOCKET_NAME = f".s.PGSQL.{PORT}"
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes, the last one a NUL
 SERVICE_USER = "jobserver"
+STATE_ROOT = Path("/var/lib/jobserver")  # clusters of homes the database's user cannot reach
 UNSAFE_PATH_CHARS = '"$`\\\n'  # pg_ctl puts the data dir in double quotes for /bin/sh
 USERADD = ("useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin")
 NEW_CLUSTER_VERSION = 18
@@ -127,7 +132,8 @@ class EmbeddedPostgres:
         return its URL."""
         self.home.mkdir(parents=True, exist_ok=True)
         self._user = self._service_user()
-        self._check_reachable()
+        if not self._reachable():
+            self._relocate()
         self._make_private_dir(self.socket_dir)
         version = self._cluster_version()
         self._bin = self._bin_for(version)
@@ -205,21 +211,41 @@ class EmbeddedPostgres:
             log.info("created OS user for the embedded postgresql", extra={"user": SERVICE_USER})
         return SERVICE_USER
 
-    def _check_reachable(self) -> None:
-        """As root, the database's user must already be able to reach the home: we never open up
-        parent directories for it."""
+    def _reachable(self) -> bool:
+        """As root, can the database's user reach the home? We never open up its parents."""
         if self._user is None:
-            return
+            return True
         probe = subprocess.run(
             ["test", "-x", str(self.home)], user=self._user, cwd="/", capture_output=True
         )
-        if probe.returncode != 0:
+        return probe.returncode == 0
+
+    def _relocate(self) -> None:
+        """Keep a new cluster under STATE_ROOT when its home is out of the database user's
+        reach; an existing cluster in the home stays where it is (and cannot work: refused)."""
+        if self.pgdata.exists() or STATE_ROOT.is_symlink():
             raise EmbeddedError(
                 f"the embedded PostgreSQL runs as OS user {self._user!r}, which cannot reach "
                 f"JOBSERVER_HOME={self.home} (a directory on the way does not let it through, and "
                 f"jobserver does not change parent directories); choose a JOBSERVER_HOME it can "
                 f"reach, or set DATABASE_URL"
             )
+        STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = STATE_ROOT.lstat()
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise EmbeddedError(
+                f"{STATE_ROOT} must be owned by root and writable by root alone "
+                f"(it holds the clusters of homes the database's user cannot reach)"
+            )
+        root = STATE_ROOT / hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
+        self._make_private_dir(root)
+        self.pgdata = root / "pgdata"
+        self.socket_dir = root / "run"
+        self.log_file = self.pgdata / "log"
+        log.info(
+            "the database's OS user cannot reach JOBSERVER_HOME: its cluster lives elsewhere",
+            extra={"home": str(self.home), "pgdata": str(self.pgdata), "user": self._user},
+        )
 
     def _make_private_dir(self, path: Path) -> None:
         """A real directory owned by the database's user, mode 0700 (never a symlink)."""

@@ -22,7 +22,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from jobserver.embedded import SOCKET_NAME, EmbeddedError, EmbeddedPostgres, _bin_dirs
+from jobserver.embedded import (
+    SERVICE_USER,
+    SOCKET_NAME,
+    STATE_ROOT,
+    USERADD,
+    EmbeddedError,
+    EmbeddedPostgres,
+    _bin_dirs,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -255,16 +263,52 @@ def test_cluster_made_by_the_old_code_is_locked_down(base: Path) -> None:
         db.stop()
 
 
-def test_home_the_database_user_cannot_reach_is_refused(base: Path) -> None:
+def test_home_the_database_user_cannot_reach_keeps_its_cluster_elsewhere(base: Path) -> None:
     private = base / "private"
     private.mkdir(mode=0o700)
     private.chmod(0o700)
     db = EmbeddedPostgres(private / "home")
+    try:
+        url = db.start()
+        assert private.stat().st_mode & 0o777 == 0o700  # not opened up for it
+        assert not (private / "home" / "pgdata").exists()
+        assert db.pgdata.parent.parent == STATE_ROOT
+        assert db.pgdata.parent.stat().st_mode & 0o777 == 0o700
+        assert db.socket_dir.stat().st_mode & 0o777 == 0o700
+
+        async def answer() -> int:
+            conn = await asyncpg.connect(url)
+            try:
+                return int(await conn.fetchval("SELECT 42"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(answer()) == 42
+    finally:
+        db.stop()
+        shutil.rmtree(db.pgdata.parent, ignore_errors=True)
+
+
+def _ids(user: str) -> tuple[int, int]:
+    """uid and gid of `user`, made as the embedded database makes its own when missing."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run([*USERADD, user], check=True, capture_output=True)
+        pw = pwd.getpwnam(user)
+    return pw.pw_uid, pw.pw_gid
+
+
+def test_existing_cluster_the_database_user_cannot_reach_is_refused(base: Path) -> None:
+    private = base / "private"
+    (private / "home" / "pgdata").mkdir(parents=True)
+    private.chmod(0o700)
+    os.chown(private / "home" / "pgdata", *_ids(SERVICE_USER))
+    db = EmbeddedPostgres(private / "home")
     with pytest.raises(EmbeddedError, match="cannot reach") as e:
         db.start()
     assert "\n" not in str(e.value)
-    assert private.stat().st_mode & 0o777 == 0o700  # not opened up for it
-    assert not (private / "home" / "pgdata").exists()
+    assert private.stat().st_mode & 0o777 == 0o700
 
 
 def test_too_long_home_is_one_line_exit_2(base: Path) -> None:
