@@ -47,6 +47,21 @@ async def job_events_insert(conn: Conn, rows: Sequence[EventRow]) -> None:
     )
 
 
+async def job_events_stored(conn: ConnOrPool, job_id: uuid.UUID) -> tuple[int, bool]:
+    """(custom and progress events stored for the job, whether an `events_truncated` is): what
+    the worker's per-job event cap starts an attempt from (on job_events_job_idx)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE event IN ('custom', 'progress')),
+            coalesce(bool_or(event = 'events_truncated'), false)
+        FROM job_events WHERE job_id = $1
+        """,
+        job_id,
+    )
+    assert row is not None
+    return int(row[0]), bool(row[1])
+
+
 _LIST = f"""
 WITH {ATTEMPTS_CTE}, ev AS (
     SELECT id AS sid, event, at, worker_id, attempt, details FROM job_events
