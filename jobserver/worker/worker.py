@@ -93,6 +93,7 @@ class Worker:
             self._write_connection,
             self.worker_id,
             self._written,
+            refused=lambda h, error: self.slots.refused(h, error),
             delay=ack_delay,
             max_batch=ack_max_batch,
         )
