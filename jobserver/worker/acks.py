@@ -67,6 +67,9 @@ def refused_row(e: BaseException) -> bool:
 def db_message(e: BaseException) -> str:
     """The database's complaint as one bounded line of storable text."""
     text = str(e).splitlines()[0] if str(e) else type(e).__name__
+    detail = getattr(e, "detail", None) if isinstance(e, asyncpg.PostgresError) else None
+    if detail:
+        text = f"{text} ({detail})"
     return text.replace("\x00", "").encode("utf-8", "backslashreplace").decode()[:500]
 
 
@@ -355,7 +358,9 @@ class AckBuffer:
                     if not refused_row(e):
                         raise
                     error = f"result_not_storable: the database refused the result: {db_message(e)}"
-                    log.warning(error, extra={"jobId": str(entry.id), "attempt": entry.attempt})
+                    log.warning(
+                        "%s", error, extra={"jobId": str(entry.id), "attempt": entry.attempt}
+                    )
                     batch.failures.append((entry, self._refused(entry, error)))
                 else:
                     done.append(entry)
