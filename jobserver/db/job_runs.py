@@ -12,8 +12,8 @@ so it is when the job's code began, on the database clock). The standard events 
 columns by the readers (`db/events.py`, `db/attempts.py`). Rarer outcomes store their rows: a
 failure, a timeout, a cancellation or a hand-back inserts the closed `job_attempts` row of that
 attempt and its events (retry_scheduled, timed_out, failed, dead_lettered, cancelled,
-handed_back); progress, custom (ctx.emit_event: details {"name", "data"}) and hook_failed are
-stored events.
+handed_back); progress, custom (ctx.emit_event: details {"name", "data"}), hook_failed and
+events_truncated (the worker's per-job event cap was reached) are stored events.
 """
 
 from __future__ import annotations
