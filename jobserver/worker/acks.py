@@ -19,8 +19,11 @@ given up (logged; its lease expires and the rescuer ends it). Once the buffer is
 (shutdown) a batch is retried at most CLOSE_RETRIES times, so SIGTERM stops a worker whose
 writes keep failing; what is left is given up the same way.
 
-Options: delay (default 0.005 s), max_batch (default 1000). Emits the ack batch size histogram
-and fenced-write counters through the `on_written` callback of the worker.
+Options: delay (default 0.005 s), max_batch (default 1000), refused (builds the failed attempt
+of a refused success; the worker's gives it the definition's retry back-off). Emits the ack
+batch size histogram, `jobserver_worker_db_errors_total{where="ack"|"ack_refused"}`, and,
+through the worker's `on_written` callback (kind succeeded | failed | cancelled | given_up),
+the finished and fenced-write counters.
 """
 
 from __future__ import annotations
