@@ -168,9 +168,12 @@ async def poison(params: dict[str, Any], ctx: Any) -> Any:
 
 @definition("test.chatty", 1, default_max_attempts=1, timeout_seconds=60)
 async def chatty(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    """Emit `n` custom events (and a progress report after each); say how many were stored."""
+    """Emit `n` custom events (and a progress report after each); say how many were stored.
+    With `fail_first`, the first attempt then fails (so the next one starts from its events)."""
     stored = 0
     for i in range(int(params["n"])):
         stored += bool(await ctx.emit_event("step", {"i": i}))
         await ctx.progress(i + 1, params["n"])
+    if params.get("fail_first") and ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
     return {"stored": stored}

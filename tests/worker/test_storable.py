@@ -136,3 +136,22 @@ async def test_a_capped_job_stores_max_events_and_one_events_truncated(
     )
     assert counts == {"custom": 4, "progress": 3, "events_truncated": 1}
     assert row["progress"]["done"] == 20  # the row still follows past the cap
+
+
+async def test_the_event_cap_counts_the_events_of_earlier_attempts(
+    db: asyncpg.Pool, start_worker: Any, fast_settings: Settings
+) -> None:
+    settings = replace(
+        fast_settings, max_events_per_job=9, progress_min_interval_ms=0, backoff_base_seconds=0.05
+    )
+    [jid] = await submit(db, "test.chatty", [{"n": 3, "fail_first": True}], max_attempts=2)
+    await start_worker(settings)
+    await wait_for(lambda: _all_terminal(db, [jid]))
+    row = await job(db, jid)
+    assert (row["status"], row["attempt"]) == ("succeeded", 2)
+    # attempt 1 stored 6 (3 custom + 3 progress); attempt 2 had 3 left: custom, progress, custom
+    assert row["result"] == {"stored": 2}
+    counts = dict(
+        await db.fetch("SELECT event, count(*) FROM job_events WHERE job_id = $1 GROUP BY 1", jid)
+    )
+    assert counts["custom"] + counts["progress"] == 9 and counts["events_truncated"] == 1
