@@ -10,6 +10,12 @@ Two encoders, because stored JSON and answered JSON have different rules:
   and log lines; also writes datetimes, dates and UUIDs (ISO 8601, canonical text) and sets.
 - `canonical(value) -> str`: sorted keys, compact, for fingerprints (idempotency, definition
   metadata), equal for equal JSON values.
+- `dumps_storable(value, limit, what)`: `dumps_stored` for what a job hands the worker (results,
+  events, progress): also refuses what PostgreSQL cannot store (`\\u0000` in any string or key,
+  lone surrogates, deeper nesting than the encoders take) and text over `limit` bytes, with
+  `NotStorable` ("result_not_storable: result holds a NUL character at x"), so a bad value fails
+  its own attempt before it reaches a batched write. On the orjson path the check is one
+  substring search and a length test of the encoded text.
 - `loads(text)`: the decoder the database connections use.
 """
 
@@ -18,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -53,6 +60,81 @@ def dumps_stored(value: Any) -> str:
     except TypeError:  # orjson.JSONEncodeError is one (e.g. integers past 64 bits)
         return _strict(value)
     return _strict(value) if b"null" in out else out.decode()
+
+
+class NotStorable(ValueError):
+    """A value PostgreSQL cannot store; the message starts with the code, `result_not_storable`."""
+
+    code = "result_not_storable"
+
+    def __init__(self, what: str, why: str) -> None:
+        super().__init__(f"{self.code}: {what} {why}")
+
+
+def _where(path: list[str]) -> str:
+    """The path as printable text (a key may hold the very characters refused)."""
+    if not path:
+        return "the top level"
+    text = ".".join(path).replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode()
+
+
+def _find(value: Any, bad: Callable[[str], bool], path: list[str]) -> str | None:
+    """The path of the first string or key in `value` for which `bad` holds (slow path only)."""
+    if isinstance(value, str):
+        return _where(path) if bad(value) else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = str(k)
+            if bad(key):
+                return _where([*path, key])
+            found = _find(v, bad, [*path, key])
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple | set | frozenset):
+        for i, v in enumerate(value):
+            found = _find(v, bad, [*path, str(i)])
+            if found is not None:
+                return found
+    return None
+
+
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def dumps_storable(value: Any, limit: int, what: str = "result") -> str:
+    """`dumps_stored` that also refuses what PostgreSQL cannot store (`NotStorable`)."""
+    try:
+        out = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # lone surrogates, integers past 64 bits, nesting past 254 levels
+        try:
+            text = _strict(value)
+        except RecursionError:
+            raise NotStorable(what, "is nested too deeply") from None
+        try:
+            size = len(text.encode())
+        except UnicodeEncodeError:
+            at = _find(value, _has_surrogate, [])
+            raise NotStorable(what, f"holds a lone surrogate at {at}") from None
+    else:
+        size = len(out)
+        text = _strict(value) if b"null" in out else out.decode()
+    if size > limit:
+        raise NotStorable(what, f"is {size} bytes of JSON, over the limit of {limit}")
+    if "\\u0000" in text:  # NUL, or a backslash followed by "u0000": look closer
+        at = _find(value, _has_nul, [])
+        if at is not None:
+            raise NotStorable(what, f"holds a NUL character at {at}")
+    return text
 
 
 def dumps_answer(value: Any) -> bytes:

@@ -250,6 +250,28 @@ class Settings:
         minimum=0,
         maximum=3650 * DAY,
     )
+    # -- what one job may store (a result, its events, its progress) --
+    max_result_bytes: int = setting(
+        "MAX_RESULT_BYTES",
+        1024 * 1024,
+        "largest JSON a job may store as its result, an event or a progress report",
+        minimum=1024,
+        maximum=256 * 1024 * 1024,
+    )
+    progress_min_interval_ms: int = setting(
+        "PROGRESS_MIN_INTERVAL_MS",
+        1000,
+        "at most one progress write per job this often (the last one is always written)",
+        minimum=0,
+        maximum=DAY * 1000,
+    )
+    max_events_per_job: int = setting(
+        "MAX_EVENTS_PER_JOB",
+        10_000,
+        "custom and progress events stored per job; then one events_truncated event",
+        minimum=1,
+        maximum=100_000_000,
+    )
     metrics_port: int = setting(
         "METRICS_PORT",
         0,

@@ -5,7 +5,8 @@ fired by a schedule, with the schedule and fire time as details), one
 `started` per run from its attempt (stored `job_attempts` rows and the run in the `jobs` row,
 see db/attempts.py), and `succeeded` from jobs.finished_at of a succeeded job. Everything else
 (progress, custom, cancel_requested, cancelled, retry_scheduled, timed_out, failed,
-dead_lettered, lease_expired, rescued, expired, redriven, handed_back, hook_failed) is a row
+dead_lettered, lease_expired, rescued, expired, redriven, handed_back, hook_failed,
+events_truncated) is a row
 written in the transaction of the transition it records. A stored `created` row (schedule fires
 used to write one) is ignored, so no job shows two.
 
@@ -45,6 +46,21 @@ async def job_events_insert(conn: Conn, rows: Sequence[EventRow]) -> None:
         list(attempts),
         list(details),
     )
+
+
+async def job_events_stored(conn: ConnOrPool, job_id: uuid.UUID) -> tuple[int, bool]:
+    """(custom and progress events stored for the job, whether an `events_truncated` is): what
+    the worker's per-job event cap starts an attempt from (on job_events_job_idx)."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE event IN ('custom', 'progress')),
+            coalesce(bool_or(event = 'events_truncated'), false)
+        FROM job_events WHERE job_id = $1
+        """,
+        job_id,
+    )
+    assert row is not None
+    return int(row[0]), bool(row[1])
 
 
 _LIST = f"""

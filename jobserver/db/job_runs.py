@@ -12,8 +12,8 @@ so it is when the job's code began, on the database clock). The standard events 
 columns by the readers (`db/events.py`, `db/attempts.py`). Rarer outcomes store their rows: a
 failure, a timeout, a cancellation or a hand-back inserts the closed `job_attempts` row of that
 attempt and its events (retry_scheduled, timed_out, failed, dead_lettered, cancelled,
-handed_back); progress, custom (ctx.emit_event: details {"name", "data"}) and hook_failed are
-stored events.
+handed_back); progress, custom (ctx.emit_event: details {"name", "data"}), hook_failed and
+events_truncated (the worker's per-job event cap was reached) are stored events.
 """
 
 from __future__ import annotations
@@ -217,8 +217,11 @@ async def job_progress(
     job_id: uuid.UUID,
     attempt: int,
     progress_json: str,
+    *,
+    event: bool = True,
 ) -> bool:
-    """Store progress on the job and as a `progress` event; False when fenced off."""
+    """Store progress on the job and (with `event`) as a `progress` event; False when fenced
+    off. Without `event` (the job's event cap is reached) only `jobs.progress` changes."""
     row = await conn.fetchval(
         f"""
         WITH p AS (
@@ -227,7 +230,7 @@ async def job_progress(
             RETURNING j.id
         ), ev AS (
             INSERT INTO job_events (job_id, event, worker_id, attempt, details)
-            SELECT id, 'progress', $1, $3, $4::text::jsonb FROM p
+            SELECT id, 'progress', $1, $3, $4::text::jsonb FROM p WHERE $5
         )
         SELECT count(*) FROM p
         """,
@@ -235,6 +238,7 @@ async def job_progress(
         job_id,
         attempt,
         progress_json,
+        event,
     )
     return bool(row)
 

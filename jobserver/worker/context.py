@@ -2,9 +2,16 @@
 
 - `job_id`, `attempt`, `max_attempts`, `params`, `worker_id`
 - `logger`: a LoggerAdapter adding jobId/workerId to every record (made on first use)
-- `await emit_event(name, data)`: a `custom` event with details {"name": name, "data": data}
+- `await emit_event(name, data)`: a `custom` event with details {"name": name, "data": data};
+  returns False when it was fenced off or dropped: a job stores at most MAX_EVENTS_PER_JOB
+  custom and progress events, then one `events_truncated` (see writes.py)
 - `await progress(done, total, message=None)`: stored in `jobs.progress` and as a `progress`
-  event; both fenced, so a worker that lost the job writes nothing
+  event; both fenced, so a worker that lost the job writes nothing. At most one write per
+  PROGRESS_MIN_INTERVAL_MS: a report inside the interval is kept and written when it ends (or
+  when the code ends), replaced by any newer one
+- an event or progress report that cannot be stored (NUL, lone surrogate, over
+  MAX_RESULT_BYTES) raises `NotStorable` (a ValueError) in the job's code, so it fails that
+  attempt with `result_not_storable: …` unless the code catches it
 - `cancelled`: an asyncio.Event set when the job is cancelled, its lease is lost or the worker
   hands it back; a job may await or poll it and stop early
 - `await run_cpu(fn, *args)`: run a picklable function in the worker's process pool so CPU work
@@ -12,8 +19,8 @@
   the call's process is terminated, so the work stops with the job
 - `pool`: the worker's asyncpg pool, for definitions that need the database
 
-The context reaches the worker only through `JobHost` (the worker id, the pool, the CPU pool
-and the two fenced writes), which `WorkerHost` implements over the database and unit tests
+The context reaches the worker only through `JobHost` (the worker id, the pool, the CPU pool,
+the limits and the fenced writes), which `WorkerHost` implements over the database and unit tests
 implement in memory.
 """
 
@@ -27,7 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import asyncpg
 
-from jobserver.codec import dumps_stored
+from jobserver.codec import dumps_storable
+from jobserver.worker.writes import JobWrites, Limits
 
 if TYPE_CHECKING:
     import pebble
@@ -46,19 +54,37 @@ class JobHost(Protocol):
 
     def cpu_pool(self) -> pebble.ProcessPool: ...
 
+    @property
+    def limits(self) -> Limits: ...
+
     async def write_event(
         self, job_id: uuid.UUID, attempt: int, event: str, details_json: str | None
     ) -> bool:
         """Record a lifecycle event of the job, fenced; False when it was fenced off."""
         ...
 
-    async def write_progress(self, job_id: uuid.UUID, attempt: int, body_json: str) -> bool:
-        """Store the job's progress (and its event), fenced; False when it was fenced off."""
+    async def write_progress(
+        self, job_id: uuid.UUID, attempt: int, body_json: str, *, event: bool = True
+    ) -> bool:
+        """Store the job's progress (and, with `event`, its event), fenced; False when fenced."""
+        ...
+
+    async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
+        """(custom and progress events stored for the job, whether one `events_truncated` is)."""
         ...
 
 
 class JobContext:
-    __slots__ = ("_cancelled", "_logger", "attempt", "host", "job_id", "max_attempts", "params")
+    __slots__ = (
+        "_cancelled",
+        "_logger",
+        "attempt",
+        "host",
+        "job_id",
+        "max_attempts",
+        "params",
+        "writes",
+    )
 
     def __init__(
         self, host: JobHost, job_id: uuid.UUID, attempt: int, max_attempts: int, params: Any
@@ -70,6 +96,7 @@ class JobContext:
         self.params = params
         self._cancelled: asyncio.Event | None = None  # made on first use: most jobs never look
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self.writes: JobWrites | None = None  # made on the first event or progress report
 
     @property
     def cancelled(self) -> asyncio.Event:
@@ -95,21 +122,28 @@ class JobContext:
             )
         return self._logger
 
+    def _writes(self) -> JobWrites:
+        if self.writes is None:
+            self.writes = JobWrites(self.host, self.job_id, self.attempt)
+        return self.writes
+
     async def emit_event(self, name: str, data: Any = None) -> bool:
-        """Record a custom event; returns False when the write was fenced off."""
-        details = dumps_stored({"name": str(name), "data": data})
-        return await self.host.write_event(self.job_id, self.attempt, "custom", details)
+        """Record a custom event; False when fenced off or dropped (the job's event cap)."""
+        limit = self.host.limits.max_result_bytes
+        details = dumps_storable({"name": str(name), "data": data}, limit, "event")
+        return await self._writes().event(details)
 
     async def progress(
         self, done: float, total: float | None = None, message: str | None = None
     ) -> bool:
-        """Report progress; returns False when the write was fenced off."""
+        """Report progress (paced, see the module docstring); False once fenced off."""
         body: dict[str, Any] = {"done": done, "total": total}
         if total:
             body["percent"] = round(100.0 * done / total, 2)
         if message is not None:
             body["message"] = message
-        return await self.host.write_progress(self.job_id, self.attempt, dumps_stored(body))
+        body_json = dumps_storable(body, self.host.limits.max_result_bytes, "progress")
+        return await self._writes().progress(body_json)
 
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in the worker's shared process pool and await its result.

@@ -5,7 +5,9 @@ The executor reports, it does not act: it returns an `Outcome` and the slot pool
 the worker, to judge how the run ended:
 
 - succeeded: the code returned a JSON value (stored as `result_json`)
-- failed: it raised, or returned something JSON cannot hold; a cancellation raised by its own
+- failed: it raised, or returned something JSON cannot hold or PostgreSQL cannot store
+  (`result_not_storable`: NUL, lone surrogate, over MAX_RESULT_BYTES; checked here, before the
+  batched write, so it fails only its own attempt); a cancellation raised by its own
   code (an inner task cancelled) is a failed attempt too
 - timed out (a failed attempt): it ran past the job's `timeout_seconds` (else the definition's);
   `Deadlines` cancelled it, or it swallowed that cancellation and returned anyway
@@ -28,7 +30,7 @@ import logging
 import traceback
 from typing import Any, Literal
 
-from jobserver.codec import dumps_stored
+from jobserver.codec import NotStorable, dumps_storable, dumps_stored
 from jobserver.logs import job_id_var
 from jobserver.registry import HookFn
 from jobserver.worker.context import JobContext
@@ -45,13 +47,19 @@ MAX_TRACEBACK_CHARS = 50_000
 
 
 def clean(text: str, limit: int) -> str:
-    """PostgreSQL text cannot hold NUL; keep errors bounded."""
+    """PostgreSQL text cannot hold NUL nor lone surrogates (they are not UTF-8): drop the one,
+    escape the other; keep errors bounded."""
     text = text.replace("\x00", "")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode()
     return text if len(text) <= limit else text[:limit] + "…"
 
 
 def describe(error: BaseException | str) -> str:
-    """One line for an error: `Type: message`, or the type alone when it has no message."""
+    """One line for an error: `Type: message`, or the type alone when it has no message
+    (a `NotStorable` is its message: `result_not_storable: …`)."""
+    if isinstance(error, NotStorable):
+        return str(error)
     if isinstance(error, BaseException):
         return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
     return error
@@ -147,8 +155,14 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
                 result = await d.run(ctx.params, ctx)
             finally:
                 deadlines.disarm(job)
+                if ctx.writes is not None:  # the last progress report is always written
+                    await ctx.writes.flush()
         else:
-            result = await d.run(ctx.params, ctx)
+            try:
+                result = await d.run(ctx.params, ctx)
+            finally:
+                if ctx.writes is not None:
+                    await ctx.writes.flush()
     except asyncio.CancelledError as e:
         ended, error, tb = _cancelled(job, e)
     except Exception as e:
@@ -158,7 +172,9 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
             ended, error = _returned_while_stopping(job)
         elif result is not None:
             try:
-                result_json = dumps_stored(result)
+                result_json = dumps_storable(result, ctx.host.limits.max_result_bytes)
+            except NotStorable as e:
+                ended, error = "failed", str(e)
             except (TypeError, ValueError) as e:
                 ended, error = "failed", f"result is not JSON-serialisable: {e}"
 

@@ -1,8 +1,8 @@
 """`WorkerHost`: the worker's side of every job context (`JobHost`), over the database.
 
-It holds the worker id, the pool (given once the worker has one) and the CPU process pool
-(made on first use, stopped at shutdown). Its writes are the fenced `job_runs` calls; a write
-that matched nothing (the job is no longer held) bumps
+It holds the worker id, the job limits (`Limits`), the pool (given once the worker has one)
+and the CPU process pool (made on first use, stopped at shutdown). Its writes are the fenced
+`job_runs` calls; a write that matched nothing (the job is no longer held) bumps
 `jobserver_worker_fenced_writes_total{kind}` and logs a warning.
 """
 
@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from jobserver.db import job_runs
+from jobserver.db import events, job_runs
 from jobserver.worker import metrics
+from jobserver.worker.writes import Limits
 
 if TYPE_CHECKING:
     import pebble
@@ -26,8 +27,9 @@ log = logging.getLogger("jobserver.worker")
 
 
 class WorkerHost:
-    def __init__(self, worker_id: str, cpu_workers: int) -> None:
+    def __init__(self, worker_id: str, cpu_workers: int, limits: Limits | None = None) -> None:
         self._worker_id = worker_id
+        self._limits = limits or Limits()
         self._cpu_workers = cpu_workers
         self._pool: asyncpg.Pool | None = None
         self._cpu: pebble.ProcessPool | None = None
@@ -35,6 +37,10 @@ class WorkerHost:
     @property
     def worker_id(self) -> str:
         return self._worker_id
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -79,12 +85,19 @@ class WorkerHost:
             self._fenced(job_id, attempt, event)
         return ok
 
-    async def write_progress(self, job_id: uuid.UUID, attempt: int, body_json: str) -> bool:
+    async def write_progress(
+        self, job_id: uuid.UUID, attempt: int, body_json: str, *, event: bool = True
+    ) -> bool:
         async with self.pool.acquire() as conn:
-            ok = await job_runs.job_progress(conn, self._worker_id, job_id, attempt, body_json)
+            ok = await job_runs.job_progress(
+                conn, self._worker_id, job_id, attempt, body_json, event=event
+            )
         if not ok:
             self._fenced(job_id, attempt, "progress")
         return ok
+
+    async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
+        return await events.job_events_stored(self.pool, job_id)
 
     @staticmethod
     def _fenced(job_id: uuid.UUID, attempt: int, kind: str) -> None:

@@ -4,6 +4,7 @@
     slots.request_cancel(h)   # a cancel request (NOTIFY or cancel check)
     slots.lease_lost(h)       # the heartbeat found the lease gone
     slots.written(...)        # the ack buffer's callback: outcomes written (or fenced off)
+    slots.refused(h, error)   # the ack buffer's callback: the database refused h's result
 
 `held` maps every claimed job not yet written to its `HeldJob`; `ready` is the local buffer of
 claimed jobs waiting for a slot. At most `concurrency` long-lived slot tasks (made on demand)
@@ -46,7 +47,7 @@ from jobserver.worker.deadlines import Deadlines
 from jobserver.worker.doorbell import Doorbell
 from jobserver.worker.executor import run
 from jobserver.worker.held import BUFFERED, LOST, RUNNING, HeldJob
-from jobserver.worker.outcome import RELEASED, Outcome
+from jobserver.worker.outcome import RELEASED, FailureKind, Outcome
 
 log = logging.getLogger("jobserver.worker")
 
@@ -191,22 +192,23 @@ class SlotPool:
         elif kind == "cancelled":
             self._acks.add_cancel(h)
         elif kind == "failed":
-            delay = 0.0
-            if h.attempt < h.max_attempts:
-                delay = backoff_delay(h.attempt, *policy_for(self._settings, h.definition.backoff))
-                self._doorbell.ring_after(delay)
             self._acks.add_failure(
-                h,
-                Failure(
-                    h.id,
-                    h.attempt,
-                    outcome.failure,
-                    outcome.error,
-                    outcome.traceback,
-                    delay,
-                    ran * 1000.0,
-                ),
+                h, self._failure(h, outcome.failure, outcome.error, outcome.traceback, ran)
             )
+
+    def _failure(
+        self, h: HeldJob, kind: FailureKind, error: str, tb: str | None, ran: float
+    ) -> Failure:
+        """The failed attempt to record, with its retry delay (which rings the doorbell)."""
+        delay = 0.0
+        if h.attempt < h.max_attempts:
+            delay = backoff_delay(h.attempt, *policy_for(self._settings, h.definition.backoff))
+            self._doorbell.ring_after(delay)
+        return Failure(h.id, h.attempt, kind, error, tb, delay, ran * 1000.0)
+
+    def refused(self, h: HeldJob, error: str) -> Failure:
+        """The ack buffer's callback: the database refused `h`'s result; its attempt fails."""
+        return self._failure(h, "failed", error, None, h.ran_for(time.monotonic()))
 
     # -- stopping jobs -------------------------------------------------------------------------
 
@@ -266,7 +268,9 @@ class SlotPool:
         self.processed += len(entries)
         if n:
             metrics.FINISHED.labels(kind).inc(n)
-        if n != len(entries):
+        if kind == "given_up":  # not written (logged by the ack buffer): leases expire
+            metrics.FINISHED.labels(kind).inc(len(entries))
+        elif n != len(entries):
             written = set(written)
             for h in entries:
                 if h.id not in written:

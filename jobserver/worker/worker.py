@@ -51,6 +51,7 @@ from jobserver.worker.held import DONE, HAND_BACK, HeldJob
 from jobserver.worker.host import WorkerHost
 from jobserver.worker.leases import LeaseKeeper
 from jobserver.worker.slots import SlotPool, report_fenced
+from jobserver.worker.writes import Limits
 
 log = logging.getLogger("jobserver.worker")
 
@@ -85,13 +86,14 @@ class Worker:
         self.concurrency = concurrency or settings.max_concurrent_executions
         self._own_pool = pool is None
         self._pool = pool
-        self._host = WorkerHost(self.worker_id, self.concurrency)
+        self._host = WorkerHost(self.worker_id, self.concurrency, Limits.from_settings(settings))
         if pool is not None:
             self._host.set_pool(pool)
         self.acks = AckBuffer(
             self._write_connection,
             self.worker_id,
             self._written,
+            refused=lambda h, error: self.slots.refused(h, error),
             delay=ack_delay,
             max_batch=ack_max_batch,
         )

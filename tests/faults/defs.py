@@ -71,3 +71,21 @@ async def hang(params: Any, ctx: Any) -> None:
     while True:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(3600)
+
+
+@definition("faults.poison", 1, default_max_attempts=2, timeout_seconds=60, backoff=QUICK_RETRY)
+async def poison_result(params: Any, ctx: Any) -> Any:
+    """Poison: hand the worker what PostgreSQL cannot store, by `kind` (a result with NUL, a
+    key with NUL, a lone surrogate, a result over MAX_RESULT_BYTES, an event or a progress
+    message with NUL). Writes no ledger row: it never succeeds."""
+    kind = params["kind"]
+    if kind == "event":
+        await ctx.emit_event("bad", {"x": "a\x00b"})
+    elif kind == "progress":
+        await ctx.progress(1, 2, "half\x00way")
+    return {
+        "nul": {"x": "a\x00b"},
+        "key": {"a\x00b": 1},
+        "surrogate": {"x": "\ud800"},
+        "big": {"x": "y" * int(params.get("bytes", 2 * 1024 * 1024))},
+    }.get(kind)

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from jobserver.codec import canonical, dumps_answer, dumps_answer_text, dumps_stored, loads
+from jobserver.codec import (
+    NotStorable,
+    canonical,
+    dumps_answer,
+    dumps_answer_text,
+    dumps_storable,
+    dumps_stored,
+    loads,
+)
 
 BIG = 2**70 + 1  # past 64 bits: orjson refuses it, the standard encoder keeps it exact
 
@@ -100,3 +108,55 @@ def test_canonical_refuses_nan() -> None:
 
 def test_loads_reads_big_integers_exactly() -> None:
     assert loads(f'{{"n": {BIG}}}') == {"n": BIG}
+
+
+# -- dumps_storable: what PostgreSQL cannot store fails before it reaches a write ----------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"x": "a\x00b"}, "result holds a NUL character at x"),
+        ({"a": [1, {"b\x00": 2}]}, "result holds a NUL character at a.1.b\\u0000"),
+        ("\x00", "result holds a NUL character at the top level"),
+        ({"x": None, "y": ["\x00"]}, "result holds a NUL character at y.0"),  # the null path
+        ({"x": "\ud800"}, "result holds a lone surrogate at x"),
+        ({"k\udc00": 1}, "result holds a lone surrogate at k\\udc00"),
+        ({"big": BIG, "s": "\ud800"}, "result holds a lone surrogate at s"),
+        ({"x": "y" * 2000}, "result is 2008 bytes of JSON, over the limit of 2000"),
+        ({"x": "é" * 1000}, "result is 2008 bytes of JSON"),  # bytes, not characters
+    ],
+)
+def test_storable_refuses_what_postgres_cannot_store(value: Any, message: str) -> None:
+    with pytest.raises(NotStorable) as e:
+        dumps_storable(value, 2000)
+    assert str(e.value).startswith(f"result_not_storable: {message}")
+    assert isinstance(e.value, ValueError)
+    str(e.value).encode()  # the message itself is storable text
+
+
+def test_storable_refuses_deep_nesting() -> None:
+    value: Any = []
+    for _ in range(100_000):
+        value = [value]
+    with pytest.raises(NotStorable, match="nested too deeply"):
+        dumps_storable(value, 1 << 20)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"message": "hi", "n": 1, "ok": True, "none": None},
+        {"text": "a backslash then u0000: \\u0000"},  # looks like NUL in the JSON text only
+        {"big": BIG},
+        {"x": "y" * 1990},
+        "café",
+    ],
+)
+def test_storable_is_stored_text_for_everything_else(value: Any) -> None:
+    assert dumps_storable(value, 2000) == dumps_stored(value)
+
+
+def test_storable_names_what_it_checks() -> None:
+    with pytest.raises(NotStorable, match=r"^result_not_storable: event holds a NUL"):
+        dumps_storable({"data": "\x00"}, 100, "event")

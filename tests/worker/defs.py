@@ -142,3 +142,38 @@ async def events(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
 async def badresult(params: dict[str, Any], ctx: Any) -> Any:
     """Return something JSON cannot hold."""
     return {"values": {1, 2, 3}, "nan": float("nan")}
+
+
+POISON_BIG = 128 * 1024  # bytes of result a `big` poison returns (tests cap MAX_RESULT_BYTES)
+
+
+@definition("test.poison", 1, default_max_attempts=1, timeout_seconds=60)
+async def poison(params: dict[str, Any], ctx: Any) -> Any:
+    """Hand the worker something PostgreSQL cannot store, by `kind` (or a fine result: `ok`)."""
+    kind = params["kind"]
+    if kind == "nul":
+        return {"x": "a\x00b"}
+    if kind == "surrogate":
+        return {"x": "\ud800"}
+    if kind == "big":
+        return {"x": "y" * POISON_BIG}
+    if kind == "event":
+        await ctx.emit_event("bad", {"x": "\x00"})
+    elif kind == "progress":
+        await ctx.progress(1, 2, "half\x00")
+    elif kind == "error":
+        raise ValueError("bad \ud800 text\x00")
+    return {"ok": params.get("n")}
+
+
+@definition("test.chatty", 1, default_max_attempts=1, timeout_seconds=60)
+async def chatty(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Emit `n` custom events (and a progress report after each); say how many were stored.
+    With `fail_first`, the first attempt then fails (so the next one starts from its events)."""
+    stored = 0
+    for i in range(int(params["n"])):
+        stored += bool(await ctx.emit_event("step", {"i": i}))
+        await ctx.progress(i + 1, params["n"])
+    if params.get("fail_first") and ctx.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return {"stored": stored}

@@ -6,15 +6,22 @@ import json
 import uuid
 from typing import Any, NoReturn
 
+from jobserver.worker.writes import Limits
+
 
 class FakeHost:
     """Records the writes a job context makes; `fenced` makes them all fenced off."""
 
-    def __init__(self, *, fenced: bool = False, fail_writes: bool = False) -> None:
+    def __init__(
+        self, *, fenced: bool = False, fail_writes: bool = False, limits: Limits | None = None
+    ) -> None:
         self.events: list[tuple[str, Any]] = []
         self.progress: list[Any] = []
+        self.progress_events = 0
         self.fenced = fenced
         self.fail_writes = fail_writes
+        self.limits = limits or Limits()
+        self.stored = (0, False)  # what events_stored answers (earlier attempts' events)
 
     @property
     def worker_id(self) -> str:
@@ -35,6 +42,12 @@ class FakeHost:
         self.events.append((event, None if details_json is None else json.loads(details_json)))
         return not self.fenced
 
-    async def write_progress(self, job_id: uuid.UUID, attempt: int, body_json: str) -> bool:
+    async def write_progress(
+        self, job_id: uuid.UUID, attempt: int, body_json: str, *, event: bool = True
+    ) -> bool:
         self.progress.append(json.loads(body_json))
+        self.progress_events += event
         return not self.fenced
+
+    async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
+        return self.stored

@@ -343,3 +343,49 @@ async def test_the_context_writes_through_its_host() -> None:
     assert await job.outcome() is SUCCEEDED_NULL
     assert job.host.events == [("custom", {"name": "step", "data": {"n": 1}})]
     assert job.host.progress == [{"done": 1, "total": 4, "percent": 25.0, "message": "a quarter"}]
+
+
+# -- what PostgreSQL cannot store fails only its own attempt -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("result", "why"),
+    [
+        ({"x": "a\x00b"}, "holds a NUL character at x"),
+        ({"x": "\ud800"}, "holds a lone surrogate at x"),
+        ({"x": "y" * 2_000_000}, "is 2000008 bytes of JSON, over the limit of 1048576"),
+    ],
+)
+async def test_a_result_postgres_cannot_store_fails_the_attempt(result: Any, why: str) -> None:
+    async def fn(params: Any, ctx: JobContext) -> Any:
+        return result
+
+    out = await Job(fn).outcome()
+    assert (out.kind, out.failure, out.traceback) == ("failed", "failed", None)
+    assert out.error == f"result_not_storable: result {why}"
+
+
+async def test_an_event_or_progress_postgres_cannot_store_fails_the_attempt() -> None:
+    async def event(params: Any, ctx: JobContext) -> None:
+        await ctx.emit_event("step", {"x": "\x00"})
+
+    async def progress(params: Any, ctx: JobContext) -> None:
+        await ctx.progress(1, 2, "half \ud800")
+
+    out = await Job(event).outcome()
+    assert out.error == "result_not_storable: event holds a NUL character at data.x"
+    job = Job(progress)
+    out = await job.outcome()
+    assert out.error == "result_not_storable: progress holds a lone surrogate at message"
+    assert job.host.events == [] and job.host.progress == []  # nothing reached a write
+
+
+async def test_an_error_with_a_lone_surrogate_is_made_storable() -> None:
+    async def fn(params: Any, ctx: JobContext) -> None:
+        raise ValueError("bad \ud800 text\x00")
+
+    out = await Job(fn).outcome()
+    assert out.error == "ValueError: bad \\ud800 text"
+    out.error.encode()
+    assert out.traceback is not None
+    out.traceback.encode()
