@@ -192,7 +192,7 @@ class SlotPool:
             self._acks.add_cancel(h)
         elif kind == "failed":
             delay = 0.0
-            if h.attempt < h.max_attempts:
+            if h.attempt < h.max_attempts and not outcome.final:
                 delay = backoff_delay(h.attempt, *policy_for(self._settings, h.definition.backoff))
                 self._doorbell.ring_after(delay)
             self._acks.add_failure(
@@ -205,6 +205,7 @@ class SlotPool:
                     outcome.traceback,
                     delay,
                     ran * 1000.0,
+                    final=outcome.final,
                 ),
             )
 
