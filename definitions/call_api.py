@@ -1,9 +1,16 @@
-"""`call.api@1`: one real HTTP request with aiohttp; a non-2xx answer fails the attempt.
+"""`call.api@1`: one HTTP request under the outbound policy; a non-2xx answer fails the attempt.
 
-Params: `endpoint` (http or https URL), `method` (default GET), `headers` (strings), `body`
-(a JSON value sent as JSON, or a string sent as is) and `timeoutSeconds` (default 30). The
-result holds the status, the content type and the body (parsed JSON when the answer says JSON,
-else text cut at 64 KiB). Failed attempts retry with back-off starting at 2 s.
+Params: `endpoint` (http or https URL), `method` (default GET), `headers` (strings; `Host`,
+`Content-Length` and hop-by-hop headers are refused at submission), `body` (a JSON value sent as
+JSON, or a string sent as is) and `timeoutSeconds` (default 30, capped by
+OUTBOUND_TIMEOUT_SECONDS). The result holds the status, the content type and the body (parsed
+JSON when the answer says JSON, else text cut at 64 KiB). Failed attempts retry with back-off
+starting at 2 s, except a target the outbound policy refuses (`outbound_denied`), a body over
+OUTBOUND_MAX_RESPONSE_BYTES (`response_too_large`) and a redirect loop: those fail for good.
+
+The request goes through `jobserver.outbound.http.fetch` (resolved and checked addresses only,
+redirects re-checked, body streamed under a cap); logs and errors show the URL without its
+query string. Submitting it needs a token with the `outbound` capability.
 """
 
 from __future__ import annotations
@@ -12,9 +19,27 @@ import contextlib
 import json
 from typing import Any
 
+from jobserver.outbound.redact import redact_url
 from jobserver.registry import Backoff, definition
 
 MAX_BODY_CHARS = 65536
+
+# Headers a job may not set (checked again by the outbound client), matched case-insensitively.
+REFUSED_HEADER_NAMES = [
+    *("host", "content-length", "connection", "transfer-encoding", "upgrade", "te", "trailer"),
+    *("keep-alive", "proxy-"),
+]
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
+
+
+REFUSED_HEADERS = (
+    "^(?:"
+    + "|".join(_any_case(w) + (".*" if w.endswith("-") else "") for w in REFUSED_HEADER_NAMES)
+    + ")$"
+)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -27,7 +52,15 @@ SCHEMA: dict[str, Any] = {
         },
         "headers": {
             "type": "object",
-            "additionalProperties": {"type": "string", "maxLength": 8192},
+            "propertyNames": {
+                "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
+                "not": {"pattern": REFUSED_HEADERS},
+            },
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": 8192,
+                "pattern": "^[^\\r\\n\\u0000]*$",
+            },
             "maxProperties": 100,
         },
         "body": {},
@@ -48,32 +81,40 @@ class ApiCallFailed(RuntimeError):
     default_max_attempts=5,
     timeout_seconds=330,
     backoff=Backoff(base_seconds=2.0),
+    outbound=True,
 )
 async def call_api(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
-    """Make an HTTP request; non-2xx responses fail the attempt."""
+    """Make an HTTP request under the outbound policy; non-2xx responses fail the attempt."""
+    from jobserver.outbound.http import fetch  # aiohttp on first use: it costs a worker's start
+
     method = params.get("method", "GET")
     url = params["endpoint"]
-    headers = dict(params.get("headers") or {})
-    kwargs: dict[str, Any] = {}
+    shown = redact_url(url)
+    data: str | None = None
+    body_json: Any = None
     if "body" in params and params["body"] is not None:
         if isinstance(params["body"], str):
-            kwargs["data"] = params["body"]
+            data = params["body"]
         else:
-            kwargs["json"] = params["body"]
-    import aiohttp  # on first use: importing it costs every worker half a second at start
-
-    timeout = aiohttp.ClientTimeout(total=float(params.get("timeoutSeconds", 30)))
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
-        session.request(method, url, headers=headers, **kwargs) as resp,
-    ):
-        text = await resp.text(errors="replace")
-        ctype = resp.headers.get("Content-Type", "")
-        if not 200 <= resp.status < 300:
-            raise ApiCallFailed(f"HTTP {resp.status} from {method} {url}: {text[:200]}")
-        body: Any = text[:MAX_BODY_CHARS]
-        if "json" in ctype and text:
-            with contextlib.suppress(ValueError):
-                body = json.loads(text)
-    ctx.logger.info("%s %s -> %d", method, url, resp.status)
-    return {"status": resp.status, "contentType": ctype, "body": body}
+            body_json = params["body"]
+    try:
+        resp = await fetch(
+            method,
+            url,
+            headers=params.get("headers") or {},
+            data=data,
+            json=body_json,
+            timeout_seconds=float(params.get("timeoutSeconds", 30)),
+        )
+    except Exception as e:
+        ctx.logger.warning("%s %s failed: %s", method, shown, e)
+        raise
+    text = resp.text()
+    if not 200 <= resp.status < 300:
+        raise ApiCallFailed(f"HTTP {resp.status} from {method} {shown}: {text[:200]}")
+    body: Any = text[:MAX_BODY_CHARS]
+    if "json" in resp.content_type and text:
+        with contextlib.suppress(ValueError):
+            body = json.loads(text)
+    ctx.logger.info("%s %s -> %d", method, shown, resp.status)
+    return {"status": resp.status, "contentType": resp.content_type, "body": body}

@@ -2,7 +2,10 @@
 
 A token is `js_` + 43 URL-safe characters (32 random bytes). Only its SHA-256 hex digest is
 stored (`api_tokens.token_hash`) with a short display prefix; the plaintext is shown once.
-Scopes: `view_jobs`, `manage_jobs`; none = a plain submit token (own jobs only).
+Scopes: `view_jobs`, `manage_jobs`, `outbound`; none = a plain submit token (own jobs only).
+`outbound` is a capability: submitting a job whose definition calls out (`call.api`, ...) needs
+it or `manage_jobs`. Names and owners follow `jobserver.owners.TOKEN_NAME` and may not be a
+reserved (internal) owner.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from collections.abc import Iterable
 import asyncpg
 
 from jobserver.db.tokens import token_insert
+from jobserver.owners import token_name_problem
 
 TOKEN_PREFIX = "js_"
-SCOPES = ("view_jobs", "manage_jobs")
+SCOPES = ("view_jobs", "manage_jobs", "outbound")
+OUTBOUND = "outbound"
 
 
 def hash_token(plaintext: str) -> str:
@@ -42,11 +47,13 @@ async def create_token(
 ) -> str:
     """Store a new token and return its plaintext (the only time it exists outside a client).
 
-    Raises ValueError for unknown scopes and asyncpg.UniqueViolationError for a taken name.
+    Raises ValueError for unknown scopes, a malformed or reserved name or owner, and
+    asyncpg.UniqueViolationError for a taken name.
     """
     checked = check_scopes(scopes)
-    if not name or not owner:
-        raise ValueError("token name and owner must not be empty")
+    problem = token_name_problem(name) or token_name_problem(owner, "token owner")
+    if problem is not None:
+        raise ValueError(problem)
     plaintext, digest, prefix = generate_token()
     await token_insert(conn, name, digest, prefix, checked, owner)
     return plaintext

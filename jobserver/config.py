@@ -303,6 +303,34 @@ class Settings:
         ".jobserver",
         "where `jobserver up` keeps the embedded database and the dev token",
     )
+    # -- outbound requests (jobserver/outbound): the one policy every integration goes through
+    outbound_allow_cidrs: str = setting(
+        "OUTBOUND_ALLOW_CIDRS",
+        "",
+        "comma-separated networks jobs may reach although internal (e.g. 10.1.0.0/16)",
+    )
+    outbound_allow_hosts: str = setting(
+        "OUTBOUND_ALLOW_HOSTS",
+        "",
+        "comma-separated host names (*.suffix too) jobs may reach whatever they resolve to",
+    )
+    outbound_max_redirects: int = setting(
+        "OUTBOUND_MAX_REDIRECTS", 5, "redirects an outbound request follows", minimum=0, maximum=20
+    )
+    outbound_max_response_bytes: int = setting(
+        "OUTBOUND_MAX_RESPONSE_BYTES",
+        1024 * 1024,
+        "response body cap of an outbound request",
+        minimum=1024,
+        maximum=1024 * 1024 * 1024,
+    )
+    outbound_timeout_seconds: float = setting(
+        "OUTBOUND_TIMEOUT_SECONDS",
+        300.0,
+        "the longest an outbound request may take (a job's own timeout is capped to it)",
+        minimum=0.1,
+        maximum=3600,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -331,6 +359,21 @@ class Settings:
                 f"invalid BACKOFF_MAX_SECONDS={self.backoff_max_seconds:g}: "
                 f"expected >= BACKOFF_BASE_SECONDS={self.backoff_base_seconds:g}"
             )
+        self._check_outbound()
+
+    def _check_outbound(self) -> None:
+        """OUTBOUND_ALLOW_CIDRS must parse at start, not at a job's first request."""
+        import ipaddress
+
+        for item in (p.strip() for p in self.outbound_allow_cidrs.split(",")):
+            try:
+                if item:
+                    ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"invalid OUTBOUND_ALLOW_CIDRS={self.outbound_allow_cidrs!r}: {item!r} is "
+                    "not a network (expected comma-separated CIDRs such as 10.0.0.0/8)"
+                ) from None
 
     @property
     def auth_enabled(self) -> bool:

@@ -3,7 +3,9 @@
 A definition is a coroutine `run(params, ctx)` registered under `key` and integer `version`
 (`echo@1`) with its metadata: `default_max_attempts`, `timeout_seconds`, `concurrency_limit`, a
 JSON Schema for params, a description, an optional back-off override and optional hooks
-(`on_start`, `on_success`, `on_fail`, `on_end`, each `async (params, ctx, ...)`).
+(`on_start`, `on_success`, `on_fail`, `on_end`, each `async (params, ctx, ...)`), and
+`outbound=True` for one that reaches the network (submitting it is a token capability).
+A definition fails an attempt without retry by raising `PermanentError`.
 
 Workers run only what is registered here; `register-definitions` publishes `metadata()` of each
 to the `job_definitions` table, which the API validates submissions against.
@@ -33,6 +35,19 @@ HookFn = Callable[..., Awaitable[Any]]
 
 class DefinitionError(ValueError):
     """A definition declared with bad metadata (caught at import, not at run time)."""
+
+
+class PermanentError(Exception):
+    """Raised by a definition's code to fail the attempt for good: no retry, whatever attempts
+    remain (the job goes to `failed` and the DLQ). `code` starts the stored error text, e.g.
+    `outbound_denied: 127.0.0.1 is loopback`, so clients can tell why."""
+
+    code = "permanent_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        if code is not None:
+            self.code = code
+        super().__init__(f"{self.code}: {message}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class Definition:
     on_success: HookFn | None = None
     on_fail: HookFn | None = None
     on_end: HookFn | None = None
+    outbound: bool = False  # it reaches the network: submitting it needs the outbound capability
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,6 +101,8 @@ class Definition:
             "description": self.description,
             "backoff": self.backoff.as_json() if self.backoff else None,
         }
+        if self.outbound:  # only when set: the fingerprints of other definitions stay as they were
+            meta["outbound"] = True
         canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"))
         meta["fingerprint"] = hashlib.sha256(canonical.encode()).hexdigest()
         return meta
@@ -171,9 +189,12 @@ def definition(
     on_success: HookFn | None = None,
     on_fail: HookFn | None = None,
     on_end: HookFn | None = None,
+    outbound: bool = False,
     target: Registry | None = None,
 ) -> Callable[[RunFn], RunFn]:
-    """Register the decorated coroutine as definition `key@version`."""
+    """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
+    that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
+    submit it."""
 
     def wrap(run: RunFn) -> RunFn:
         (registry if target is None else target).add(
@@ -191,6 +212,7 @@ def definition(
                 on_success=on_success,
                 on_fail=on_fail,
                 on_end=on_end,
+                outbound=outbound,
             )
         )
         return run

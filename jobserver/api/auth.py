@@ -6,11 +6,17 @@
 - "submit": any valid token; handlers restrict plain tokens to their own jobs;
 - "view_jobs": tokens with view_jobs or manage_jobs;
 - "manage_jobs": tokens with manage_jobs.
+Submitting a job of an `outbound` definition also needs the `outbound` scope (or manage_jobs):
+`Principal.can_call_out`, checked by the submission handlers.
+
+A token whose owner is reserved (`jobserver.owners.is_reserved`: internal owners and the words
+`scheduler`, `anonymous`, ...; tokens created before that rule) is refused as invalid (401)
+and logged once per cache entry: it could otherwise read the jobs of those owners.
 
 Token rows are cached in-process for `TOKEN_CACHE_TTL` seconds (also misses, so a flood of bad
 tokens does not reach the database): a revocation takes effect within that TTL. `last_used_at`
 is written at most once per `TOUCH_INTERVAL` per token. With JOBSERVER_AUTH=disabled every
-request is `ANONYMOUS` with all scopes.
+request is `ANONYMOUS` (owner `system:anonymous`) with all scopes.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from aiohttp import web
 from jobserver.api.errors import ApiError
 from jobserver.auth import hash_token
 from jobserver.db.tokens import token_get_by_hash, token_touch
+from jobserver.owners import ANONYMOUS as ANONYMOUS_OWNER
+from jobserver.owners import PUBLIC, is_reserved
 
 log = logging.getLogger("jobserver.api.auth")
 
@@ -51,12 +59,18 @@ class Principal:
     def can_manage(self) -> bool:
         return "manage_jobs" in self.scopes
 
+    @property
+    def can_call_out(self) -> bool:
+        """May submit jobs of definitions that reach the network (`outbound=True`)."""
+        return "outbound" in self.scopes or "manage_jobs" in self.scopes
+
     def owner_filter(self) -> str | None:
         """The owner to restrict job reads to; None when this principal sees every job."""
         return None if self.can_view_all else self.owner
 
 
-ANONYMOUS = Principal("anonymous", frozenset({"view_jobs", "manage_jobs"}), None)
+ANONYMOUS = Principal(ANONYMOUS_OWNER, frozenset({"view_jobs", "manage_jobs", "outbound"}), None)
+PUBLIC_PRINCIPAL = Principal(PUBLIC, frozenset(), None)
 
 
 class TokenCache:
@@ -110,7 +124,15 @@ class TokenCache:
             del self._loading[token_hash]
         principal = None
         if row is not None and row["revoked_at"] is None:
-            principal = Principal(row["owner"], frozenset(row["scopes"]), row["name"], row["id"])
+            if is_reserved(row["owner"]):
+                log.warning(
+                    "token refused: its owner is reserved; recreate it under another name",
+                    extra={"tokenName": row["name"], "owner": row["owner"]},
+                )
+            else:
+                principal = Principal(
+                    row["owner"], frozenset(row["scopes"]), row["name"], row["id"]
+                )
         if len(self._entries) >= MAX_CACHE_ENTRIES:
             self._entries.clear()
         self._entries[token_hash] = (time.monotonic() + self.ttl, principal)
@@ -119,6 +141,20 @@ class TokenCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def require_outbound(principal: Principal, key: str, version: int, where: str = "") -> None:
+    """403 `forbidden` naming the capability when `principal` may not submit `key@version`,
+    a definition that calls out (the caller checks the definition's `outbound` flag)."""
+    if not principal.can_call_out:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{key}@{version} makes outbound requests: submitting it needs the outbound"
+            " capability (a token created with --outbound, or manage_jobs)",
+            f"{where}.definitionKey" if where else "definitionKey",
+            {"capability": "outbound"},
+        )
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -143,7 +179,7 @@ async def authenticate(
     if not enabled:
         return ANONYMOUS
     if scope == "public":
-        return Principal("public", frozenset(), None)
+        return PUBLIC_PRINCIPAL
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token")

@@ -32,6 +32,7 @@ class DefinitionInfo:
     params_schema: dict[str, Any] | None
     check_params: Check
     row: asyncpg.Record
+    outbound: bool = False  # it calls out: submitting it needs the outbound capability
 
 
 class DefinitionCache:
@@ -56,6 +57,7 @@ class DefinitionCache:
                 r["params_schema"],
                 compile_schema_cached(r["params_schema"]),
                 r,
+                r["outbound"],
             )
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:

@@ -2,7 +2,8 @@
 
 Access: any valid token submits, and reads/cancels its own jobs (another owner's job is 404,
 never 403, so its existence is not revealed); `view_jobs` reads every job; `manage_jobs` also
-cancels every job.
+cancels every job. A definition that calls out (`outbound`) is submitted only by tokens with
+the outbound capability (403 naming it otherwise).
 
 A submission is checked against its schema by the request pipeline, then turned into a job by
 `jobserver.core.submission.build_job` (the definition's params schema, run/expiry rules,
@@ -23,6 +24,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from jobserver.api.auth import require_outbound
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import (
@@ -82,6 +84,8 @@ async def submit_job(request: web.Request) -> web.Response:
     info = await request.app[DEFINITION_CACHE_KEY].resolve(
         pool, item["definitionKey"], item.get("definitionVersion")
     )
+    if info.outbound:
+        require_outbound(request[PRINCIPAL_KEY], info.key, info.version)
     job = build_job(item, None, info, request[PRINCIPAL_KEY].owner, dt.datetime.now(UTC))
     committer = request.app[GROUP_COMMIT_KEY]
     for _ in range(INSERT_RETRIES):
@@ -110,7 +114,9 @@ async def submit_batch(request: web.Request) -> web.Response:
     for i, item in enumerate(items):
         ref = (item["definitionKey"], item.get("definitionVersion"))
         if ref not in defs:
-            defs[ref] = await cache.resolve(pool, ref[0], ref[1], f"jobs[{i}]")
+            defs[ref] = info = await cache.resolve(pool, ref[0], ref[1], f"jobs[{i}]")
+            if info.outbound:
+                require_outbound(request[PRINCIPAL_KEY], info.key, info.version, f"jobs[{i}]")
     now = dt.datetime.now(UTC)
     ids = new_job_ids(len(items))
     jobs = [

@@ -207,6 +207,10 @@ DEFINITION: Schema = closed(
         "paramsSchema": {"type": ["object", "boolean", "null"]},
         "description": STRING,
         "backoff": {"type": ["object", "null"]},
+        "outbound": {
+            "type": "boolean",
+            "description": "it calls out: submitting it needs the outbound capability",
+        },
         "registeredAt": TIMESTAMP,
         "updatedAt": TIMESTAMP,
     }

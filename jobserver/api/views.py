@@ -133,6 +133,7 @@ def definition_json(r: Row, latest: bool) -> dict[str, Any]:
         "paramsSchema": r["params_schema"],
         "description": r["description"],
         "backoff": r["backoff"],
+        "outbound": r["outbound"],
         "registeredAt": r["registered_at"],
         "updatedAt": r["updated_at"],
     }

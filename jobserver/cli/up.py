@@ -209,7 +209,9 @@ async def ensure_dev_token(
         name = "dev"
         for _ in range(2):
             try:
-                plaintext: str = await auth.create_token(conn, name, ["manage_jobs"], "dev")
+                plaintext: str = await auth.create_token(
+                    conn, name, ["manage_jobs", auth.OUTBOUND], "dev"
+                )
                 break
             except asyncpg.UniqueViolationError:  # an older dev token whose plaintext is lost
                 name = f"dev-{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(2)}"

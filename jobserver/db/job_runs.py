@@ -337,6 +337,7 @@ class Failure:
     delay_seconds: float
     duration_ms: float
     waited_seconds: float = 0.0
+    final: bool = False  # the code raised PermanentError: no retry, whatever attempts remain
 
 
 # The closed attempt row of a run that did not succeed. A row already there for this attempt
@@ -350,6 +351,10 @@ _ATTEMPT_UPSERT = """
         outcome = EXCLUDED.outcome, error = EXCLUDED.error, traceback = EXCLUDED.traceback,
         result = NULL, duration_ms = EXCLUDED.duration_ms
 """
+
+
+# A failed attempt is retried while attempts remain, unless it failed for good (PermanentError).
+_RETRY = "(j.attempt < j.max_attempts AND NOT d.final)"
 
 
 async def job_fail_many(
@@ -376,6 +381,7 @@ async def job_fail_many(
                     f.delay_seconds,
                     f.duration_ms,
                     f.waited_seconds,
+                    f.final,
                 )
                 for f in failures
             ),
@@ -391,16 +397,16 @@ async def job_fail_many(
             f"""
             WITH d AS (
                 SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
-                    $7::float8[], $8::float8[], $9::float8[])
-                    AS d(id, attempt, outcome, error, tb, delay, ms, waited)
+                    $7::float8[], $8::float8[], $9::float8[], $10::bool[])
+                    AS d(id, attempt, outcome, error, tb, delay, ms, waited, final)
             ), done AS (
                 UPDATE jobs j SET
-                    status = CASE WHEN j.attempt < j.max_attempts THEN 'queued' ELSE 'failed' END,
-                    run_at = CASE WHEN j.attempt < j.max_attempts
+                    status = CASE WHEN {_RETRY} THEN 'queued' ELSE 'failed' END,
+                    run_at = CASE WHEN {_RETRY}
                         THEN now() + make_interval(secs => d.delay) ELSE j.run_at END,
                     started_at = {_STARTED},
-                    finished_at = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE now() END,
-                    worker_id = CASE WHEN j.attempt < j.max_attempts THEN NULL ELSE j.worker_id END,
+                    finished_at = CASE WHEN {_RETRY} THEN NULL ELSE now() END,
+                    worker_id = CASE WHEN {_RETRY} THEN NULL ELSE j.worker_id END,
                     lease_expires_at = NULL, last_error = d.error, updated_at = now()
                 FROM d WHERE {_BY_BATCH_ID} AND {_HELD}
                 RETURNING j.id, j.attempt, j.status, j.run_at, j.started_at

@@ -86,7 +86,7 @@ class NewJob:
     run_at: datetime | None = None
     expires_at: datetime | None = None
     timeout_seconds: float | None = None
-    owner: str = "anonymous"
+    owner: str = "system:anonymous"  # jobserver.owners.ANONYMOUS
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
     schedule_name: str | None = None

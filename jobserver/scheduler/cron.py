@@ -12,7 +12,7 @@ max(5 s, 3 ticks)). Per schedule: `overlap_policy` `skip` creates nothing while 
 still queued/running; `catchup_policy`/`catchup_limit` decide what happens to missed fires;
 `expires_at` ends a schedule (it is disabled). Jobs get the schedule's definition version (or the
 latest registered), queue, priority, params and maxAttempts (or the definition's default),
-owner "scheduler".
+owner `system:scheduler` (`jobserver.owners.SCHEDULER`).
 
 Emits: `jobserver_scheduler_cron_fired_total`, `jobserver_scheduler_cron_missed_total`, the
 base service's tick metrics and one log line per tick (`fired`, `missed`, `schedules`).
@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver import owners
 from jobserver.core.submission import schedule_job
 from jobserver.db.conn import Conn
 from jobserver.db.definitions import definition_get
@@ -42,7 +43,7 @@ from jobserver.scheduler.firetimes import Timing, first_fire_at, plan_fires
 
 log = logging.getLogger("jobserver.scheduler.cron")
 
-SCHEDULE_OWNER = "scheduler"
+SCHEDULE_OWNER = owners.SCHEDULER  # internal: no token can own it
 
 
 class CronService(BaseService):

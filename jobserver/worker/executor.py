@@ -7,8 +7,9 @@ the worker, to judge how the run ended:
 - succeeded: the code returned a JSON value (stored as `result_json`)
 - failed: it raised, or returned something JSON cannot hold or PostgreSQL cannot store
   (`result_not_storable`: NUL, lone surrogate, over MAX_RESULT_BYTES; checked here, before the
-  batched write, so it fails only its own attempt); a cancellation raised by its own
-  code (an inner task cancelled) is a failed attempt too
+  batched write, so it fails only its own attempt); a cancellation raised by its own code (an
+  inner task cancelled) is a failed attempt too; `PermanentError` (from jobserver.registry)
+  makes it a final failure: no retry
 - timed out (a failed attempt): it ran past the job's `timeout_seconds` (else the definition's);
   `Deadlines` cancelled it, or it swallowed that cancellation and returned anyway
 - cancelled: a cancel request was made while it was held; whatever the job then did, it ends
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 from jobserver.codec import NotStorable, dumps_storable, dumps_stored
 from jobserver.logs import job_id_var
-from jobserver.registry import HookFn
+from jobserver.registry import HookFn, PermanentError
 from jobserver.worker.context import JobContext
 from jobserver.worker.deadlines import Deadlines
 from jobserver.worker.held import CANCEL, HAND_BACK, LOST, NONE, TIMEOUT, HeldJob
@@ -146,6 +147,7 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
     ended: Ended = "succeeded"  # what on_end is told (and what the outcome is)
     error: BaseException | str = ""
     tb = ""
+    final = False  # PermanentError: fail without retry
     try:
         if d.on_start is not None:
             await _hook(ctx, "on_start", d.on_start)
@@ -165,6 +167,8 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
                     await ctx.writes.flush()
     except asyncio.CancelledError as e:
         ended, error, tb = _cancelled(job, e)
+    except PermanentError as e:
+        ended, error, tb, final = "failed", e, traceback.format_exc(), True
     except Exception as e:
         ended, error, tb = "failed", e, traceback.format_exc()
     else:
@@ -195,4 +199,5 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
         clean(describe(error), MAX_ERROR_CHARS),
         clean(tb, MAX_TRACEBACK_CHARS) if tb else None,
         timed_out=ended == "timed_out",
+        final=final and ended == "failed",
     )

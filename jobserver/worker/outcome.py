@@ -2,7 +2,8 @@
 
 - `succeeded`: `result_json` holds the result as stored JSON text ("null" for None)
 - `failed`: a failed attempt; `failure` is "failed" (an exception, or a result that is not
-  JSON) or "timed_out", with `error` (one line, bounded) and `traceback` (or None)
+  JSON) or "timed_out", with `error` (one line, bounded) and `traceback` (or None); `final`
+  when the code raised `PermanentError` (no retry, whatever attempts remain)
 - `cancelled`: a cancel request ended it (whatever its code then did)
 - `released`: nothing is written; the job's stop reason says why (`lost` or `hand_back`)
 
@@ -19,7 +20,7 @@ FailureKind = Literal["failed", "timed_out"]
 
 
 class Outcome:
-    __slots__ = ("error", "failure", "kind", "result_json", "traceback")
+    __slots__ = ("error", "failure", "final", "kind", "result_json", "traceback")
 
     def __init__(
         self,
@@ -29,8 +30,10 @@ class Outcome:
         failure: FailureKind = "failed",
         error: str = "",
         traceback: str | None = None,
+        final: bool = False,
     ) -> None:
         self.kind: Kind = kind
+        self.final = final
         self.result_json = result_json
         self.failure: FailureKind = failure
         self.error = error
@@ -38,13 +41,19 @@ class Outcome:
 
     @classmethod
     def failed(
-        cls, error: str, traceback: str | None = None, *, timed_out: bool = False
+        cls,
+        error: str,
+        traceback: str | None = None,
+        *,
+        timed_out: bool = False,
+        final: bool = False,
     ) -> Outcome:
         return cls(
             "failed",
             failure="timed_out" if timed_out else "failed",
             error=error,
             traceback=traceback,
+            final=final,
         )
 
     def __repr__(self) -> str:

@@ -193,18 +193,29 @@ class SlotPool:
             self._acks.add_cancel(h)
         elif kind == "failed":
             self._acks.add_failure(
-                h, self._failure(h, outcome.failure, outcome.error, outcome.traceback, ran)
+                h,
+                self._failure(
+                    h, outcome.failure, outcome.error, outcome.traceback, ran, final=outcome.final
+                ),
             )
 
     def _failure(
-        self, h: HeldJob, kind: FailureKind, error: str, tb: str | None, ran: float
+        self,
+        h: HeldJob,
+        kind: FailureKind,
+        error: str,
+        tb: str | None,
+        ran: float,
+        *,
+        final: bool = False,
     ) -> Failure:
-        """The failed attempt to record, with its retry delay (which rings the doorbell)."""
+        """The failed attempt to record, with its retry delay (which rings the doorbell);
+        `final` (a PermanentError) retries no more, whatever attempts remain."""
         delay = 0.0
-        if h.attempt < h.max_attempts:
+        if h.attempt < h.max_attempts and not final:
             delay = backoff_delay(h.attempt, *policy_for(self._settings, h.definition.backoff))
             self._doorbell.ring_after(delay)
-        return Failure(h.id, h.attempt, kind, error, tb, delay, ran * 1000.0)
+        return Failure(h.id, h.attempt, kind, error, tb, delay, ran * 1000.0, final=final)
 
     def refused(self, h: HeldJob, error: str) -> Failure:
         """The ack buffer's callback: the database refused `h`'s result; its attempt fails."""

@@ -188,7 +188,7 @@ async def test_auth_disabled_serves_anonymous_and_warns(
         assert any("DISABLED" in r.getMessage() for r in caplog.records)
         async with client.post("/v1/jobs", json={"definitionKey": "echo"}) as resp:
             assert resp.status == 201, await resp.text()
-            assert (await resp.json())["owner"] == "anonymous"
+            assert (await resp.json())["owner"] == "system:anonymous"
         async with client.get("/v1/definitions") as resp:
             assert resp.status == 200
     finally:

@@ -17,7 +17,7 @@ async def test_dev_token_lifecycle(pool: asyncpg.Pool, database_url: str) -> Non
         "SELECT name, scopes, owner FROM api_tokens WHERE token_hash = $1", hash_token(first)
     )
     assert row is not None
-    assert (row["name"], row["scopes"], row["owner"]) == ("dev", ["manage_jobs"], "dev")
+    assert (row["name"], row["scopes"], row["owner"]) == ("dev", ["manage_jobs", "outbound"], "dev")
 
     assert await ensure_dev_token(database_url, first) == first
 

@@ -49,7 +49,7 @@ async def test_mixed_columns_round_trip(pool: asyncpg.Pool) -> None:
     assert [r["queue"] for r in rows] == ["default", "q2", "default"]
     assert [r["priority"] for r in rows] == [0, 7, 0]
     assert [r["timeout_seconds"] for r in rows] == [None, 2.0, None]
-    assert [r["owner"] for r in rows] == ["anonymous", "anonymous", "o"]
+    assert [r["owner"] for r in rows] == ["system:anonymous", "system:anonymous", "o"]
     assert [r["idempotency_key"] for r in rows] == [None, None, "k"]
     assert all(r["status"] == "queued" and r["attempt"] == 0 for r in rows)
 

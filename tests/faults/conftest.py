@@ -149,4 +149,5 @@ async def tokens(db: asyncpg.Pool) -> dict[str, str]:
         "bob": await create_token(db, "bob", [], "bob"),
         "view": await create_token(db, "view", ["view_jobs"], "viewer"),
         "manage": await create_token(db, "manage", ["manage_jobs"], "admin"),
+        "outbound": await create_token(db, "outbound", ["outbound"], "caller"),
     }

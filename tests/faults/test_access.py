@@ -2,10 +2,11 @@
 
 The routes are enumerated from the route table itself (`jobserver.api.routes.all_routes`), so a
 new route is covered the day it is added. For each one: no token and a bad token -> 401 unless
-the route is public; each token scope -> 403 below the route's scope, otherwise a status the
-route documents in /openapi.json (never 401/403, never 5xx). One owner can never read, list or
-cancel another owner's job. The plaintext tokens appear nowhere in the database nor in the
-process' logs (run at DEBUG).
+the route is public; each token scope (and an outbound-capability token, of submit rank) -> 403
+below the route's scope, otherwise a status the route documents in /openapi.json (never
+401/403, never 5xx). One owner can never read, list or cancel another owner's job; only
+outbound and manage_jobs tokens submit `call.api`. The plaintext tokens appear nowhere in the
+database nor in the process' logs (run at DEBUG).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.scenario("8. access")]
 
 PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 RANK = {"public": 0, "submit": 1, "view_jobs": 2, "manage_jobs": 3}
-TOKEN_RANK = {"alice": 1, "view": 2, "manage": 3}
+TOKEN_RANK = {"alice": 1, "outbound": 1, "view": 2, "manage": 3}
 
 
 async def call(
@@ -83,6 +84,14 @@ async def test_every_route_scope_and_owner_isolation(
         status, seen = await call(s, "GET", f"{base}/v1/jobs/{a_id}", tokens["view"], stats)
         assert status == 200 and seen["owner"] == "alice"
 
+        # -- the outbound capability: only outbound (or manage_jobs) tokens submit call.api --
+        call_api = {"definitionKey": "call.api", "params": {"endpoint": "http://x.invalid/"}}
+        for name, expected in (("alice", 403), ("view", 403), ("outbound", 201), ("manage", 201)):
+            status, reply = await call(s, "POST", f"{base}/v1/jobs", tokens[name], stats, call_api)
+            assert status == expected, (name, status, reply)
+            if expected == 403:
+                assert reply["code"] == "forbidden" and reply["capability"] == "outbound"
+
         # -- every route x every credential ---------------------------------------------
         status, doc = await call(s, "GET", f"{base}/openapi.json", None, stats)
         assert status == 200
@@ -134,5 +143,6 @@ async def test_every_route_scope_and_owner_isolation(
     for name, plaintext in tokens.items():
         assert plaintext not in out, f"token {name} appears in the API log"
     report.http_5xx = stats.count_5xx
-    report.note = f"{len(routes)} routes x 5 credentials = {checked} checked requests"
+    credentials = 2 + len(TOKEN_RANK)
+    report.note = f"{len(routes)} routes x {credentials} credentials = {checked} checked requests"
     assert stats.count_5xx == 0, stats.server_errors

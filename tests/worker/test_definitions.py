@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import jsonschema_rs
 import pytest
 from aiohttp import web
 
+from jobserver import outbound
 from jobserver.definitions.compute_math import compute, digit_count, fibonacci, is_prime
+from jobserver.outbound.policy import Policy, parse_cidrs
 from tests.worker.conftest import REGISTRY, job, status_is, submit, wait_for
 
 
@@ -111,8 +113,16 @@ async def api_server() -> AsyncIterator[str]:
     await runner.cleanup()
 
 
+@pytest.fixture
+def loopback_allowed() -> Iterator[None]:
+    """The test servers live on loopback, which the outbound policy refuses unless allowed."""
+    outbound.configure(Policy(allow_cidrs=parse_cidrs("127.0.0.0/8")))
+    yield
+    outbound.configure(None)
+
+
 async def test_call_api_success_and_failure(
-    db: asyncpg.Pool, start_worker, api_server: str
+    db: asyncpg.Pool, start_worker, api_server: str, loopback_allowed: None
 ) -> None:
     [ok] = await submit(
         db,

@@ -1,0 +1,204 @@
+"""HTTP requests under the outbound policy, on aiohttp: what every HTTP integration calls.
+
+`fetch(method, url, ...)` does one request the way the policy wants it:
+- the URL's host is resolved once and checked (`resolve_and_check`); aiohttp connects through a
+  `PinnedResolver` that answers only with those checked addresses (the host name is kept for
+  SNI, certificate checks and the `Host` header), so no second lookup can rebind the name;
+- redirects are not followed by aiohttp: each `Location` is checked like the first URL, at most
+  `max_redirects` times (OUTBOUND_MAX_REDIRECTS), http and https only; a 303 (or a 301/302
+  after a POST) continues as a GET without a body; credentials (Authorization, Cookie) are
+  dropped when a redirect leaves the origin;
+- `Host`, `Content-Length` and hop-by-hop headers (Connection, Transfer-Encoding, Upgrade, TE,
+  Trailer, Keep-Alive, Proxy-*) may not be set by the caller;
+- the body is streamed under a byte cap (OUTBOUND_MAX_RESPONSE_BYTES; past it
+  `ResponseTooLarge`), the whole exchange under a time cap (OUTBOUND_TIMEOUT_SECONDS at most);
+- no proxy from the environment, no cookie jar.
+
+Refusals (`OutboundDenied`), an oversized body and a redirect loop are `PermanentError`s: the
+attempt fails without retry. Network errors stay ordinary exceptions (retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from jobserver.outbound.policy import (
+    IPAddress,
+    OutboundDenied,
+    Policy,
+    current_policy,
+    resolve_and_check,
+)
+from jobserver.outbound.redact import redact_url
+from jobserver.registry import PermanentError
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+FORBIDDEN_HEADERS = frozenset(
+    {"host", "content-length", "connection", "transfer-encoding", "upgrade", "te", "trailer"}
+    | {"keep-alive"}
+)
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
+CHUNK = 64 * 1024
+
+
+class ResponseTooLarge(PermanentError):
+    code = "response_too_large"
+
+
+class TooManyRedirects(PermanentError):
+    code = "too_many_redirects"
+
+
+def header_refusal(name: str) -> str | None:
+    """Why a caller may not set header `name`, or None."""
+    key = name.strip().lower()
+    if key in FORBIDDEN_HEADERS or key.startswith("proxy-"):
+        return f"header {name!r} may not be set"
+    return None
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    for name in headers:
+        why = header_refusal(name)
+        if why is not None:
+            raise OutboundDenied(why)
+
+
+class PinnedResolver(AbstractResolver):
+    """Answers aiohttp's lookups with the addresses the policy checked, and nothing else."""
+
+    def __init__(self) -> None:
+        self._pinned: dict[str, list[IPAddress]] = {}
+
+    def pin(self, host: str, addrs: list[IPAddress]) -> None:
+        self._pinned[host.lower()] = addrs
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
+    ) -> list[ResolveResult]:
+        addrs = self._pinned.get(host.lower())
+        if addrs is None:  # aiohttp asked for a name we did not check: never connect to it
+            raise OutboundDenied(f"{host} was not checked by the outbound policy")
+        return [
+            {
+                "hostname": host,
+                "host": str(a),
+                "port": port,
+                "family": socket.AF_INET if a.version == 4 else socket.AF_INET6,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for a in addrs
+        ]
+
+    async def close(self) -> None:
+        self._pinned.clear()
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    url: str  # the final URL, after redirects (raw: redact before showing it)
+    content_type: str
+    charset: str | None
+    body: bytes
+
+    def text(self) -> str:
+        return self.body.decode(self.charset or "utf-8", errors="replace")
+
+
+def _target(url: URL) -> tuple[str, int]:
+    if url.scheme not in ("http", "https"):
+        raise OutboundDenied(f"scheme {url.scheme!r} is not allowed (http and https only)")
+    if not url.host or url.port is None:
+        raise OutboundDenied(f"{redact_url(str(url))} has no host")
+    return url.host, url.port
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    if resp.content_length is not None and resp.content_length > cap:
+        raise ResponseTooLarge(f"the response declares {resp.content_length} bytes (cap {cap})")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise ResponseTooLarge(f"the response is over {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _same_origin(a: URL, b: URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+async def fetch(
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    data: str | bytes | None = None,
+    json: Any = None,
+    timeout_seconds: float | None = None,
+    policy: Policy | None = None,
+) -> Response:
+    """One request under the outbound policy (see the module docstring); `json` is sent as
+    JSON, `data` as is. A 3xx without `Location` (or past the redirect cap: TooManyRedirects)
+    is returned like any answer."""
+    p = current_policy() if policy is None else policy
+    sent = dict(headers or {})
+    check_headers(sent)
+    total = p.timeout_seconds
+    if timeout_seconds is not None:
+        total = min(timeout_seconds, total)
+    resolver = PinnedResolver()
+    connector = aiohttp.TCPConnector(
+        resolver=resolver, use_dns_cache=False, family=socket.AF_UNSPEC
+    )
+    current = URL(url)
+    async with (
+        asyncio.timeout(total),
+        aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=total),
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        ) as session,
+    ):
+        for _ in range(p.max_redirects + 1):
+            host, port = _target(current)
+            resolver.pin(host, await resolve_and_check(host, port, p))
+            async with session.request(
+                method, current, headers=sent, data=data, json=json, allow_redirects=False
+            ) as resp:
+                location = resp.headers.get("Location") if resp.status in REDIRECTS else None
+                if location is None:
+                    cap = p.max_response_bytes
+                    body = b"" if method == "HEAD" else await _read_capped(resp, cap)
+                    return Response(
+                        resp.status,
+                        str(current),
+                        resp.headers.get("Content-Type", ""),
+                        resp.charset,
+                        body,
+                    )
+                status = resp.status
+            try:
+                following = current.join(URL(location))
+            except ValueError as e:
+                raise OutboundDenied(f"redirect to an invalid URL: {e}") from None
+            if status == 303 or (status in (301, 302) and method == "POST"):
+                method, data, json = ("HEAD" if method == "HEAD" else "GET"), None, None
+            if not _same_origin(current, following):
+                sent = {k: v for k, v in sent.items() if k.lower() not in CREDENTIAL_HEADERS}
+            current = following
+    last = redact_url(str(current))
+    raise TooManyRedirects(f"more than {p.max_redirects} redirects, last to {last}")
