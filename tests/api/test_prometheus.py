@@ -78,7 +78,7 @@ async def test_api_metrics(api: Api) -> None:
 
 
 async def test_api_metrics_token_required(api: Api, settings: Settings) -> None:
-    client, _ = await start_api(replace(settings, metrics_require_token=True), api.pool)
+    client, _ = await start_api(replace(settings, metrics_require_token="true"), api.pool)
     try:
         async with client.get("/metrics") as resp:
             assert resp.status == 401
