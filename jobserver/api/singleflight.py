@@ -19,7 +19,8 @@ T = TypeVar("T")
 class SingleFlight(Generic[T]):
     def __init__(self) -> None:
         self._running: dict[Hashable, asyncio.Task[T]] = {}
-        self.started = 0  # computations started (tests compare it with the callers)
+        self.started = 0  # computations started (tests compare them with the callers)
+        self.waiting = 0  # callers waiting on a computation now
 
     async def run(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         task = self._running.get(key)
@@ -28,7 +29,11 @@ class SingleFlight(Generic[T]):
             self.started += 1
             self._running[key] = task
             task.add_done_callback(lambda t: self._finished(key, t))
-        return await asyncio.shield(task)
+        self.waiting += 1
+        try:
+            return await asyncio.shield(task)
+        finally:
+            self.waiting -= 1
 
     def _finished(self, key: Hashable, task: asyncio.Task[T]) -> None:
         if self._running.get(key) is task:
