@@ -4,8 +4,8 @@
    25 concurrent scrapes cost the database one refresh and one connection, and a submission
    still answers at once; with every connection taken, a request is a 503 `database_busy`
    after DB_ACQUIRE_TIMEOUT_MS, not a hang.
-8. `1e308` (and 1e-300, and integers past 64 bits) in params is a 422 naming the field, not a
-   309-digit number read back.
+8. `1e308` (and 1e-300, 1e16) in params is a 422 naming the field, not a 309-digit number
+   read back.
 11. A request path carrying `%0A` writes no forged line to the text log.
 14. /metrics needs a `view_jobs` token when the API is not bound to loopback; queue labels
     are bounded by METRICS_MAX_QUEUES (the rest summed under `other`).
@@ -179,8 +179,8 @@ async def test_every_connection_busy_is_503_database_busy_not_a_hang(
         ({"x": -1e300}, "params.x"),
         ({"x": 1e-300}, "params.x"),
         ({"x": 1e16}, "params.x"),
-        ({"deep": [1, {"y": 2**64}]}, "params.deep[1].y"),
-        ({"x": -(2**63) - 1}, "params.x"),
+        ({"deep": [1, {"y": 2.5e-17}]}, "params.deep[1].y"),
+        ({"x": -123456789012345678901.0}, "params.x"),
     ],
 )
 async def test_amplifying_numbers_are_422_naming_the_field(
@@ -204,7 +204,7 @@ async def test_bounded_numbers_read_back_short(api: Api) -> None:
     params = {
         "big": 9.999999999999998e15,
         "small": 1.2345678901234567e-16,
-        "int": 2**63 - 1,
+        "int": 2**70,  # integers are stored digit for digit: not amplified
         "neg": -(2**63),
         "zero": 0.0,
         "digits": "1" * 500,  # a long digit run inside a string is just text
@@ -213,7 +213,7 @@ async def test_bounded_numbers_read_back_short(api: Api) -> None:
     r = await api.call("GET", f"/v1/jobs/{job['jobId']}")
     assert r.status == 200
     back = r.body["params"]
-    assert back["int"] == 2**63 - 1 and back["neg"] == -(2**63) and back["digits"] == "1" * 500
+    assert back["int"] == 2**70 and back["neg"] == -(2**63) and back["digits"] == "1" * 500
     raw = await api.pool.fetchval("SELECT params::text FROM jobs WHERE id = $1", job["jobId"])
     printed = re.findall(r'": (-?[0-9][0-9.eE+-]*)', raw)  # numbers as PostgreSQL prints them
     assert len(printed) == 5 and max(len(t) for t in printed) <= 34, raw
