@@ -219,6 +219,25 @@ async def test_bounded_numbers_read_back_short(api: Api) -> None:
     assert len(printed) == 5 and max(len(t) for t in printed) <= 34, raw
 
 
+async def test_a_rendered_job_stays_within_a_few_times_its_request(api: Api) -> None:
+    """The worst cases the rule lets through ("9e15" prints as 16 digits, "1e-16" as 18
+    characters) read back at most 4 times their size: a job answer is bounded by
+    MAX_BODY_BYTES (here 64 KiB) and never grows 60-fold as `1e308` did."""
+    for number in ("9e15", "1e-16", "-9.007199254740991e15"):
+        items = ",".join([number] * (50_000 // (len(number) + 1)))
+        raw = f'{{"definitionKey":"echo","definitionVersion":1,"params":{{"n":[{items}]}}}}'
+        r = await api.call(
+            "POST", "/v1/jobs", data=raw, headers={"Content-Type": "application/json"}
+        )
+        assert r.status == 201, r.body
+        async with api.client.get(
+            f"/v1/jobs/{r.body['jobId']}",
+            headers={"Authorization": f"Bearer {api.tokens['manage']}"},
+        ) as resp:
+            answer = await resp.read()
+        assert resp.status == 200 and len(answer) <= 4 * len(raw) + 2048, (number, len(answer))
+
+
 # ------------------------------------------------------------------------------ 11. logs
 
 
