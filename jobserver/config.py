@@ -12,6 +12,7 @@ Each setting is declared once, as a typed field of `Settings` (`int`, `float`, `
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -24,6 +25,18 @@ _T = TypeVar("_T")
 def fmt_number(value: float) -> str:
     """3600000 rather than 3.6e+06, 0.05 rather than 0.050000."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and `localhost`: bind addresses only this machine reaches.
+    Other names are not resolved (what a name points at can change after the check)."""
+    name = host.strip().lower()
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(ValueError):
@@ -279,8 +292,28 @@ class Settings:
         minimum=0,
         maximum=65535,
     )
-    metrics_require_token: bool = setting(
-        "METRICS_REQUIRE_TOKEN", False, "API /metrics needs a view_jobs token"
+    # -- API safety: pool waits, metrics exposure ------------------------------------------
+    metrics_require_token: Literal["auto", "true", "false"] = setting(
+        "METRICS_REQUIRE_TOKEN",
+        "auto",
+        "API /metrics needs a view_jobs token; auto = unless HOST is a loopback address",
+    )
+    metrics_host: str = setting(
+        "METRICS_HOST", "127.0.0.1", "worker/scheduler Prometheus bind address"
+    )
+    metrics_max_queues: int = setting(
+        "METRICS_MAX_QUEUES",
+        50,
+        "queue label values in API /metrics; the rest are summed under `other`",
+        minimum=1,
+        maximum=10000,
+    )
+    db_acquire_timeout_ms: int = setting(
+        "DB_ACQUIRE_TIMEOUT_MS",
+        2000,
+        "longest an API request waits for a pooled connection (then 503 database_busy)",
+        minimum=1,
+        maximum=600_000,
     )
     max_body_bytes: int = setting(
         "MAX_BODY_BYTES",
@@ -378,6 +411,13 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         return self.auth == "enabled"
+
+    @property
+    def metrics_token_required(self) -> bool:
+        """Whether API /metrics needs a `view_jobs` token (`auto`: unless bound to loopback)."""
+        if self.metrics_require_token == "auto":
+            return not is_loopback(self.host)
+        return self.metrics_require_token == "true"
 
     def require_database_url(self) -> str:
         if not self.database_url:

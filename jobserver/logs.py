@@ -3,12 +3,18 @@
 Context such as the request id, job id and worker id travels in `contextvars` and is added to
 every record logged while it is set; `extra={...}` fields are included too. Secrets never reach
 a log line: callers must not pass tokens, and `Authorization` headers are never logged.
+
+Text lines cannot be forged: control characters in the message, the context and the extras
+(newlines, carriage returns, other C0 and C1 codes, ESC that starts ANSI sequences, DEL,
+U+2028/U+2029) are written as escapes (`\\n`, `\\x1b`), so a request path with `%0A` stays
+on its own line. A traceback keeps its lines, each indented, so none can pass for a record.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -79,17 +85,35 @@ def _text(value: Any) -> str:
         return f"<unprintable {type(value).__name__}: {type(e).__name__}>"
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(m: re.Match[str]) -> str:
+    c = m.group()
+    return _NAMED.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+
+
+def escape_text(value: str) -> str:
+    """`value` with every control character written as an escape (one search when clean)."""
+    return _CONTROL.sub(_escape_char, value) if _CONTROL.search(value) else value
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        ctx = " ".join(f"{k}={v}" for k, v in _context(record).items())
+        ctx = " ".join(
+            f"{escape_text(str(k))}={escape_text(_text(v))}" for k, v in _context(record).items()
+        )
         line = (
             f"{time.strftime('%H:%M:%S', time.localtime(record.created))} "
-            f"{record.levelname:<7} {record.name}: {record.getMessage()}"
+            f"{record.levelname:<7} {escape_text(record.name)}: "
+            f"{escape_text(record.getMessage())}"
         )
         if ctx:
             line += f" [{ctx}]"
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            trace = self.formatException(record.exc_info)
+            line += "".join(f"\n    {escape_text(t)}" for t in trace.splitlines())
         return line
 
 

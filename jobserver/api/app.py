@@ -64,7 +64,7 @@ def create_app(
     app[TOKEN_CACHE_KEY] = TokenCache()
     app[DEFINITION_CACHE_KEY] = DefinitionCache()
     app[METRICS_CACHE_KEY] = MetricsCache()
-    app[PROMETHEUS_KEY] = jobs_exposition()
+    app[PROMETHEUS_KEY] = jobs_exposition(settings.metrics_max_queues)
     app[GROUP_COMMIT_KEY] = GroupCommitter()
     routes = [*all_routes(), *extra_routes]
     app[ROUTES_KEY] = routes

@@ -18,7 +18,8 @@ status. Codes used across the API:
 | 415 | unsupported_media_type |
 | 422 | validation_error, unknown_definition |
 | 503 | database_unavailable (`database_unavailable(exc)`: asyncpg's connection errors, and
-  OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout) |
+  OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout),
+  database_busy (no pooled connection free within DB_ACQUIRE_TIMEOUT_MS: `PoolBusy`) |
 | 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
 """
 
@@ -34,6 +35,7 @@ from aiohttp import web
 from jobserver.api.jsonio import json_response
 from jobserver.api.routing import Handler
 from jobserver.core.errors import RuleError
+from jobserver.db.pool import PoolBusy
 
 log = logging.getLogger("jobserver.api")
 
@@ -126,6 +128,9 @@ def unavailable() -> ApiError:
     return ApiError(503, "database_unavailable", "database unavailable")
 
 
+BUSY = ApiError(503, "database_busy", "database busy: every connection is in use, retry shortly")
+
+
 def _from_http(exc: web.HTTPException) -> web.StreamResponse:
     if exc.status < 400:
         return exc  # redirects and the like pass through untouched
@@ -156,6 +161,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except RuleError as e:
         return error_response(invalid(e.field, e.message, e.code))
+    except PoolBusy:
+        log.warning("database busy: no pooled connection free in time")
+        return error_response(BUSY, {"Retry-After": "1"})
     except Exception as e:
         if database_unavailable(e):
             log.warning("database unavailable: %s", type(e).__name__)

@@ -32,6 +32,7 @@ import asyncpg
 
 from jobserver.api.errors import database_unavailable
 from jobserver.db.jobs import NewJob, job_insert_times
+from jobserver.db.pool import PoolBusy
 
 log = logging.getLogger("jobserver.api.group_commit")
 
@@ -95,7 +96,7 @@ class GroupCommitter:
                 fut.cancel()
             raise
         except Exception as e:
-            if database_unavailable(e):
+            if database_unavailable(e) or isinstance(e, PoolBusy):
                 for _, fut in group:
                     _fail(fut, e)
                 return

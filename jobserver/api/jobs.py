@@ -252,7 +252,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def job_events(request: web.Request) -> web.Response:
     row = await visible_job(request)
     q = request[QUERY_KEY]
-    pager = Pager(f"events:{row['id']}", ("int",))
+    pager = Pager(f"events:{row['id']}", ("bigint",))
     after = pager.after(q)
     limit = q.get("limit", 100)
     events = await job_events_list(

@@ -7,7 +7,18 @@ bits as floats).
 `parse_json(raw)` rejects what PostgreSQL cannot store or what would hurt us later:
 - malformed JSON, invalid UTF-8, nesting deeper than `MAX_DEPTH` (JSON bombs) -> 400 invalid_json;
 - NaN/Infinity and floats that overflow, integers past Python's digit limit -> 422;
+- numbers that would be amplified when read back -> 422 naming the field: PostgreSQL stores a
+  JSON number as `numeric` and prints it without an exponent, so `1e308` (5 bytes) came back as
+  309 digits. The rule, for every number of a body written with a fraction or an exponent: 0,
+  or a magnitude from `MIN_MAGNITUDE` (1e-16) to below `MAX_MAGNITUDE` (1e16). Read back, such
+  a number prints in at most 34 characters (at most about 4 times the bytes it was sent in), so
+  a stored job's params stay within a few times MAX_BODY_BYTES however they are written.
+  Integer literals are not amplified (they are stored and printed digit for digit, at most
+  Python's 4,300-digit limit); integer *fields* are bounded to 64 bits by their schemas;
 - `\\u0000` in any string or key (text/jsonb cannot hold it) and lone surrogates -> 422.
+
+Cost on the batch path: floats already go through `_parse_float`, which only flags a number
+out of range; the tree is walked to name the field only when it did (integers cost nothing).
 """
 
 from __future__ import annotations
@@ -51,11 +62,42 @@ def _bad_constant(name: str) -> Any:
     raise JsonInputError(422, f"{name} is not a valid JSON number")
 
 
+MIN_MAGNITUDE = 1e-16
+MAX_MAGNITUDE = 1e16
+NUMBER_RULE = (
+    "number out of range: a number with a fraction or an exponent must be 0 or have a"
+    f" magnitude from {MIN_MAGNITUDE:g} to below {MAX_MAGNITUDE:g}"
+)
+
+
+class _Unbounded(float):
+    """A float out of the allowed magnitudes, kept until the parse ends so it can be named."""
+
+
+_flagged: list[bool] = [False]  # parses are synchronous: no two overlap in one thread
+
+
 def _parse_float(text: str) -> float:
     value = float(text)
     if value in (float("inf"), float("-inf")):
         raise JsonInputError(422, "number out of range")
+    if value and not MIN_MAGNITUDE <= abs(value) < MAX_MAGNITUDE:
+        _flagged[0] = True
+        return _Unbounded(value)
     return value
+
+
+def _check_numbers(value: Any) -> None:
+    """The first number out of range, named by path (a walk only once a check fired)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if type(node) is dict:
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif type(node) is list:
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+        elif type(node) is _Unbounded:
+            raise JsonInputError(422, NUMBER_RULE, format_path(path))
 
 
 _decoder = json.JSONDecoder(parse_constant=_bad_constant, parse_float=_parse_float)
@@ -111,6 +153,7 @@ def parse_json(raw: bytes) -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise JsonInputError(400, "body is not valid UTF-8") from None
+    _flagged[0] = False
     try:
         value = _decoder.decode(text)
     except JsonInputError:
@@ -124,6 +167,8 @@ def parse_json(raw: bytes) -> Any:
     nested = type(value) in (dict, list) and text.count("[") + text.count("{") > MAX_DEPTH
     if nested and _too_deep(value):
         raise JsonInputError(400, f"JSON nested deeper than {MAX_DEPTH} levels")
+    if _flagged[0]:
+        _check_numbers(value)
     # Escapes are the only way to smuggle NUL or surrogates through valid UTF-8 input.
     if "\\u" in text:
         _check_strings(value)

@@ -8,7 +8,11 @@ inserted and no page costs an OFFSET scan. `nextCursor` is null on the last page
 A cursor is opaque to clients: URL-safe base64 of a small JSON array `[scope, *key]`, where
 `scope` names the list (and its sort order), so a cursor of one list or order is refused by
 another. A cursor that does not decode, belongs to another list or holds the wrong kinds of
-values is a 422 naming `cursor`.
+values is a 422 naming `cursor`. Cursors are not signed, so a client can forge one (decode it,
+change a value, encode it again): every value is therefore checked to be one the database
+accepts for its column, so a forged cursor is a 422 and never a 500 — `int` within 32 bits
+(`integer` columns), `bigint` within 64 bits, a time zone-aware `datetime` that converts to
+UTC, text without NUL or lone surrogates, a `uuid`, a `bool`.
 
 A route lists through `Pager`: `pager.after(query)` gives the decoded key to continue after
 (None on the first page), `pager.page(rows, limit, key, render)` takes the rows fetched with
@@ -28,8 +32,12 @@ from typing import Any, Literal
 from jobserver.codec import dumps_answer_text, loads
 from jobserver.core.errors import RuleError
 
-Kind = Literal["int", "str", "uuid", "datetime", "bool"]
+Kind = Literal["int", "bigint", "str", "uuid", "datetime", "bool"]
 MAX_CURSOR = 1000
+_INT_RANGES: dict[str, tuple[int, int]] = {
+    "int": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
 
 
 def page_query(default: int, maximum: int, properties: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +83,9 @@ def _encode_value(value: Any) -> Any:
 
 
 def _decode_value(kind: Kind, value: Any) -> Any:
-    if kind == "int":
-        if type(value) is not int:
+    bounds = _INT_RANGES.get(kind)
+    if bounds is not None:
+        if type(value) is not int or not bounds[0] <= value <= bounds[1]:
             raise ValueError
         return value
     if kind == "bool":
@@ -91,7 +100,10 @@ def _decode_value(kind: Kind, value: Any) -> Any:
         parsed = dt.datetime.fromisoformat(value)
         if parsed.tzinfo is None:
             raise ValueError
-        return parsed
+        return parsed.astimezone(dt.UTC)  # OverflowError at the ends of the calendar
+    if "\x00" in value:
+        raise ValueError
+    value.encode("utf-8")  # UnicodeEncodeError (a ValueError) on lone surrogates
     return value
 
 

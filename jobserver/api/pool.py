@@ -1,14 +1,14 @@
 """The API's connection pool: no eager connection (the API starts even while the database is
-down, and `/readyz` answers 503 until it is back) and no reset query on release (one round
-trip per request instead of two)."""
+down, and `/readyz` answers 503 until it is back), no reset query on release (one round
+trip per request instead of two), and every acquire bounded by DB_ACQUIRE_TIMEOUT_MS: a request
+that finds every connection busy that long is a 503 `database_busy`, never a hang."""
 
 from __future__ import annotations
 
 import asyncpg
 
 from jobserver.config import Settings
-from jobserver.db.pool import init_connection
-from jobserver.db.urls import asyncpg_url
+from jobserver.db.pool import create_pool
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -17,14 +17,10 @@ async def _no_reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_api_pool(url: str, settings: Settings) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        asyncpg_url(url),
+    return await create_pool(
+        url,
+        settings,
         min_size=0,
-        max_size=settings.db_pool_max,
-        max_inactive_connection_lifetime=settings.db_pool_idle_timeout_ms / 1000,
-        timeout=settings.db_pool_connection_timeout_ms / 1000,
-        init=init_connection,
+        acquire_timeout=settings.db_acquire_timeout_ms / 1000,
         reset=_no_reset,
     )
-    assert pool is not None
-    return pool

@@ -17,15 +17,24 @@ scheduler running in the same process does not leak into it):
   `_expired_total`, `_dead_lettered_total` and `jobserver_leases_rescued_total` — are live rows
   plus the pruner's tally (`job_counts_pruned`), so they never go down when rows are pruned.
   Per-process counters (claims, batch sizes, heartbeats, fenced-off writes, leadership) are
-  exposed by the workers and the scheduler on their own METRICS_PORT.
+  exposed by the workers and the scheduler on their own METRICS_PORT (bound to METRICS_HOST).
 
-Access: public unless METRICS_REQUIRE_TOKEN=true, then a `view_jobs` token.
+Queue names are chosen by tenants, so the `queue` label is bounded: the METRICS_MAX_QUEUES
+queues with the most jobs (lifetime totals) keep their name, the rest are summed under
+`other`. A queue entering the kept set makes `other` drop once (a counter reset to Prometheus).
+
+Refreshes are single-flight: concurrent scrapes wait on the one refresh running, so the
+database sees one set of metric queries per `SNAPSHOT_TTL` however many scrapers there are.
+
+Access: a `view_jobs` token when METRICS_REQUIRE_TOKEN=true, or with `auto` (the default)
+when the API is not bound to a loopback address (Prometheus sends bearer tokens); public with
+`false` or `auto` on loopback.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -42,6 +51,7 @@ from prometheus_client.registry import Collector
 from jobserver.api.auth import authenticate
 from jobserver.api.keys import POOL_KEY, PROMETHEUS_KEY, SETTINGS_KEY, TOKEN_CACHE_KEY
 from jobserver.api.routing import Handler
+from jobserver.api.singleflight import SingleFlight
 from jobserver.db.dlq import dlq_count
 from jobserver.db.metrics import (
     metrics_active_by_queue,
@@ -51,6 +61,7 @@ from jobserver.db.metrics import (
 )
 
 SNAPSHOT_TTL = 5.0
+OTHER_QUEUE = "other"
 RECENT_SECONDS = 3600.0
 BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
 
@@ -92,24 +103,42 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
 class JobsCollector(Collector):
     """Yields metric families from the last snapshot taken by `refresh`."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_queues: int = 50) -> None:
         self.snapshot: dict[str, Any] = {}
         self.taken = -1e9
+        self.max_queues = max_queues
+        self.flights: SingleFlight[None] = SingleFlight()
 
     async def refresh(self, pool: asyncpg.Pool, ttl: float = SNAPSHOT_TTL) -> None:
+        """Take a new snapshot unless the last is younger than `ttl`; one at a time."""
         if time.monotonic() - self.taken < ttl:
             return
+        await self.flights.run("snapshot", lambda: self._take(pool))
+
+    async def _take(self, pool: asyncpg.Pool) -> None:
+        started = time.monotonic()
         async with pool.acquire() as conn:
-            self.snapshot = {
-                "active": await metrics_active_by_queue(conn),
-                "finished": await metrics_finished_by_queue(conn, RECENT_SECONDS),
-                "hist": sorted(
-                    await metrics_histograms(conn, RECENT_SECONDS, BUCKETS), key=lambda r: r["le"]
-                ),
-                "dlq": await dlq_count(conn),
-                "totals": await metrics_job_totals(conn),
-            }
-        self.taken = time.monotonic()
+            active = await metrics_active_by_queue(conn)
+            finished = await metrics_finished_by_queue(conn, RECENT_SECONDS)
+            hist = await metrics_histograms(conn, RECENT_SECONDS, BUCKETS)
+            dlq = await dlq_count(conn)
+            totals = await metrics_job_totals(conn)
+        label = queue_labels(totals, self.max_queues)
+        self.snapshot = {
+            "active": _summed(active, label, ("status", "definition_key", "queue"), ("n",)),
+            "finished": _summed(
+                finished, label, ("status", "definition_key", "queue"), ("n", "retried")
+            ),
+            "hist": sorted(hist, key=lambda r: r["le"]),
+            "dlq": dlq,
+            "totals": _summed(
+                totals,
+                label,
+                ("definition_key", "queue", "status"),
+                ("jobs", "attempts", "retries", "rescues"),
+            ),
+        }
+        self.taken = started
 
     def collect(self) -> Iterator[Any]:
         s = self.snapshot
@@ -184,17 +213,46 @@ def job_counters(totals: list[Any]) -> Iterator[CounterMetricFamily]:
         yield fam
 
 
-def jobs_exposition() -> tuple[CollectorRegistry, JobsCollector]:
+def queue_labels(totals: list[Any], max_queues: int) -> Callable[[str], str]:
+    """The `queue` label of each queue name: itself for the `max_queues` queues with the most
+    jobs (ties by name), `other` for the rest."""
+    sizes: dict[str, int] = {}
+    for r in totals:
+        sizes[r["queue"]] = sizes.get(r["queue"], 0) + int(r["jobs"] or 0)
+    if len(sizes) <= max_queues:
+        return lambda q: q
+    kept = set(sorted(sizes, key=lambda q: (-sizes[q], q))[:max_queues])
+    return lambda q: q if q in kept else OTHER_QUEUE
+
+
+def _summed(
+    rows: list[Any], label: Callable[[str], str], keys: tuple[str, ...], values: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """`rows` with their queue relabelled and the rows that now share a key summed."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for r in rows:
+        row = {k: label(r[k]) if k == "queue" else r[k] for k in keys}
+        ident = tuple(row.values())
+        acc = out.get(ident)
+        if acc is None:
+            out[ident] = {**row, **{v: int(r[v] or 0) for v in values}}
+        else:
+            for v in values:
+                acc[v] += int(r[v] or 0)
+    return list(out.values())
+
+
+def jobs_exposition(max_queues: int = 50) -> tuple[CollectorRegistry, JobsCollector]:
     """The registry of one app's job metrics (kept under `PROMETHEUS_KEY`)."""
     registry = CollectorRegistry(auto_describe=False)
-    collector = JobsCollector()
+    collector = JobsCollector(max_queues)
     registry.register(collector)
     return registry, collector
 
 
 async def metrics(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
-    if settings.metrics_require_token:
+    if settings.metrics_token_required:
         await authenticate(
             request,
             "view_jobs",

@@ -330,7 +330,8 @@ ROUTES: list[Route] = [
         "/metrics",
         prometheus.metrics,
         "public",
-        "Prometheus metrics (a view_jobs token when METRICS_REQUIRE_TOKEN=true)",
+        "Prometheus metrics (a view_jobs token unless METRICS_REQUIRE_TOKEN=false, or auto"
+        " with the API on loopback)",
         query_schema={"type": "object", "properties": {}},
         tags=("metrics",),
     ),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import gc
 import logging
 
@@ -50,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
     refuse_open_auth(settings, host)
-    app = create_app(settings)
+    # the app decides by the address it really listens on (METRICS_REQUIRE_TOKEN=auto)
+    app = create_app(dataclasses.replace(settings, host=host, port=port))
     log.info("api listening", extra={"host": host, "port": port})
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import sys
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
-from jobserver.config import ConfigError, Settings
+from jobserver.config import ConfigError, Settings, is_loopback
 from jobserver.logs import setup_logging
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(code)
-
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and `localhost`: addresses only this machine reaches. Other
-    names are not resolved (what a name points at can change after the check)."""
-    name = host.strip().lower()
-    if name in ("localhost", "localhost."):
-        return True
-    try:
-        return ipaddress.ip_address(name.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def refuse_open_auth(settings: Settings, host: str) -> None:

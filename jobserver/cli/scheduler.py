@@ -4,7 +4,8 @@ Run any number of them; one leads at a time (see `jobserver.scheduler.leader`). 
 SIGINT stops the services and releases leadership so a successor takes over at once; a second
 signal exits immediately. Settings: DATABASE_URL, LEADER_LEASE_SECONDS, SCHEDULER_TICK_SECONDS,
 RESCUE_INTERVAL_SECONDS, PRUNE_INTERVAL_SECONDS, PRUNE_BATCH_SIZE, RETENTION_*_SECONDS,
-HEARTBEAT_INTERVAL_SECONDS (workers' beat, for "gone"), METRICS_PORT (Prometheus, 0 = off),
+HEARTBEAT_INTERVAL_SECONDS (workers' beat, for "gone"), METRICS_PORT (Prometheus, 0 = off,
+on METRICS_HOST),
 SCHEDULER_ID (optional holder name; default scheduler-<host>-<pid>).
 """
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     settings = load_settings()
     holder = args.id or os.environ.get("SCHEDULER_ID") or default_holder()
-    metrics.serve(settings.metrics_port, settings.host)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     run(serve(settings, holder))
 
 

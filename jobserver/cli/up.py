@@ -49,8 +49,8 @@ from types import FrameType
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from jobserver.cli.common import fail, is_loopback, load_settings, refuse_open_auth, run
-from jobserver.config import Settings
+from jobserver.cli.common import fail, load_settings, refuse_open_auth, run
+from jobserver.config import Settings, is_loopback
 from jobserver.db import migrate
 from jobserver.db.pool import connect
 from jobserver.embedded import EmbeddedError, EmbeddedPostgres

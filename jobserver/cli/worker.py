@@ -64,7 +64,7 @@ async def serve(settings: Settings, worker: Worker) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     await worker.start()
-    metrics.serve(settings.metrics_port)
+    metrics.serve(settings.metrics_port, settings.metrics_host)
     await worker.wait_stopped()
     return 0
 

@@ -1,13 +1,19 @@
 """The asyncpg connection pool every process uses, with JSON codecs set on each connection.
 
 Options come from `Settings`: DB_POOL_MAX, DB_POOL_IDLE_TIMEOUT_MS (idle connections closed after),
-DB_POOL_CONNECTION_TIMEOUT_MS (connect timeout). JSON and JSONB values go through the codec
-(jobserver/codec.py): written with its strict encoder (NaN and infinities refused before they
-reach the server, integers past 64 bits exact), read back as Python objects.
+DB_POOL_CONNECTION_TIMEOUT_MS (connect timeout). A pool made with `acquire_timeout` (the API's,
+from DB_ACQUIRE_TIMEOUT_MS) bounds every wait for a connection, `pool.fetch(...)` and the other
+shortcuts included: past it, `PoolBusy` is raised instead of waiting on (the API answers 503
+`database_busy`). Pools without one wait as asyncpg does (workers, scheduler).
+
+JSON and JSONB values go through the codec (jobserver/codec.py): written with its strict
+encoder (NaN and infinities refused before they reach the server, integers past 64 bits exact),
+read back as Python objects.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -18,6 +24,29 @@ from jobserver.db.urls import asyncpg_url
 
 Pool = asyncpg.Pool
 Connection = asyncpg.Connection
+
+
+class PoolBusy(Exception):
+    """Every connection of the pool stayed in use for the whole acquire timeout."""
+
+
+class TimedPool(asyncpg.Pool):
+    """An asyncpg pool whose every acquire waits at most `acquire_timeout` seconds."""
+
+    acquire_timeout: float | None = None
+
+    async def _acquire(self, timeout: float | None) -> asyncpg.pool.PoolConnectionProxy:  # noqa: ASYNC109
+        # asyncpg routes acquire() and every pool shortcut (fetch, execute, ...) through here.
+        limit = timeout if timeout is not None else self.acquire_timeout
+        if limit is None:
+            return await super()._acquire(None)  # type: ignore[misc, no-any-return]
+        try:
+            async with asyncio.timeout(limit) as window:
+                return await super()._acquire(None)  # type: ignore[misc, no-any-return]
+        except TimeoutError as e:
+            if window.expired():
+                raise PoolBusy(f"no database connection free within {limit:g} s") from None
+            raise e
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -33,16 +62,29 @@ async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
 
 
 async def create_pool(
-    url: str, settings: Settings | None = None, *, min_size: int = 1, max_size: int | None = None
-) -> asyncpg.Pool:
+    url: str,
+    settings: Settings | None = None,
+    *,
+    min_size: int = 1,
+    max_size: int | None = None,
+    acquire_timeout: float | None = None,
+    **options: Any,
+) -> TimedPool:
+    """A started pool; `acquire_timeout` (seconds) bounds every wait for a connection."""
     s = settings or Settings()
-    pool = await asyncpg.create_pool(
+    pool = TimedPool(
         asyncpg_url(url),
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         min_size=min_size,
         max_size=max_size or s.db_pool_max,
+        max_queries=50000,
         max_inactive_connection_lifetime=s.db_pool_idle_timeout_ms / 1000,
         timeout=s.db_pool_connection_timeout_ms / 1000,
-        init=init_connection,
+        init=options.pop("init", init_connection),
+        loop=None,
+        **options,
     )
-    assert pool is not None
+    pool.acquire_timeout = acquire_timeout
+    await pool
     return pool

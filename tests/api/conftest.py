@@ -142,7 +142,10 @@ async def api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Api]:
         "view": await create_token(pool, "view", ["view_jobs"], "viewer"),
         "manage": await create_token(pool, "manage", ["manage_jobs"], "admin"),
     }
-    client, app = await start_api(replace(settings, max_body_bytes=64 * 1024), pool)
+    # bound to loopback, as the test server is (METRICS_REQUIRE_TOKEN=auto: /metrics is public)
+    client, app = await start_api(
+        replace(settings, max_body_bytes=64 * 1024, host="127.0.0.1"), pool
+    )
     try:
         yield Api(client, app, pool, tokens)
     finally:

@@ -3,6 +3,8 @@ parser and carry the expected series."""
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from dataclasses import replace
 
 import aiohttp
@@ -78,7 +80,7 @@ async def test_api_metrics(api: Api) -> None:
 
 
 async def test_api_metrics_token_required(api: Api, settings: Settings) -> None:
-    client, _ = await start_api(replace(settings, metrics_require_token=True), api.pool)
+    client, _ = await start_api(replace(settings, metrics_require_token="true"), api.pool)
     try:
         async with client.get("/metrics") as resp:
             assert resp.status == 401
@@ -93,14 +95,33 @@ async def test_api_metrics_token_required(api: Api, settings: Settings) -> None:
         await client.close()
 
 
+def listening_on(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on `port` (from /proc/net/tcp)."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    raw = bytes.fromhex(addr)
+                    if len(raw) == 4:
+                        out.add(str(ipaddress.IPv4Address(raw[::-1])))
+                    else:
+                        words = b"".join(raw[i : i + 4][::-1] for i in range(0, 16, 4))
+                        out.add(str(ipaddress.IPv6Address(words)))
+    return out
+
+
 async def test_scheduler_metrics_port(database_url: str, pool: asyncpg.Pool) -> None:
+    """Served where the worker's is: METRICS_HOST (127.0.0.1), whatever the API's HOST."""
     port = free_port()
     proc = spawn(
         "jobserver.cli.scheduler",
         {
             "DATABASE_URL": database_url,
             "METRICS_PORT": str(port),
-            "HOST": "127.0.0.1",
+            "HOST": "0.0.0.0",
             "LEADER_LEASE_SECONDS": "1",
         },
     )
@@ -117,6 +138,7 @@ async def test_scheduler_metrics_port(database_url: str, pool: asyncpg.Pool) -> 
 
             m = await wait_for(scrape, within=15)
         assert m[("jobserver_scheduler_leadership_changes_total", (("change", "acquired"),))] == 1
+        assert listening_on(port) == {"127.0.0.1"}
         assert any(k[0] == "jobserver_scheduler_ticks_total" for k in m)
     finally:
         kill(proc)

@@ -143,7 +143,7 @@ def test_auth_disabled_off_loopback_is_refused(
     ],
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
-    from jobserver.cli.common import is_loopback
+    from jobserver.config import is_loopback
 
     assert is_loopback(host) is loopback
 

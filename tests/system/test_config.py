@@ -53,7 +53,10 @@ def test_each_setting_is_declared_once_with_its_type() -> None:
         else:
             assert spec.choices is None
             assert spec.kind in (hint, str), spec.env  # `str | None` reads as text
-    assert hints["metrics_require_token"] is bool and Settings().metrics_require_token is False
+    assert FIELDS["metrics_require_token"].choices == ("auto", "true", "false")
+
+
+BOOL = Field(env="SOME_FLAG", kind=bool, default=False)
 
 
 @pytest.mark.parametrize(
@@ -61,15 +64,33 @@ def test_each_setting_is_declared_once_with_its_type() -> None:
     [("true", True), ("false", False), (" TRUE ", True), ("False", False)],
 )
 def test_bool_setting_parses_to_a_bool(raw: str, expected: bool) -> None:
-    value = Settings.from_env({"METRICS_REQUIRE_TOKEN": raw}).metrics_require_token
-    assert value is expected
+    assert BOOL.parse(raw) is expected
 
 
 @pytest.mark.parametrize("raw", ["yes", "1", "truee", "on"])
 def test_bool_setting_refuses_other_words_in_one_line(raw: str) -> None:
     with pytest.raises(ConfigError) as err:
-        Settings.from_env({"METRICS_REQUIRE_TOKEN": raw})
-    assert str(err.value) == f"invalid METRICS_REQUIRE_TOKEN={raw!r}: expected one of true, false"
+        BOOL.parse(raw)
+    assert str(err.value) == f"invalid SOME_FLAG={raw!r}: expected one of true, false"
+
+
+@pytest.mark.parametrize(
+    ("raw", "host", "required"),
+    [
+        ("auto", "0.0.0.0", True),
+        ("auto", "10.1.2.3", True),
+        ("auto", "::", True),
+        ("auto", "127.0.0.1", False),
+        ("auto", "127.8.9.1", False),
+        ("auto", "localhost", False),
+        ("auto", "::1", False),
+        ("true", "127.0.0.1", True),
+        ("false", "0.0.0.0", False),
+    ],
+)
+def test_metrics_token_by_default_unless_loopback(raw: str, host: str, required: bool) -> None:
+    s = Settings.from_env({"METRICS_REQUIRE_TOKEN": raw, "HOST": host})
+    assert s.metrics_token_required is required
 
 
 def test_literal_settings_take_exactly_their_values() -> None:
