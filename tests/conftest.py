@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -145,3 +148,15 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(database_url, Settings(), max_size=10)
     yield p
     await p.close()
+
+
+@pytest.fixture
+def traversable_dir() -> Iterator[Path]:
+    """A fresh directory under /tmp, mode 0755, that every OS user can traverse (pytest's own
+    tmp_path lies below a 0700 directory: the embedded database's user could not reach it)."""
+    d = Path(tempfile.mkdtemp(prefix="jobserver-t-", dir="/tmp"))
+    d.chmod(0o755)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)

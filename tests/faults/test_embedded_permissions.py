@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,13 +42,9 @@ def _home_with_socket_length(base: Path, length: int) -> Path:
 
 
 @pytest.fixture
-def base() -> Iterator[Path]:
-    d = Path(tempfile.mkdtemp(prefix="js-perm-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def base(traversable_dir: Path) -> Path:
+    """A directory every OS user can traverse (see tests/conftest.py)."""
+    return traversable_dir
 
 
 def _ways_in(home: Path, other: str) -> dict[str, subprocess.CompletedProcess[str]]:

@@ -14,7 +14,6 @@ import shutil
 import stat
 import subprocess
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,14 +96,9 @@ def modes(path: Path) -> dict[str, int]:
 
 
 @pytest.fixture
-def base() -> Iterator[Path]:
-    """A directory under /tmp that every user can traverse (mkdtemp makes 0700 ones)."""
-    d = Path(tempfile.mkdtemp(prefix="jobserver-emb-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def base(traversable_dir: Path) -> Path:
+    """A directory every OS user can traverse (see tests/conftest.py)."""
+    return traversable_dir
 
 
 @pytest.fixture

@@ -15,11 +15,9 @@ import contextlib
 import fcntl
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -197,15 +195,9 @@ def _listeners(port: int) -> set[str]:
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    """A working directory the embedded database's OS user can reach when we are root (pytest's
-    own tmp_path lies below a 0700 directory, which `up` refuses rather than open up)."""
-    d = Path(tempfile.mkdtemp(prefix="jobserver-up-", dir="/tmp"))
-    d.chmod(0o755)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+def workdir(traversable_dir: Path) -> Path:
+    """A directory every OS user can traverse (see tests/conftest.py)."""
+    return traversable_dir
 
 
 @pytest.fixture
