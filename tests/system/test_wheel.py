@@ -16,10 +16,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -29,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from jobserver.testing.cluster import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -143,12 +144,6 @@ print(json.dumps({"path": sys.path, "files": files, "top": top}))
     assert seen["top"] == [False, False]  # no top-level `definitions` or `migrations` installed
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(
@@ -165,7 +160,7 @@ def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
 def serve_api(installed: Installed, database_url: str) -> Iterator[str]:
     """The installed `jobserver-api` on a free port once it answers /healthz (auth disabled:
     this test is about packaging, tests/api covers tokens); yields its base URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [installed.bin("jobserver-api"), "--host", "127.0.0.1", "--port", str(port)],
         env=installed.env(DATABASE_URL=database_url, JOBSERVER_AUTH="disabled"),
@@ -176,16 +171,15 @@ def serve_api(installed: Installed, database_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def healthy() -> bool:
             assert proc.poll() is None, f"jobserver-api exited:\n{proc.communicate()[1]}"
             try:
-                if _http("GET", f"{base}/healthz")[0] == 200:
-                    break
+                return bool(_http("GET", f"{base}/healthz")[0] == 200)
             except OSError:
-                pass
-            assert time.monotonic() < deadline, "jobserver-api did not answer within 30 s"
-            time.sleep(0.05)
+                return False
+
+        wait_until(healthy, within=30)
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
