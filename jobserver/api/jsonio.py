@@ -28,13 +28,10 @@ from typing import Any
 
 from aiohttp import web
 
-from jobserver.codec import dumps_answer, dumps_answer_text
+from jobserver.codec import dumps_answer
 from jobserver.core.errors import format_path
 
 MAX_DEPTH = 64
-
-# Compact JSON text (error messages of the validator quote values with it).
-dumps = dumps_answer_text
 
 
 def json_response(

@@ -26,7 +26,6 @@ INT32 = 2147483647
 ANY_JSON: Schema = {"description": "any JSON value"}
 STRING: Schema = {"type": "string"}
 INTEGER: Schema = {"type": "integer"}
-NUMBER: Schema = {"type": "number"}
 BOOLEAN: Schema = {"type": "boolean"}
 UUID: Schema = {"type": "string", "format": "uuid"}
 TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
@@ -60,8 +59,6 @@ def query(properties: Schema) -> Schema:
 
 
 NO_QUERY: Schema = query({})
-NO_CONTENT: Schema | None = None  # 204 answers have no body
-
 # ---------------------------------------------------------------- jobs
 
 JOB_SUBMISSION: Schema = {
