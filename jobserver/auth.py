@@ -43,11 +43,19 @@ def check_scopes(scopes: Iterable[str]) -> list[str]:
 
 
 async def create_token(
-    conn: asyncpg.Connection | asyncpg.Pool, name: str, scopes: Iterable[str], owner: str
+    conn: asyncpg.Connection | asyncpg.Pool,
+    name: str,
+    scopes: Iterable[str],
+    owner: str,
+    *,
+    max_running: int | None = None,
+    max_queued: int | None = None,
 ) -> str:
     """Store a new token and return its plaintext (the only time it exists outside a client).
 
-    Raises ValueError for unknown scopes, a malformed or reserved name or owner, and
+    `max_running` / `max_queued` are the owner's quotas (None: the OWNER_MAX_* defaults).
+    Raises ValueError for unknown scopes, a malformed or reserved name or owner, a quota below 1,
+    and
     asyncpg.UniqueViolationError for a taken name.
     """
     checked = check_scopes(scopes)
@@ -55,5 +63,10 @@ async def create_token(
     if problem is not None:
         raise ValueError(problem)
     plaintext, digest, prefix = generate_token()
-    await token_insert(conn, name, digest, prefix, checked, owner)
+    for flag, value in (("--max-running", max_running), ("--max-queued", max_queued)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be at least 1")
+    await token_insert(
+        conn, name, digest, prefix, checked, owner, max_running=max_running, max_queued=max_queued
+    )
     return plaintext

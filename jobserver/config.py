@@ -337,6 +337,29 @@ class Settings:
         "where `jobserver up` keeps the embedded database and the dev token",
     )
     # -- outbound requests (jobserver/outbound): the one policy every integration goes through
+    owner_max_running: int = setting(
+        "OWNER_MAX_RUNNING",
+        0,
+        "jobs one token owner may have running fleet-wide unless its token sets"
+        " --max-running (0 = no limit)",
+        minimum=0,
+        maximum=10_000_000,
+    )
+    owner_max_queued: int = setting(
+        "OWNER_MAX_QUEUED",
+        0,
+        "jobs one token owner may have queued (a 429 past it) unless its token sets"
+        " --max-queued (0 = no limit)",
+        minimum=0,
+        maximum=1_000_000_000,
+    )
+    max_priority_plain: int = setting(
+        "MAX_PRIORITY_PLAIN",
+        10,
+        "the highest job priority a token without manage_jobs may give",
+        minimum=-1000,
+        maximum=1000,
+    )
     outbound_allow_cidrs: str = setting(
         "OUTBOUND_ALLOW_CIDRS",
         "",

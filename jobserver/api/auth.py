@@ -50,6 +50,8 @@ class Principal:
     scopes: frozenset[str]
     token_name: str | None = None
     token_id: uuid.UUID | None = None
+    # The owner's queued-jobs quota from its tokens (None: the OWNER_MAX_QUEUED default).
+    max_queued: int | None = None
 
     @property
     def can_view_all(self) -> bool:
@@ -131,7 +133,11 @@ class TokenCache:
                 )
             else:
                 principal = Principal(
-                    row["owner"], frozenset(row["scopes"]), row["name"], row["id"]
+                    row["owner"],
+                    frozenset(row["scopes"]),
+                    row["name"],
+                    row["id"],
+                    row["owner_max_queued"],
                 )
         if len(self._entries) >= MAX_CACHE_ENTRIES:
             self._entries.clear()

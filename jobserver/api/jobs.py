@@ -3,7 +3,9 @@
 Access: any valid token submits, and reads/cancels its own jobs (another owner's job is 404,
 never 403, so its existence is not revealed); `view_jobs` reads every job; `manage_jobs` also
 cancels every job. A definition that calls out (`outbound`) is submitted only by tokens with
-the outbound capability (403 naming it otherwise).
+the outbound capability (403 naming it otherwise). Priorities above MAX_PRIORITY_PLAIN need
+manage_jobs, and an owner with a queued-jobs quota is refused past it (429 quota_exceeded):
+see quotas.py.
 
 A submission is checked against its schema by the request pipeline, then turned into a job by
 `jobserver.core.submission.build_job` (the definition's params schema, run/expiry rules,
@@ -34,8 +36,10 @@ from jobserver.api.keys import (
     POOL_KEY,
     PRINCIPAL_KEY,
     QUERY_KEY,
+    SETTINGS_KEY,
 )
 from jobserver.api.paging import Kind, Pager
+from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
 from jobserver.api.request import uuid_param
 from jobserver.api.views import attempt_json, event_json, job_json, new_job_json
 from jobserver.core.idempotency import batch_keys, same_request
@@ -45,6 +49,7 @@ from jobserver.db.attempts import attempt_list
 from jobserver.db.events import job_events_list
 from jobserver.db.jobs import (
     JobFilter,
+    NewJob,
     job_cancel,
     job_count,
     job_get,
@@ -81,42 +86,64 @@ def _conflict(key: str, field: str | None = None) -> ApiError:
 async def submit_job(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
     item = request[BODY_KEY]
+    principal = request[PRINCIPAL_KEY]
+    settings = request.app[SETTINGS_KEY]
+    check_priority(principal, settings, item)
     info = await request.app[DEFINITION_CACHE_KEY].resolve(
         pool, item["definitionKey"], item.get("definitionVersion")
     )
     if info.outbound:
-        require_outbound(request[PRINCIPAL_KEY], info.key, info.version)
-    job = build_job(item, None, info, request[PRINCIPAL_KEY].owner, dt.datetime.now(UTC))
+        require_outbound(principal, info.key, info.version)
+    job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
     committer = request.app[GROUP_COMMIT_KEY]
+    quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):
         try:
-            created_at, run_at = await committer.submit(pool, job)  # committed when it returns
+            if quota is not None:
+                if job.idempotency_key is not None and (repeat := await _repeat(pool, job)):
+                    return repeat  # a repeat adds nothing: it never counts against the quota
+                [(created_at, run_at)] = await insert_within_quota(pool, [job], job.owner, quota)
+            else:
+                created_at, run_at = await committer.submit(pool, job)  # committed on return
             return json_response(new_job_json(job, created_at, run_at), status=201)
         except asyncpg.UniqueViolationError:
             if job.idempotency_key is None:
                 raise
-            found = await job_get_by_idempotency_keys(pool, job.owner, [job.idempotency_key])
-            if not found:
+            repeat = await _repeat(pool, job)
+            if repeat is None:
                 continue  # the holder was pruned meanwhile: try again
-            if not same_request(found[0]["request_fingerprint"], job.request_fingerprint):
-                raise _conflict(job.idempotency_key, "idempotencyKey") from None
-            return json_response(job_json(found[0]), status=200)
+            return repeat
     raise ApiError(409, "conflict", "could not store the job; retry")
+
+
+async def _repeat(pool: asyncpg.Pool, job: NewJob) -> web.Response | None:
+    """The answer to a job whose idempotency key is stored: 200 with the stored job, or 409
+    when the key came with another body; None when no job holds the key."""
+    assert job.idempotency_key is not None
+    found = await job_get_by_idempotency_keys(pool, job.owner, [job.idempotency_key])
+    if not found:
+        return None
+    if not same_request(found[0]["request_fingerprint"], job.request_fingerprint):
+        raise _conflict(job.idempotency_key, "idempotencyKey") from None
+    return json_response(job_json(found[0]), status=200)
 
 
 async def submit_batch(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
-    owner = request[PRINCIPAL_KEY].owner
+    principal = request[PRINCIPAL_KEY]
+    settings = request.app[SETTINGS_KEY]
+    owner = principal.owner
     items: list[dict[str, Any]] = request[BODY_KEY]["jobs"]
     seen = batch_keys(items)
     cache = request.app[DEFINITION_CACHE_KEY]
     defs: dict[tuple[str, int | None], Any] = {}
     for i, item in enumerate(items):
+        check_priority(principal, settings, item, f"jobs[{i}]")
         ref = (item["definitionKey"], item.get("definitionVersion"))
         if ref not in defs:
             defs[ref] = info = await cache.resolve(pool, ref[0], ref[1], f"jobs[{i}]")
             if info.outbound:
-                require_outbound(request[PRINCIPAL_KEY], info.key, info.version, f"jobs[{i}]")
+                require_outbound(principal, info.key, info.version, f"jobs[{i}]")
     now = dt.datetime.now(UTC)
     ids = new_job_ids(len(items))
     jobs = [
@@ -141,7 +168,9 @@ async def submit_batch(request: web.Request) -> web.Response:
                     raise _conflict(key, f"jobs[{i}].idempotencyKey")
         new = [j for j in jobs if j.idempotency_key is None or j.idempotency_key not in existing]
         try:
-            if new:
+            if new and (quota := queued_quota(principal, settings)) is not None:
+                await insert_within_quota(pool, new, owner, quota)
+            elif new:
                 async with pool.acquire() as conn:
                     await job_insert_many(conn, new)  # one statement: all or none
         except asyncpg.UniqueViolationError:

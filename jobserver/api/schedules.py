@@ -67,6 +67,13 @@ async def _check(request: web.Request, values: dict[str, Any]) -> dict[str, Any]
     failure = info.check_params(cols["params"])
     if failure is not None:
         raise invalid(format_path(failure[0], "params"), failure[1])
+    attempts = cols.get("max_attempts")
+    if attempts is not None and attempts > info.default_max_attempts:
+        raise invalid(
+            "maxAttempts",
+            f"{attempts} is above the definition's defaultMaxAttempts"
+            f" ({info.default_max_attempts}); a schedule may only lower it",
+        )
     return cols
 
 

@@ -3,7 +3,8 @@
 A submission is the JSON object of `POST /v1/jobs` (or one item of a batch), already checked
 against `JOB_SUBMISSION_SCHEMA`. `build_job` then checks `params` against the definition's own
 schema, applies the run/expiry rules (`jobserver.core.timing`), fills the definition's defaults
-(`maxAttempts`), and fingerprints it when it carries an `idempotencyKey`. Errors are
+(`maxAttempts`; a job may lower its definition's attempts and timeout, never raise them),
+and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
 for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
 beyond the `NewJob`, and builds error paths only on failure.
@@ -37,6 +38,8 @@ class DefinitionRules(Protocol):
     @property
     def default_max_attempts(self) -> int: ...
     @property
+    def timeout_seconds(self) -> float | None: ...
+    @property
     def check_params(self) -> Callable[[Any], ParamsFailure | None]: ...
 
 
@@ -64,10 +67,13 @@ def build_job(
         run_at, expires_at = run_window(item, item_path(index), now)
     key = get("idempotencyKey")
     timeout = get("timeoutSeconds")
+    max_attempts = definition.default_max_attempts
+    if "maxAttempts" in item or timeout is not None:
+        max_attempts = _within_definition(item, index, definition)
     return NewJob(
         definition_key=definition.key,
         definition_version=definition.version,
-        max_attempts=int(get("maxAttempts", definition.default_max_attempts)),
+        max_attempts=max_attempts,
         params=params,
         queue=get("queue", "default"),
         priority=int(get("priority", 0)),
@@ -79,6 +85,26 @@ def build_job(
         request_fingerprint=fingerprint(item) if key is not None else None,
         id=job_id if job_id is not None else new_job_id(),
     )
+
+
+def _within_definition(item: Mapping[str, Any], index: int | None, d: DefinitionRules) -> int:
+    """The job's maxAttempts; a job may lower its definition's attempts and timeout, never
+    raise them (one tenant's job must not hold a slot longer than the definition allows)."""
+    attempts = int(item.get("maxAttempts", d.default_max_attempts))
+    if attempts > d.default_max_attempts:
+        raise RuleError(
+            at(item_path(index), "maxAttempts"),
+            f"{attempts} is above the definition's defaultMaxAttempts"
+            f" ({d.default_max_attempts}); a job may only lower it",
+        )
+    timeout = item.get("timeoutSeconds")
+    if timeout is not None and d.timeout_seconds is not None and timeout > d.timeout_seconds:
+        raise RuleError(
+            at(item_path(index), "timeoutSeconds"),
+            f"{timeout:g} is above the definition's timeoutSeconds ({d.timeout_seconds:g});"
+            " a job may only lower it",
+        )
+    return attempts
 
 
 def schedule_job(

@@ -261,6 +261,39 @@ async def job_insert_times(
     return [times[j.id] for j in jobs]
 
 
+class QuotaExceeded(Exception):
+    """The owner already has `queued` queued jobs: adding these would pass its quota."""
+
+    def __init__(self, queued: int) -> None:
+        super().__init__(f"{queued} jobs queued")
+        self.queued = queued
+
+
+async def job_insert_within_quota(
+    conn: Conn, jobs: Sequence[NewJob], owner: str, max_queued: int
+) -> list[tuple[datetime, datetime]]:
+    """`job_insert_times` for an owner with a queued-jobs quota: all of `jobs` or none.
+
+    One transaction under a per-owner advisory lock, so concurrent submissions of one owner on
+    any API instance cannot both pass the check; the count stops at the quota (it reads at most
+    `max_queued` entries of jobs_owner_queued_idx). Raises `QuotaExceeded`. Only admission is
+    bounded: a retry or a hand-back that returns a job to the queue is not refused.
+    """
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('jobserver.queued:' || $1, 0))", owner
+        )
+        queued: int = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT 1 FROM jobs"
+            " WHERE owner = $1 AND status = 'queued' LIMIT $2) s",
+            owner,
+            max_queued,
+        )
+        if queued + len(jobs) > max_queued:
+            raise QuotaExceeded(queued)
+        return await job_insert_times(conn, jobs)
+
+
 async def job_insert_returning(
     conn: ConnOrPool,
     jobs: Sequence[NewJob],

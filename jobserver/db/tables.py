@@ -111,6 +111,17 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'queued'"),
     ),
+    # Fair claims: each owner's queued rows in claim order. The claim walks the distinct owners
+    # with queued rows (a loose index scan) and takes a share from each; per-owner quotas count
+    # an owner's queued rows here (bounded by the quota).
+    Index(
+        "jobs_owner_queued_idx",
+        "owner",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'queued'"),
+    ),
     # Heartbeats and rescue look only at held rows. No index has lease_expires_at (the rescuer
     # walks this one and sorts what it finds): a claim writes one index entry less, and a
     # heartbeat, which changes nothing else, can be a heap-only (HOT) update that writes no
@@ -209,9 +220,15 @@ api_tokens = Table(
     Column("prefix", Text, nullable=False),
     Column("scopes", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
     Column("owner", Text, nullable=False),
+    # Per-owner quotas (NULL: the OWNER_MAX_* default); when several active tokens share an
+    # owner the smallest value holds.
+    Column("max_running", Integer, nullable=True),
+    Column("max_queued", Integer, nullable=True),
     _ts("created_at", nullable=False, default=True),
     _ts("last_used_at"),
     _ts("revoked_at"),
+    CheckConstraint("max_running >= 1", name="api_tokens_max_running_check"),
+    CheckConstraint("max_queued >= 1", name="api_tokens_max_queued_check"),
 )
 
 workers = Table(

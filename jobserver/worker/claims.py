@@ -18,6 +18,11 @@ claims instead of one round trip per `concurrency` jobs:
   begins at the claim; `started_at` is corrected to the moment the code began when the outcome
   is written (see db/job_runs.py).
 - It also waits while the ack backlog is over max(1000, 4 x concurrency) outcomes.
+- Claims are fair between owners at equal priority (a share per owner, see db/job_runs.py); the
+  loop keeps the cursor of that walk, so with more owners than one claim visits they take
+  turns. Per-owner running quotas (a token's --max-running, else OWNER_MAX_RUNNING) are held
+  fleet-wide like concurrency limits: the loop looks every QUOTA_CHECK_SECONDS whether any
+  token has one, and while none does (and no default is set) claims skip the quota locks.
 
 After a short claim the loop sleeps until the doorbell rings (a NOTIFY on JOBS_CHANNEL, a retry
 falling due, a slot freeing after a full claim) or POLL_INTERVAL_MS pass: it never busy-loops
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 import asyncpg
@@ -37,6 +43,7 @@ import asyncpg
 from jobserver.config import Settings
 from jobserver.db import job_runs
 from jobserver.db.pool import connect
+from jobserver.db.tokens import token_quotas_exist
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
 from jobserver.worker.doorbell import Doorbell
@@ -46,6 +53,8 @@ log = logging.getLogger("jobserver.worker")
 
 # Seconds of work a deep queue keeps buffered per worker (from the mean run time of its jobs).
 PREFETCH_HORIZON = 0.2
+# How often the loop looks whether some token has a running quota (a new quota holds within it).
+QUOTA_CHECK_SECONDS = 5.0
 
 
 class ClaimLoop:
@@ -74,6 +83,13 @@ class ClaimLoop:
         self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
         self._stopping = False
         self._conn: asyncpg.Connection | None = None
+        # Fair claims between owners (db/job_runs.py): where the next walk of owners starts,
+        # whether some token has a running quota (checked every QUOTA_CHECK_SECONDS), and the
+        # default quota of every token owner.
+        self._owner_cursor = ""
+        self._owner_default = settings.owner_max_running or None
+        self._owner_quotas = False
+        self._quotas_checked = -QUOTA_CHECK_SECONDS
 
     def stop(self) -> None:
         """Stop claiming: the loop returns at its next turn."""
@@ -100,8 +116,7 @@ class ClaimLoop:
         """Open (and prepare) the claim session while the worker starts; errors: retried."""
         try:
             conn = await self._connection()
-            if not self._limits:
-                await job_runs.job_runs_prepare(conn, claim=True)
+            await job_runs.job_runs_prepare(conn, claim=True)
         except Exception as e:
             await self._drop_connection()
             log.warning("claim session not ready yet (%s)", e)
@@ -145,7 +160,11 @@ class ClaimLoop:
 
     async def _claim(self, want: int) -> Sequence[asyncpg.Record]:
         conn = await self._connection()
-        return await job_runs.job_claim_available(
+        now = time.monotonic()
+        if now - self._quotas_checked >= QUOTA_CHECK_SECONDS:
+            self._owner_quotas = await token_quotas_exist(conn)
+            self._quotas_checked = now
+        rows = await job_runs.job_claim_available(
             conn,
             self._worker_id,
             want,
@@ -153,7 +172,12 @@ class ClaimLoop:
             self._queues,
             self._settings.lease_duration_seconds,
             self._limits,
+            owner_quotas=self._owner_quotas,
+            owner_default=self._owner_default,
+            cursor=self._owner_cursor,
         )
+        self._owner_cursor = job_runs.next_owner_cursor(self._owner_cursor, rows)
+        return rows
 
     async def _rounds(self) -> None:
         poll = self._settings.poll_interval_ms / 1000
@@ -196,8 +220,8 @@ class ClaimLoop:
                 bell.more = True
                 continue
             bell.refill_at = 0
-            if rows and self._limits:
-                # short, perhaps only because a limited definition is at its fleet-wide cap:
+            if rows and (self._limits or self._owner_quotas or self._owner_default):
+                # short, perhaps only because a limited definition or an owner is at its cap:
                 # look again when one of ours ends (not a busy loop: once per job at most)
                 bell.more = True
             if bell.burst:

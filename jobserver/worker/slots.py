@@ -98,15 +98,18 @@ class SlotPool:
         ready = self.ready
         definitions = self._definitions
         now = time.monotonic()
-        for job_id, key, version, params, attempt, max_attempts, timeout, expires in rows:
+        for job_id, key, version, params, attempt, max_attempts, timeout, expires, _ in rows:
             d = definitions[(key, version)]
+            limit = d.timeout_seconds
+            if timeout is not None and (limit is None or timeout < limit):
+                limit = timeout  # a job may shorten its definition's timeout, never lengthen it
             h = HeldJob(
                 job_id,
                 attempt,
                 max_attempts,
                 d,
                 params,
-                timeout or d.timeout_seconds,
+                limit,
                 expires,
                 now,
             )

@@ -151,7 +151,7 @@ async def test_submit_answer_matches_the_stored_job(api: Api) -> None:
         definitionVersion=1,
         params={"name": "a", "count": 3, "tags": ["x"], "inner": {"level": "high"}},
         priority=-5,
-        maxAttempts=9,
+        maxAttempts=4,
         queue="emails",
         idempotencyKey="same-as-stored",
         runAt="2030-01-02T03:04:05.123456+02:00",

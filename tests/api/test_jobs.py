@@ -90,7 +90,7 @@ async def test_submit_with_every_option(api: Api) -> None:
         definitionVersion=1,
         params={"name": "a", "count": 3, "tags": ["x"], "inner": {"level": "high"}},
         priority=-5,
-        maxAttempts=9,
+        maxAttempts=4,
         queue="emails",
         runAt=run_at.isoformat(),
         expiresAt=(run_at + dt.timedelta(minutes=5)).isoformat(),
@@ -98,7 +98,7 @@ async def test_submit_with_every_option(api: Api) -> None:
     )
     assert (j["priority"], j["maxAttempts"], j["queue"], j["timeoutSeconds"]) == (
         -5,
-        9,
+        4,
         "emails",
         12.5,
     )
