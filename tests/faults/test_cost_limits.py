@@ -42,7 +42,7 @@ REFUSED: list[tuple[str, Any, str]] = [
     # the attack as written: refused by the schema's 64-bit rule on the first number
     ("attack", math("product", [10**1039 + 7] * 1000), "params.numbers[0]"),
     ("digits", math("product", [BIG] * (len(UNDER) + 1)), "params.numbers"),
-    ("fibonacci", math("fibonacci", [1_000_000] * 11), "params.numbers"),
+    ("fibonacci", math("fibonacci", [1_000_000] * 21), "params.numbers"),
     (
         "chunks",
         {
