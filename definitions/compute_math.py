@@ -6,18 +6,35 @@
   string, beyond that its digit count and first/last 20 digits
 - prime: whether each n (2 ≤ n < 2^64) is prime (deterministic Miller-Rabin) and the next prime
 
-The work runs in the worker's process pool (`ctx.run_cpu`), so a big fibonacci never blocks the
-event loop: heartbeats and other jobs keep going. A bad `operation` is rejected at submit by
-the schema's enum.
+Cost bounds, refused at submission with a 422 naming the field (and again when the job runs,
+as a permanent failure, for a job written by some other path):
+- every number fits in 64 bits (the schema's integer rule: at most 19 digits each), at most
+  100,000 of them (10,000 for prime, 100 for fibonacci);
+- product: at most `MAX_PRODUCT_DIGITS` (100,000) digits over all the numbers, so the product
+  has at most that many digits (about 0.1 s of CPU; 1,000,000 digits would be minutes, as each
+  multiplication costs the size of the product so far). A sum costs one pass over the numbers
+  and needs no bound beyond their count;
+- fibonacci: n <= 1,000,000 each and at most `MAX_FIB_TOTAL` (20,000,000, about 3 s of
+  CPU) over all of them.
+The digit total is a `check_params` hook (JSON Schema cannot add up a list).
+
+Everything but a small sum or product (`_is_light`: at most 1,000 numbers and, for a product,
+`LIGHT_PRODUCT_DIGITS` digits) runs in the worker's process pool (`ctx.run_cpu`), so no
+computation blocks the event loop: heartbeats and other jobs keep going. A bad `operation` is
+rejected at submit by the schema's enum.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from jobserver.registry import definition
+from jobserver.registry import ParamsProblem, PermanentError, definition
 
 MAX_FIB = 1_000_000
+MAX_FIB_TOTAL = 20_000_000
+MAX_PRODUCT_DIGITS = 100_000
+LIGHT_PRODUCT_DIGITS = 2_000
+LIGHT_COUNT = 1_000
 LOG10_2 = 0.30102999566398120
 SAFE_INT = 2**53
 
@@ -150,8 +167,37 @@ def compute(operation: str, numbers: list[int]) -> Any:
     raise ValueError(f"unknown operation {operation!r}")
 
 
+def total_digits(numbers: list[int]) -> int:
+    """Decimal digits over all `numbers` (signs not counted); 64-bit numbers, so str is safe."""
+    return sum(map(len, map(str, map(abs, numbers))))
+
+
+def check_params(params: dict[str, Any]) -> list[ParamsProblem]:
+    """The cost bounds the schema cannot express (run on params the schema accepted)."""
+    operation, numbers = params["operation"], params["numbers"]
+    if operation == "product":
+        digits = total_digits(numbers)
+        if digits > MAX_PRODUCT_DIGITS:
+            message = (
+                f"must have at most {MAX_PRODUCT_DIGITS} digits in total for a product"
+                f" (these have {digits})"
+            )
+            return [(("numbers",), message)]
+    elif operation == "fibonacci":
+        total = sum(numbers)
+        if total > MAX_FIB_TOTAL:
+            message = (
+                f"must add up to at most {MAX_FIB_TOTAL} for fibonacci (these add up to {total})"
+            )
+            return [(("numbers",), message)]
+    return []
+
+
 def _is_light(operation: str, numbers: list[int]) -> bool:
-    return operation in ("sum", "product") and len(numbers) <= 1000
+    """Cheap enough for the event loop: a pool round trip would cost more than the work."""
+    if operation not in ("sum", "product") or len(numbers) > LIGHT_COUNT:
+        return False
+    return operation == "sum" or total_digits(numbers) <= LIGHT_PRODUCT_DIGITS
 
 
 @definition(
@@ -160,11 +206,14 @@ def _is_light(operation: str, numbers: list[int]) -> bool:
     params_schema=SCHEMA,
     default_max_attempts=3,
     timeout_seconds=300,
+    check_params=check_params,
 )
 async def compute_math(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Sum, product, fibonacci or primality over a list of integers."""
     operation = params["operation"]
     numbers = [int(n) for n in params["numbers"]]
+    for path, message in check_params({"operation": operation, "numbers": numbers}):
+        raise PermanentError(f"params.{'.'.join(map(str, path))} {message}", code="invalid_params")
     if _is_light(operation, numbers):
         result = compute(operation, numbers)
     else:

@@ -7,6 +7,12 @@ yield to the event loop; it stops between chunks once `ctx.cancelled` is set.
 - aggregate: per category count, sum, mean, min and max of `value`
 - filter: rows with value > `threshold` (count, and the first 10 ids)
 - transform: value scaled to 0-1 and multiplied by quantity (count, total, first 5 rows)
+
+Cost: at most 10,000,000 rows and at most `MAX_CHUNKS` (10,000) chunks (`size / chunkSize`,
+a `check_params` bound refused at submission with a 422 on `chunkSize`), so a job cannot turn
+into millions of one-row steps. A chunk of more than `LIGHT_ROWS` rows is generated and fed in
+the worker's process pool (`ctx.run_cpu`, the sink and the generator's state travel with it,
+so the data is the same as inline); smaller ones run on the event loop (about 15 ms each).
 """
 
 from __future__ import annotations
@@ -15,9 +21,11 @@ import asyncio
 import random
 from typing import Any
 
-from jobserver.registry import definition
+from jobserver.registry import ParamsProblem, definition
 
 CATEGORIES = ("a", "b", "c", "d", "e")
+MAX_CHUNKS = 10_000
+LIGHT_ROWS = 10_000
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -103,12 +111,38 @@ class _Transform:
         return {"count": self.count, "total": round(self.total, 3), "sample": self.sample}
 
 
+def feed_chunk(
+    sink: _Aggregate | _Filter | _Transform, rng: random.Random, start: int, count: int
+) -> tuple[_Aggregate | _Filter | _Transform, random.Random]:
+    """One chunk generated and fed (in a pool process): the updated sink and generator."""
+    sink.feed(generate(rng, start, count))
+    return sink, rng
+
+
+def check_params(params: dict[str, Any]) -> list[ParamsProblem]:
+    """At most MAX_CHUNKS chunks: `size / chunkSize`, which the schema cannot bound."""
+    size = int(params.get("size", 1000))
+    chunk = int(params.get("chunkSize", 10000))
+    chunks = -(-size // chunk)
+    if chunks > MAX_CHUNKS:
+        least = -(-size // MAX_CHUNKS)
+        return [
+            (
+                ("chunkSize",),
+                f"must be at least {least} for size {size}: at most {MAX_CHUNKS} chunks"
+                f" (this is {chunks})",
+            )
+        ]
+    return []
+
+
 @definition(
     "process.data",
     1,
     params_schema=SCHEMA,
     default_max_attempts=3,
     timeout_seconds=600,
+    check_params=check_params,
 )
 async def process_data(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Aggregate, filter or transform a generated dataset, reporting progress."""
@@ -126,7 +160,10 @@ async def process_data(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     done = 0
     while done < size and not ctx.cancelled.is_set():
         n = min(chunk, size - done)
-        sink.feed(generate(rng, done, n))
+        if n <= LIGHT_ROWS:
+            sink.feed(generate(rng, done, n))
+        else:
+            sink, rng = await ctx.run_cpu(feed_chunk, sink, rng, done, n)
         done += n
         await ctx.progress(done, size, f"{done} of {size} rows")
         await asyncio.sleep(0)

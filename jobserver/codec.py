@@ -16,6 +16,13 @@ Two encoders, because stored JSON and answered JSON have different rules:
   `NotStorable` ("result_not_storable: result holds a NUL character at x"), so a bad value fails
   its own attempt before it reaches a batched write. On the orjson path the check is one
   substring search and a length test of the encoded text.
+  The size tested is the *rendered* size: what PostgreSQL prints back. jsonb stores a JSON
+  number as `numeric` and prints it without an exponent, so `1e+308` (6 bytes) reads back as
+  309 digits and `1.5e-300` as 303 characters. Such floats are allowed (a result may hold
+  `6.02e+23`), but each counts at the length it will be read back at, so a 10-byte result
+  cannot become 300+ bytes on every read past the cap. The walk over the value that computes
+  this runs only when the encoded text holds an exponent (`e+`/`e-` next to digits; both
+  encoders always write a sign after the `e`): a normal result pays two substring searches.
 - `loads(text)`: the decoder the database connections use.
 """
 
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -99,6 +108,10 @@ def _find(value: Any, bad: Callable[[str], bool], path: list[str]) -> str | None
     return None
 
 
+def _repr_token(number: float) -> int:
+    return len(float.__repr__(number))
+
+
 def _has_nul(text: str) -> bool:
     return "\x00" in text
 
@@ -111,8 +124,55 @@ def _has_surrogate(text: str) -> bool:
     return False
 
 
+_EXPONENT = re.compile(r"[0-9][eE][-+][0-9]")
+
+
+def rendered_length(number: float) -> int:
+    """How many characters PostgreSQL prints `number` back as, once stored in jsonb (numeric,
+    written out in full: no exponent, the digits and scale of the shortest repr)."""
+    sign, digits, exponent = Decimal(repr(number)).as_tuple()
+    if not isinstance(exponent, int):  # NaN/infinity: refused by the encoders anyway
+        return len(repr(number))
+    n = len(digits)
+    if exponent >= 0:
+        body = n + exponent  # 1e+308 -> "1" and 308 zeros
+    elif n + exponent > 0:
+        body = n + 1  # 12.5
+    else:
+        body = 2 - exponent  # 1.5e-300 -> "0." then 299 zeros then "15"
+    return sign + body
+
+
+def _float_token(number: float) -> int:
+    return len(orjson.dumps(number))
+
+
+def _amplification(value: Any, token: Callable[[float], int]) -> int:
+    """Bytes the floats in `value` gain when PostgreSQL prints them back (slow path only)."""
+    extra = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        t = type(node)
+        if t is float:
+            extra += max(0, rendered_length(node) - token(node))
+        elif t is dict:
+            stack.extend(node.values())
+        elif t is list or t is tuple:
+            stack.extend(node)
+        elif isinstance(node, float):
+            extra += max(0, rendered_length(float(node)) - token(float(node)))
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple | set | frozenset):
+            stack.extend(node)
+    return extra
+
+
 def dumps_storable(value: Any, limit: int, what: str = "result") -> str:
-    """`dumps_stored` that also refuses what PostgreSQL cannot store (`NotStorable`)."""
+    """`dumps_stored` that also refuses what PostgreSQL cannot store (`NotStorable`), or what
+    it would print back over `limit` bytes (see the module docstring on rendered numbers)."""
+    token = _float_token
     try:
         out = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:  # lone surrogates, integers past 64 bits, nesting past 254 levels
@@ -125,11 +185,24 @@ def dumps_storable(value: Any, limit: int, what: str = "result") -> str:
         except UnicodeEncodeError:
             at = _find(value, _has_surrogate, [])
             raise NotStorable(what, f"holds a lone surrogate at {at}") from None
+        token = _repr_token
     else:
         size = len(out)
-        text = _strict(value) if b"null" in out else out.decode()
+        if b"null" in out:
+            text = _strict(value)
+            token = _repr_token
+        else:
+            text = out.decode()
     if size > limit:
         raise NotStorable(what, f"is {size} bytes of JSON, over the limit of {limit}")
+    if ("e+" in text or "e-" in text) and _EXPONENT.search(text):
+        rendered = size + _amplification(value, token)
+        if rendered > limit:
+            raise NotStorable(
+                what,
+                f"is {size} bytes of JSON that PostgreSQL would print back as {rendered}"
+                f" (numbers written out in full), over the limit of {limit}",
+            )
     if "\\u0000" in text:  # NUL, or a backslash followed by "u0000": look closer
         at = _find(value, _has_nul, [])
         if at is not None:

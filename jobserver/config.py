@@ -301,6 +301,13 @@ class Settings:
     metrics_host: str = setting(
         "METRICS_HOST", "127.0.0.1", "worker/scheduler Prometheus bind address"
     )
+    metrics_statement_timeout_ms: int = setting(
+        "METRICS_STATEMENT_TIMEOUT_MS",
+        5000,
+        "longest a metrics query may run (then 503 database_busy; the connection is freed)",
+        minimum=1,
+        maximum=3600_000,
+    )
     metrics_max_queues: int = setting(
         "METRICS_MAX_QUEUES",
         50,

@@ -4,7 +4,12 @@ A definition is a coroutine `run(params, ctx)` registered under `key` and intege
 (`echo@1`) with its metadata: `default_max_attempts`, `timeout_seconds`, `concurrency_limit`, a
 JSON Schema for params, a description, an optional back-off override and optional hooks
 (`on_start`, `on_success`, `on_fail`, `on_end`, each `async (params, ctx, ...)`), and
-`outbound=True` for one that reaches the network (submitting it is a token capability).
+`outbound=True` for one that reaches the network (submitting it is a token capability), and
+`check_params`: an optional plain function `check_params(params) -> [(field path, message)]`
+for the bounds JSON Schema cannot express (the total digits over a list of numbers, a size
+over a chunk size). The API runs it after the schema accepted the params, for every definition
+it has in code (the shipped ones), and answers the first problem as a 422 naming the field,
+like a schema error; an empty list accepts. It is code, not metadata: not in the fingerprint.
 A definition fails an attempt without retry by raising `PermanentError`.
 
 Workers run only what is registered here; `register-definitions` publishes `metadata()` of each
@@ -31,6 +36,8 @@ from jobserver.core.names import DEFINITION_KEY
 
 RunFn = Callable[[Any, Any], Awaitable[Any]]
 HookFn = Callable[..., Awaitable[Any]]
+ParamsProblem = tuple[tuple[str | int, ...], str]  # (field path inside params, message)
+ParamsCheck = Callable[[Any], list[ParamsProblem]]
 
 
 class DefinitionError(ValueError):
@@ -83,6 +90,7 @@ class Definition:
     on_fail: HookFn | None = None
     on_end: HookFn | None = None
     outbound: bool = False  # it reaches the network: submitting it needs the outbound capability
+    check_params: ParamsCheck | None = None  # bounds beyond the schema, run at submission
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -190,11 +198,12 @@ def definition(
     on_fail: HookFn | None = None,
     on_end: HookFn | None = None,
     outbound: bool = False,
+    check_params: ParamsCheck | None = None,
     target: Registry | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
-    submit it."""
+    submit it; `check_params` adds bounds the schema cannot say (see the module docstring)."""
 
     def wrap(run: RunFn) -> RunFn:
         (registry if target is None else target).add(
@@ -213,6 +222,7 @@ def definition(
                 on_fail=on_fail,
                 on_end=on_end,
                 outbound=outbound,
+                check_params=check_params,
             )
         )
         return run

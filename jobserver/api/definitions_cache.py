@@ -3,12 +3,16 @@
 Submissions look definitions up on every job, so the whole (small) table is loaded in one query
 and refreshed after `ttl` seconds; a miss triggers at most one early refresh per second, so a
 definition registered a moment ago is found. Each entry carries its compiled params checker
-(it satisfies `jobserver.core.submission.DefinitionRules`).
+(it satisfies `jobserver.core.submission.DefinitionRules`): the stored params schema, then the
+definition's own `check_params` when this process has its code (`code`, by default the shipped
+definitions; see `jobserver.registry`), so bounds a schema cannot express are refused at
+submission with the same 422 shape as a schema error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +21,10 @@ import asyncpg
 
 from jobserver.core.errors import RuleError, at
 from jobserver.db.definitions import definition_list
-from jobserver.validation import Check, compile_schema_cached
+from jobserver.registry import ParamsCheck, Registry, load_modules
+from jobserver.validation import MAX_MESSAGE, Check, Failure, compile_schema_cached
+
+log = logging.getLogger(__name__)
 
 DEFINITION_CACHE_TTL = 5.0
 MISS_REFRESH_INTERVAL = 1.0
@@ -35,9 +42,35 @@ class DefinitionInfo:
     outbound: bool = False  # it calls out: submitting it needs the outbound capability
 
 
+def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
+    """`schema_check`, then (on params it accepted) `code_check`'s first problem, if any. A
+    check that raises refuses the params (a 422 saying so), never a 500."""
+    if code_check is None:
+        return schema_check
+
+    def check(value: Any) -> Failure | None:
+        failure = schema_check(value)
+        if failure is not None:
+            return failure
+        try:
+            problems = code_check(value)
+        except Exception:
+            log.exception("the params check of %s failed", ref)
+            return (), "cannot be checked: the definition's params check failed"
+        if not problems:
+            return None
+        path, message = problems[0]
+        return tuple(path), message[:MAX_MESSAGE]
+
+    return check
+
+
 class DefinitionCache:
-    def __init__(self, ttl: float = DEFINITION_CACHE_TTL) -> None:
+    def __init__(self, ttl: float = DEFINITION_CACHE_TTL, code: Registry | None = None) -> None:
         self.ttl = ttl
+        # the definitions this process has in code (for their params checks); the shipped
+        # ones by default, imported here once rather than on a request
+        self._code = code if code is not None else load_modules(check_schemas=False)
         self._by_ref: dict[tuple[str, int], DefinitionInfo] = {}
         self._latest: dict[str, DefinitionInfo] = {}
         self._rows: list[asyncpg.Record] = []
@@ -49,13 +82,18 @@ class DefinitionCache:
         by_ref: dict[tuple[str, int], DefinitionInfo] = {}
         latest: dict[str, DefinitionInfo] = {}
         for r in rows:
+            in_code = self._code.get(r["key"], r["version"])
             info = DefinitionInfo(
                 r["key"],
                 r["version"],
                 r["default_max_attempts"],
                 r["timeout_seconds"],
                 r["params_schema"],
-                compile_schema_cached(r["params_schema"]),
+                with_code_check(
+                    compile_schema_cached(r["params_schema"]),
+                    in_code.check_params if in_code is not None else None,
+                    f"{r['key']}@{r['version']}",
+                ),
                 r,
                 r["outbound"],
             )

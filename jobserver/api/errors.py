@@ -19,7 +19,8 @@ status. Codes used across the API:
 | 422 | validation_error, unknown_definition |
 | 503 | database_unavailable (`database_unavailable(exc)`: asyncpg's connection errors, and
   OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout),
-  database_busy (no pooled connection free within DB_ACQUIRE_TIMEOUT_MS: `PoolBusy`) |
+  database_busy (no pooled connection free within DB_ACQUIRE_TIMEOUT_MS: `PoolBusy`; or a
+  query PostgreSQL cancelled past its statement timeout, METRICS_STATEMENT_TIMEOUT_MS) |
 | 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
 """
 
@@ -129,6 +130,7 @@ def unavailable() -> ApiError:
 
 
 BUSY = ApiError(503, "database_busy", "database busy: every connection is in use, retry shortly")
+SLOW = ApiError(503, "database_busy", "database busy: the query timed out, retry shortly")
 
 
 def _from_http(exc: web.HTTPException) -> web.StreamResponse:
@@ -164,6 +166,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except PoolBusy:
         log.warning("database busy: no pooled connection free in time")
         return error_response(BUSY, {"Retry-After": "1"})
+    except asyncpg.QueryCanceledError:  # a statement timeout (metrics queries have one)
+        log.warning("database busy: a query on %s ran past its statement timeout", request.path)
+        return error_response(SLOW, {"Retry-After": "1"})
     except Exception as e:
         if database_unavailable(e):
             log.warning("database unavailable: %s", type(e).__name__)

@@ -6,7 +6,9 @@ bits as floats).
 
 `parse_json(raw)` rejects what PostgreSQL cannot store or what would hurt us later:
 - malformed JSON, invalid UTF-8, nesting deeper than `MAX_DEPTH` (JSON bombs) -> 400 invalid_json;
-- NaN/Infinity and floats that overflow, integers past Python's digit limit -> 422;
+- NaN/Infinity and floats that overflow -> 422; integers past Python's digit limit (4,300
+  digits, `sys.get_int_max_str_digits`) -> 422 naming the field (found by a second parse that
+  runs only after the first one refused such an integer);
 - numbers that would be amplified when read back -> 422 naming the field: PostgreSQL stores a
   JSON number as `numeric` and prints it without an exponent, so `1e308` (5 bytes) came back as
   309 digits. The rule, for every number of a body written with a fraction or an exponent: 0,
@@ -24,6 +26,7 @@ out of range; the tree is walked to name the field only when it did (integers co
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from aiohttp import web
@@ -100,6 +103,40 @@ def _check_numbers(value: Any) -> None:
 _decoder = json.JSONDecoder(parse_constant=_bad_constant, parse_float=_parse_float)
 
 
+class _Huge:
+    """An integer literal past Python's digit limit, kept so the second parse can name it."""
+
+
+def _parse_int_marking(text: str) -> int | _Huge:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        return _Huge()
+    return int(text)
+
+
+def _huge_integer_error(text: str) -> JsonInputError:
+    """The 422 for a body holding an integer past the digit limit, naming where it is."""
+    limit = sys.get_int_max_str_digits()
+    message = f"number out of range: an integer may have at most {limit} digits"
+    marking = json.JSONDecoder(
+        parse_constant=_bad_constant, parse_float=float, parse_int=_parse_int_marking
+    )
+    try:
+        value = marking.decode(text)
+    except (ValueError, RecursionError):
+        return JsonInputError(422, message)
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if type(node) is dict:
+            stack.extend((v, (*path, k)) for k, v in node.items())
+        elif type(node) is list:
+            stack.extend((v, (*path, i)) for i, v in enumerate(node))
+        elif type(node) is _Huge:
+            return JsonInputError(422, message, format_path(path))
+    return JsonInputError(422, message)
+
+
 def _too_deep(value: Any) -> bool:
     """Iterative depth check over containers only (no recursion: a bomb cannot blow our
     stack, and flat batches cost one pass over their items). json.loads builds exact
@@ -160,6 +197,8 @@ def parse_json(raw: bytes) -> Any:
     except json.JSONDecodeError as e:
         raise JsonInputError(400, f"malformed JSON: {e.msg} at position {e.pos}") from None
     except ValueError as e:  # e.g. integer with more digits than Python converts
+        if "digits" in str(e):
+            raise _huge_integer_error(text) from None
         raise JsonInputError(422, f"number out of range: {str(e)[:80]}") from None
     nested = type(value) in (dict, list) and text.count("[") + text.count("{") > MAX_DEPTH
     if nested and _too_deep(value):

@@ -25,7 +25,12 @@ from aiohttp import web
 
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import METRICS_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
-from jobserver.db.metrics import metrics_status_counts, metrics_throughput, metrics_windows
+from jobserver.db.metrics import (
+    metrics_conn,
+    metrics_status_counts,
+    metrics_throughput,
+    metrics_windows,
+)
 from jobserver.statuses import JOB_STATUSES
 
 
@@ -76,11 +81,18 @@ def _summary(counts: dict[str, int]) -> dict[str, Any]:
     return {"total": sum(by_status.values()), "byStatus": by_status}
 
 
-async def _overview(pool: asyncpg.Pool) -> dict[str, Any]:
+def _timeout_ms(request: web.Request) -> int:
+    return request.app[SETTINGS_KEY].metrics_statement_timeout_ms
+
+
+async def _overview(pool: asyncpg.Pool, timeout_ms: int) -> dict[str, Any]:
     counts: dict[str, int] = {}
-    for r in await metrics_status_counts(pool):
+    async with metrics_conn(pool, timeout_ms) as conn:
+        status_counts = await metrics_status_counts(conn)
+        windows = await metrics_windows(conn)
+    for r in status_counts:
         counts[r["status"]] = counts.get(r["status"], 0) + r["n"]
-    overall = next((w for w in await metrics_windows(pool) if w["definition_key"] is None), None)
+    overall = next((w for w in windows if w["definition_key"] is None), None)
     return {
         "summary": _summary(counts),
         "performance": _performance(overall),
@@ -90,17 +102,21 @@ async def _overview(pool: asyncpg.Pool) -> dict[str, Any]:
 
 async def get_metrics(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
-    return json_response(await cached(request, ("overview",), lambda: _overview(pool)))
+    ms = _timeout_ms(request)
+    return json_response(await cached(request, ("overview",), lambda: _overview(pool, ms)))
 
 
-async def _definitions(pool: asyncpg.Pool) -> dict[str, Any]:
+async def _definitions(pool: asyncpg.Pool, timeout_ms: int) -> dict[str, Any]:
     counts: dict[tuple[str, int], dict[str, int]] = {}
-    for r in await metrics_status_counts(pool):
+    async with metrics_conn(pool, timeout_ms) as conn:
+        status_counts = await metrics_status_counts(conn)
+        window_rows = await metrics_windows(conn)
+    for r in status_counts:
         ref = (r["definition_key"], r["definition_version"])
         counts.setdefault(ref, {})[r["status"]] = r["n"]
     windows = {
         (w["definition_key"], w["definition_version"]): w
-        for w in await metrics_windows(pool)
+        for w in window_rows
         if w["definition_key"] is not None
     }
     items = []
@@ -120,7 +136,8 @@ async def _definitions(pool: asyncpg.Pool) -> dict[str, Any]:
 
 async def get_definitions(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
-    return json_response(await cached(request, ("definitions",), lambda: _definitions(pool)))
+    ms = _timeout_ms(request)
+    return json_response(await cached(request, ("definitions",), lambda: _definitions(pool, ms)))
 
 
 async def get_throughput(request: web.Request) -> web.Response:
@@ -128,7 +145,8 @@ async def get_throughput(request: web.Request) -> web.Response:
     hours = request[QUERY_KEY].get("hours", 24)
 
     async def compute() -> dict[str, Any]:
-        rows = await metrics_throughput(pool, hours)
+        async with metrics_conn(pool, _timeout_ms(request)) as conn:
+            rows = await metrics_throughput(conn, hours)
         buckets = [
             {"hour": r["hour"], "completed": r["completed"], "failed": r["failed"]} for r in rows
         ]
@@ -148,7 +166,8 @@ async def get_performance(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
 
     async def compute() -> dict[str, Any]:
-        rows = await metrics_windows(pool)
+        async with metrics_conn(pool, _timeout_ms(request)) as conn:
+            rows = await metrics_windows(conn)
         return _performance(next((w for w in rows if w["definition_key"] is None), None))
 
     return json_response(await cached(request, ("performance",), compute))

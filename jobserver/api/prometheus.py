@@ -55,6 +55,7 @@ from jobserver.api.singleflight import SingleFlight
 from jobserver.db.dlq import dlq_count
 from jobserver.db.metrics import (
     metrics_active_by_queue,
+    metrics_conn,
     metrics_finished_by_queue,
     metrics_histograms,
     metrics_job_totals,
@@ -109,15 +110,18 @@ class JobsCollector(Collector):
         self.max_queues = max_queues
         self.flights: SingleFlight[None] = SingleFlight()
 
-    async def refresh(self, pool: asyncpg.Pool, ttl: float = SNAPSHOT_TTL) -> None:
-        """Take a new snapshot unless the last is younger than `ttl`; one at a time."""
+    async def refresh(
+        self, pool: asyncpg.Pool, ttl: float = SNAPSHOT_TTL, timeout_ms: int = 5000
+    ) -> None:
+        """Take a new snapshot unless the last is younger than `ttl`; one at a time; each
+        query stops after `timeout_ms` (asyncpg.QueryCanceledError, a 503)."""
         if time.monotonic() - self.taken < ttl:
             return
-        await self.flights.run("snapshot", lambda: self._take(pool))
+        await self.flights.run("snapshot", lambda: self._take(pool, timeout_ms))
 
-    async def _take(self, pool: asyncpg.Pool) -> None:
+    async def _take(self, pool: asyncpg.Pool, timeout_ms: int) -> None:
         started = time.monotonic()
-        async with pool.acquire() as conn:
+        async with metrics_conn(pool, timeout_ms) as conn:
             active = await metrics_active_by_queue(conn)
             finished = await metrics_finished_by_queue(conn, RECENT_SECONDS)
             hist = await metrics_histograms(conn, RECENT_SECONDS, BUCKETS)
@@ -261,6 +265,6 @@ async def metrics(request: web.Request) -> web.Response:
             enabled=settings.auth_enabled,
         )
     registry, collector = request.app[PROMETHEUS_KEY]
-    await collector.refresh(request.app[POOL_KEY])
+    await collector.refresh(request.app[POOL_KEY], timeout_ms=settings.metrics_statement_timeout_ms)
     body = generate_latest(HTTP_REGISTRY) + generate_latest(registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -9,17 +9,31 @@ table (no extra write on the hot path, nothing to keep consistent):
 - the per-status totals with one GROUP BY over `jobs`, a table the pruner keeps to its
   retention window: the one full scan here, so callers cache it (METRICS_CACHE_TTL_MS). An
   index to serve it would cost an entry on every status change of every job.
+
+Callers run them on `metrics_conn(pool, timeout_ms)`: one connection in a transaction with
+`SET LOCAL statement_timeout`, so a slow query (a lock, a huge table) is cancelled by
+PostgreSQL after `timeout_ms` (METRICS_STATEMENT_TIMEOUT_MS) and raises
+`asyncpg.QueryCanceledError` (the API answers 503) instead of holding a pooled connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool
 
 FINISHED = "('succeeded', 'failed')"
+
+
+@asynccontextmanager
+async def metrics_conn(pool: asyncpg.Pool, timeout_ms: int) -> AsyncIterator[Conn]:
+    """A pooled connection whose statements each stop after `timeout_ms` (read-only work)."""
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        yield conn
 
 
 async def metrics_status_counts(conn: ConnOrPool) -> list[asyncpg.Record]:

@@ -138,3 +138,45 @@ async def test_cache_belongs_to_the_app(api: Api, settings: Settings) -> None:
     assert other["summary"]["total"] == first.body["summary"]["total"] + 1
     cached = await api.call("GET", "/v1/metrics", token="view", params={"ttl": 60})
     assert cached.body == first.body
+
+
+async def test_a_slow_metrics_query_is_a_quick_503_and_frees_its_connection(
+    api: Api, settings: Settings
+) -> None:
+    """With METRICS_STATEMENT_TIMEOUT_MS=50 and `jobs` locked by another session, every
+    metrics route (and 30 concurrent ones, more than the pool's 10 connections) answers 503
+    database_busy within a bounded time; once the lock goes, submissions and metrics answer."""
+    import asyncio
+    import time
+    from dataclasses import replace
+
+    from aiohttp import ClientTimeout
+
+    client, _ = await start_api(
+        replace(settings, metrics_statement_timeout_ms=50, host="127.0.0.1"), api.pool
+    )
+    auth = {"Authorization": f"Bearer {api.tokens['view']}"}
+    paths = ["/v1/metrics", "/v1/metrics/definitions", "/v1/metrics/performance", "/metrics"]
+    paths += ["/v1/metrics/throughput"]
+    try:
+        async with api.pool.acquire() as locker, locker.transaction():
+            await locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            started = time.monotonic()
+
+            async def get(path: str) -> tuple[int, object]:
+                async with client.get(path, headers=auth, timeout=ClientTimeout(total=10)) as r:
+                    body = await (r.json() if r.content_type == "application/json" else r.text())
+                    return r.status, body
+
+            answers = await asyncio.gather(*(get(p) for p in paths * 6))
+            took = time.monotonic() - started
+        for status, body in answers:
+            assert status == 503, body
+            assert isinstance(body, dict) and body["code"] == "database_busy", body
+        assert took < 5, took  # each waited 50 ms in PostgreSQL, not for the lock
+        status, body = await get("/v1/metrics")
+        assert status == 200, body
+        r = await api.call("POST", "/v1/jobs", json={"definitionKey": "echo", "params": {}})
+        assert r.status == 201
+    finally:
+        await client.close()

@@ -18,6 +18,7 @@ from jobserver.codec import (
     dumps_storable,
     dumps_stored,
     loads,
+    rendered_length,
 )
 
 BIG = 2**70 + 1  # past 64 bits: orjson refuses it, the standard encoder keeps it exact
@@ -160,3 +161,56 @@ def test_storable_is_stored_text_for_everything_else(value: Any) -> None:
 def test_storable_names_what_it_checks() -> None:
     with pytest.raises(NotStorable, match=r"^result_not_storable: event holds a NUL"):
         dumps_storable({"data": "\x00"}, 100, "event")
+
+
+# -- rendered numbers: PostgreSQL prints jsonb numbers without an exponent -----------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "printed"),
+    [
+        (1e308, "1" + "0" * 308),
+        (1e16, "1" + "0" * 16),
+        (-2.5e20, "-25" + "0" * 19),
+        (1.5e-300, "0." + "0" * 299 + "15"),
+        (1e-05, "0.00001"),
+        (123.456, "123.456"),
+        (1.0, "1.0"),
+        (0.0, "0.0"),
+        (0.5, "0.5"),
+    ],
+)
+def test_rendered_length_is_what_postgresql_prints(number: float, printed: str) -> None:
+    assert rendered_length(number) == len(printed)
+
+
+def test_a_result_that_reads_back_over_the_cap_is_not_storable() -> None:
+    value = {"x": [1e308] * 10}  # 77 bytes sent, 3,107 printed back
+    assert len(dumps_stored(value)) < 100
+    with pytest.raises(NotStorable) as e:
+        dumps_storable(value, 2000)
+    assert str(e.value) == (
+        "result_not_storable: result is 77 bytes of JSON that PostgreSQL would print back as"
+        " 3107 (numbers written out in full), over the limit of 2000"
+    )
+
+
+def test_rendered_size_counts_on_the_standard_encoder_path_too() -> None:
+    value = {"n": None, "big": BIG, "tiny": [1.5e-300] * 10}  # null and a big int: _strict
+    with pytest.raises(NotStorable, match="would print back as"):
+        dumps_storable(value, 2000)
+    with pytest.raises(NotStorable, match="would print back as"):
+        dumps_storable((1e308, {1e308}), 300)  # tuples and sets are walked as lists
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"avogadro": 6.02e23, "planck": 6.626e-34},  # a few exponents: well under the cap
+        {"x": 1e308},  # 309 digits printed: fits 2,000 bytes
+        {"text": "re-run e-mail 1e+308 written in a string"},  # looks like an exponent
+        [0.1, 2.5, -3.75, 1e15],  # written without an exponent
+    ],
+)
+def test_exponents_that_fit_once_printed_are_stored(value: Any) -> None:
+    assert dumps_storable(value, 2000) == dumps_stored(value)

@@ -157,6 +157,8 @@ async def poison(params: dict[str, Any], ctx: Any) -> Any:
         return {"x": "\ud800"}
     if kind == "big":
         return {"x": "y" * POISON_BIG}
+    if kind == "amplified":  # a few bytes each, 309 digits each once PostgreSQL prints them
+        return {"x": [1e308] * int(params.get("n", 1))}
     if kind == "event":
         await ctx.emit_event("bad", {"x": "\x00"})
     elif kind == "progress":

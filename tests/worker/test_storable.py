@@ -155,3 +155,29 @@ async def test_the_event_cap_counts_the_events_of_earlier_attempts(
         await db.fetch("SELECT event, count(*) FROM job_events WHERE job_id = $1 GROUP BY 1", jid)
     )
     assert counts["custom"] + counts["progress"] == 9 and counts["events_truncated"] == 1
+
+
+async def test_a_result_printed_back_over_the_cap_is_not_storable(
+    db: asyncpg.Pool, start_worker: Any, fast_settings: Settings
+) -> None:
+    """{"x": [1e308, ...]}: 7 bytes an item sent, 310 read back; judged by what is read back."""
+    settings = replace(fast_settings, max_result_bytes=64 * 1024)
+    printed = await db.fetchval("SELECT length(('{\"x\": [1e308]}'::jsonb)::text)")
+    assert printed == len('{"x": []}') + 309  # how PostgreSQL prints it: every digit
+    fits, amplified = 100, 1000  # 31 KB and 310 KB once printed; both 7 KB or less as sent
+    ids = await submit(
+        db, "test.poison", [{"kind": "amplified", "n": fits}, {"kind": "amplified", "n": amplified}]
+    )
+    await start_worker(settings)
+    await wait_for(lambda: _all_terminal(db, ids), within=20)
+    ok, refused = [await job(db, i) for i in ids]
+    assert ok["status"] == "succeeded"
+    assert ok["result"] == {"x": [10**308] * fits}  # read back written out, as an integer
+    stored = await db.fetchval("SELECT length(result::text) FROM jobs WHERE id = $1", ids[0])
+    assert stored <= settings.max_result_bytes
+    assert refused["status"] == "failed" and refused["result"] is None
+    assert refused["last_error"] == (
+        f"result_not_storable: result is {8 + 7 * amplified - 1} bytes of JSON that PostgreSQL"
+        f" would print back as {8 + 310 * amplified - 1} (numbers written out in full),"
+        " over the limit of 65536"
+    )
