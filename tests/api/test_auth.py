@@ -233,3 +233,34 @@ async def test_tokens_cli_create_list_revoke(api: Api, database_url: str) -> Non
     assert code == 1 and "no active token" in err
     api.app[TOKEN_CACHE_KEY].clear()
     assert (await api.call("GET", "/v1/definitions", token=token)).status == 401
+
+
+async def test_tokens_cli_sets_and_changes_quotas(api: Api, database_url: str) -> None:
+    code, out, err = await _cli(
+        database_url, "create", "--name", "q", "--max-running", "3", "--max-queued", "1"
+    )
+    assert code == 0, err
+    token = out.strip()
+    row = await api.pool.fetchrow("SELECT max_running, max_queued FROM api_tokens WHERE name = 'q'")
+    assert (row["max_running"], row["max_queued"]) == (3, 1)
+    body = {"definitionKey": "echo", "params": {"message": "hi"}}
+    assert (await api.call("POST", "/v1/jobs", token=token, json=body)).status == 201
+    assert (await api.call("POST", "/v1/jobs", token=token, json=body)).status == 429
+    code, out, _ = await _cli(database_url, "list")
+    line = next(x for x in out.splitlines() if x.startswith("q "))
+    assert line.split()[4:6] == ["3", "1"]
+    # change one, keep the other; `default` clears
+    code, _, err = await _cli(database_url, "quotas", "q", "--max-queued", "default")
+    assert code == 0, err
+    row = await api.pool.fetchrow("SELECT max_running, max_queued FROM api_tokens WHERE name = 'q'")
+    assert (row["max_running"], row["max_queued"]) == (3, None)
+    api.app[TOKEN_CACHE_KEY].clear()
+    assert (await api.call("POST", "/v1/jobs", token=token, json=body)).status == 201
+    for bad in (
+        ("create", "--name", "z", "--max-running", "0"),
+        ("quotas", "q", "--max-queued", "-1"),
+    ):
+        code, _, err = await _cli(database_url, *bad)
+        assert code == 2 and "must be at least 1" in err, err
+    code, _, err = await _cli(database_url, "quotas", "ghost", "--max-running", "2")
+    assert code == 1 and "no active token" in err

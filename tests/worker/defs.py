@@ -70,6 +70,12 @@ async def sleep(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     return {"slept": params.get("seconds", 1)}
 
 
+@definition("test.brief", 1, default_max_attempts=1, timeout_seconds=0.3)
+async def brief(params: dict[str, Any], ctx: Any) -> None:
+    """Sleep `seconds` under a definition timeout of 0.3 s."""
+    await asyncio.sleep(float(params.get("seconds", 30)))
+
+
 def _spin_writing_pid(pid_file: str, seconds: float) -> None:
     """CPU work for the process pool: record this process, then burn CPU for `seconds`."""
     import time

@@ -116,6 +116,17 @@ async def test_timeout_fails_the_attempt_and_retries(
     assert ev.count("timed_out") == 2 and "retry_scheduled" in ev
 
 
+async def test_a_jobs_own_timeout_never_lengthens_its_definitions(
+    db: asyncpg.Pool, start_worker
+) -> None:
+    """The API refuses such a job; a row written some other way (an older API, SQL) still
+    cannot hold a slot past the definition's timeout."""
+    [jid] = await submit(db, "test.brief", [{"seconds": 30}], timeout_seconds=604800)
+    await start_worker()
+    await wait_for(lambda: status_is(db, jid, "failed"), within=10)
+    assert (await job(db, jid))["last_error"] == "timed out after 0.3 s"
+
+
 async def test_timeout_stops_the_jobs_cpu_work(db: asyncpg.Pool, start_worker) -> None:
     pid_file = tempfile.mktemp(prefix="jobserver-cpu-", dir="/tmp")
     [jid] = await submit(
