@@ -321,8 +321,9 @@ async def _rest_single_aiohttp(base: str, token: str, seconds: int, clients: int
     }
 
 
-async def fill(url: str, queued: int, finished: int) -> None:
-    """Bulk rows straight in SQL: `finished` succeeded rows (with attempts/events) + `queued`."""
+async def fill(url: str, queued: int, finished: int, owners: int = 1) -> None:
+    """Bulk rows straight in SQL: `finished` succeeded rows (with attempts/events) + `queued`
+    (spread round-robin over `owners` owners when more than one)."""
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
@@ -337,10 +338,13 @@ async def fill(url: str, queued: int, finished: int) -> None:
         )
         await conn.execute(
             """
-            INSERT INTO jobs (definition_key, definition_version, max_attempts)
-            SELECT 'echo', 1, 3 FROM generate_series(1, $1)
+            INSERT INTO jobs (definition_key, definition_version, max_attempts, owner)
+            SELECT 'echo', 1, 3,
+                CASE WHEN $2 > 1 THEN 'tenant-' || (i % $2) ELSE 'system:anonymous' END
+            FROM generate_series(1, $1) AS i
             """,
             queued,
+            owners,
         )
         await conn.execute("VACUUM ANALYZE jobs")
     finally:
@@ -391,6 +395,22 @@ async def scale(env: Env, queued: int, finished: int, timeout: float) -> dict[st
         "ratio": round(full_rate / empty_rate, 3) if empty_rate else None,
         "claim_plan": [r[0] for r in plan],
     }
+
+
+async def fairness(env: Env, queued: int, timeout: float) -> dict[str, Any]:
+    """The cost of fair claims: one worker burns down `queued` no-op jobs of one owner, then the
+    same number spread over 10 and over 100 owners (each claim then shares between them)."""
+    out: dict[str, Any] = {"queued": queued}
+    for owners in (1, 10, 100):
+        url = await env.fresh_db(f"fair_{owners}")
+        await fill(url, queued, 0, owners)
+        out[f"owners_{owners}_jobs_s"] = await burn_down(
+            env, url, queued, f"fair-{owners}", timeout
+        )
+    one = out["owners_1_jobs_s"]
+    for owners in (10, 100):
+        out[f"ratio_{owners}"] = round(out[f"owners_{owners}_jobs_s"] / one, 3) if one else None
+    return out
 
 
 async def memory(env: Env, total: int, wave: int, timeout: float) -> dict[str, Any]:
@@ -447,6 +467,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
             ("rest_batch", lambda: rest_batch(env, a.batch_jobs)),
             ("rest_single", lambda: rest_single(env, a.single_seconds)),
             ("scale", lambda: scale(env, a.scale_queued, a.scale_finished, a.timeout)),
+            ("fairness", lambda: fairness(env, a.scale_queued, a.timeout)),
             ("memory", lambda: memory(env, a.memory_jobs, a.memory_wave, a.timeout * 4)),
         ]
         for name, fn in steps:

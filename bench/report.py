@@ -101,6 +101,7 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
     lines += ["", "## jobserver-only workloads", ""]
     rb, rs = extra.get("rest_batch", {}), extra.get("rest_single", {})
     sc, me = extra.get("scale", {}), extra.get("memory", {})
+    fa = extra.get("fairness", {})
     lines += [
         "| workload | figure | goal |",
         "| --- | --- | --- |",
@@ -114,6 +115,10 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
         f"| burn-down with {fmt(sc.get('finished_rows'))} finished rows | "
         f"{fmt(sc.get('full_jobs_s'))} vs {fmt(sc.get('empty_jobs_s'))} jobs/s empty "
         f"(ratio {fmt(sc.get('ratio'))}) {sc.get('error', '')} | >= 0.8 |",
+        f"| burn-down, {fmt(fa.get('queued'))} jobs of 1 / 10 / 100 owners (fair claims) | "
+        f"{fmt(fa.get('owners_1_jobs_s'))} / {fmt(fa.get('owners_10_jobs_s'))} / "
+        f"{fmt(fa.get('owners_100_jobs_s'))} jobs/s (ratios {fmt(fa.get('ratio_10'))}, "
+        f"{fmt(fa.get('ratio_100'))}) {fa.get('error', '')} | >= 0.9 |",
         f"| worker RSS, {fmt(me.get('processed'))} jobs | {fmt(me.get('rss_first_mb'))} MB -> "
         f"{fmt(me.get('rss_last_mb'))} MB ({fmt(me.get('growth_pct'))}%) {me.get('error', '')} "
         "| flat +-10% |",
@@ -158,7 +163,7 @@ def failures(peer_res: dict[str, Any], extra: dict[str, Any]) -> list[str]:
             out.append(f"burn-down procs={run.get('procs')}: {run.get('error', 'not ok')}")
     if not js.get("B", {}).get("ok"):
         out.append(f"latency: {js.get('B', {}).get('error', 'not ok')}")
-    for name in ("rest_batch", "rest_single", "scale", "memory"):
+    for name in ("rest_batch", "rest_single", "scale", "fairness", "memory"):
         res = extra.get(name)
         if not isinstance(res, dict) or "error" in res:
             out.append(f"{name}: {res.get('error') if isinstance(res, dict) else 'missing'}")

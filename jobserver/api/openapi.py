@@ -4,7 +4,7 @@ Every `Route` becomes an operation with its path parameters, query parameters (f
 `query_schema`; arrays are repeatable or comma-separated), request body (`body_schema`), success
 response (`response_schema`) and the error responses that can happen to it: 400/413/415/422 for
 routes with a body, 401/403 unless public, 404 for routes with a path id, 409 for submissions
-and cancels, 503 when the database is down.
+and cancels, 429 for job submissions (the owner's quota), 503 when the database is down.
 """
 
 from __future__ import annotations
@@ -35,16 +35,20 @@ QUERY_INT_LIMIT = 10**18 - 1
 # Path variables with a fixed shape: `id` is always a UUID (jobs, DLQ entries).
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {"id": {"type": "string", "format": "uuid"}}
 
+# Routes that add jobs for the caller's owner, so its queued quota applies.
+SUBMISSION_PATHS = ("/v1/jobs", "/v1/jobs/batch")
+
 _ERROR_TEXT = {
     400: "Malformed JSON or nesting too deep",
     401: "Missing, invalid or revoked token",
-    403: "The token lacks the scope this route needs",
+    403: "The token lacks the scope or capability this request needs (`field` names it)",
     404: "Not found (or belongs to another owner)",
     408: "The request body did not arrive in time",
     409: "Conflict (idempotency key reused with another body, or invalid state)",
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "Invalid input; `field` names it",
+    429: "The owner's queued-jobs quota is reached (`quota_exceeded`)",
     503: "Database unavailable",
 }
 
@@ -61,6 +65,8 @@ def _error_statuses(route: Route) -> list[int]:
         out.append(409)
     if route.body_schema is not None or route.query_schema or "{" in route.path:
         out.append(422)
+    if route.method == "POST" and route.path in SUBMISSION_PATHS:
+        out.append(429)
     out.append(503)
     return sorted(set(out))
 

@@ -67,14 +67,15 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 # before any owner gets a second one, however deep one owner's backlog is. One statement:
 #
 # 1. `owners`: the owners with queued rows, found by a loose index scan of jobs_owner_queued_idx
-#    (one index probe per owner, not a walk of the rows), in name order starting after the
-#    worker's cursor and wrapping around, at most $7 of them. The worker moves its cursor past
-#    the owners it was served, so with more owners than that they take turns across claims.
+#    (one index probe per owner, not a walk of the rows), in descending name order starting
+#    below the worker's cursor and wrapping around, at most $7 of them. The worker moves its
+#    cursor past the owners it was served, so with more owners than that they take turns.
 # 2. `fair`: a share of ceil(limit / owners) rows from each owner, walking that owner's part of
 #    the index in claim order and skipping rows other claimers hold (SKIP LOCKED).
 # 3. `fill`: when there are several owners, the global claim-order walk of jobs_ready_idx for up
-#    to `limit` rows, so a claim still comes back full when some owners have fewer ready rows
-#    than their share (delayed jobs, other definitions or queues). With one owner it is not run.
+#    to `limit` rows: a claim still comes back full when some owners have fewer ready rows than
+#    their share (delayed jobs, other definitions or queues), and an owner's higher-priority
+#    rows beyond its share still come first. With one owner it is not run.
 # 4. Rank each candidate within its (owner, priority) and take `limit` rows by priority, then
 #    shares before top-ups, then rank, then age: round robin between owners at each priority.
 #    Rows locked but not taken are released when the statement ends.
@@ -87,19 +88,26 @@ _READY = """j.status = 'queued' AND j.run_at <= now()
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
       AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))"""
 
-# The next owner with queued rows after `{after}` in name order, wrapping to the first one.
+# The next owner with queued rows below `{before}` in name order, wrapping to the highest one.
+# The walk goes down the index: each probe lands on the newest queued rows of an owner, which
+# are live, where a walk up would first step over every row claimed since the last vacuum.
 _NEXT_OWNER = """coalesce(
-        (SELECT q.owner FROM jobs q WHERE q.status = 'queued' AND q.owner > {after}
-         ORDER BY q.owner LIMIT 1),
-        (SELECT q.owner FROM jobs q WHERE q.status = 'queued' ORDER BY q.owner LIMIT 1))"""
+        (SELECT q.owner FROM jobs q WHERE q.status = 'queued' AND q.owner < {before}
+         ORDER BY q.owner DESC LIMIT 1),
+        (SELECT owner FROM highest))"""
 
-_OWNERS = f"""owners(owner, first, n) AS (
+# OFFSET 0 keeps each probe a subquery evaluated once (not inlined into every use).
+_OWNERS = f"""highest AS MATERIALIZED (
+    SELECT q.owner FROM jobs q WHERE q.status = 'queued' ORDER BY q.owner DESC LIMIT 1
+),
+owners(owner, first, n) AS (
     SELECT s.owner, s.owner, 1
-    FROM (SELECT {_NEXT_OWNER.format(after="$6::text")} AS owner) s
+    FROM (SELECT {_NEXT_OWNER.format(before="$6::text")} AS owner OFFSET 0) s
     WHERE s.owner IS NOT NULL
     UNION ALL
     SELECT s.owner, o.first, o.n + 1
-    FROM owners o CROSS JOIN LATERAL (SELECT {_NEXT_OWNER.format(after="o.owner")} AS owner) s
+    FROM owners o CROSS JOIN LATERAL (
+        SELECT {_NEXT_OWNER.format(before="o.owner")} AS owner OFFSET 0) s
     WHERE o.n < $7 AND s.owner <> o.first
 )"""
 
@@ -127,7 +135,8 @@ fill AS (
 ranked AS (
     SELECT c.*, row_number() OVER (PARTITION BY c.owner, c.priority ORDER BY c.run_at, c.id) AS rn
     FROM (SELECT *, 0 AS extra FROM fair
-          UNION ALL SELECT *, 1 FROM fill WHERE fill.id <> ALL (SELECT id FROM fair)) c
+          UNION ALL
+          SELECT *, 1 FROM fill WHERE NOT EXISTS (SELECT FROM fair WHERE fair.id = fill.id)) c
 )"""
 
 _TAKE = """claimed AS (
@@ -224,13 +233,13 @@ _OWNER_KEY = "jobserver.owner:"
 
 
 def next_owner_cursor(cursor: str, rows: Sequence[asyncpg.Record]) -> str:
-    """Where the next claim starts its walk of owners: after the last owner (in the walk's
-    wrapped name order from `cursor`) that this claim served."""
+    """Where the next claim starts its walk of owners: at the last owner this claim served in
+    the walk's order (names below `cursor` downwards, then from the highest down to it)."""
     if not rows:
         return cursor
     served: set[str] = {r[8] for r in rows}
-    before = [o for o in served if o <= cursor]
-    return max(before) if before else max(served)
+    wrapped = [o for o in served if o >= cursor]
+    return min(wrapped) if wrapped else min(served)
 
 
 async def job_claim_available(

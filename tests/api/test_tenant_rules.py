@@ -123,3 +123,23 @@ async def test_the_default_quota_comes_from_the_environment(
         assert r.status == 201
     finally:
         await limited.client.close()
+
+
+async def test_the_slot_hoarding_attack_as_written_is_refused(api: Api) -> None:
+    """10 process.batch jobs with a week's timeout, priority 1000 and long delays once filled a
+    worker for days; each part of that request is now refused, and nothing is written."""
+    attack = {
+        "definitionKey": "process.batch",
+        "params": {"items": list(range(10)), "batchSize": 1, "delayMs": 600000},
+        "timeoutSeconds": 604800,
+        "priority": 1000,
+    }
+    r = await api.call("POST", "/v1/jobs/batch", token="plain", json={"jobs": [attack] * 10})
+    assert (r.status, r.body["field"]) == (403, "jobs[0].priority")
+    del attack["priority"]
+    r = await api.call("POST", "/v1/jobs/batch", token="plain", json={"jobs": [attack] * 10})
+    assert (r.status, r.body["field"]) == (422, "jobs[0].params.delayMs")
+    attack["params"] = {"items": list(range(10)), "batchSize": 1, "delayMs": 1000}
+    r = await api.call("POST", "/v1/jobs/batch", token="plain", json={"jobs": [attack] * 10})
+    assert (r.status, r.body["field"]) == (422, "jobs[0].timeoutSeconds")
+    assert await api.job_count() == 0

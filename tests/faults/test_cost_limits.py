@@ -28,7 +28,7 @@ from jobserver.worker.worker import Worker
 from tests.faults.conftest import REGISTRY, Row
 from tests.faults.helpers import Procs, all_terminal, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.scenario("7b. cost limits")]
+pytestmark = [pytest.mark.faults, pytest.mark.scenario("cost limits")]
 
 BIG = 2**63 - 1  # 19 digits: the largest number the schema lets through
 UNDER = [BIG] * (MAX_PRODUCT_DIGITS // 19)  # 99,997 digits in all: just under the bound
