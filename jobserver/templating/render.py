@@ -4,8 +4,10 @@ The walk copies on write: a dict or list is rebuilt only when one of its items c
 value without `{{` comes back as the very same object, and each string is looked at with one
 substring test before any regex runs. Bounds are checked as the walk goes, before anything
 large is built: the JSON size of the result is tracked exactly (the input's size plus each
-substitution's delta, each distinct path's value measured once), so a placeholder repeated
-10,000 times over a big object fails at the bound instead of building gigabytes first.
+substitution's delta, each distinct path's value measured once) and the walk stops once it
+passes the bound plus the input's size (later substitutions cannot shrink it more than that),
+so a placeholder repeated 10,000 times over a big object fails early instead of building
+gigabytes first; the exact bound is checked on the finished result.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class _Render:
         self.limits = limits
         self.count = 0
         self.size = -1  # the result's JSON size, measured at the first substitution
+        self.base = 0  # the input's JSON size, measured then too
         self.values: dict[tuple[str, ...], tuple[int, int]] = {}  # JSON size, depth
         self.texts: dict[tuple[str, ...], str] = {}
 
@@ -130,14 +133,25 @@ class _Render:
 
     def size_so_far(self) -> int:
         if self.size < 0:
-            self.size = _json_size(self.root)
+            self.size = self.base = _json_size(self.root)
         return self.size
+
+    def over(self, size: int) -> bool:
+        """Whether `size` mid-walk already dooms the result: later substitutions can shrink it
+        by at most the input's own size (placeholders are part of the input)."""
+        return size > self.limits.max_output_bytes + self.base
 
     def grow(self, delta: int, token: str, location: Location) -> None:
         """Add `delta` bytes to the result's size; past the bound, the error."""
         self.size = self.size_so_far() + delta
-        if self.size > self.limits.max_output_bytes:
+        if self.over(self.size):
             raise self.too_big(token, location)
+
+    def finish(self, result: Any) -> Any:
+        """The result, once its exact size is known to be within the bound."""
+        if self.size > self.limits.max_output_bytes:
+            raise self.too_big("", ())
+        return result
 
     def too_big(self, token: str, location: Location) -> TemplateError:
         limit = self.limits.max_output_bytes
@@ -182,7 +196,7 @@ class _Render:
                 self.texts[segments] = piece
             parts.append(piece)
             grown += len(piece) - len(token)
-            if self.size_so_far() + grown > self.limits.max_output_bytes:
+            if self.over(self.size_so_far() + grown):
                 raise self.too_big(token, location)
         parts.append(text[pos:])
         out = "".join(parts)
@@ -233,7 +247,8 @@ def render(
     object when nothing in it changes. A `TemplateError` for bad syntax, a missing path, an
     unknown macro or a bound passed."""
     session = (macros or Macros()).session()
-    return _Render(value, context, session, limits).walk(value, ())
+    state = _Render(value, context, session, limits)
+    return state.finish(state.walk(value, ()))
 
 
 def check_known(value: Any, context: Any, known_roots: set[str] | frozenset[str]) -> None:
