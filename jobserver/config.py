@@ -130,6 +130,11 @@ class Settings:
     database_url: str | None = setting(
         "DATABASE_URL", None, "PostgreSQL URL; unset = `jobserver up` embeds one"
     )
+    sources_database_url: str | None = setting(
+        "SOURCES_DATABASE_URL",
+        None,
+        "database the data sources of jobs read (a read-only role); unset = no sources",
+    )
     host: str = setting("HOST", "0.0.0.0", "API bind address")
     port: int = setting("PORT", 3000, "API port", minimum=1, maximum=65535)
     worker_id: str = setting("WORKER_ID", "", "worker name; default worker-<host>-<pid>")
