@@ -87,8 +87,8 @@ def _parse_float(text: str) -> float:
     return value
 
 
-def _check_numbers(value: Any) -> None:
-    """The first number out of range, named by path (a walk only once a check fired)."""
+def _path_of(value: Any, marker: type) -> str | None:
+    """The path of the first value of type `marker` in a parsed body, or None."""
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         node, path = stack.pop()
@@ -96,8 +96,16 @@ def _check_numbers(value: Any) -> None:
             stack.extend((v, (*path, k)) for k, v in node.items())
         elif type(node) is list:
             stack.extend((v, (*path, i)) for i, v in enumerate(node))
-        elif type(node) is _Unbounded:
-            raise JsonInputError(422, NUMBER_RULE, format_path(path))
+        elif type(node) is marker:
+            return format_path(path)
+    return None
+
+
+def _check_numbers(value: Any) -> None:
+    """The first number out of range, named by path (a walk only once a check fired)."""
+    path = _path_of(value, _Unbounded)
+    if path is not None:
+        raise JsonInputError(422, NUMBER_RULE, path)
 
 
 _decoder = json.JSONDecoder(parse_constant=_bad_constant, parse_float=_parse_float)
@@ -125,16 +133,7 @@ def _huge_integer_error(text: str) -> JsonInputError:
         value = marking.decode(text)
     except (ValueError, RecursionError):
         return JsonInputError(422, message)
-    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
-    while stack:
-        node, path = stack.pop()
-        if type(node) is dict:
-            stack.extend((v, (*path, k)) for k, v in node.items())
-        elif type(node) is list:
-            stack.extend((v, (*path, i)) for i, v in enumerate(node))
-        elif type(node) is _Huge:
-            return JsonInputError(422, message, format_path(path))
-    return JsonInputError(422, message)
+    return JsonInputError(422, message, _path_of(value, _Huge) or "")
 
 
 def _too_deep(value: Any) -> bool:

@@ -7,6 +7,10 @@ cached], `max_size` [4 connections]. The session runs with `default_transaction_
 query uses them (an unknown table or column is a `SourceError` naming it); the SQL is in
 `jobserver/db/sources.py`. Rows come back as JSON-able dicts: timestamps as RFC 3339 strings,
 numerics as numbers when exact, bytes as base64, other types as text.
+
+The connection goes to SOURCES_DATABASE_URL, which only the operator sets (like DATABASE_URL),
+never a job: it is not an outbound request, so it does not pass through `jobserver.outbound`.
+Jobs choose only tables, columns and values inside that database, all checked as above.
 """
 
 from __future__ import annotations
