@@ -96,6 +96,9 @@ jobs = Table(
     Column("schedule_name", Text, nullable=True),
     _ts("scheduled_for"),
     Column("redriven_from", UUID(as_uuid=True), nullable=True),
+    # Optional labels a client gives a job to find it again (NULL for most jobs).
+    Column("event", Text, nullable=True),
+    Column("tags", ARRAY(Text), nullable=True),
     _ts("created_at", nullable=False, default=True),
     _ts("started_at"),
     _ts("finished_at"),
@@ -169,6 +172,14 @@ jobs = Table(
         "jobs_finished_idx",
         "finished_at",
         postgresql_where=text("finished_at IS NOT NULL"),
+    ),
+    # Event and tag filters: partial, so jobs without labels write no entry here.
+    Index("jobs_event_idx", "event", "id", postgresql_where=text("event IS NOT NULL")),
+    Index(
+        "jobs_tags_idx",
+        "tags",
+        postgresql_using="gin",
+        postgresql_where=text("tags IS NOT NULL"),
     ),
 )
 
@@ -275,9 +286,19 @@ schedules = Table(
     Column("last_job_id", UUID(as_uuid=True), nullable=True),
     _ts("created_at", nullable=False, default=True),
     _ts("updated_at", nullable=False, default=True),
+    # Stamped on every job the schedule fires.
+    Column("event", Text, nullable=True),
+    Column("tags", ARRAY(Text), nullable=True),
+    # A schedule whose runs keep failing is disabled (NULL: the MAX_CONSECUTIVE_FAILURES
+    # default; 0: never).
+    Column("max_consecutive_failures", Integer, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("disabled_reason", Text, nullable=True),
+    _ts("disabled_at"),
     CheckConstraint(
         "(cron IS NULL) <> (every_seconds IS NULL)", name="schedules_cron_or_every_check"
     ),
+    CheckConstraint("max_consecutive_failures >= 0", name="schedules_max_failures_check"),
     CheckConstraint("overlap_policy IN ('allow','skip')", name="schedules_overlap_check"),
     CheckConstraint("catchup_policy IN ('none','latest','all')", name="schedules_catchup_check"),
     Index("schedules_due_idx", "next_fire_at", postgresql_where=text("enabled")),

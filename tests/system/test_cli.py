@@ -38,7 +38,7 @@ async def test_migrate_applies_schema_and_is_idempotent(empty_database_url: str)
         assert "database migrated to head" in proc.stdout
     conn = await asyncpg.connect(asyncpg_url(empty_database_url))
     try:
-        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0004"
+        assert await conn.fetchval("SELECT version_num FROM alembic_version") == "0005"
         assert await conn.fetchval("SELECT count(*) FROM jobs") == 0
     finally:
         await conn.close()
