@@ -20,7 +20,6 @@ from aiohttp import web
 from jobserver.api.auth import require_outbound
 from jobserver.api.errors import ApiError
 from jobserver.api.jsonio import json_response
-from jobserver.api.quotas import check_priority
 from jobserver.api.keys import (
     BODY_KEY,
     DEFINITION_CACHE_KEY,
@@ -28,6 +27,7 @@ from jobserver.api.keys import (
     PRINCIPAL_KEY,
     SETTINGS_KEY,
 )
+from jobserver.api.quotas import check_priority
 from jobserver.core.errors import format_path
 from jobserver.core.submission import build_job
 from jobserver.rendering import render_preview
