@@ -9,6 +9,8 @@ shared_buffers 256MB, max_connections 200):
 - scale:       burn-down of Q queued jobs on an empty table vs. on a table that also holds F
                finished rows (default 100,000 queued / 1,000,000 finished) + the claim plan
 - memory:      one worker's RSS after 100k and after M processed jobs (default 1,000,000)
+- webhooks:    `http.request` jobs against a loopback sink at concurrency 10 and 100, and the
+               added latency of rendering with and without sources (bench/webhooks.py)
 
 Every count is read back from the database. Usage: `python bench/extra.py --out FILE [--quick]`.
 """
@@ -33,6 +35,8 @@ import asyncpg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+import webhooks  # bench/ is this script's directory
 
 from jobserver.auth import create_token
 from jobserver.db import migrate
@@ -469,6 +473,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
             ("scale", lambda: scale(env, a.scale_queued, a.scale_finished, a.timeout)),
             ("fairness", lambda: fairness(env, a.scale_queued, a.timeout)),
             ("memory", lambda: memory(env, a.memory_jobs, a.memory_wave, a.timeout * 4)),
+            ("webhooks", lambda: webhooks.throughput(env, a.webhook_jobs, a.timeout)),
         ]
         for name, fn in steps:
             if a.only and name not in a.only.split(","):
@@ -497,12 +502,14 @@ def main() -> None:
     ap.add_argument("--scale-finished", type=int, default=1_000_000)
     ap.add_argument("--memory-jobs", type=int, default=1_000_000)
     ap.add_argument("--memory-wave", type=int, default=100_000)
+    ap.add_argument("--webhook-jobs", type=int, default=20_000)
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
     if a.quick:
         a.batch_jobs, a.single_seconds = 4000, 2
         a.scale_queued, a.scale_finished = 2000, 20_000
         a.memory_jobs, a.memory_wave = 4000, 2000
+        a.webhook_jobs = 1000
         a.timeout = 60
     res = asyncio.run(main_async(a))
     with open(a.out, "w") as f:

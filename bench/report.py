@@ -102,6 +102,8 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
     rb, rs = extra.get("rest_batch", {}), extra.get("rest_single", {})
     sc, me = extra.get("scale", {}), extra.get("memory", {})
     fa = extra.get("fairness", {})
+    wh = extra.get("webhooks", {})
+    rd = wh.get("render", {})
     lines += [
         "| workload | figure | goal |",
         "| --- | --- | --- |",
@@ -122,6 +124,13 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
         f"| worker RSS, {fmt(me.get('processed'))} jobs | {fmt(me.get('rss_first_mb'))} MB -> "
         f"{fmt(me.get('rss_last_mb'))} MB ({fmt(me.get('growth_pct'))}%) {me.get('error', '')} "
         "| flat +-10% |",
+        f"| webhooks (http.request, loopback sink), {fmt(wh.get('jobs'))} jobs, concurrency "
+        f"10 / 100 | {fmt(wh.get('c10_jobs_s'))} / {fmt(wh.get('c100_jobs_s'))} jobs/s "
+        f"{wh.get('error', '')} | >= 5,000 jobs/s |",
+        f"| rendering added per job: no sources / two PostgreSQL sources | p50 "
+        f"{fmt(rd.get('plain_p50_us'))} us, p99 {fmt(rd.get('plain_p99_us'))} us / p50 "
+        f"{fmt(rd.get('sources_p50_ms'))} ms, p99 {fmt(rd.get('sources_p99_ms'))} ms | "
+        "< 0.2 ms without sources |",
     ]
     if sc.get("claim_plan"):
         lines += ["", "Claim plan with the finished rows present:", "", "```"]
@@ -163,7 +172,7 @@ def failures(peer_res: dict[str, Any], extra: dict[str, Any]) -> list[str]:
             out.append(f"burn-down procs={run.get('procs')}: {run.get('error', 'not ok')}")
     if not js.get("B", {}).get("ok"):
         out.append(f"latency: {js.get('B', {}).get('error', 'not ok')}")
-    for name in ("rest_batch", "rest_single", "scale", "fairness", "memory"):
+    for name in ("rest_batch", "rest_single", "scale", "fairness", "memory", "webhooks"):
         res = extra.get(name)
         if not isinstance(res, dict) or "error" in res:
             out.append(f"{name}: {res.get('error') if isinstance(res, dict) else 'missing'}")
