@@ -20,26 +20,10 @@ import json
 from typing import Any
 
 from jobserver.outbound.redact import redact_url
+from jobserver.outbound.schema import HEADERS_SCHEMA
 from jobserver.registry import Backoff, definition
 
 MAX_BODY_CHARS = 65536
-
-# Headers a job may not set (checked again by the outbound client), matched case-insensitively.
-REFUSED_HEADER_NAMES = [
-    *("host", "content-length", "connection", "transfer-encoding", "upgrade", "te", "trailer"),
-    *("keep-alive", "proxy-"),
-]
-
-
-def _any_case(word: str) -> str:
-    return "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in word)
-
-
-REFUSED_HEADERS = (
-    "^(?:"
-    + "|".join(_any_case(w) + (".*" if w.endswith("-") else "") for w in REFUSED_HEADER_NAMES)
-    + ")$"
-)
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -50,19 +34,7 @@ SCHEMA: dict[str, Any] = {
             "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
             "default": "GET",
         },
-        "headers": {
-            "type": "object",
-            "propertyNames": {
-                "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$",
-                "not": {"pattern": REFUSED_HEADERS},
-            },
-            "additionalProperties": {
-                "type": "string",
-                "maxLength": 8192,
-                "pattern": "^[^\\r\\n\\u0000]*$",
-            },
-            "maxProperties": 100,
-        },
+        "headers": HEADERS_SCHEMA,
         "body": {},
         "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 300, "default": 30},
     },

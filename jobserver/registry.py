@@ -10,7 +10,14 @@ for the bounds JSON Schema cannot express (the total digits over a list of numbe
 over a chunk size). The API runs it after the schema accepted the params, for every definition
 it has in code (the shipped ones), and answers the first problem as a 422 naming the field,
 like a schema error; an empty list accepts. It is code, not metadata: not in the fingerprint.
-A definition fails an attempt without retry by raising `PermanentError`.
+A definition fails an attempt without retry by raising `PermanentError`, and asks for its
+retry after a delay of its choosing (an HTTP `Retry-After`) by raising `RetryAfter(seconds,
+message)`: the worker then waits that long (at most `MAX_RETRY_AFTER_SECONDS`) instead of the
+back-off, when attempts remain.
+
+`redact_params`: an optional plain function `redact_params(params) -> params` returning the
+params as API answers may show them (secret header values as `***`); the API applies it to
+the jobs of definitions it has in code. Like `check_params`, code, not metadata.
 
 Workers run only what is registered here; `register-definitions` publishes `metadata()` of each
 to the `job_definitions` table, which the API validates submissions against.
@@ -38,6 +45,7 @@ RunFn = Callable[[Any, Any], Awaitable[Any]]
 HookFn = Callable[..., Awaitable[Any]]
 ParamsProblem = tuple[tuple[str | int, ...], str]  # (field path inside params, message)
 ParamsCheck = Callable[[Any], list[ParamsProblem]]
+ParamsRedact = Callable[[Any], Any]
 
 
 class DefinitionError(ValueError):
@@ -55,6 +63,19 @@ class PermanentError(Exception):
         if code is not None:
             self.code = code
         super().__init__(f"{self.code}: {message}")
+
+
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+class RetryAfter(Exception):
+    """Raised by a definition's code to fail the attempt and be retried after `seconds` (not
+    the back-off), e.g. what an HTTP `Retry-After` asked for. Bounded to
+    [0, MAX_RETRY_AFTER_SECONDS]; with no attempt left the job fails as for any error."""
+
+    def __init__(self, seconds: float, message: str) -> None:
+        self.seconds = min(max(float(seconds), 0.0), MAX_RETRY_AFTER_SECONDS)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -91,6 +112,7 @@ class Definition:
     on_end: HookFn | None = None
     outbound: bool = False  # it reaches the network: submitting it needs the outbound capability
     check_params: ParamsCheck | None = None  # bounds beyond the schema, run at submission
+    redact_params: ParamsRedact | None = None  # params as API answers show them
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -151,6 +173,9 @@ class Registry:
 
     def __init__(self) -> None:
         self._defs: dict[tuple[str, int], Definition] = {}
+        # only the definitions with a `redact_params` hook: looking one up costs the API a
+        # dict miss for every other job
+        self.redactors: dict[tuple[str, int], ParamsRedact] = {}
 
     def add(self, d: Definition) -> Definition:
         validate_definition(d)
@@ -158,6 +183,8 @@ class Registry:
         if existing is not None and existing.run is not d.run:
             raise DefinitionError(f"{d.ref} is defined twice")
         self._defs[(d.key, d.version)] = d
+        if d.redact_params is not None:
+            self.redactors[(d.key, d.version)] = d.redact_params
         return d
 
     def get(self, key: str, version: int) -> Definition | None:
@@ -199,11 +226,13 @@ def definition(
     on_end: HookFn | None = None,
     outbound: bool = False,
     check_params: ParamsCheck | None = None,
+    redact_params: ParamsRedact | None = None,
     target: Registry | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
-    submit it; `check_params` adds bounds the schema cannot say (see the module docstring)."""
+    submit it; `check_params` adds bounds the schema cannot say and `redact_params` hides
+    secrets of the params in API answers (see the module docstring)."""
 
     def wrap(run: RunFn) -> RunFn:
         (registry if target is None else target).add(
@@ -223,6 +252,7 @@ def definition(
                 on_end=on_end,
                 outbound=outbound,
                 check_params=check_params,
+                redact_params=redact_params,
             )
         )
         return run

@@ -7,15 +7,39 @@ writes them itself (ISO 8601, canonical text), which is cheaper than formatting 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
 from jobserver.db.jobs import NewJob
+from jobserver.registry import registry
 
+log = logging.getLogger(__name__)
 UTC = dt.UTC
 Row = Mapping[str, Any] | asyncpg.Record
+# `redact_params` hooks of the definitions in code, by (key, version): only those that have one
+_REDACTORS = registry.redactors
+
+
+def shown_params(key: str, version: int | None, params: Any) -> Any:
+    """A job's params as answers show them: through its definition's `redact_params` hook, if
+    it has one (a dict miss for the others); version None (a schedule's "latest") takes the
+    latest version in code."""
+    if not _REDACTORS:
+        return params
+    if version is None:
+        latest = registry.latest(key)
+        version = latest.version if latest is not None else 0
+    redact = _REDACTORS.get((key, version))
+    if redact is None:
+        return params
+    try:
+        return redact(params)
+    except Exception:  # a broken hook hides the params rather than failing the answer
+        log.exception("redact_params of %s@%s failed", key, version)
+        return "***"
 
 
 def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
@@ -47,7 +71,7 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "priority": r["priority"],
         "attempt": r["attempt"],
         "maxAttempts": r["max_attempts"],
-        "params": r["params"],
+        "params": shown_params(r["definition_key"], r["definition_version"], r["params"]),
         "result": r["result"],
         "lastError": r["last_error"],
         "progress": r["progress"],
@@ -162,6 +186,7 @@ SCHEDULE_COLUMNS = {
 def schedule_json(r: Row) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r["name"]}
     out.update({api: r[col] for api, col in SCHEDULE_COLUMNS.items()})
+    out["params"] = shown_params(r["definition_key"], r["definition_version"], r["params"])
     out.update(
         {
             "source": r["source"],
@@ -182,7 +207,7 @@ def dlq_json(r: Row) -> dict[str, Any]:
         "definitionKey": r["definition_key"],
         "definitionVersion": r["definition_version"],
         "queue": r["queue"],
-        "params": r["params"],
+        "params": shown_params(r["definition_key"], r["definition_version"], r["params"]),
         "owner": r["owner"],
         "priority": r["priority"],
         "attempts": r["attempts"],

@@ -14,6 +14,9 @@
   `ResponseTooLarge`), the whole exchange under a time cap (OUTBOUND_TIMEOUT_SECONDS at most);
 - no proxy from the environment, no cookie jar.
 
+The `Response` holds the final status, URL, headers (in order, repeated names kept), body and
+the time the whole exchange took (`elapsed_ms`: redirects and reading the body included).
+
 Refusals (`OutboundDenied`), an oversized body and a redirect loop are `PermanentError`s: the
 attempt fails without retry. Network errors stay ordinary exceptions (retried).
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +114,8 @@ class Response:
     content_type: str
     charset: str | None
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()  # as received, in order (raw: redact to show)
+    elapsed_ms: float = 0.0  # from the first connection to the last byte, redirects included
 
     def text(self) -> str:
         return self.body.decode(self.charset or "utf-8", errors="replace")
@@ -153,6 +159,7 @@ async def fetch(
     """One request under the outbound policy (see the module docstring); `json` is sent as
     JSON, `data` as is. A 3xx without `Location` (or past the redirect cap: TooManyRedirects)
     is returned like any answer."""
+    started = time.monotonic()
     p = current_policy() if policy is None else policy
     sent = dict(headers or {})
     check_headers(sent)
@@ -189,6 +196,8 @@ async def fetch(
                         resp.headers.get("Content-Type", ""),
                         resp.charset,
                         body,
+                        tuple(resp.headers.items()),
+                        (time.monotonic() - started) * 1000.0,
                     )
                 status = resp.status
             try:

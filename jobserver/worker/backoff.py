@@ -2,7 +2,8 @@
 
 delay = min(max, base · 2^(attempt-1)), then spread by ±jitter (a fraction: 0.3 = ±30%), so
 the result lies in [d·(1-jitter), d·(1+jitter)]. A definition's `Backoff` overrides any of the
-three values.
+three values. `retry_delay` is what the worker waits before the retry of a failed attempt:
+that back-off, or the delay the job's code asked for (`RetryAfter`).
 """
 
 from __future__ import annotations
@@ -48,3 +49,22 @@ def policy_for(settings: Settings, override: Backoff | None) -> tuple[float, flo
         top = override.max_seconds if override.max_seconds is not None else top
         jitter = override.jitter_percent if override.jitter_percent is not None else jitter
     return base, max(top, base) if override is not None else top, jitter
+
+
+def retry_delay(
+    attempt: int,
+    max_attempts: int,
+    policy: tuple[float, float, float],
+    *,
+    final: bool = False,
+    retry_after: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds before the retry of failed attempt `attempt`, or None when none follows (no
+    attempt left, or `final`). A `retry_after` the code asked for replaces the back-off (the
+    server said when to come back: no jitter, no exponent)."""
+    if attempt >= max_attempts or final:
+        return None
+    if retry_after is not None:
+        return max(0.0, retry_after)
+    return backoff_delay(attempt, *policy, rand=rand)

@@ -9,7 +9,8 @@ the worker, to judge how the run ended:
   (`result_not_storable`: NUL, lone surrogate, over MAX_RESULT_BYTES; checked here, before the
   batched write, so it fails only its own attempt); a cancellation raised by its own code (an
   inner task cancelled) is a failed attempt too; `PermanentError` (from jobserver.registry)
-  makes it a final failure: no retry
+  makes it a final failure: no retry; `RetryAfter` a failed attempt whose retry waits the
+  delay it names (`Outcome.retry_after`) instead of the back-off
 - timed out (a failed attempt): it ran past the job's `timeout_seconds` (else the definition's);
   `Deadlines` cancelled it, or it swallowed that cancellation and returned anyway
 - cancelled: a cancel request was made while it was held; whatever the job then did, it ends
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from jobserver.codec import NotStorable, dumps_storable, dumps_stored
 from jobserver.logs import job_id_var
-from jobserver.registry import HookFn, PermanentError
+from jobserver.registry import HookFn, PermanentError, RetryAfter
 from jobserver.worker.context import JobContext
 from jobserver.worker.deadlines import Deadlines
 from jobserver.worker.held import CANCEL, HAND_BACK, LOST, NONE, TIMEOUT, HeldJob
@@ -148,6 +149,7 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
     error: BaseException | str = ""
     tb = ""
     final = False  # PermanentError: fail without retry
+    retry_after: float | None = None  # RetryAfter: the delay before the retry
     try:
         if d.on_start is not None:
             await _hook(ctx, "on_start", d.on_start)
@@ -169,6 +171,8 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
         ended, error, tb = _cancelled(job, e)
     except PermanentError as e:
         ended, error, tb, final = "failed", e, traceback.format_exc(), True
+    except RetryAfter as e:
+        ended, error, tb, retry_after = "failed", e, traceback.format_exc(), e.seconds
     except Exception as e:
         ended, error, tb = "failed", e, traceback.format_exc()
     else:
@@ -200,4 +204,5 @@ async def run(job: HeldJob, ctx: JobContext, deadlines: Deadlines) -> Outcome:
         clean(tb, MAX_TRACEBACK_CHARS) if tb else None,
         timed_out=ended == "timed_out",
         final=final and ended == "failed",
+        retry_after=retry_after if ended == "failed" else None,
     )

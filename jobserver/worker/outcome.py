@@ -3,7 +3,8 @@
 - `succeeded`: `result_json` holds the result as stored JSON text ("null" for None)
 - `failed`: a failed attempt; `failure` is "failed" (an exception, or a result that is not
   JSON) or "timed_out", with `error` (one line, bounded) and `traceback` (or None); `final`
-  when the code raised `PermanentError` (no retry, whatever attempts remain)
+  when the code raised `PermanentError` (no retry, whatever attempts remain); `retry_after`
+  (seconds, else None) when it raised `RetryAfter`: the retry waits that long, not the back-off
 - `cancelled`: a cancel request ended it (whatever its code then did)
 - `released`: nothing is written; the job's stop reason says why (`lost` or `hand_back`)
 
@@ -20,7 +21,7 @@ FailureKind = Literal["failed", "timed_out"]
 
 
 class Outcome:
-    __slots__ = ("error", "failure", "final", "kind", "result_json", "traceback")
+    __slots__ = ("error", "failure", "final", "kind", "result_json", "retry_after", "traceback")
 
     def __init__(
         self,
@@ -31,9 +32,11 @@ class Outcome:
         error: str = "",
         traceback: str | None = None,
         final: bool = False,
+        retry_after: float | None = None,
     ) -> None:
         self.kind: Kind = kind
         self.final = final
+        self.retry_after = retry_after
         self.result_json = result_json
         self.failure: FailureKind = failure
         self.error = error
@@ -47,6 +50,7 @@ class Outcome:
         *,
         timed_out: bool = False,
         final: bool = False,
+        retry_after: float | None = None,
     ) -> Outcome:
         return cls(
             "failed",
@@ -54,6 +58,7 @@ class Outcome:
             error=error,
             traceback=traceback,
             final=final,
+            retry_after=retry_after,
         )
 
     def __repr__(self) -> str:

@@ -41,7 +41,7 @@ from jobserver.db.job_runs import Failure
 from jobserver.registry import Definition
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
-from jobserver.worker.backoff import backoff_delay, policy_for
+from jobserver.worker.backoff import policy_for, retry_delay
 from jobserver.worker.context import JobContext, JobHost
 from jobserver.worker.deadlines import Deadlines
 from jobserver.worker.doorbell import Doorbell
@@ -198,7 +198,13 @@ class SlotPool:
             self._acks.add_failure(
                 h,
                 self._failure(
-                    h, outcome.failure, outcome.error, outcome.traceback, ran, final=outcome.final
+                    h,
+                    outcome.failure,
+                    outcome.error,
+                    outcome.traceback,
+                    ran,
+                    final=outcome.final,
+                    retry_after=outcome.retry_after,
                 ),
             )
 
@@ -211,12 +217,16 @@ class SlotPool:
         ran: float,
         *,
         final: bool = False,
+        retry_after: float | None = None,
     ) -> Failure:
         """The failed attempt to record, with its retry delay (which rings the doorbell);
-        `final` (a PermanentError) retries no more, whatever attempts remain."""
+        `final` (a PermanentError) retries no more, whatever attempts remain; `retry_after`
+        (a RetryAfter) replaces the back-off."""
+        policy = policy_for(self._settings, h.definition.backoff)
+        wait = retry_delay(h.attempt, h.max_attempts, policy, final=final, retry_after=retry_after)
         delay = 0.0
-        if h.attempt < h.max_attempts and not final:
-            delay = backoff_delay(h.attempt, *policy_for(self._settings, h.definition.backoff))
+        if wait is not None:
+            delay = wait
             self._doorbell.ring_after(delay)
         return Failure(h.id, h.attempt, kind, error, tb, delay, ran * 1000.0, final=final)
 

@@ -215,3 +215,20 @@ async def test_aiohttp_connects_to_the_checked_address_not_a_second_lookup(
     resp = await fetch("GET", f"http://rebind.test:{s.port}/", policy=LOOPBACK_1)
     assert resp.status == 200 and f'"host": "rebind.test:{s.port}"'.encode() in resp.body
     assert lookups == ["rebind.test"] and len(s.seen) == 1 and later.seen == []
+
+
+async def test_the_response_carries_its_headers_in_order_and_the_time_taken(
+    serve: ServerFactory,
+) -> None:
+    async def cookies(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.05)  # the server is slow: the duration must show it
+        resp = web.Response(text="c", headers={"X-One": "1"})
+        resp.set_cookie("a", "1")
+        resp.set_cookie("b", "2")
+        return resp
+
+    s = await serve({"/c": cookies})
+    resp = await fetch("GET", f"{s.base}/c", policy=LOOPBACK_1)
+    assert ("X-One", "1") in resp.headers
+    assert [v.split(";")[0] for k, v in resp.headers if k == "Set-Cookie"] == ["a=1", "b=2"]
+    assert resp.elapsed_ms >= 50
