@@ -11,7 +11,15 @@ Params:
 - `expectedStatus`: an int, a list of ints or a range like `"2xx"` (the default);
 - `secretHeaders`: more header names to hide, besides Authorization, Cookie,
   Proxy-Authorization, X-Api-Key and Set-Cookie;
-- `useSources` and `sources`: accepted and not used yet (data sources plug in at `_rendered`).
+- `useSources` and `sources`: data sources read before each run (`jobserver.sources`).
+
+Templating (`jobserver.rendering`): `url`, `headers`, `payload` and `body` may hold
+`{{paths}}` into the sources, `params`, `job` and `schedule`, and `{{$macros}}`; they are
+rendered afresh before every attempt. What submission can know is a 422 naming the field (bad
+syntax, an unknown macro or name, a missing `params.` path); a missing path in a source's data,
+or a `single` source that finds nothing, fails the attempt naming it. A rendered URL or header
+must still be a valid one (no CR/LF in a header, an http(s) URL), else the attempt fails for
+good.
 
 Outcome: an expected status succeeds with `{"request": ..., "response": ...}`; 408, 429 and
 5xx fail the attempt and are retried with back-off, or after the answer's `Retry-After`
@@ -45,7 +53,12 @@ from jobserver.outbound.redact import (
 from jobserver.outbound.schema import HEADERS_SCHEMA, TOKEN
 from jobserver.outbound.status import expected, retry_after_seconds, retryable
 from jobserver.registry import ParamsProblem, PermanentError, RetryAfter, definition
+from jobserver.rendering import RunInfo, check_submission, render_for_run
+from jobserver.sources.shared import current_driver
+from jobserver.sources.spec import SourceError
+from jobserver.templating import TemplateError
 
+TEMPLATED = ("url", "headers", "payload", "body")
 BODY_CAP = 64 * 1024  # bytes of a body kept in the record (the outbound cap is far larger)
 ERROR_BODY_CHARS = 200  # of the answer quoted in an error
 MAX_SEND_BYTES = 1024 * 1024
@@ -105,11 +118,19 @@ class RequestFailed(RuntimeError):
     """The request did not get an answer (a network error, a timeout): retried."""
 
 
+class SourceFailed(RuntimeError):
+    """A data source could not be read or found nothing for a `single` source: retried (the
+    data or the database may be back by then)."""
+
+
 def check_params(params: Any) -> list[ParamsProblem]:
-    """`payload` and `body` are two ways to give one body: not both."""
-    if isinstance(params, dict) and "payload" in params and "body" in params:
+    """`payload` and `body` are two ways to give one body: not both. Then what submission can
+    know of the templates and sources."""
+    if not isinstance(params, dict):
+        return []
+    if "payload" in params and "body" in params:
         return [(("body",), "give either payload (sent as JSON) or body (sent as is), not both")]
-    return []
+    return check_submission(params, TEMPLATED)
 
 
 def redact_params(params: Any) -> Any:
@@ -123,10 +144,62 @@ def redact_params(params: Any) -> Any:
     return {**params, "headers": headers}
 
 
+async def _run_info(ctx: Any) -> RunInfo:
+    from jobserver.db.run_info import job_run_info
+
+    row = await job_run_info(ctx.pool, ctx.job_id)
+    if row is None:
+        return RunInfo(job_id=str(ctx.job_id), attempt=ctx.attempt)
+    return RunInfo(
+        job_id=str(ctx.job_id),
+        attempt=ctx.attempt,
+        max_attempts=row["max_attempts"],
+        queue=row["queue"],
+        event=row["event"],
+        tags=tuple(row["tags"] or ()),
+        created_at=row["created_at"],
+        schedule_name=row["schedule_name"],
+        scheduled_for=row["scheduled_for"],
+    )
+
+
 async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """The params the request is built from. The seam where templating and data sources will
-    render them before each attempt; unchanged for now."""
-    return params
+    """The params the request is built from: templates and sources rendered for this attempt,
+    then checked again where a rendered value could break the request."""
+    try:
+        rendered = await render_for_run(
+            params, TEMPLATED, run=lambda: _run_info(ctx), driver=current_driver
+        )
+    except TemplateError as e:
+        raise PermanentError(str(e).removeprefix(f"{e.code}: "), code=e.code) from None
+    except SourceError as e:
+        raise SourceFailed(str(e)) from None
+    return _checked(rendered)
+
+
+def _checked(params: dict[str, Any]) -> dict[str, Any]:
+    """What the schema said before rendering, said again of the rendered values it governs."""
+    url = params.get("url")
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise PermanentError(
+            f"url: rendered to {redact_url(str(url))[:200]!r}, not an http(s) URL", "bad_url"
+        )
+    if any(c in url for c in " \r\n\t\x00"):
+        raise PermanentError("url: the rendered URL holds whitespace or NUL", "bad_url")
+    raw = params.get("headers") or {}
+    if not isinstance(raw, dict):
+        raise PermanentError("headers: rendered to a non-object", "bad_header")
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        text = value if isinstance(value, str) else json.dumps(value)  # a typed placeholder
+        if value is None or any(c in text for c in "\r\n\x00"):
+            raise PermanentError(
+                f"headers.{name}: rendered to a value a header cannot hold", "bad_header"
+            )
+        headers[name] = text
+    if "body" in params and params["body"] is not None and not isinstance(params["body"], str):
+        params = {**params, "body": json.dumps(params["body"])}
+    return {**params, "headers": headers}
 
 
 @dataclass(frozen=True)
@@ -231,6 +304,7 @@ def _failure(req: Outgoing, status: int, body: str, headers: Mapping[str, str]) 
     outbound=True,
     check_params=check_params,
     redact_params=redact_params,
+    templated=TEMPLATED,
 )
 async def http_request(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Make an HTTP request under the outbound policy; record it; judge its status."""
@@ -241,7 +315,12 @@ async def http_request(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     sent = req.record(cap)
     try:
         resp = await fetch(
-            req.method, req.url, headers=req.headers, data=req.data, timeout_seconds=req.timeout
+            req.method,
+            req.url,
+            headers=req.headers,
+            data=req.data,
+            timeout_seconds=req.timeout,
+            secret_headers=req.secret,
         )
     except PermanentError as e:  # refused by the policy, too large, a redirect loop
         await _exchange(ctx, sent, error=req.clean(str(e)))

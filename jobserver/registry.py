@@ -19,6 +19,11 @@ back-off, when attempts remain.
 params as API answers may show them (secret header values as `***`); the API applies it to
 the jobs of definitions it has in code. Like `check_params`, code, not metadata.
 
+`templated`: the names of the params a definition renders before each run with
+`jobserver.rendering` (`{{paths}}`, `{{$macros}}`, data sources); `POST /v1/simulate` renders
+the same ones. The definition's own code calls the renderer, and its `check_params` should
+include `jobserver.rendering.check_submission` so that what is wrong is a 422 at submission.
+
 Workers run only what is registered here; `register-definitions` publishes `metadata()` of each
 to the `job_definitions` table, which the API validates submissions against.
 
@@ -113,6 +118,7 @@ class Definition:
     outbound: bool = False  # it reaches the network: submitting it needs the outbound capability
     check_params: ParamsCheck | None = None  # bounds beyond the schema, run at submission
     redact_params: ParamsRedact | None = None  # params as API answers show them
+    templated: tuple[str, ...] = ()  # params rendered before each run (jobserver.rendering)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -227,6 +233,7 @@ def definition(
     outbound: bool = False,
     check_params: ParamsCheck | None = None,
     redact_params: ParamsRedact | None = None,
+    templated: tuple[str, ...] = (),
     target: Registry | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
@@ -253,6 +260,7 @@ def definition(
                 outbound=outbound,
                 check_params=check_params,
                 redact_params=redact_params,
+                templated=templated,
             )
         )
         return run

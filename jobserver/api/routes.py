@@ -17,6 +17,7 @@ from jobserver.api import (
     prometheus,
     runners,
     schedules,
+    simulate,
 )
 from jobserver.api import schemas as s
 from jobserver.api.routing import Route
@@ -81,6 +82,17 @@ ROUTES: list[Route] = [
         response_schema=s.BATCH_RESULT,
         success_status=201,
         idempotent=True,
+        tags=("jobs",),
+    ),
+    Route(
+        "POST",
+        "/v1/simulate",
+        simulate.simulate,
+        "submit",
+        "Dry run of a submission: render its templates and sources, send nothing, write nothing",
+        body_schema=s.JOB_SUBMISSION,
+        query_schema=s.NO_QUERY,
+        response_schema=s.SIMULATION,
         tags=("jobs",),
     ),
     Route(

@@ -131,6 +131,16 @@ BATCH_RESULT: Schema = closed(
     }
 )
 
+SIMULATION: Schema = closed(
+    {
+        "definitionKey": STRING,
+        "definitionVersion": INTEGER,
+        "sent": {"const": False, "description": "a dry run sends nothing"},
+        "params": {"description": "the params as a run would render them now (secrets ***)"},
+        "payload": {"description": "the rendered payload (or body) a run would send, or null"},
+    }
+)
+
 JOB_FILTERS: Schema = {
     "status": {
         "type": "array",

@@ -6,7 +6,9 @@ same 403s (an outbound definition needs the outbound capability, since a dry run
 same sources a run would). Rendering problems a submission cannot see — a source that finds
 nothing, a missing path in a source's data — are a 422 naming the field too. The answer:
 `{"definitionKey", "definitionVersion", "sent": false, "params": <rendered params, secrets
-shown as ***>, "payload": <the rendered payload, or body, or null>}`.
+shown as ***>, "payload": <the rendered payload, or body, or null>}`. A definition renders the
+params it names `templated` (see `jobserver.registry`); for one without, the params come back
+as given.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
 )
 from jobserver.api.quotas import check_priority
+from jobserver.api.views import shown_params
 from jobserver.core.errors import format_path
 from jobserver.core.submission import build_job
+from jobserver.registry import registry
 from jobserver.rendering import render_preview
 from jobserver.rendering.context import path_tuple
 from jobserver.sources.shared import current_driver
@@ -53,10 +57,11 @@ async def simulate(request: web.Request) -> web.Response:
         require_outbound(principal, info.key, info.version)
     job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
     params: dict[str, Any] = job.params
+    code = registry.get(info.key, info.version)
     try:
         rendered = await render_preview(
             params,
-            info.templated,
+            code.templated if code is not None else (),
             driver=current_driver(),
             queue=job.queue,
             event=item.get("event"),
@@ -72,7 +77,7 @@ async def simulate(request: web.Request) -> web.Response:
             "definitionKey": info.key,
             "definitionVersion": info.version,
             "sent": False,
-            "params": info.redact_params(rendered),
+            "params": shown_params(info.key, info.version, rendered),
             "payload": payload,
         }
     )

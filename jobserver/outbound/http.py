@@ -6,8 +6,8 @@
   SNI, certificate checks and the `Host` header), so no second lookup can rebind the name;
 - redirects are not followed by aiohttp: each `Location` is checked like the first URL, at most
   `max_redirects` times (OUTBOUND_MAX_REDIRECTS), http and https only; a 303 (or a 301/302
-  after a POST) continues as a GET without a body; credentials (Authorization, Cookie) are
-  dropped when a redirect leaves the origin;
+  after a POST) continues as a GET without a body; credentials (Authorization, Cookie, and
+  the caller's `secret_headers`) are dropped when a redirect leaves the origin;
 - `Host`, `Content-Length` and hop-by-hop headers (Connection, Transfer-Encoding, Upgrade, TE,
   Trailer, Keep-Alive, Proxy-*) may not be set by the caller;
 - the body is streamed under a byte cap (OUTBOUND_MAX_RESPONSE_BYTES; past it
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,10 +155,13 @@ async def fetch(
     json: Any = None,
     timeout_seconds: float | None = None,
     policy: Policy | None = None,
+    secret_headers: Iterable[str] = (),
 ) -> Response:
     """One request under the outbound policy (see the module docstring); `json` is sent as
     JSON, `data` as is. A 3xx without `Location` (or past the redirect cap: TooManyRedirects)
-    is returned like any answer."""
+    is returned like any answer. `secret_headers` (lower-case names) are dropped, like
+    Authorization and Cookie, when a redirect leaves the origin."""
+    dropped = CREDENTIAL_HEADERS.union(secret_headers)
     started = time.monotonic()
     p = current_policy() if policy is None else policy
     sent = dict(headers or {})
@@ -207,7 +210,7 @@ async def fetch(
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, data, json = ("HEAD" if method == "HEAD" else "GET"), None, None
             if not _same_origin(current, following):
-                sent = {k: v for k, v in sent.items() if k.lower() not in CREDENTIAL_HEADERS}
+                sent = {k: v for k, v in sent.items() if k.lower() not in dropped}
             current = following
     last = redact_url(str(current))
     raise TooManyRedirects(f"more than {p.max_redirects} redirects, last to {last}")

@@ -136,6 +136,7 @@ async def test_answers_match_their_schemas(api: Api) -> None:
     bodies: dict[tuple[str, str], Any] = {
         ("POST", "/v1/jobs"): {"definitionKey": "echo", "params": {"m": 1}},
         ("POST", "/v1/jobs/batch"): {"jobs": [{"definitionKey": "echo"}]},
+        ("POST", "/v1/simulate"): {"definitionKey": "echo", "params": {"m": 1}},
         ("PATCH", "/v1/schedules/{name}"): {"priority": 3},
         ("POST", "/v1/dlq/{id}/retry"): None,
         ("POST", "/v1/schedules/{name}/trigger"): None,

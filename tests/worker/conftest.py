@@ -170,3 +170,8 @@ def spawn(database_url: str) -> Iterator[Callable[..., Proc]]:
             proc.p.wait(10)
         if proc.p.stderr is not None:
             proc.p.stderr.close()
+
+
+# The loopback webhook receiver of the http.request tests (imported last: it uses the helpers
+# above).
+from tests.worker.http_receiver import allow_loopback, receiver  # noqa: E402, F401

@@ -10,90 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
 
-from jobserver import outbound
-from jobserver.outbound.policy import Policy, parse_cidrs
-from tests.worker.conftest import job, status_is, submit, wait_for
+from tests.worker.conftest import submit
+from tests.worker.http_receiver import Answer, Receiver, attempt_count, exchanges, finished
 
 SECRET = "Bearer s3cr3t-token-value"
 OTHER_SECRET = "hush-hush-value"
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float  # time.monotonic() on arrival
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    body: str | bytes = "ok"
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "text/plain"
-
-
-@dataclass
-class Receiver:
-    base: str
-    seen: list[Seen]
-    script: dict[str, list[Answer]]
-
-    def tell(self, path: str, *answers: Answer) -> str:
-        self.script[path] = list(answers)
-        return f"{self.base}{path}"
-
-    def at(self, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.path.split("?")[0] == path]
-
-
-@pytest.fixture
-def allow_loopback() -> Iterator[None]:
-    outbound.configure(Policy(allow_cidrs=parse_cidrs("127.0.0.1/32")))
-    yield
-    outbound.configure(None)
-
-
-@pytest.fixture
-async def receiver(allow_loopback: None) -> AsyncIterator[Receiver]:
-    seen: list[Seen] = []
-    script: dict[str, list[Answer]] = {}
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        seen.append(
-            Seen(request.method, request.path_qs, dict(request.headers), body, time.monotonic())
-        )
-        answers = script.get(request.path) or [Answer()]
-        a = answers.pop(0) if len(answers) > 1 else answers[0]
-        if a.body == "ECHO":  # the request's headers back, as JSON (secrets included)
-            return web.json_response(dict(request.headers), status=a.status, headers=a.headers)
-        raw = a.body.encode() if isinstance(a.body, str) else a.body
-        return web.Response(
-            status=a.status, body=raw, headers=a.headers, content_type=a.content_type
-        )
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Receiver(f"http://127.0.0.1:{port}", seen, script)
-    await runner.cleanup()
 
 
 @dataclass
@@ -146,22 +74,6 @@ async def _run(
     return ids
 
 
-async def _done(db: asyncpg.Pool, job_id: uuid.UUID) -> asyncpg.Record:
-    await wait_for(lambda: status_is(db, job_id, "succeeded", "failed"))
-    return await job(db, job_id)
-
-
-async def _exchanges(db: asyncpg.Pool, job_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await db.fetch(
-        "SELECT details FROM job_events WHERE job_id = $1 AND event = 'custom' ORDER BY id", job_id
-    )
-    return [r["details"]["data"] for r in rows if r["details"]["name"] == "http_exchange"]
-
-
-async def _attempts(db: asyncpg.Pool, job_id: uuid.UUID) -> int:
-    return int(await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id = $1", job_id))
-
-
 # -- success -----------------------------------------------------------------------------------
 
 
@@ -178,7 +90,7 @@ async def test_a_json_payload_and_a_text_body_are_sent_and_recorded(
             {"url": url, "method": "put", "body": "plain text", "headers": {"X-Trace": "t1"}},
         ],
     )
-    ra, rb = await _done(db, a), await _done(db, b)
+    ra, rb = await finished(db, a), await finished(db, b)
     assert ra["status"] == rb["status"] == "succeeded", (ra["last_error"], rb["last_error"])
     by_method = {s.method: s for s in receiver.at("/hook")}
     assert json.loads(by_method["POST"].body) == payload
@@ -198,7 +110,7 @@ async def test_a_json_payload_and_a_text_body_are_sent_and_recorded(
     assert rb["result"]["request"]["method"] == "PUT"
     assert rb["result"]["request"]["body"] == "plain text"
     # one http_exchange event per attempt, the same record as the result
-    [ev] = await _exchanges(db, a)
+    [ev] = await exchanges(db, a)
     assert ev["attempt"] == 1 and ev["request"] == result["request"]
     assert ev["response"] == result["response"]
 
@@ -210,7 +122,7 @@ async def test_every_method_is_sent_as_given(
     db: asyncpg.Pool, start_worker: Any, receiver: Receiver, method: str
 ) -> None:
     [j] = await _run(db, start_worker, [{"url": receiver.tell("/m"), "method": method}])
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "succeeded", row["last_error"]
     assert [s.method for s in receiver.at("/m")] == [method]
     assert row["result"]["request"]["method"] == method
@@ -223,7 +135,7 @@ async def test_a_custom_token_method_reaches_the_server(
         [j] = await _run(
             db, start_worker, [{"url": f"{raw.base}/x", "method": "frobnicate", "body": "b"}]
         )
-        row = await _done(db, j)
+        row = await finished(db, j)
     assert row["status"] == "succeeded", row["last_error"]
     assert raw.lines == ["FROBNICATE /x HTTP/1.1"]
 
@@ -248,14 +160,14 @@ async def test_expected_status_variants(
     if expect is not None:
         params["expectedStatus"] = expect
     [j] = await _run(db, start_worker, [params])
-    row = await _done(db, j)
+    row = await finished(db, j)
     if ok:
         assert row["status"] == "succeeded", row["last_error"]
         assert row["result"]["response"]["status"] == status
     else:
         assert row["status"] == "failed" and row["attempt"] == 1
         assert f"http_status: HTTP {status} from GET" in row["last_error"]
-        assert await _attempts(db, j) == 1
+        assert await attempt_count(db, j) == 1
 
 
 # -- retries -----------------------------------------------------------------------------------
@@ -266,10 +178,10 @@ async def test_a_500_then_200_is_retried_and_succeeds(
 ) -> None:
     url = receiver.tell("/flaky", Answer(500, "down"), Answer(503, ""), Answer(200, "up"))
     [j] = await _run(db, start_worker, [{"url": url}])
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "succeeded" and row["attempt"] == 3, row["last_error"]
     assert row["result"]["response"]["body"] == "up"
-    recorded = [e["response"]["status"] for e in await _exchanges(db, j)]
+    recorded = [e["response"]["status"] for e in await exchanges(db, j)]
     assert recorded == [500, 503, 200]
     errors = [
         r["error"]
@@ -286,7 +198,7 @@ async def test_429_with_retry_after_waits_that_long(
     """The test back-off is 0.2 s: only the Retry-After can make the retry wait ~1 s."""
     url = receiver.tell("/busy", Answer(429, "slow down", {"Retry-After": "1"}), Answer(200))
     [j] = await _run(db, start_worker, [{"url": url}])
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "succeeded" and row["attempt"] == 2, row["last_error"]
     first, second = receiver.at("/busy")
     assert second.at - first.at >= 0.9
@@ -300,7 +212,7 @@ async def test_408_without_retry_after_uses_the_back_off(
 ) -> None:
     url = receiver.tell("/t", Answer(408, ""), Answer(200))
     [j] = await _run(db, start_worker, [{"url": url}])
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "succeeded" and row["attempt"] == 2
 
 
@@ -309,12 +221,12 @@ async def test_a_404_fails_at_once_without_retry(
 ) -> None:
     url = receiver.tell("/gone", Answer(404, "no such thing"))
     [j] = await _run(db, start_worker, [{"url": url}])
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "failed" and row["attempt"] == 1
-    assert row["max_attempts"] == 5 and await _attempts(db, j) == 1
+    assert row["max_attempts"] == 5 and await attempt_count(db, j) == 1
     assert "http_status: HTTP 404 from GET" in row["last_error"]
     assert len(receiver.at("/gone")) == 1
-    [ev] = await _exchanges(db, j)
+    [ev] = await exchanges(db, j)
     assert ev["response"]["status"] == 404 and ev["response"]["body"] == "no such thing"
 
 
@@ -325,10 +237,10 @@ async def test_a_network_error_is_retried(
     GET would hide the first cut; this one is the worker's retry."""
     async with RawServer(cut=1) as raw:
         [j] = await _run(db, start_worker, [{"url": f"{raw.base}/n", "method": "POST"}])
-        row = await _done(db, j)
+        row = await finished(db, j)
     assert row["status"] == "succeeded" and row["attempt"] == 2, row["last_error"]
     assert len(raw.lines) == 2
-    first, second = await _exchanges(db, j)
+    first, second = await exchanges(db, j)
     assert "error" in first and "response" not in first
     assert second["response"]["status"] == 200
     error = await db.fetchval("SELECT error FROM job_attempts WHERE job_id = $1 AND attempt = 1", j)
@@ -351,7 +263,7 @@ async def test_secret_headers_are_sent_but_never_shown(
     bad_url = receiver.tell("/echo-bad", Answer(400, "ECHO"))
     common = {"headers": headers, "secretHeaders": ["x-custom-secret"]}
     ok, bad = await _run(db, start_worker, [{"url": ok_url, **common}, {"url": bad_url, **common}])
-    rok, rbad = await _done(db, ok), await _done(db, bad)
+    rok, rbad = await finished(db, ok), await finished(db, bad)
     assert rok["status"] == "succeeded" and rbad["status"] == "failed"
     # the server did receive them
     [got] = receiver.at("/echo")
@@ -364,7 +276,7 @@ async def test_secret_headers_are_sent_but_never_shown(
     assert shown["X-Plain"] == "visible"
     assert rok["result"]["response"]["headers"]["Set-Cookie"] == "***"
     stored = json.dumps(
-        [rok["result"], rbad["last_error"], await _exchanges(db, ok), await _exchanges(db, bad)]
+        [rok["result"], rbad["last_error"], await exchanges(db, ok), await exchanges(db, bad)]
     )
     stored += " ".join(
         str(r["error"]) + str(r["traceback"])
@@ -381,14 +293,14 @@ async def test_a_large_answer_is_truncated_in_the_record_and_one_over_the_cap_fa
     big = receiver.tell("/big", Answer(200, "a" * 100_000))
     huge = receiver.tell("/huge", Answer(200, "b" * (2 * 1024 * 1024)))  # over the 1 MiB cap
     a, b = await _run(db, start_worker, [{"url": big}, {"url": huge}])
-    ra, rb = await _done(db, a), await _done(db, b)
+    ra, rb = await finished(db, a), await finished(db, b)
     assert ra["status"] == "succeeded", ra["last_error"]
     response = ra["result"]["response"]
     assert response["body"] == "a" * 65536
     assert response["bodyBytes"] == 100_000 and response["bodyTruncated"] is True
     assert rb["status"] == "failed" and rb["attempt"] == 1
     assert "response_too_large" in rb["last_error"]
-    [ev] = await _exchanges(db, b)
+    [ev] = await exchanges(db, b)
     assert "response_too_large" in ev["error"]
 
 
@@ -398,6 +310,6 @@ async def test_call_api_old_example_still_works(
     url = receiver.tell("/legacy", Answer(200, '{"a": 1}', content_type="application/json"))
     [j] = await submit(db, "call.api", [{"endpoint": url, "method": "GET"}])
     await start_worker()
-    row = await _done(db, j)
+    row = await finished(db, j)
     assert row["status"] == "succeeded", row["last_error"]
     assert row["result"] == {"status": 200, "contentType": "application/json", "body": {"a": 1}}
