@@ -46,6 +46,7 @@ from jobserver.api.prometheus import middleware as prometheus_middleware
 from jobserver.api.routes import all_routes
 from jobserver.api.routing import Route
 from jobserver.config import Settings
+from jobserver.sources.shared import close_all as close_source_driver
 
 log = logging.getLogger("jobserver.api")
 
@@ -95,6 +96,7 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _group_commit_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[GROUP_COMMIT_KEY].close()  # before the pool closes (cleanups run reversed)
+    await close_source_driver()  # the dry runs' source pool
 
 
 async def _announce(app: web.Application) -> None:

@@ -43,6 +43,7 @@ from jobserver.db.listener import Listener
 from jobserver.db.pool import connect, create_pool
 from jobserver.registry import Definition, Registry
 from jobserver.registry import registry as default_registry
+from jobserver.sources.shared import close_all as close_source_driver
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
 from jobserver.worker.claims import ClaimLoop
@@ -279,6 +280,7 @@ class Worker:
             await self._listener.stop()
         await self._set_status("stopped")
         await self._host.close_cpu_pool()
+        await close_source_driver()
         if self._own_pool and self._pool is not None:
             await self._pool.close()
         log.info("worker stopped", extra={"workerId": self.worker_id, "processed": self.processed})
