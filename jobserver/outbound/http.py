@@ -1,9 +1,12 @@
 """HTTP requests under the outbound policy, on aiohttp: what every HTTP integration calls.
 
 `fetch(method, url, ...)` does one request the way the policy wants it:
-- the URL's host is resolved once and checked (`resolve_and_check`); aiohttp connects through a
-  `PinnedResolver` that answers only with those checked addresses (the host name is kept for
+- connections come from one pooled session per event loop (`jobserver.outbound.sessions`):
+  each new connection's host is resolved once and every address checked
+  (`resolve_and_check`) by the resolver aiohttp connects through (the host name is kept for
   SNI, certificate checks and the `Host` header), so no second lookup can rebind the name;
+  a kept-alive connection was checked when it was opened. aiohttp never asks a resolver about
+  an address literal (`http://10.0.0.1/`), so `fetch` checks those itself before each request;
 - redirects are not followed by aiohttp: each `Location` is checked like the first URL, at most
   `max_redirects` times (OUTBOUND_MAX_REDIRECTS), http and https only; a 303 (or a 301/302
   after a POST) continues as a GET without a body; credentials (Authorization, Cookie, and
@@ -24,24 +27,18 @@ attempt fails without retry. Network errors stay ordinary exceptions (retried).
 from __future__ import annotations
 
 import asyncio
-import socket
+import ipaddress
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
-from jobserver.outbound.policy import (
-    IPAddress,
-    OutboundDenied,
-    Policy,
-    current_policy,
-    resolve_and_check,
-)
+from jobserver.outbound.policy import OutboundDenied, Policy, current_policy, resolve_and_check
 from jobserver.outbound.redact import redact_url
+from jobserver.outbound.sessions import session_for
 from jobserver.registry import PermanentError
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -76,37 +73,6 @@ def check_headers(headers: Mapping[str, str]) -> None:
             raise OutboundDenied(why)
 
 
-class PinnedResolver(AbstractResolver):
-    """Answers aiohttp's lookups with the addresses the policy checked, and nothing else."""
-
-    def __init__(self) -> None:
-        self._pinned: dict[str, list[IPAddress]] = {}
-
-    def pin(self, host: str, addrs: list[IPAddress]) -> None:
-        self._pinned[host.lower()] = addrs
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_UNSPEC
-    ) -> list[ResolveResult]:
-        addrs = self._pinned.get(host.lower())
-        if addrs is None:  # aiohttp asked for a name we did not check: never connect to it
-            raise OutboundDenied(f"{host} was not checked by the outbound policy")
-        return [
-            {
-                "hostname": host,
-                "host": str(a),
-                "port": port,
-                "family": socket.AF_INET if a.version == 4 else socket.AF_INET6,
-                "proto": 0,
-                "flags": socket.AI_NUMERICHOST,
-            }
-            for a in addrs
-        ]
-
-    async def close(self) -> None:
-        self._pinned.clear()
-
-
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -127,6 +93,14 @@ def _target(url: URL) -> tuple[str, int]:
     if not url.host or url.port is None:
         raise OutboundDenied(f"{redact_url(str(url))} has no host")
     return url.host, url.port
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
 
 
 async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
@@ -169,25 +143,22 @@ async def fetch(
     total = p.timeout_seconds
     if timeout_seconds is not None:
         total = min(timeout_seconds, total)
-    resolver = PinnedResolver()
-    connector = aiohttp.TCPConnector(
-        resolver=resolver, use_dns_cache=False, family=socket.AF_UNSPEC
-    )
+    session = session_for(p)
+    timeout = aiohttp.ClientTimeout(total=total)
     current = URL(url)
-    async with (
-        asyncio.timeout(total),
-        aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=total),
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),
-        ) as session,
-    ):
+    async with asyncio.timeout(total):
         for _ in range(p.max_redirects + 1):
             host, port = _target(current)
-            resolver.pin(host, await resolve_and_check(host, port, p))
+            if _is_ip_literal(host):  # aiohttp connects to an address without asking the resolver
+                await resolve_and_check(host, port, p)
             async with session.request(
-                method, current, headers=sent, data=data, json=json, allow_redirects=False
+                method,
+                current,
+                headers=sent,
+                data=data,
+                json=json,
+                allow_redirects=False,
+                timeout=timeout,
             ) as resp:
                 location = resp.headers.get("Location") if resp.status in REDIRECTS else None
                 if location is None:

@@ -41,6 +41,7 @@ from jobserver.db import job_runs, workers
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 from jobserver.db.listener import Listener
 from jobserver.db.pool import connect, create_pool
+from jobserver.outbound.sessions import close_sessions as close_http_sessions
 from jobserver.registry import Definition, Registry
 from jobserver.registry import registry as default_registry
 from jobserver.sources.shared import close_all as close_source_driver
@@ -281,6 +282,7 @@ class Worker:
         await self._set_status("stopped")
         await self._host.close_cpu_pool()
         await close_source_driver()
+        await close_http_sessions()
         if self._own_pool and self._pool is not None:
             await self._pool.close()
         log.info("worker stopped", extra={"workerId": self.worker_id, "processed": self.processed})

@@ -81,9 +81,7 @@ async def test_simulate_answers_the_errors_a_submission_would(api: Api, people: 
     assert await api.job_count() == 0
 
 
-async def test_what_only_the_data_can_tell_is_a_422_of_the_dry_run(
-    api: Api, people: None
-) -> None:
+async def test_what_only_the_data_can_tell_is_a_422_of_the_dry_run(api: Api, people: None) -> None:
     nobody = {**USER, "match": {"name": "Nobody"}}
     body = hook(payload="{{user}}", useSources=True, sources={"user": nobody})
     r = await api.call("POST", "/v1/simulate", json=body)

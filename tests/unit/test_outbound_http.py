@@ -18,6 +18,7 @@ from aiohttp import web
 from jobserver.outbound import policy as policy_mod
 from jobserver.outbound.http import ResponseTooLarge, TooManyRedirects, fetch
 from jobserver.outbound.policy import OutboundDenied, Policy, parse_cidrs
+from jobserver.outbound.sessions import close_sessions
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -232,3 +233,27 @@ async def test_the_response_carries_its_headers_in_order_and_the_time_taken(
     assert ("X-One", "1") in resp.headers
     assert [v.split(";")[0] for k, v in resp.headers if k == "Set-Cookie"] == ["a=1", "b=2"]
     assert resp.elapsed_ms >= 50
+
+
+async def test_connections_are_kept_alive_and_new_ones_are_checked_again(
+    serve: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three requests to one name: the first two share one connection (one lookup, one client
+    port at the server); once the pool is closed, the name rebinds to a refused address and
+    the next connection is refused without a request reaching anything."""
+    s = await serve({"/": ok})
+    answers = [["127.0.0.1"], ["127.0.0.2"]]
+
+    async def fake(host: str, port: int) -> list[tuple[int, str]]:
+        return [(socket.AF_INET, a) for a in answers.pop(0)]
+
+    monkeypatch.setattr(policy_mod, "getaddrinfo", fake)
+    url = f"http://pooled.test:{s.port}/"
+    for _ in range(2):
+        assert (await fetch("GET", url, policy=LOOPBACK_1)).status == 200
+    assert len({r.transport.get_extra_info("peername")[1] for r in s.seen if r.transport}) == 1
+    assert answers == [["127.0.0.2"]]  # one lookup for both requests
+    await close_sessions()
+    with pytest.raises(OutboundDenied, match=r"127\.0\.0\.2"):
+        await fetch("GET", url, policy=LOOPBACK_1)
+    assert len(s.seen) == 2

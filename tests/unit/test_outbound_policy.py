@@ -13,7 +13,7 @@ import pytest
 
 from jobserver.config import ConfigError, Settings
 from jobserver.outbound import policy as policy_mod
-from jobserver.outbound.http import PinnedResolver, header_refusal
+from jobserver.outbound.http import header_refusal
 from jobserver.outbound.policy import (
     OutboundDenied,
     Policy,
@@ -24,6 +24,7 @@ from jobserver.outbound.policy import (
     resolve_and_check,
 )
 from jobserver.outbound.redact import redact_url
+from jobserver.outbound.sessions import CheckingResolver
 from jobserver.registry import PermanentError
 
 REFUSED = {
@@ -175,17 +176,16 @@ async def test_allowed_host_may_resolve_to_loopback() -> None:
     assert all(a.is_loopback for a in addrs)
 
 
-async def test_rebinding_connects_to_the_first_checked_address(
+async def test_rebinding_is_checked_on_every_new_connection(
     answers: list[list[str]],
 ) -> None:
-    """A name that answers a public address, then a private one: the resolver aiohttp uses
-    answers the checked (first) address every time, and the name is looked up only once."""
+    """A name that answers a public address, then a private one: the resolver aiohttp connects
+    through checks every answer, so the first connection goes to the public address and the
+    next one, rebound to loopback, is refused before any connection is made."""
     answers.extend([["93.184.216.34"], ["127.0.0.1"]])
-    resolver = PinnedResolver()
-    resolver.pin("rebind.example", await resolve_and_check("rebind.example", 443, Policy()))
-    for _ in range(3):
-        [got] = await resolver.resolve("rebind.example", 443)
-        assert got["host"] == "93.184.216.34" and got["hostname"] == "rebind.example"
-    assert len(answers) == 1  # the second (private) answer was never asked for
+    resolver = CheckingResolver(Policy())
+    [got] = await resolver.resolve("rebind.example", 443)
+    assert got["host"] == "93.184.216.34" and got["hostname"] == "rebind.example"
     with pytest.raises(OutboundDenied):
-        await resolver.resolve("other.example", 443)  # never checked: never connected to
+        await resolver.resolve("rebind.example", 443)
+    assert answers == []  # each connection looked the name up exactly once
