@@ -41,9 +41,9 @@ DLQ = Pager("dlq", ("datetime", "uuid"))
 
 async def list_dlq(request: web.Request) -> web.Response:
     q = request[QUERY_KEY]
-    after = DLQ.after(q)
     limit = q.get("limit", 100)
     number = page_number(q, limit)
+    after = DLQ.after(q)
     pool = request.app[POOL_KEY]
     definition_key, redriven = q.get("definitionKey"), q.get("redriven")
     rows = await dlq_list(
@@ -60,12 +60,13 @@ async def list_dlq(request: web.Request) -> web.Response:
 
     if number is None:
         return json_response(DLQ.page(rows, limit, key, dlq_json))
-    total = number.known_total(rows)
-    if total is None:
-        total = await dlq_count_upto(
+
+    async def count() -> int:
+        return await dlq_count_upto(
             pool, COUNT_LIMIT, definition_key=definition_key, redriven=redriven
         )
-    return json_response(DLQ.numbered(rows, number, total, key, dlq_json))
+
+    return json_response(await DLQ.numbered(rows, number, count, key, dlq_json))
 
 
 async def get_dlq(request: web.Request) -> web.Response:

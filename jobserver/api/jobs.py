@@ -266,10 +266,11 @@ async def list_jobs(request: web.Request) -> web.Response:
 
     if number is None:
         return json_response(pager.page(rows, limit, key, render))
-    total = number.known_total(rows)
-    if total is None:
-        total = await job_count_upto(pool, flt, COUNT_LIMIT, with_event=sort_by == "event")
-    return json_response(pager.numbered(rows, number, total, key, render))
+
+    async def count() -> int:
+        return await job_count_upto(pool, flt, COUNT_LIMIT, with_event=sort_by == "event")
+
+    return json_response(await pager.numbered(rows, number, count, key, render))
 
 
 async def count_jobs(request: web.Request) -> web.Response:

@@ -21,11 +21,12 @@ A route lists through `Pager`: `pager.after(query)` gives the decoded key to con
 Page numbers, for the routes that opt in (`page_query(..., numbered=True)`,
 `list_schema(..., numbered=True)`): `page` (1-based) instead of `cursor` (both: a 422 naming
 both). `page_number(query, limit)` gives the page's offset; the route fetches `limit + 1` rows
-at that OFFSET and, only when the page does not tell the total itself (it is full, or empty
-past the end), counts at most `COUNT_LIMIT` rows. `pager.numbered(...)` then adds `page`,
-`limit`, `total`, `totalPages` and `totalAtLeast` to the envelope (and `nextCursor`, so a
-client can go on with the cursor). Past `COUNT_CAP` matching rows `total` and `totalPages`
-are null and `totalAtLeast` is `COUNT_CAP`; otherwise `totalAtLeast` equals `total`. Page
+at that OFFSET; `await pager.numbered(rows, number, count, key, render)` adds `page`, `limit`,
+`total`, `totalPages` and `totalAtLeast` to the envelope (and `nextCursor`, so a client can go
+on with the cursor), calling the route's `count()` (at most `COUNT_LIMIT` rows) only when the
+page does not tell the total itself (it is full, or empty past the end). When the count passes
+`COUNT_CAP`, `total` and `totalPages` are null and `totalAtLeast` is `COUNT_CAP`; otherwise
+`totalAtLeast` equals `total`. Page
 numbers reach the first `MAX_PAGE_OFFSET` rows (an OFFSET scan costs every row it skips):
 a page starting past them is a 422 naming `page` that says to use the cursor. Without `page`
 an answer is exactly the keyset one, with no count query.
@@ -37,7 +38,7 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -240,18 +241,22 @@ class Pager:
         )
         return {"items": [render(r) for r in shown], "nextCursor": next_cursor}
 
-    def numbered(
+    async def numbered(
         self,
         rows: Sequence[Any],
         number: PageNumber,
-        total: int,
+        count: Callable[[], Awaitable[int]],
         key: Callable[[Any], Sequence[Any]],
         render: Callable[[Any], Any],
     ) -> dict[str, Any]:
-        """`page` plus the page-number fields; `total` counted up to COUNT_LIMIT (more than
-        COUNT_CAP: past the cap)."""
+        """`page` plus the page-number fields. `count()` counts the matching rows up to
+        COUNT_LIMIT; it is called only when the page does not tell the total itself."""
         out = self.page(rows, number.limit, key, render)
-        capped = total > COUNT_CAP
+        total = number.known_total(rows)
+        capped = False
+        if total is None:
+            total = await count()
+            capped = total > COUNT_CAP
         out["page"] = number.page
         out["limit"] = number.limit
         out["total"] = None if capped else total

@@ -30,7 +30,7 @@ def _list_routes(api: Api) -> list[Route]:
         r
         for r in api.app[ROUTES_KEY]
         if r.response_schema is not None
-        and set(r.response_schema.get("properties", {})) == {"items", "nextCursor"}
+        and set(r.response_schema.get("required", ())) == {"items", "nextCursor"}
     ]
 
 
