@@ -68,9 +68,10 @@ def parse_duration(value: Any, field: str) -> dt.timedelta:
         )
     else:
         seconds = float(value)
-    if not 0 < seconds <= MAX_DURATION_SECONDS:
+    delta = dt.timedelta(seconds=seconds) if 0 < seconds <= MAX_DURATION_SECONDS else None
+    if not delta:  # out of bounds, or below a microsecond
         raise RuleError(field, f"must be more than 0 and at most {MAX_DURATION_SECONDS} seconds")
-    return dt.timedelta(seconds=seconds)
+    return delta
 
 
 def run_window(

@@ -55,6 +55,7 @@ def test_durations(value: Any, seconds: float) -> None:
         [],
         "9" * 41,
         "3651d",
+        1e-300,
     ],
 )
 def test_bad_durations_name_the_field(value: Any) -> None:
