@@ -25,9 +25,13 @@ from jobserver.core.errors import RuleError, at
 
 UTC = dt.UTC
 MAX_DURATION_SECONDS = 10 * 365 * 86400  # ten years: past it a date-time is the clearer way
-DURATION_PATTERN = r"^(?:(\d+)|(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?)$"
-_DURATION = re.compile(DURATION_PATTERN)
-_UNIT_SECONDS = (86400, 3600, 60, 1)
+# digits alone, or units in order, each at most once (no look-around: schema tools read it)
+DURATION_PATTERN = (
+    r"^(?:\d+|\d+d(?:\d+h)?(?:\d+m)?(?:\d+s)?|\d+h(?:\d+m)?(?:\d+s)?|\d+m(?:\d+s)?|\d+s)$"
+)
+_DURATION = re.compile(DURATION_PATTERN, re.ASCII)
+_PART = re.compile(r"(\d+)([dhms])", re.ASCII)
+_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 
 
 def parse_datetime(value: str, field: str) -> dt.datetime:
@@ -56,15 +60,11 @@ def parse_duration(value: Any, field: str) -> dt.timedelta:
                 f"{value!r} is not a duration: expected seconds or units d, h, m, s in that"
                 " order, such as 90s, 15m, 24h, 7d, 1h30m",
             )
-        plain, *parts = match.groups()
+        text = match.group(0)
         seconds: float = (
-            int(plain)
-            if plain
-            else sum(
-                int(part[:-1]) * unit
-                for part, unit in zip(parts, _UNIT_SECONDS, strict=True)
-                if part
-            )
+            int(text)
+            if text.isdigit()
+            else sum(int(n) * _UNIT_SECONDS[u] for n, u in _PART.findall(text))
         )
     else:
         seconds = float(value)
