@@ -12,12 +12,17 @@ Each setting is declared once, as a typed field of `Settings` (`int`, `float`, `
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import ipaddress
 import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from jobserver.core.errors import RuleError
+from jobserver.core.timing import parse_duration
 
 _T = TypeVar("_T")
 
@@ -372,6 +377,12 @@ class Settings:
         minimum=-1000,
         maximum=1000,
     )
+    default_expires_duration: str = setting(
+        "DEFAULT_EXPIRES_DURATION",
+        "",
+        "expiry of a submitted job that gives no expiresAt/expiresIn, from its run time"
+        " (seconds or 90s, 15m, 24h, 7d, 1h30m; unset = none; jobs a schedule fires keep none)",
+    )
     outbound_allow_cidrs: str = setting(
         "OUTBOUND_ALLOW_CIDRS",
         "",
@@ -428,6 +439,20 @@ class Settings:
                 f"expected >= BACKOFF_BASE_SECONDS={self.backoff_base_seconds:g}"
             )
         self._check_outbound()
+        if self.default_expires_duration:
+            self.default_expires  # noqa: B018 (parsed at start, not at the first submission)
+
+    @cached_property
+    def default_expires(self) -> dt.timedelta | None:
+        """DEFAULT_EXPIRES_DURATION as a timedelta (None when unset)."""
+        if not self.default_expires_duration:
+            return None
+        try:
+            return parse_duration(self.default_expires_duration, "DEFAULT_EXPIRES_DURATION")
+        except RuleError as e:
+            raise ConfigError(
+                f"invalid DEFAULT_EXPIRES_DURATION={self.default_expires_duration!r}: {e.message}"
+            ) from None
 
     def _check_outbound(self) -> None:
         """OUTBOUND_ALLOW_CIDRS must parse at start, not at a job's first request."""

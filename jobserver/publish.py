@@ -10,18 +10,104 @@ Per definition the outcome is one of:
 
 All definitions are written in one transaction: a conflict without `force` writes nothing (the
 outcomes still say which definitions conflicted), and the code schedules are then not synced.
+
+`enqueue(conn, key, params, ...)` is the Python way to submit a job, inside the caller's own
+transaction when `conn` is in one (the job and its NOTIFY then commit with the caller's
+writes). It takes what `POST /v1/jobs` takes, as keywords (`event`, `tags`, `run_at` or
+`delay_seconds`, `expires_at` or `expires_in`, `priority`, `queue`, ...), and applies the same
+rules through `jobserver.core.submission.build_job`: the submission schema, the stored
+definition's params schema, the run/expiry rules (with `default_expires`, e.g.
+`Settings.from_env().default_expires` for DEFAULT_EXPIRES_DURATION) and the idempotency
+fingerprint. A bad value raises `RuleError` naming the field as the REST API would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from jobserver.db.definitions import definition_replace, definition_upsert
+from jobserver.api.schemas import JOB_SUBMISSION
+from jobserver.core.errors import RuleError, format_path
+from jobserver.core.submission import ParamsFailure, build_job
+from jobserver.db.definitions import definition_get, definition_replace, definition_upsert
+from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.db.pool import connect
+from jobserver.owners import ANONYMOUS
 from jobserver.registry import Definition
 from jobserver.schedules import sync_code_schedules
+from jobserver.validation import compile_schema, compile_schema_cached
+
+_CHECK_SUBMISSION = compile_schema(JOB_SUBMISSION)
+# enqueue keyword -> submission field
+_FIELDS = {
+    "priority": "priority",
+    "queue": "queue",
+    "max_attempts": "maxAttempts",
+    "idempotency_key": "idempotencyKey",
+    "run_at": "runAt",
+    "delay_seconds": "delaySeconds",
+    "expires_at": "expiresAt",
+    "expires_in": "expiresIn",
+    "timeout_seconds": "timeoutSeconds",
+    "event": "event",
+    "tags": "tags",
+}
+
+
+@dataclass(frozen=True)
+class _StoredDefinition:
+    """A definition row as `build_job` reads it (`DefinitionRules`)."""
+
+    key: str
+    version: int
+    default_max_attempts: int
+    timeout_seconds: float | None
+    check_params: Callable[[Any], ParamsFailure | None]
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    definition_key: str,
+    params: Any = None,
+    *,
+    version: int | None = None,
+    owner: str = ANONYMOUS,
+    default_expires: dt.timedelta | None = None,
+    **fields: Any,
+) -> NewJob:
+    """Insert one job (see the module doc); returns it as inserted. Datetimes may be given
+    as `datetime` values; `expires_in` as seconds or a duration string such as `15m`."""
+    unknown = sorted(set(fields) - set(_FIELDS))
+    if unknown:
+        raise RuleError(unknown[0], f"unknown field (expected one of {', '.join(_FIELDS)})")
+    item: dict[str, Any] = {"definitionKey": definition_key, "params": params or {}}
+    if version is not None:
+        item["definitionVersion"] = version
+    for name, value in fields.items():
+        if value is not None:
+            item[_FIELDS[name]] = value.isoformat() if isinstance(value, dt.datetime) else value
+    failure = _CHECK_SUBMISSION(item)
+    if failure is not None:
+        raise RuleError(format_path(failure[0]), failure[1])
+    row = await definition_get(conn, definition_key, version)
+    if row is None:
+        raise RuleError("definitionKey", f"unknown definition {definition_key!r}")
+    rules = _StoredDefinition(
+        row["key"],
+        row["version"],
+        row["default_max_attempts"],
+        row["timeout_seconds"],
+        compile_schema_cached(row["params_schema"]),
+    )
+    now = dt.datetime.now(dt.UTC)
+    job = build_job(item, None, rules, owner, now, None, default_expires)
+    await job_insert_many(conn, [job])
+    return job
+
 
 Outcome = tuple[str, str]  # (ref or "schedule <name>", outcome)
 

@@ -1,7 +1,8 @@
 """Dead-letter queue handlers (`manage_jobs`): list, read, redrive and discard failed jobs.
 
 - `GET /v1/dlq?definitionKey=&redriven=&limit=100&cursor=` (limit 1..1000): newest failure
-  first, paged by (failedAt, id).
+  first, paged by (failedAt, id); or `page=N` instead of `cursor` for page numbers (see
+  jobserver.api.paging).
 - `GET /v1/dlq/{id}`: one row with its attempt history (`history`).
 - `POST /v1/dlq/{id}/retry` with an optional body `{"maxAttempts": n}` (default: the original
   job's; the body is checked like every other): one transaction creates a new job
@@ -20,11 +21,12 @@ from aiohttp import web
 from jobserver.api.errors import ApiError, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import BODY_KEY, POOL_KEY, QUERY_KEY
-from jobserver.api.paging import Pager
+from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.request import uuid_param
 from jobserver.api.views import dlq_json
 from jobserver.core.submission import redriven_job
 from jobserver.db.dlq import (
+    dlq_count_upto,
     dlq_delete,
     dlq_get,
     dlq_list,
@@ -39,16 +41,32 @@ DLQ = Pager("dlq", ("datetime", "uuid"))
 
 async def list_dlq(request: web.Request) -> web.Response:
     q = request[QUERY_KEY]
-    after = DLQ.after(q)
     limit = q.get("limit", 100)
+    number = page_number(q, limit)
+    after = DLQ.after(q)
+    pool = request.app[POOL_KEY]
+    definition_key, redriven = q.get("definitionKey"), q.get("redriven")
     rows = await dlq_list(
-        request.app[POOL_KEY],
-        definition_key=q.get("definitionKey"),
-        redriven=q.get("redriven"),
+        pool,
+        definition_key=definition_key,
+        redriven=redriven,
         limit=limit + 1,
         after=None if after is None else (after[0], after[1]),
+        offset=0 if number is None else number.offset,
     )
-    return json_response(DLQ.page(rows, limit, lambda r: (r["failed_at"], r["id"]), dlq_json))
+
+    def key(r: Any) -> tuple[Any, ...]:
+        return (r["failed_at"], r["id"])
+
+    if number is None:
+        return json_response(DLQ.page(rows, limit, key, dlq_json))
+
+    async def count() -> int:
+        return await dlq_count_upto(
+            pool, COUNT_LIMIT, definition_key=definition_key, redriven=redriven
+        )
+
+    return json_response(await DLQ.numbered(rows, number, count, key, dlq_json))
 
 
 async def get_dlq(request: web.Request) -> web.Response:

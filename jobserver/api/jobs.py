@@ -38,7 +38,7 @@ from jobserver.api.keys import (
     QUERY_KEY,
     SETTINGS_KEY,
 )
-from jobserver.api.paging import Kind, Pager
+from jobserver.api.paging import COUNT_LIMIT, Kind, Pager, page_number
 from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
 from jobserver.api.request import uuid_param
 from jobserver.api.views import attempt_json, event_json, job_json, new_job_json
@@ -52,6 +52,7 @@ from jobserver.db.jobs import (
     NewJob,
     job_cancel,
     job_count,
+    job_count_upto,
     job_get,
     job_get_by_idempotency_keys,
     job_insert_many,
@@ -65,11 +66,18 @@ INSERT_RETRIES = 3
 UTC = dt.UTC
 
 # Keyset paging of the job list: (sort column, id), or the id alone for creation order.
-SORT_COLUMNS = {"createdAt": "created_at", "priority": "priority", "status": "status"}
+# `event` order lists only the jobs that have an event (jobs_event_idx holds no others).
+SORT_COLUMNS = {
+    "createdAt": "created_at",
+    "priority": "priority",
+    "status": "status",
+    "event": "event",
+}
 _SORT_KINDS: dict[str, tuple[Kind, ...]] = {
     "createdAt": ("uuid",),
     "priority": ("int", "uuid"),
     "status": ("str", "uuid"),
+    "event": ("str", "uuid"),
 }
 ATTEMPTS = Pager("attempts", ("int",))
 
@@ -94,7 +102,8 @@ async def submit_job(request: web.Request) -> web.Response:
     )
     if info.outbound:
         require_outbound(principal, info.key, info.version)
-    job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
+    now = dt.datetime.now(UTC)
+    job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
     committer = request.app[GROUP_COMMIT_KEY]
     quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):
@@ -146,6 +155,7 @@ async def submit_batch(request: web.Request) -> web.Response:
                 require_outbound(principal, info.key, info.version, f"jobs[{i}]")
     now = dt.datetime.now(UTC)
     ids = new_job_ids(len(items))
+    default_expires = settings.default_expires
     jobs = [
         build_job(
             item,
@@ -154,6 +164,7 @@ async def submit_batch(request: web.Request) -> web.Response:
             owner,
             now,
             job_id,
+            default_expires,
         )
         for i, (item, job_id) in enumerate(zip(items, ids, strict=True))
     ]
@@ -219,6 +230,9 @@ def _filter(request: web.Request) -> JobFilter:
         created_after=parse_datetime(after, "createdAfter") if after is not None else None,
         created_before=parse_datetime(before, "createdBefore") if before is not None else None,
         owner=request[PRINCIPAL_KEY].owner_filter(),
+        event=q.get("event"),
+        tags=sorted(set(q.get("tag", []))),
+        schedule_name=q.get("scheduleName"),
     )
 
 
@@ -229,22 +243,34 @@ async def list_jobs(request: web.Request) -> web.Response:
     order = q.get("sortOrder", "desc")
     pager = Pager(f"jobs:{sort_by}:{order}", _SORT_KINDS[sort_by])
     limit = q.get("limit", 20)
+    number = page_number(q, limit)
     after = pager.after(q)
+    pool = request.app[POOL_KEY]
     rows = await job_list(
-        request.app[POOL_KEY],
+        pool,
         flt,
         sort_by=sort_by,
         descending=order == "desc",
         after=None if after is None else (after[0], after[-1]),
         limit=limit + 1,
+        offset=0 if number is None else number.offset,
     )
     col = SORT_COLUMNS[sort_by]
     now = dt.datetime.now(UTC)
-    if sort_by == "createdAt":
-        page = pager.page(rows, limit, lambda r: (r["id"],), lambda r: job_json(r, now))
-    else:
-        page = pager.page(rows, limit, lambda r: (r[col], r["id"]), lambda r: job_json(r, now))
-    return json_response(page)
+
+    def key(r: asyncpg.Record) -> tuple[Any, ...]:
+        return (r["id"],) if sort_by == "createdAt" else (r[col], r["id"])
+
+    def render(r: asyncpg.Record) -> dict[str, Any]:
+        return job_json(r, now)
+
+    if number is None:
+        return json_response(pager.page(rows, limit, key, render))
+
+    async def count() -> int:
+        return await job_count_upto(pool, flt, COUNT_LIMIT, with_event=sort_by == "event")
+
+    return json_response(await pager.numbered(rows, number, count, key, render))
 
 
 async def count_jobs(request: web.Request) -> web.Response:

@@ -13,6 +13,7 @@ from typing import Any
 
 from jobserver.api.paging import list_schema, page_query
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
+from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.db.workers import WORKER_STATUSES
 from jobserver.statuses import JOB_STATUSES
 
@@ -61,6 +62,31 @@ def query(properties: Schema) -> Schema:
 NO_QUERY: Schema = query({})
 # ---------------------------------------------------------------- jobs
 
+MAX_TAGS = 20
+# Labels: no control characters; a tag has no comma either (the `tag` filter of GET /v1/jobs
+# is repeatable and/or comma-separated, so a comma inside a tag could not be asked for).
+EVENT_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+    "description": "an event name to find the job by (no control characters)",
+}
+TAG: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": "^[^\\x00-\\x1f\\x7f,]+$",
+    "description": "a label (no control characters, no comma)",
+}
+DURATION_INPUT: Schema = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DURATION_SECONDS},
+        {"type": "string", "maxLength": 40, "pattern": DURATION_PATTERN},
+    ],
+    "description": "seconds, or a duration such as 90s, 15m, 24h, 7d, 1h30m",
+}
+
 JOB_SUBMISSION: Schema = {
     "type": "object",
     "additionalProperties": False,
@@ -75,8 +101,25 @@ JOB_SUBMISSION: Schema = {
         "queue": QUEUE.schema(default="default"),
         "runAt": DATETIME_INPUT,
         "delaySeconds": {"type": "number", "minimum": 0, "maximum": 31536000},
-        "expiresAt": DATETIME_INPUT,
+        "expiresAt": {
+            **DATETIME_INPUT,
+            "description": "must be after the run time (runAt, or now); not with expiresIn",
+        },
+        "expiresIn": {
+            **DURATION_INPUT,
+            "description": "expire this long after the run time (runAt, or now): seconds or"
+            " a duration such as 90s, 15m, 24h, 7d, 1h30m; not with expiresAt. Neither given:"
+            " DEFAULT_EXPIRES_DURATION, when set",
+        },
         "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+        "event": EVENT_NAME,
+        "tags": {
+            "type": "array",
+            "items": TAG,
+            "maxItems": MAX_TAGS,
+            "uniqueItems": True,
+            "description": f"at most {MAX_TAGS} distinct labels",
+        },
     },
 }
 
@@ -116,6 +159,28 @@ JOB: Schema = closed(
         "cancelRequestedAt": NULLABLE_TIMESTAMP,
         "queueTimeMs": NULLABLE_NUMBER,
         "processingTimeMs": NULLABLE_NUMBER,
+        "event": NULLABLE_STRING,
+        "tags": {"type": ["array", "null"], "items": STRING},
+        "scheduleName": {
+            "type": ["string", "null"],
+            "description": "the schedule that fired the job",
+        },
+        "scheduledFor": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "the fire time (schedules) or the run time asked for (a job"
+            " submitted to run more than a second later)",
+        },
+        "isScheduled": {
+            "type": "boolean",
+            "description": "submitted to run more than a second later, or fired by a schedule",
+        },
+        "isRecurring": {"type": "boolean", "description": "fired by a schedule"},
+        "finishReason": {
+            "type": ["string", "null"],
+            "enum": ["succeeded", "failed", "cancelled", "expired", None],
+            "description": "null until the job is terminal",
+        },
     }
 )
 
@@ -152,6 +217,19 @@ JOB_FILTERS: Schema = {
     "queue": {"type": "string", "maxLength": 100},
     "createdAfter": DATETIME_INPUT,
     "createdBefore": DATETIME_INPUT,
+    "event": {**EVENT_NAME, "description": "jobs with exactly this event"},
+    "tag": {
+        "type": "array",
+        "items": TAG,
+        "maxItems": MAX_TAGS,
+        "description": "repeatable and/or comma-separated: jobs carrying every tag given",
+    },
+    "scheduleName": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 200,
+        "description": "jobs fired by this schedule",
+    },
 }
 JOB_LIST_QUERY: Schema = page_query(
     20,
@@ -160,11 +238,13 @@ JOB_LIST_QUERY: Schema = page_query(
         **JOB_FILTERS,
         "sortBy": {
             "type": "string",
-            "enum": ["createdAt", "priority", "status"],
-            "description": "createdAt is submission order: job ids are time-ordered (UUIDv7)",
+            "enum": ["createdAt", "priority", "status", "event"],
+            "description": "createdAt is submission order: job ids are time-ordered (UUIDv7);"
+            " event orders by (event, id) and lists only the jobs that have an event",
         },
         "sortOrder": {"type": "string", "enum": ["asc", "desc"]},
     },
+    numbered=True,
 )
 JOB_COUNT_QUERY: Schema = query(JOB_FILTERS)
 JOB_COUNT: Schema = closed(
@@ -344,7 +424,10 @@ DLQ_RETRY_BODY: Schema = {
 }
 DLQ_REDRIVEN: Schema = closed({"jobId": UUID, "redrivenFrom": UUID, "dlq": DLQ_ENTRY})
 DLQ_QUERY: Schema = page_query(
-    100, 1000, {"definitionKey": {"type": "string", "maxLength": 200}, "redriven": BOOLEAN}
+    100,
+    1000,
+    {"definitionKey": {"type": "string", "maxLength": 200}, "redriven": BOOLEAN},
+    numbered=True,
 )
 
 # ---------------------------------------------------------------- runners
@@ -449,10 +532,10 @@ OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "an OpenAPI 3.1 doc
 
 # ---------------------------------------------------------------- lists
 
-JOB_LIST = list_schema(JOB)
+JOB_LIST = list_schema(JOB, numbered=True)
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
 SCHEDULE_LIST = list_schema(SCHEDULE)
-DLQ_LIST = list_schema(DLQ_ENTRY)
+DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)

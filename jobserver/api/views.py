@@ -15,6 +15,7 @@ import asyncpg
 
 from jobserver.db.jobs import NewJob
 from jobserver.registry import registry
+from jobserver.statuses import TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 UTC = dt.UTC
@@ -50,7 +51,12 @@ def _ms(a: dt.datetime | None, b: dt.datetime | None) -> float | None:
 
 def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
     """A job. queueTimeMs: creation to (latest) start, or to now/finish when it never
-    started; processingTimeMs: start to finish, or to now while it runs."""
+    started; processingTimeMs: start to finish, or to now while it runs.
+
+    isScheduled: submitted to run later (more than a second after submission: its
+    `scheduled_for` is then the run time asked for, kept when a retry moves run_at) or fired by
+    a schedule (`scheduled_for` = the fire time); isRecurring: fired by a schedule.
+    finishReason: the terminal status, null before."""
     now = now or dt.datetime.now(UTC)
     status = r["status"]
     created, started, finished = r["created_at"], r["started_at"], r["finished_at"]
@@ -61,6 +67,7 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         queue_ms = _ms(created, finished or (now if status == "queued" else None))
         processing_ms = None
     job_id = r["id"]
+    schedule, scheduled_for = r["schedule_name"], r["scheduled_for"]
     return {
         "jobId": job_id,
         "id": job_id,
@@ -87,6 +94,13 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "cancelRequestedAt": r["cancel_requested_at"],
         "queueTimeMs": queue_ms,
         "processingTimeMs": processing_ms,
+        "event": r["event"],
+        "tags": r["tags"],
+        "scheduleName": schedule,
+        "scheduledFor": scheduled_for,
+        "isScheduled": scheduled_for is not None or schedule is not None,
+        "isRecurring": schedule is not None,
+        "finishReason": status if status in TERMINAL_STATUSES else None,
     }
 
 
@@ -111,13 +125,21 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "idempotency_key": job.idempotency_key,
             "timeout_seconds": job.timeout_seconds,
             "run_at": run_at,
-            "expires_at": job.expires_at.astimezone(UTC) if job.expires_at is not None else None,
+            "expires_at": _utc(job.expires_at),
             "created_at": created_at,
             "started_at": None,
             "finished_at": None,
             "cancel_requested_at": None,
+            "event": job.event,
+            "tags": job.tags,
+            "schedule_name": job.schedule_name,
+            "scheduled_for": _utc(job.scheduled_for),
         }
     )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.astimezone(UTC) if value is not None else None
 
 
 def event_json(e: Row) -> dict[str, Any]:

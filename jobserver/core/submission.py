@@ -2,7 +2,10 @@
 
 A submission is the JSON object of `POST /v1/jobs` (or one item of a batch), already checked
 against `JOB_SUBMISSION_SCHEMA`. `build_job` then checks `params` against the definition's own
-schema, applies the run/expiry rules (`jobserver.core.timing`), fills the definition's defaults
+schema, applies the run/expiry rules (`jobserver.core.timing`; `default_expires` is the
+`DEFAULT_EXPIRES_DURATION` setting), carries its labels (`event`, `tags`: stored NULL when not
+given), marks a job asked to run more than a second from now as scheduled (`scheduled_for` =
+its run time; schedule fires set it to their fire time), fills the definition's defaults
 (`maxAttempts`; a job may lower its definition's attempts and timeout, never raise them),
 and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
@@ -25,6 +28,9 @@ from jobserver.core.timing import run_window
 from jobserver.db.jobs import NewJob, new_job_id
 
 ParamsFailure = tuple[tuple[str | int, ...], str]
+# A job asked to run later than this after its submission counts as scheduled (isScheduled).
+SCHEDULED_AFTER = dt.timedelta(seconds=1)
+_TIMING = frozenset(("runAt", "delaySeconds", "expiresAt", "expiresIn"))
 Row = Mapping[str, Any] | asyncpg.Record  # a stored row (schedules, dead-letter jobs)
 
 
@@ -55,16 +61,20 @@ def build_job(
     owner: str,
     now: dt.datetime,
     job_id: uuid.UUID | None = None,
+    default_expires: dt.timedelta | None = None,
 ) -> NewJob:
-    """The job `item` asks for; `index` is its place in a batch (None: a single submission)."""
+    """The job `item` asks for; `index` is its place in a batch (None: a single submission).
+    `default_expires` is the expiry (from the run time) of a job that gives none."""
     get = item.get
     params = get("params", {})
     failure = definition.check_params(params)
     if failure is not None:
         raise RuleError(format_path(failure[0], at(item_path(index), "params")), failure[1])
-    run_at = expires_at = None
-    if "runAt" in item or "delaySeconds" in item or "expiresAt" in item:
-        run_at, expires_at = run_window(item, item_path(index), now)
+    run_at = expires_at = scheduled_for = None
+    if default_expires is not None or not _TIMING.isdisjoint(item):
+        run_at, expires_at = run_window(item, item_path(index), now, default_expires)
+        if run_at is not None and run_at > now + SCHEDULED_AFTER:
+            scheduled_for = run_at
     key = get("idempotencyKey")
     timeout = get("timeoutSeconds")
     max_attempts = definition.default_max_attempts
@@ -83,8 +93,19 @@ def build_job(
         owner=owner,
         idempotency_key=key,
         request_fingerprint=fingerprint(item) if key is not None else None,
+        scheduled_for=scheduled_for,
+        event=get("event"),
+        tags=_tags(item, index) if "tags" in item else None,
         id=job_id if job_id is not None else new_job_id(),
     )
+
+
+def _tags(item: Mapping[str, Any], index: int | None) -> list[str] | None:
+    """The job's tags (the schema bounds them); an empty list is stored as none."""
+    tags: list[str] = item["tags"]
+    if len(set(tags)) != len(tags):
+        raise RuleError(at(item_path(index), "tags"), "must not repeat a tag")
+    return list(tags) or None
 
 
 def _within_definition(item: Mapping[str, Any], index: int | None, d: DefinitionRules) -> int:

@@ -81,23 +81,44 @@ async def dlq_list(
     redriven: bool | None = None,
     limit: int = 100,
     after: tuple[datetime, uuid.UUID] | None = None,
+    offset: int = 0,
 ) -> list[asyncpg.Record]:
     """A page of DLQ rows, newest failure first: those after `after` = (failed_at, id) of
-    the previous page's last row (keyset paging on dead_letter_jobs_failed_idx)."""
+    the previous page's last row (keyset paging on dead_letter_jobs_failed_idx), skipping
+    `offset` rows (page numbers; the API bounds it)."""
     return await conn.fetch(
         f"""
         SELECT {DLQ_COLUMNS} FROM dead_letter_jobs
         WHERE ($1::text IS NULL OR definition_key = $1)
           AND ($2::bool IS NULL OR (redriven_at IS NOT NULL) = $2)
           AND ($4::timestamptz IS NULL OR (failed_at, id) < ($4, $5::uuid))
-        ORDER BY failed_at DESC, id DESC LIMIT $3
+        ORDER BY failed_at DESC, id DESC LIMIT $3 OFFSET $6
         """,
         definition_key,
         redriven,
         limit,
         after[0] if after else None,
         after[1] if after else None,
+        offset,
     )
+
+
+async def dlq_count_upto(
+    conn: ConnOrPool, cap: int, *, definition_key: str | None, redriven: bool | None
+) -> int:
+    """How many DLQ rows match `dlq_list`'s filters, counting at most `cap`."""
+    count: int = await conn.fetchval(
+        """
+        SELECT count(*) FROM (SELECT 1 FROM dead_letter_jobs
+            WHERE ($1::text IS NULL OR definition_key = $1)
+              AND ($2::bool IS NULL OR (redriven_at IS NOT NULL) = $2)
+            LIMIT $3) t
+        """,
+        definition_key,
+        redriven,
+        cap,
+    )
+    return count
 
 
 async def dlq_mark_redriven(conn: Conn, dlq_id: uuid.UUID, new_job_id: uuid.UUID) -> None:

@@ -92,14 +92,16 @@ class NewJob:
     schedule_name: str | None = None
     scheduled_for: datetime | None = None
     redriven_from: uuid.UUID | None = None
+    event: str | None = None
+    tags: list[str] | None = None
     id: uuid.UUID = field(default_factory=new_job_id)
 
 
 JOB_COLUMNS = (
     "id, definition_key, definition_version, queue, status, priority, attempt, max_attempts,"
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
-    " owner, idempotency_key, request_fingerprint, schedule_name, redriven_from, created_at,"
-    " started_at, finished_at, cancel_requested_at, updated_at"
+    " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
+    " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -130,6 +132,8 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("schedule_name", "text"),
     ("scheduled_for", "timestamptz"),
     ("redriven_from", "uuid"),
+    ("event", "text"),
+    ("tags", "text[]"),  # as arrays: one JSON text per job (unnest would flatten text[][])
 )
 _OMIT, _SCALAR, _ARRAY = 0, 1, 2
 
@@ -163,6 +167,12 @@ def _insert_sql(modes: tuple[int, ...], returning: str, skip_fired: bool = False
             aliases.append(src)
         if col == "params":
             src += "::jsonb"
+        elif col == "tags" and mode == _ARRAY:
+            arrays[-1] = f"${n}::text[]"
+            src = (
+                f"(SELECT array_agg(t ORDER BY o) FROM jsonb_array_elements_text({src}::jsonb)"
+                " WITH ORDINALITY AS e(t, o))"
+            )
         elif col == "run_at" and mode == _ARRAY:
             src = f"COALESCE({src}, now())"  # None = now, as the column default
         names.append(col)
@@ -193,7 +203,10 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
         else:
             values = list(map(attrgetter(col), jobs))
         first = values[0]
-        if col == "id" and len(values) > 1:  # distinct by construction (and UUID == is slow)
+        if col == "tags" and values.count(first) != len(values):  # mixed: JSON text per job
+            modes.append(_ARRAY)
+            args.append([None if t is None else dumps_stored(t) for t in values])
+        elif col == "id" and len(values) > 1:  # distinct by construction (and UUID == is slow)
             modes.append(_ARRAY)
             args.append(values)
         elif values.count(first) == len(values):
@@ -333,7 +346,12 @@ async def job_get_by_idempotency_keys(
     )
 
 
-SORT_COLUMNS = {"createdAt": "created_at", "priority": "priority", "status": "status"}
+SORT_COLUMNS = {
+    "createdAt": "created_at",
+    "priority": "priority",
+    "status": "status",
+    "event": "event",
+}
 
 
 @dataclass
@@ -346,6 +364,9 @@ class JobFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
     owner: str | None = None
+    event: str | None = None
+    tags: Sequence[str] = ()  # every one must be present
+    schedule_name: str | None = None
 
     def where(self, args: list[Any]) -> str:
         """SQL conditions joined with AND, appending their parameters to `args`."""
@@ -369,6 +390,12 @@ class JobFilter:
             conds.append(f"created_at < {arg(self.created_before)}")
         if self.owner is not None:
             conds.append(f"owner = {arg(self.owner)}")
+        if self.event is not None:  # jobs_event_idx
+            conds.append(f"event = {arg(self.event)}::text")
+        if self.tags:  # the GIN index jobs_tags_idx answers @>
+            conds.append(f"tags @> {arg(list(self.tags))}::text[]")
+        if self.schedule_name is not None:  # jobs_schedule_fire_idx leads with it
+            conds.append(f"schedule_name = {arg(self.schedule_name)}::text")
         return " AND ".join(conds) if conds else "true"
 
 
@@ -380,9 +407,14 @@ async def job_list(
     descending: bool = True,
     after: tuple[Any, uuid.UUID] | None = None,
     limit: int = 20,
+    offset: int = 0,
 ) -> list[asyncpg.Record]:
     """A page of jobs in (sort column, id) order; `after` is the last row of the previous page
-    (keyset pagination: stable under inserts, no OFFSET scans).
+    (keyset pagination: stable under inserts, no OFFSET scans). `offset` is for page numbers
+    (the API bounds it); keyset paging leaves it 0.
+
+    `event` order lists only the jobs that have an event (through jobs_event_idx): jobs
+    without one have no place in it.
 
     `createdAt` order is id order: ids are time-ordered (UUIDv7, minted at submission), so
     the primary key (or jobs_owner_idx, jobs_settled_idx) walks jobs in creation order and a
@@ -399,15 +431,35 @@ async def job_list(
         order = f"id {direction}"
     else:
         col = SORT_COLUMNS[sort_by]
+        if sort_by == "event":
+            where += " AND event IS NOT NULL"
         if after is not None:
             args.extend(after)
             where += f" AND ({col}, id) {op} (${len(args) - 1}, ${len(args)})"
         order = f"{col} {direction}, id {direction}"
     args.append(limit)
-    return await conn.fetch(
-        f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ${len(args)}",
-        *args,
+    sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where} ORDER BY {order} LIMIT ${len(args)}"
+    if offset:
+        args.append(offset)
+        sql += f" OFFSET ${len(args)}"
+    return await conn.fetch(sql, *args)
+
+
+async def job_count_upto(
+    conn: ConnOrPool, flt: JobFilter, cap: int, *, with_event: bool = False
+) -> int:
+    """How many jobs match, counting at most `cap` (reads at most `cap` index entries or rows:
+    a page-number total stays cheap on a large table). `with_event`: only jobs with an event,
+    as the `event` order lists them."""
+    args: list[Any] = []
+    where = flt.where(args)
+    if with_event:
+        where += " AND event IS NOT NULL"
+    args.append(cap)
+    count: int = await conn.fetchval(
+        f"SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {where} LIMIT ${len(args)}) t", *args
     )
+    return count
 
 
 async def job_count(conn: ConnOrPool, flt: JobFilter, cap: int = 10_000) -> tuple[int, bool]:

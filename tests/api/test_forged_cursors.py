@@ -96,11 +96,11 @@ async def _real_cursors(api: Api, ids: dict[str, str]) -> list[tuple[str, dict[s
         path = _path(route, ids)
         variants: list[dict[str, str]] = [{}]
         if route.path == "/v1/jobs":
-            for _ in range(2):
-                await api.submit(priority=5)
+            for i in range(2):
+                await api.submit(priority=5, event=f"e{i}")
             variants = [
                 {"sortBy": by, "sortOrder": order}
-                for by in ("createdAt", "priority", "status")
+                for by in ("createdAt", "priority", "status", "event")
                 for order in ("asc", "desc")
             ]
         for extra in variants:
