@@ -58,6 +58,8 @@ async def _seed(api: Api) -> dict[str, str]:
         json={"name": "every", "everySeconds": 60, "definitionKey": "echo"},
     )
     assert r.status == 201, r.body
+    r = await api.call("POST", "/v1/schedules/every/trigger")  # a run to list
+    assert r.status == 201, r.body
     return {"id": job["jobId"], "name": "every"}
 
 
