@@ -242,6 +242,29 @@ class Settings:
         minimum=0.05,
         maximum=3600,
     )
+    # -- schedules: how often they may fire, when repeated failures disable them --
+    min_every: int = setting(
+        "MIN_EVERY",
+        5,
+        "shortest schedule interval in seconds (everySeconds, and the gap between two cron fires)",
+        minimum=1,
+        maximum=DAY,
+    )
+    max_every: int = setting(
+        "MAX_EVERY",
+        DAY,
+        "longest everySeconds a schedule may have (>= MIN_EVERY)",
+        minimum=1,
+        maximum=365 * DAY,
+    )
+    max_consecutive_failures: int = setting(
+        "MAX_CONSECUTIVE_FAILURES",
+        3,
+        "a schedule whose latest runs failed this many times in a row is disabled, unless"
+        " it sets maxConsecutiveFailures (0 = never)",
+        minimum=0,
+        maximum=10_000,
+    )
     prune_interval_seconds: float = setting(
         "PRUNE_INTERVAL_SECONDS",
         60.0,
@@ -437,6 +460,10 @@ class Settings:
             raise ConfigError(
                 f"invalid BACKOFF_MAX_SECONDS={self.backoff_max_seconds:g}: "
                 f"expected >= BACKOFF_BASE_SECONDS={self.backoff_base_seconds:g}"
+            )
+        if self.max_every < self.min_every:
+            raise ConfigError(
+                f"invalid MAX_EVERY={self.max_every}: expected >= MIN_EVERY={self.min_every}"
             )
         self._check_outbound()
         if self.default_expires_duration:

@@ -12,6 +12,7 @@ appends to the module-level `SCHEDULES`. `sync_code_schedules(conn)` upserts the
 `source = 'code'`: new ones are created, changed ones updated (a timing change re-plans the next
 fire), identical ones left alone; a same-named schedule created over the API is never
 overwritten (reported as "conflict"). Schedules removed from code are not deleted.
+Their runs are not retried unless `max_attempts` is given (see `jobserver.scheduler.cron`).
 """
 
 from __future__ import annotations

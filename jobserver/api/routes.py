@@ -221,6 +221,16 @@ ROUTES: list[Route] = [
         tags=("schedules",),
     ),
     Route(
+        "GET",
+        "/v1/schedules/{name}/runs",
+        schedules.list_schedule_runs,
+        "view_jobs",
+        "A schedule's jobs, newest fire first, with their outcome",
+        query_schema=s.SCHEDULE_RUNS_QUERY,
+        response_schema=s.SCHEDULE_RUN_LIST,
+        tags=("schedules",),
+    ),
+    Route(
         "POST",
         "/v1/schedules/{name}/trigger",
         schedules.trigger_schedule,

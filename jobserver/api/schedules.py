@@ -1,12 +1,21 @@
-"""Schedule handlers (`manage_jobs`): create, list, read, change, delete and trigger schedules.
+"""Schedule handlers (`manage_jobs`): create, list, read, change, delete and trigger schedules;
+their runs (`view_jobs`).
 
 A schedule fires jobs of one definition on a cron expression (5 fields, or 6 with seconds
 first) or every N seconds, in an IANA timezone; see `jobserver.scheduler.firetimes` for the
 rules and `jobserver.scheduler.cron` for how fires become jobs. Invalid cron, unknown timezone
 or unknown definition → 422 naming the field (`cron`, `timezone`, `definitionKey`, ...); params
-are checked against the definition's schema like a submission's. A new or re-timed schedule gets
-its `nextFireAt` computed here; `POST /v1/schedules/{name}/trigger` creates one job now (not
-counted as a fire of the timetable; `nextFireAt` is unchanged). Lists page by name.
+are checked against the definition's schema like a submission's. `everySeconds` must lie within
+MIN_EVERY..MAX_EVERY and a cron expression must not fire twice within MIN_EVERY (422 naming
+`everySeconds` / `cron`). A new or re-timed schedule gets its `nextFireAt` computed here;
+`POST /v1/schedules/{name}/trigger` creates one job now (not counted as a fire of the
+timetable; `nextFireAt` is unchanged). Lists page by name.
+
+Runs are not retried unless the schedule sets `maxAttempts`; `event` and `tags` are stamped on
+every job it fires. A schedule disabled after repeated failures (`jobserver.scheduler.failures`)
+shows `disabledReason`/`disabledAt`; re-enabling it (`enabled: true`) clears the reason and the
+streak. `GET /v1/schedules/{name}/runs` lists its jobs newest fire first, keyset-paged by
+(scheduledFor, id), optionally filtered by `status`.
 """
 
 from __future__ import annotations
@@ -19,11 +28,12 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY
+from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
 from jobserver.api.paging import Pager
 from jobserver.api.request import name_param
 from jobserver.api.schemas import SCHEDULE_FIELDS
-from jobserver.api.views import SCHEDULE_COLUMNS, schedule_json
+from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
+from jobserver.api.views import schedule_json as base_schedule_json
 from jobserver.core.errors import format_path
 from jobserver.core.submission import schedule_job
 from jobserver.core.timing import check_window, parse_datetime
@@ -32,21 +42,75 @@ from jobserver.db.schedules import (
     schedule_get,
     schedule_insert,
     schedule_jobs_insert,
+    schedule_jobs_label,
     schedule_list,
     schedule_mark_fired,
+    schedule_runs_list,
     schedule_update,
 )
-from jobserver.scheduler.cron import SCHEDULE_OWNER
-from jobserver.scheduler.firetimes import Timing, TimingError, first_fire_at, validate_timing
+from jobserver.scheduler.cron import RECURRING_MAX_ATTEMPTS, SCHEDULE_OWNER
+from jobserver.scheduler.firetimes import (
+    Timing,
+    TimingError,
+    check_frequency,
+    first_fire_at,
+    validate_timing,
+)
+from jobserver.statuses import TERMINAL_STATUSES
 
 UTC = dt.UTC
 TIMING_FIELDS = {"cron", "everySeconds", "timezone", "startAt", "enabled"}
 DEFAULTS = {k: spec["default"] for k, spec in SCHEDULE_FIELDS.items() if "default" in spec}
 SCHEDULES = Pager("schedules", ("str",))
+RUNS = Pager("schedule_runs", ("datetime", "uuid"))
+# Schedule fields a client sets -> their columns.
+SCHEDULE_COLUMNS = {
+    **BASE_COLUMNS,
+    "event": "event",
+    "tags": "tags",
+    "maxConsecutiveFailures": "max_consecutive_failures",
+}
 
 
-async def _check(request: web.Request, values: dict[str, Any]) -> dict[str, Any]:
-    """Validate a complete set of API fields; returns them as columns (dates parsed)."""
+def schedule_json(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        **base_schedule_json(r),
+        "event": r["event"],
+        "tags": r["tags"],
+        "maxConsecutiveFailures": r["max_consecutive_failures"],
+        "consecutiveFailures": r["consecutive_failures"],
+        "disabledReason": r["disabled_reason"],
+        "disabledAt": r["disabled_at"],
+    }
+
+
+def run_json(r: asyncpg.Record) -> dict[str, Any]:
+    started, finished = r["started_at"], r["finished_at"]
+    terminal = r["status"] in TERMINAL_STATUSES
+    return {
+        "jobId": r["id"],
+        "status": r["status"],
+        "scheduledFor": r["scheduled_for"],
+        "createdAt": r["created_at"],
+        "startedAt": started,
+        "finishedAt": finished,
+        "attempt": r["attempt"],
+        "maxAttempts": r["max_attempts"],
+        "finishReason": r["status"] if terminal else None,
+        "lastError": r["last_error"],
+        "durationMs": (
+            round((finished - started).total_seconds() * 1000, 3)
+            if terminal and started is not None and finished is not None
+            else None
+        ),
+    }
+
+
+async def _check(
+    request: web.Request, values: dict[str, Any], *, retimed: bool = True
+) -> dict[str, Any]:
+    """Validate a complete set of API fields; returns them as columns (dates parsed).
+    The MIN_EVERY/MAX_EVERY bounds apply when the timing is new (`retimed`)."""
     cols = {SCHEDULE_COLUMNS[k]: v for k, v in values.items() if k in SCHEDULE_COLUMNS}
     for api_name, col in (("startAt", "start_at"), ("expiresAt", "expires_at")):
         if isinstance(cols.get(col), str):
@@ -55,8 +119,13 @@ async def _check(request: web.Request, values: dict[str, Any]) -> dict[str, Any]
         raise invalid("cron", "give cron or everySeconds, not both")
     if cols.get("cron") is None and cols.get("every_seconds") is None:
         raise invalid("cron", "one of cron and everySeconds is required")
+    settings = request.app[SETTINGS_KEY]
     try:
         validate_timing(_timing(cols))
+        if retimed:
+            check_frequency(
+                _timing(cols), settings.min_every, settings.max_every, dt.datetime.now(UTC)
+            )
     except TimingError as e:
         raise invalid(e.field, str(e)) from None
     check_window(cols.get("start_at"), cols.get("expires_at"), "expiresAt")
@@ -138,7 +207,7 @@ async def patch_schedule(request: web.Request) -> web.Response:
         for api_name in ("startAt", "expiresAt"):
             if isinstance(merged[api_name], dt.datetime):
                 merged[api_name] = merged[api_name].isoformat()
-        cols = await _check(request, merged)
+        cols = await _check(request, merged, retimed=bool({"cron", "everySeconds"} & body.keys()))
         changes = {
             SCHEDULE_COLUMNS[k]: cols[SCHEDULE_COLUMNS[k]]
             for k in SCHEDULE_COLUMNS
@@ -146,7 +215,10 @@ async def patch_schedule(request: web.Request) -> web.Response:
         }
         if TIMING_FIELDS & body.keys():
             changes["next_fire_at"] = _first_fire(cols)
-        row = await schedule_update(conn, name, **changes)
+        if body.get("enabled") is True:  # re-enabled: a fresh start for the failure streak
+            changes.update(consecutive_failures=0, disabled_reason=None)
+        switched_off = body.get("enabled") is False and current["enabled"]
+        row = await schedule_update(conn, name, mark_disabled=switched_off, **changes)
     assert row is not None
     return json_response(schedule_json(row))
 
@@ -178,13 +250,32 @@ async def trigger_schedule(request: web.Request) -> web.Response:
             conn,
             [
                 schedule_job(
-                    row, (info.key, info.version, info.default_max_attempts), SCHEDULE_OWNER, now
+                    row, (info.key, info.version, RECURRING_MAX_ATTEMPTS), SCHEDULE_OWNER, now
                 )
             ],
         )
         if not ids:
             raise ApiError(409, "conflict", "triggered twice in the same instant; try again")
+        await schedule_jobs_label(conn, ids, row["event"], row["tags"])
         await schedule_mark_fired(
             conn, name, next_fire_at=row["next_fire_at"], last_fire_at=now, last_job_id=ids[0]
         )
     return json_response({"jobId": ids[0], "schedule": name, "scheduledFor": now}, 201)
+
+
+async def list_schedule_runs(request: web.Request) -> web.Response:
+    name = name_param(request, "schedule")
+    q = request[QUERY_KEY]
+    pool = request.app[POOL_KEY]
+    if await schedule_get(pool, name) is None:
+        raise not_found("schedule")
+    after = RUNS.after(q)
+    limit = q.get("limit", 100)
+    rows = await schedule_runs_list(
+        pool,
+        name,
+        limit=limit + 1,
+        after=None if after is None else (after[0], after[1]),
+        statuses=sorted(set(q.get("status", []))),
+    )
+    return json_response(RUNS.page(rows, limit, lambda r: (r["scheduled_for"], r["id"]), run_json))

@@ -15,7 +15,7 @@ from jobserver.api.paging import list_schema, page_query
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.db.workers import WORKER_STATUSES
-from jobserver.statuses import JOB_STATUSES
+from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
 
 Schema = dict[str, Any]
 
@@ -325,6 +325,26 @@ SCHEDULE_FIELDS: Schema = {
     "overlapPolicy": {"enum": OVERLAP_POLICIES, "default": "allow"},
     "catchupPolicy": {"enum": CATCHUP_POLICIES, "default": "latest"},
     "catchupLimit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+    "event": {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": 200,
+        "description": "stamped on every job the schedule fires",
+    },
+    "tags": {
+        "type": ["array", "null"],
+        "items": {"type": "string", "minLength": 1, "maxLength": 100},
+        "maxItems": 20,
+        "uniqueItems": True,
+        "description": "stamped on every job the schedule fires",
+    },
+    "maxConsecutiveFailures": {
+        "type": ["integer", "null"],
+        "minimum": 0,
+        "maximum": 10000,
+        "description": "disable after this many failed runs in a row; null:"
+        " MAX_CONSECUTIVE_FAILURES; 0: never",
+    },
 }
 SCHEDULE_CREATE: Schema = {
     "type": "object",
@@ -367,7 +387,60 @@ SCHEDULE: Schema = closed(
         "lastJobId": NULLABLE_UUID,
         "createdAt": TIMESTAMP,
         "updatedAt": TIMESTAMP,
+        "event": NULLABLE_STRING,
+        "tags": {"type": ["array", "null"], "items": STRING},
+        "maxConsecutiveFailures": {
+            "type": ["integer", "null"],
+            "description": "null: MAX_CONSECUTIVE_FAILURES; 0: never disabled",
+        },
+        "consecutiveFailures": {
+            "type": "integer",
+            "description": "the latest finished runs that failed in a row",
+        },
+        "disabledReason": {
+            "type": ["string", "null"],
+            "description": "why repeated failures disabled it; cleared when re-enabled",
+        },
+        "disabledAt": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "when it was last disabled; older runs no longer count as failures",
+        },
     }
+)
+SCHEDULE_RUN: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "scheduledFor": TIMESTAMP,
+        "createdAt": TIMESTAMP,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "attempt": INTEGER,
+        "maxAttempts": INTEGER,
+        "finishReason": {
+            "type": ["string", "null"],
+            "enum": [*TERMINAL_STATUSES, None],
+            "description": "null until the run is terminal",
+        },
+        "lastError": NULLABLE_STRING,
+        "durationMs": {
+            "type": ["number", "null"],
+            "description": "finishedAt - startedAt of a finished run",
+        },
+    }
+)
+SCHEDULE_RUNS_QUERY: Schema = page_query(
+    100,
+    1000,
+    {
+        "status": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(JOB_STATUSES)},
+            "maxItems": 20,
+            "description": "repeatable and/or comma-separated",
+        }
+    },
 )
 SCHEDULE_TRIGGERED: Schema = closed({"jobId": UUID, "schedule": STRING, "scheduledFor": TIMESTAMP})
 SCHEDULES_QUERY: Schema = page_query(
@@ -537,5 +610,6 @@ EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
 SCHEDULE_LIST = list_schema(SCHEDULE)
+SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)

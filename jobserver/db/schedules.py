@@ -5,6 +5,10 @@ The scheduler locks due rows with SKIP LOCKED, inserts their jobs with
 `jobs_schedule_fire_idx` (schedule_name, scheduled_for): a fire time produces at most one job
 whatever the number of schedulers, restarts or failovers) and moves `next_fire_at` forward in
 the same transaction.
+
+A schedule's runs are read back through that same index, newest fire first: for the runs
+list (`schedule_runs_list`) and for the failure streak that disables a schedule
+(`schedule_runs_latest_finished`, `schedule_failed_since`, `schedule_disable_failing`).
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ from typing import Any
 import asyncpg
 
 from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.events import job_events_insert
 from jobserver.db.jobs import NewJob, job_insert_many
+from jobserver.statuses import TERMINAL_STATUSES
+
+RUN_COLUMNS = (
+    "id, status, scheduled_for, created_at, started_at, finished_at, attempt, max_attempts,"
+    " last_error"
+)
 
 COLUMNS = (
     "name, cron, every_seconds, timezone, definition_key, definition_version, params, queue,"
     " priority, max_attempts, enabled, start_at, expires_at, overlap_policy, catchup_policy,"
-    " catchup_limit, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at"
+    " catchup_limit, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at,"
+    " event, tags, max_consecutive_failures, consecutive_failures, disabled_reason, disabled_at"
 )
 # Columns a caller may set on insert/update (everything but bookkeeping).
 WRITABLE = (
@@ -43,7 +55,58 @@ WRITABLE = (
     "catchup_limit",
     "source",
     "next_fire_at",
+    "event",
+    "tags",
+    "max_consecutive_failures",
+    # failure bookkeeping, cleared when a schedule is re-enabled
+    "consecutive_failures",
+    "disabled_reason",
 )
+
+
+async def schedule_disable_failing(
+    conn: Conn, name: str, *, failures: int, reason: str, last_job_id: uuid.UUID
+) -> bool:
+    """Disable a schedule whose runs keep failing and record why, with a `schedule_disabled`
+    event on its last failed job. False when it was already disabled (nothing written)."""
+    row = await conn.fetchrow(
+        """
+        UPDATE schedules SET enabled = false, next_fire_at = NULL, consecutive_failures = $2,
+            disabled_reason = $3, disabled_at = now(), updated_at = now()
+        WHERE name = $1 AND enabled
+        RETURNING name
+        """,
+        name,
+        failures,
+        reason,
+    )
+    if row is None:
+        return False
+    await job_events_insert(
+        conn, [(last_job_id, "schedule_disabled", None, None, {"schedule": name, "reason": reason})]
+    )
+    return True
+
+
+async def schedule_failed_since(
+    conn: ConnOrPool, after: tuple[datetime, uuid.UUID], limit: int
+) -> list[asyncpg.Record]:
+    """Schedule-fired jobs that failed for good after the (failed_at, id) watermark, oldest
+    first: every terminal failure is copied to `dead_letter_jobs` (its id is the job id), so
+    this walks `dead_letter_jobs_failed_idx` from the watermark, never the jobs table."""
+    return await conn.fetch(
+        """
+        SELECT d.failed_at, d.id, j.schedule_name
+        FROM dead_letter_jobs d JOIN jobs j ON j.id = d.id
+        WHERE d.failed_at >= $1 AND (d.failed_at, d.id) > ($1, $2)
+          AND j.schedule_name IS NOT NULL
+        ORDER BY d.failed_at, d.id
+        LIMIT $3
+        """,
+        after[0],
+        after[1],
+        limit,
+    )
 
 
 async def schedule_delete(conn: ConnOrPool, name: str) -> bool:
@@ -97,6 +160,20 @@ async def schedule_job_status(conn: ConnOrPool, job_id: uuid.UUID) -> str | None
     """Status of a schedule's last job (overlap policy `skip`); None when it is gone."""
     status: str | None = await conn.fetchval("SELECT status FROM jobs WHERE id = $1", job_id)
     return status
+
+
+async def schedule_jobs_label(
+    conn: Conn, job_ids: Sequence[uuid.UUID], event: str | None, tags: Sequence[str] | None
+) -> None:
+    """Stamp the schedule's `event` and `tags` on the jobs it just fired (same transaction,
+    so no worker sees them unlabelled)."""
+    if job_ids and (event is not None or tags is not None):
+        await conn.execute(
+            "UPDATE jobs SET event = $2, tags = $3 WHERE id = ANY($1::uuid[])",
+            list(job_ids),
+            event,
+            None if tags is None else list(tags),
+        )
 
 
 async def schedule_jobs_insert(conn: Conn, jobs: Sequence[NewJob]) -> list[uuid.UUID]:
@@ -157,10 +234,80 @@ async def schedule_mark_fired(
     )
 
 
-async def schedule_update(conn: ConnOrPool, name: str, **values: Any) -> asyncpg.Record | None:
-    """Set the given writable columns (None is a value: it clears the column)."""
+async def schedule_now(conn: ConnOrPool) -> datetime:
+    """The database clock (the failure watch starts its watermark from it)."""
+    now: datetime = await conn.fetchval("SELECT now()")
+    return now
+
+
+async def schedule_runs_latest_finished(
+    conn: ConnOrPool, name: str, limit: int, created_after: datetime | None
+) -> list[asyncpg.Record]:
+    """The schedule's latest finished runs, newest fire first (walks jobs_schedule_fire_idx
+    backwards; unfinished runs are skipped). Runs created before `created_after` (the last
+    time the schedule was disabled) no longer count."""
+    return await conn.fetch(
+        f"""
+        SELECT {RUN_COLUMNS} FROM jobs
+        WHERE schedule_name = $1 AND scheduled_for IS NOT NULL
+          AND status = ANY($3::text[])
+          AND ($4::timestamptz IS NULL OR created_at > $4)
+        ORDER BY scheduled_for DESC
+        LIMIT $2
+        """,
+        name,
+        limit,
+        list(TERMINAL_STATUSES),
+        created_after,
+    )
+
+
+async def schedule_runs_list(
+    conn: ConnOrPool,
+    name: str,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    statuses: Sequence[str] = (),
+) -> list[asyncpg.Record]:
+    """A page of the schedule's jobs, newest fire first (scheduled_for DESC, id DESC), after
+    the (scheduled_for, id) of the previous page's last row."""
+    return await conn.fetch(
+        f"""
+        SELECT {RUN_COLUMNS} FROM jobs
+        WHERE schedule_name = $1 AND scheduled_for IS NOT NULL
+          AND (cardinality($3::text[]) = 0 OR status = ANY($3::text[]))
+          AND ($4::timestamptz IS NULL OR (scheduled_for, id) < ($4, $5::uuid))
+        ORDER BY scheduled_for DESC, id DESC
+        LIMIT $2
+        """,
+        name,
+        limit,
+        list(statuses),
+        None if after is None else after[0],
+        None if after is None else after[1],
+    )
+
+
+async def schedule_set_failures(conn: Conn, name: str, failures: int) -> None:
+    """Record the current failure streak (shown as consecutiveFailures)."""
+    await conn.execute(
+        "UPDATE schedules SET consecutive_failures = $2 WHERE name = $1"
+        " AND consecutive_failures <> $2",
+        name,
+        failures,
+    )
+
+
+async def schedule_update(
+    conn: ConnOrPool, name: str, *, mark_disabled: bool = False, **values: Any
+) -> asyncpg.Record | None:
+    """Set the given writable columns (None is a value: it clears the column);
+    `mark_disabled` sets `disabled_at` to now (the schedule is being switched off)."""
     cols = [c for c in WRITABLE if c in values]
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(cols, start=2))
+    if mark_disabled:
+        sets += (", " if sets else "") + "disabled_at = now()"
     return await conn.fetchrow(
         f"""
         UPDATE schedules SET {sets}{", " if sets else ""}updated_at = now()

@@ -7,12 +7,17 @@ one job per fire with (schedule_name, scheduled_for) = (name, fire time) — the
 between insert and commit loses nothing: both roll back and the next leader redoes the tick.
 
 Options: `interval` (SCHEDULER_TICK_SECONDS, default 1 s), `batch` (100 schedules per tick),
+`max_consecutive_failures` (the default limit, 3),
 `grace` (how late a fire may be and still count as on time for catch-up `none`; default
 max(5 s, 3 ticks)). Per schedule: `overlap_policy` `skip` creates nothing while the last job is
 still queued/running; `catchup_policy`/`catchup_limit` decide what happens to missed fires;
 `expires_at` ends a schedule (it is disabled). Jobs get the schedule's definition version (or the
-latest registered), queue, priority, params and maxAttempts (or the definition's default),
-owner `system:scheduler` (`jobserver.owners.SCHEDULER`).
+latest registered), queue, priority, params, `event` and `tags`, owner `system:scheduler`
+(`jobserver.owners.SCHEDULER`), and the schedule's maxAttempts, else 1: recurring runs are not
+retried by default (a failure waits for the next fire); a schedule opts in with maxAttempts > 1.
+Before firing, the schedule's failure streak is re-checked (`jobserver.scheduler.failures`,
+`max_consecutive_failures` option, MAX_CONSECUTIVE_FAILURES): one that reached its limit is
+disabled and fires nothing.
 
 Emits: `jobserver_scheduler_cron_fired_total`, `jobserver_scheduler_cron_missed_total`, the
 base service's tick metrics and one log line per tick (`fired`, `missed`, `schedules`).
@@ -35,15 +40,18 @@ from jobserver.db.schedules import (
     schedule_due_lock,
     schedule_job_status,
     schedule_jobs_insert,
+    schedule_jobs_label,
     schedule_mark_fired,
 )
 from jobserver.scheduler import metrics
 from jobserver.scheduler.base import BaseService, LeaderCheck
+from jobserver.scheduler.failures import check_schedule
 from jobserver.scheduler.firetimes import Timing, first_fire_at, plan_fires
 
 log = logging.getLogger("jobserver.scheduler.cron")
 
 SCHEDULE_OWNER = owners.SCHEDULER  # internal: no token can own it
+RECURRING_MAX_ATTEMPTS = 1  # a schedule's runs are not retried unless it sets maxAttempts
 
 
 class CronService(BaseService):
@@ -57,9 +65,11 @@ class CronService(BaseService):
         leader: LeaderCheck | None = None,
         batch: int = 100,
         grace: float | None = None,
+        max_consecutive_failures: int = 3,
     ) -> None:
         super().__init__(pool, interval=interval, leader=leader)
         self.batch = batch
+        self.max_consecutive_failures = max_consecutive_failures
         self.grace = timedelta(seconds=grace if grace is not None else max(5.0, 3 * interval))
 
     async def run_once(self) -> dict[str, int]:
@@ -84,6 +94,10 @@ class CronService(BaseService):
         timing = Timing(row["cron"], row["every_seconds"], row["timezone"])
         if row["expires_at"] is not None and now >= row["expires_at"]:
             await schedule_mark_fired(conn, row["name"], next_fire_at=None, disable=True)
+            return 0, 0
+        if row["next_fire_at"] is not None and await check_schedule(
+            conn, row, self.max_consecutive_failures
+        ):
             return 0, 0
         if row["next_fire_at"] is None:
             nxt = first_fire_at(timing, now, row["start_at"])
@@ -113,6 +127,7 @@ class CronService(BaseService):
                 fires = []
             else:
                 job_ids = await schedule_jobs_insert(conn, jobs)
+                await schedule_jobs_label(conn, job_ids, row["event"], row["tags"])
         await schedule_mark_fired(
             conn,
             row["name"],
@@ -133,5 +148,5 @@ class CronService(BaseService):
                 row["definition_version"] or "latest",
             )
             return None
-        defaults = (d["key"], d["version"], d["default_max_attempts"])
+        defaults = (d["key"], d["version"], RECURRING_MAX_ATTEMPTS)
         return [schedule_job(row, defaults, SCHEDULE_OWNER, t) for t in fires]

@@ -21,6 +21,7 @@ from jobserver.config import Settings
 from jobserver.scheduler.base import BaseService
 from jobserver.scheduler.cron import CronService
 from jobserver.scheduler.expirer import Expirer
+from jobserver.scheduler.failures import FailureWatch
 from jobserver.scheduler.leader import LeaderElector
 from jobserver.scheduler.pruner import Pruner
 from jobserver.scheduler.rescuer import Rescuer
@@ -40,7 +41,18 @@ class SchedulerDaemon:
         s = settings
         self.leader = LeaderElector(pool, self.holder, lease_seconds=s.leader_lease_seconds)
         self.services: list[BaseService] = [
-            CronService(pool, interval=s.scheduler_tick_seconds, leader=self.leader),
+            CronService(
+                pool,
+                interval=s.scheduler_tick_seconds,
+                leader=self.leader,
+                max_consecutive_failures=s.max_consecutive_failures,
+            ),
+            FailureWatch(
+                pool,
+                interval=s.scheduler_tick_seconds,
+                leader=self.leader,
+                default_max=s.max_consecutive_failures,
+            ),
             Rescuer(
                 pool, interval=s.rescue_interval_seconds, leader=self.leader, holder=self.holder
             ),

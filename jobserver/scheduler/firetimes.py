@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -33,6 +34,7 @@ CatchupPolicy = Literal["none", "latest", "all"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SCAN = 10_000
 MISSED_COUNT_LIMIT = 1000
+BOUND_SAMPLE = 6  # fires sampled to find a cron expression's shortest gap
 
 
 class TimingError(ValueError):
@@ -79,6 +81,30 @@ def validate_timing(timing: Timing) -> None:
         ok = False
     if not ok:
         raise TimingError("cron", f"invalid cron expression {timing.cron!r}")
+
+
+def check_frequency(timing: Timing, min_every: int, max_every: int, now: datetime) -> None:
+    """Raise TimingError unless the schedule fires at most every `min_every` seconds.
+
+    `everySeconds` must lie in [min_every, max_every]; a cron expression must not put two of
+    its next fires (the next BOUND_SAMPLE of them, from `now`) closer than `min_every`.
+    """
+    if timing.every_seconds is not None:
+        if not min_every <= timing.every_seconds <= max_every:
+            raise TimingError(
+                "everySeconds",
+                f"everySeconds must be between {min_every} and {max_every} seconds"
+                f" (MIN_EVERY and MAX_EVERY), got {timing.every_seconds}",
+            )
+        return
+    fires = next_fire_times(timing, now, limit=BOUND_SAMPLE)
+    gaps = [(b - a).total_seconds() for a, b in pairwise(fires)]
+    if gaps and min(gaps) < min_every:
+        raise TimingError(
+            "cron",
+            f"cron {timing.cron!r} fires {min(gaps):g} s apart; schedules may fire at"
+            f" most every {min_every} s (MIN_EVERY)",
+        )
 
 
 def _utc(dt: datetime) -> datetime:

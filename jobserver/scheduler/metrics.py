@@ -9,6 +9,7 @@
 - jobserver_scheduler_jobs_expired_total, jobserver_scheduler_jobs_pruned_total{status}
 - jobserver_scheduler_workers_gone_total
 - jobserver_scheduler_cron_fired_total, jobserver_scheduler_cron_missed_total
+- jobserver_scheduler_schedules_disabled_total: schedules disabled after repeated failed runs
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ PRUNED = Counter("jobserver_scheduler_jobs_pruned", "Finished jobs pruned", ["st
 WORKERS_GONE = Counter("jobserver_scheduler_workers_gone", "Workers marked gone")
 CRON_FIRED = Counter("jobserver_scheduler_cron_fired", "Jobs created by schedules")
 CRON_MISSED = Counter("jobserver_scheduler_cron_missed", "Fires skipped by catch-up policy")
+SCHEDULES_DISABLED = Counter(
+    "jobserver_scheduler_schedules_disabled", "Schedules disabled after repeated failed runs"
+)
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

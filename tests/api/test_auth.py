@@ -29,6 +29,7 @@ PROTECTED = [
     ("GET", "/v1/jobs/{id}/events", None),
     ("GET", "/v1/jobs/{id}/attempts", None),
     ("GET", "/v1/definitions", None),
+    ("GET", "/v1/schedules/nightly/runs", None),
 ]
 
 
@@ -66,6 +67,8 @@ async def test_revoked_token_stops_working_within_cache_ttl(api: Api) -> None:
 async def test_scope_matrix(api: Api) -> None:
     """Each scope on each route gets the documented status."""
     own = await api.submit(token="plain")
+    schedule = {"name": "nightly", "cron": "0 3 * * *", "definitionKey": "echo"}
+    assert (await api.call("POST", "/v1/schedules", json=schedule)).status == 201
     path_of = {p: p.replace("{id}", own["jobId"]) for _, p, _ in PROTECTED}
     expected = {
         # route: (plain, view, manage); plain owns the job
@@ -76,6 +79,7 @@ async def test_scope_matrix(api: Api) -> None:
         ("GET", "/v1/jobs/{id}/events"): (200, 200, 200),
         ("GET", "/v1/jobs/{id}/attempts"): (200, 200, 200),
         ("GET", "/v1/definitions"): (403, 200, 200),
+        ("GET", "/v1/schedules/nightly/runs"): (403, 200, 200),
     }
     for method, path, body in PROTECTED:
         if (method, path) not in expected:

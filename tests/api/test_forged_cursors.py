@@ -86,6 +86,8 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
         "POST", "/v1/schedules", json={"name": "other", "everySeconds": 60, "definitionKey": "echo"}
     )
     assert r.status == 201, r.body
+    r = await api.call("POST", f"/v1/schedules/{ids['name']}/trigger")  # a second run
+    assert r.status == 201, r.body
     return ids
 
 

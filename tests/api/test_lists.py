@@ -58,6 +58,10 @@ async def _seed(api: Api) -> dict[str, str]:
         json={"name": "every", "everySeconds": 60, "definitionKey": "echo"},
     )
     assert r.status == 201, r.body
+    r = await api.call("POST", "/v1/schedules/every/trigger")  # a run to list
+    assert r.status == 201, r.body
+    # settled, so no answer holds a figure that grows while it waits (queueTimeMs)
+    assert (await api.call("POST", f"/v1/jobs/{r.body['jobId']}/cancel")).status == 200
     return {"id": job["jobId"], "name": "every"}
 
 

@@ -68,7 +68,8 @@ async def test_new_schedule_is_planned_then_fires(pool: asyncpg.Pool) -> None:
     jobs = await _jobs(pool, "every2")
     assert result["fired"] == len(jobs) >= 2
     j = jobs[-1]
-    assert (j["definition_version"], j["max_attempts"], j["queue"]) == (1, 3, "q1")
+    # max_attempts 1: recurring runs are not retried unless the schedule sets maxAttempts
+    assert (j["definition_version"], j["max_attempts"], j["queue"]) == (1, 1, "q1")
     assert j["params"] == {"message": "hi"} and j["owner"] == "system:scheduler"
     row = await schedule_get(pool, "every2")
     assert row["last_job_id"] == j["id"] and row["last_fire_at"] == j["scheduled_for"]
