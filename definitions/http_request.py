@@ -26,9 +26,12 @@ Outcome: an expected status succeeds with `{"request": ..., "response": ...}`; 4
 (seconds or an HTTP date, at most an hour: `RetryAfter`); any other status fails at once
 (`http_status`, a `PermanentError`); a network error is retried. The error names the status.
 
-Every attempt emits one `http_exchange` event: the request as sent (method, URL without its
-query, headers, body cut at `BODY_CAP`) and the response (status, headers, body cut at
-`BODY_CAP`, parsed when it is JSON and whole, its size, `durationMs`), or the error. Secret
+Every attempt is recorded: the request as sent (method, URL without its query, headers, body
+cut at `BODY_CAP`) and the response (status, headers, body cut at `BODY_CAP`, parsed when it is
+JSON and whole, its size, `durationMs`), or the error. A successful attempt's record is the
+job's result (and so its attempt's); a failed attempt's is an `http_exchange` event, written
+before the attempt fails. (An event for the successful attempt too would repeat the result and
+cost two more database round trips per webhook.) Secret
 header values show as `***` in events, results, errors and logs, and are scrubbed from the
 bodies recorded (a server that echoes them); API answers show the job's params through
 `redact_params`, so they are hidden there too. Submitting it needs the `outbound` capability.
@@ -332,9 +335,9 @@ async def http_request(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         ctx.logger.warning("%s %s failed: %s", req.method, req.shown_url, error)
         raise RequestFailed(f"{req.method} {req.shown_url} failed: {error}") from None
     received = _response_record(resp, req, cap)
-    await _exchange(ctx, sent, response=received)
     ctx.logger.info("%s %s -> %d", req.method, req.shown_url, resp.status)
     if expected(resp.status, req.expect):
-        return {"request": sent, "response": received}
+        return {"request": sent, "response": received}  # the attempt's record: its result
+    await _exchange(ctx, sent, response=received)
     answer_headers = {k.lower(): v for k, v in resp.headers}
     raise _failure(req, resp.status, resp.text(), answer_headers)

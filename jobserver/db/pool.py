@@ -6,6 +6,13 @@ from DB_ACQUIRE_TIMEOUT_MS) bounds every wait for a connection, `pool.fetch(...)
 shortcuts included: past it, `PoolBusy` is raised instead of waiting on (the API answers 503
 `database_busy`). Pools without one wait as asyncpg does (workers, scheduler).
 
+Releasing a connection costs no round trip: asyncpg's default reset sends `RESET ALL; UNLISTEN *;
+pg_advisory_unlock_all(); CLOSE ALL` on every release, which roughly doubled the round trips of
+short work (an API request, a worker's event write). Pooled connections carry no session state
+to undo: every SET is `SET LOCAL`, every advisory lock a transaction lock, LISTEN lives on its
+own connections, no cursor outlives its transaction (`tests/unit/test_session_state.py` keeps
+it so). asyncpg still rolls back a transaction left open and drops listeners on release.
+
 JSON and JSONB values go through the codec (jobserver/codec.py): written with its strict
 encoder (NaN and infinities refused before they reach the server, integers past 64 bits exact),
 read back as Python objects.
@@ -49,6 +56,10 @@ class TimedPool(asyncpg.Pool):
             raise e
 
 
+async def keep_session(conn: asyncpg.Connection) -> None:
+    """The pools' reset: nothing to send (see the module docstring)."""
+
+
 async def init_connection(conn: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await conn.set_type_codec(name, encoder=dumps_stored, decoder=loads, schema="pg_catalog")
@@ -82,6 +93,7 @@ async def create_pool(
         max_inactive_connection_lifetime=s.db_pool_idle_timeout_ms / 1000,
         timeout=s.db_pool_connection_timeout_ms / 1000,
         init=options.pop("init", init_connection),
+        reset=options.pop("reset", keep_session),
         loop=None,
         **options,
     )

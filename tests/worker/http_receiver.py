@@ -3,6 +3,7 @@ each path is told (a list of answers played in order, the last one repeated)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +34,7 @@ class Answer:
     body: str | bytes = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "text/plain"
+    delay: float = 0.0  # seconds before answering (a slow receiver)
 
 
 @dataclass
@@ -68,6 +70,8 @@ async def receiver(allow_loopback: None) -> AsyncIterator[Receiver]:
         )
         answers = script.get(request.path) or [Answer()]
         a = answers.pop(0) if len(answers) > 1 else answers[0]
+        if a.delay:
+            await asyncio.sleep(a.delay)  # the receiver is slow: the client's timeout decides
         if a.body == "ECHO":  # the request's headers back, as JSON (secrets included)
             return web.json_response(dict(request.headers), status=a.status, headers=a.headers)
         raw = a.body.encode() if isinstance(a.body, str) else a.body
