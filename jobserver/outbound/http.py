@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -95,6 +96,10 @@ def _target(url: URL) -> tuple[str, int]:
     return url.host, url.port
 
 
+# IPv4 in the other spellings inet_aton reads (2130706433, 0x7f.1, 0177.0.0.1): never a name
+_NUMERIC_HOST = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+))*\.?")
+
+
 def _is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
@@ -151,6 +156,8 @@ async def fetch(
             host, port = _target(current)
             if _is_ip_literal(host):  # aiohttp connects to an address without asking the resolver
                 await resolve_and_check(host, port, p)
+            elif _NUMERIC_HOST.fullmatch(host):
+                raise OutboundDenied(f"{host} is an address in a non-canonical form")
             async with session.request(
                 method,
                 current,

@@ -227,6 +227,15 @@ async def getaddrinfo(host: str, port: int) -> list[tuple[int, str]]:
     return [(int(family), str(sockaddr[0])) for family, _, _, _, sockaddr in infos]
 
 
+def _literal(name: str) -> IPAddress | None:
+    """`name` as an address when it is one in canonical form (`10.0.0.1`, `::1`), else None;
+    other numeric spellings (`0x7f.1`, `2130706433`) go to the resolver, which reads them."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        return None
+
+
 def _unique(addrs: Iterable[IPAddress]) -> list[IPAddress]:
     return list(dict.fromkeys(addrs))
 
@@ -242,7 +251,11 @@ async def resolve_and_check(host: str, port: int, policy: Policy | None = None) 
     name = host.strip("[]")
     if not name:
         raise OutboundDenied("empty host")
-    addrs = _unique(_parse_address(a) for _, a in await getaddrinfo(name, port))
+    literal = _literal(name)
+    if literal is not None:  # an address needs no lookup (a thread hop per request otherwise)
+        addrs = [literal]
+    else:
+        addrs = _unique(_parse_address(a) for _, a in await getaddrinfo(name, port))
     if not addrs:
         raise OSError(f"{name} has no address")
     if p.host_allowed(name):
