@@ -29,7 +29,7 @@ from aiohttp import web
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
-from jobserver.api.paging import Pager
+from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.request import name_param
 from jobserver.api.schemas import SCHEDULE_FIELDS
 from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
@@ -38,6 +38,7 @@ from jobserver.core.errors import format_path
 from jobserver.core.submission import schedule_job
 from jobserver.core.timing import check_window, parse_datetime
 from jobserver.db.schedules import (
+    schedule_count_upto,
     schedule_delete,
     schedule_get,
     schedule_insert,
@@ -172,16 +173,32 @@ async def create_schedule(request: web.Request) -> web.Response:
 
 async def list_schedules(request: web.Request) -> web.Response:
     q = request[QUERY_KEY]
-    after = SCHEDULES.after(q)
     limit = q.get("limit", 100)
+    number = page_number(q, limit)
+    after = SCHEDULES.after(q)
+    pool = request.app[POOL_KEY]
+    enabled, definition_key = q.get("enabled"), q.get("definitionKey")
     rows = await schedule_list(
-        request.app[POOL_KEY],
+        pool,
         limit=limit + 1,
         after=None if after is None else after[0],
-        enabled=q.get("enabled"),
-        definition_key=q.get("definitionKey"),
+        enabled=enabled,
+        definition_key=definition_key,
+        offset=0 if number is None else number.offset,
     )
-    return json_response(SCHEDULES.page(rows, limit, lambda r: (r["name"],), schedule_json))
+
+    def key(r: Any) -> tuple[Any, ...]:
+        return (r["name"],)
+
+    if number is None:
+        return json_response(SCHEDULES.page(rows, limit, key, schedule_json))
+
+    async def count() -> int:
+        return await schedule_count_upto(
+            pool, COUNT_LIMIT, enabled=enabled, definition_key=definition_key
+        )
+
+    return json_response(await SCHEDULES.numbered(rows, number, count, key, schedule_json))
 
 
 async def get_schedule(request: web.Request) -> web.Response:

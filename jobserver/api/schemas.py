@@ -444,7 +444,10 @@ SCHEDULE_RUNS_QUERY: Schema = page_query(
 )
 SCHEDULE_TRIGGERED: Schema = closed({"jobId": UUID, "schedule": STRING, "scheduledFor": TIMESTAMP})
 SCHEDULES_QUERY: Schema = page_query(
-    100, 1000, {"enabled": BOOLEAN, "definitionKey": {"type": "string", "maxLength": 200}}
+    100,
+    1000,
+    {"enabled": BOOLEAN, "definitionKey": {"type": "string", "maxLength": 200}},
+    numbered=True,
 )
 
 # ---------------------------------------------------------------- dead-letter queue
@@ -609,7 +612,7 @@ JOB_LIST = list_schema(JOB, numbered=True)
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
-SCHEDULE_LIST = list_schema(SCHEDULE)
+SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)

@@ -191,20 +191,40 @@ async def schedule_list(
     after: str | None = None,
     enabled: bool | None = None,
     definition_key: str | None = None,
+    offset: int = 0,
 ) -> list[asyncpg.Record]:
-    """A page of schedules by name: those after the name `after` (keyset paging)."""
+    """A page of schedules by name: those after the name `after` (keyset paging), or from
+    `offset` (page numbers)."""
     return await conn.fetch(
         f"""
         SELECT {COLUMNS} FROM schedules
         WHERE ($3::bool IS NULL OR enabled = $3) AND ($4::text IS NULL OR definition_key = $4)
           AND ($2::text IS NULL OR name > $2)
-        ORDER BY name LIMIT $1
+        ORDER BY name LIMIT $1 OFFSET $5
         """,
         limit,
         after,
         enabled,
         definition_key,
+        offset,
     )
+
+
+async def schedule_count_upto(
+    conn: ConnOrPool, cap: int, *, enabled: bool | None, definition_key: str | None
+) -> int:
+    """How many schedules match `schedule_list`'s filters, counting at most `cap`."""
+    count: int = await conn.fetchval(
+        """
+        SELECT count(*) FROM (SELECT 1 FROM schedules
+            WHERE ($1::bool IS NULL OR enabled = $1) AND ($2::text IS NULL OR definition_key = $2)
+            LIMIT $3) t
+        """,
+        enabled,
+        definition_key,
+        cap,
+    )
+    return count
 
 
 async def schedule_mark_fired(

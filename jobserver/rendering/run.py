@@ -19,6 +19,9 @@ def _has_placeholders(part: Any) -> bool:
 
 
 def _needs_run_info(part: Any) -> bool:
+    """Whether a placeholder names `job` or `schedule` (a cheap text test before parsing)."""
+    if not any("job" in text or "schedule" in text for text, _ in strings(part)):
+        return False
     return any(p.root in ("job", "schedule") for p in placeholders(part))
 
 

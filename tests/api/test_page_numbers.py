@@ -84,7 +84,7 @@ async def test_real_cap_with_an_empty_page_counts_once(api: Api) -> None:
     assert (body["items"], body["total"], body["totalAtLeast"]) == ([], 3, 3)
 
 
-@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/dlq"])
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/dlq", "/v1/schedules"])
 async def test_page_and_cursor_together_and_past_the_offset_are_422(api: Api, path: str) -> None:
     r = await api.call("GET", path, params={"page": "1", "cursor": "abc"})
     assert (r.status, r.body["field"]) == (422, "page, cursor"), r.body
@@ -116,3 +116,22 @@ async def test_dlq_by_page_number(api: Api) -> None:
     assert seen == order
     body = await _get(api, "/v1/dlq", page=1, limit=2, redriven="true")
     assert (body["items"], body["total"]) == ([], 0)
+
+
+async def test_schedules_by_page_number(api: Api) -> None:
+    for i in range(5):
+        body = {"name": f"s{i}", "everySeconds": 60, "definitionKey": "echo"}
+        if i == 4:
+            body["enabled"] = False
+        r = await api.call("POST", "/v1/schedules", json=body)
+        assert r.status == 201, r.body
+    seen = []
+    for page in (1, 2, 3):
+        body = await _get(api, "/v1/schedules", page=page, limit=2)
+        assert set(body) == NUMBERED
+        assert (body["page"], body["total"], body["totalPages"]) == (page, 5, 3)
+        seen += [s["name"] for s in body["items"]]
+    assert seen == ["s0", "s1", "s2", "s3", "s4"]
+    body = await _get(api, "/v1/schedules", page=1, limit=10, enabled="false")
+    assert ([s["name"] for s in body["items"]], body["total"]) == (["s4"], 1)
+    assert set(await _get(api, "/v1/schedules")) == {"items", "nextCursor"}
