@@ -150,3 +150,7 @@ async def api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Api]:
         yield Api(client, app, pool, tokens)
     finally:
         await client.close()
+
+
+# The loopback webhook receiver of the http.request tests (it lives with the worker tests).
+from tests.worker.http_receiver import allow_loopback, receiver  # noqa: E402, F401

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from jobserver import outbound
 from jobserver.outbound.policy import Policy, parse_cidrs
-from tests.worker.conftest import job, status_is, wait_for
+from tests.waiting import wait_for
 
 
 @dataclass
@@ -91,8 +91,12 @@ async def receiver(allow_loopback: None) -> AsyncIterator[Receiver]:
 
 
 async def finished(db: asyncpg.Pool, job_id: uuid.UUID) -> asyncpg.Record:
-    await wait_for(lambda: status_is(db, job_id, "succeeded", "failed"))
-    return await job(db, job_id)
+    async def settled() -> asyncpg.Record | None:
+        row = await db.fetchrow("SELECT * FROM jobs WHERE id = $1", job_id)
+        return row if row is not None and row["status"] in ("succeeded", "failed") else None
+
+    row: asyncpg.Record = await wait_for(settled)
+    return row
 
 
 async def exchanges(db: asyncpg.Pool, job_id: uuid.UUID) -> list[dict[str, Any]]:
