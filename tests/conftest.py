@@ -160,3 +160,31 @@ def traversable_dir() -> Iterator[Path]:
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# A source table for templated jobs, read through the process's source driver
+# (`jobserver.sources.shared`) pointed at the test database.
+PEOPLE_USER = {
+    "collection": "people",
+    "match": {"name": "John"},
+    "fields": ["name", "email", "contact:phone"],
+    "single": True,
+}
+
+
+@pytest.fixture
+async def people(pool: asyncpg.Pool, database_url: str) -> AsyncIterator[None]:
+    """`people`: John (a phone in `contact`) and Eve (an email with CR/LF in it)."""
+    from jobserver.sources import shared
+
+    await pool.execute(
+        """
+        CREATE TABLE people (name text, email text, contact jsonb);
+        INSERT INTO people VALUES ('John', 'john@example.com', '{"phone": "555-0100"}'),
+                                  ('Eve', E'eve\\r\\nX-Injected: 1', '{}');
+        """
+    )
+    shared.configure(database_url)
+    yield
+    await shared.close_all()
+    shared.configure(None)

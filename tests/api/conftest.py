@@ -17,6 +17,8 @@ from jobserver.auth import create_token
 from jobserver.config import Settings
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import Registry, definition, load_modules
+from jobserver.scheduler.cron import CronService
+from jobserver.scheduler.failures import FailureWatch
 from tests.waiting import wait_for  # noqa: F401 (re-exported for the tests here)
 
 # Test-only definitions: a strict nested schema, and a second echo version (latest wins).
@@ -150,6 +152,23 @@ async def api(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Api]:
         yield Api(client, app, pool, tokens)
     finally:
         await client.close()
+
+
+# Settings of a worker run beside the scheduler's services in schedule tests.
+FAST_WORKER = {
+    "lease_duration_seconds": 5.0,
+    "heartbeat_interval_seconds": 0.5,
+    "poll_interval_ms": 100,
+}
+
+
+@pytest.fixture
+async def services(pool: asyncpg.Pool) -> AsyncIterator[tuple[CronService, FailureWatch]]:
+    cron = CronService(pool, interval=0.1)
+    watch = FailureWatch(pool, interval=0.1)
+    yield cron, watch
+    await cron.stop()
+    await watch.stop()
 
 
 # The loopback webhook receiver of the http.request tests (it lives with the worker tests).

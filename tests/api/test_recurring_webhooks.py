@@ -6,7 +6,6 @@ the schedule."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
@@ -17,29 +16,14 @@ from jobserver.registry import load_modules
 from jobserver.scheduler.cron import CronService
 from jobserver.scheduler.failures import FailureWatch
 from jobserver.worker.worker import Worker
-from tests.api.conftest import Api
+from tests.api.conftest import FAST_WORKER, Api
 from tests.waiting import wait_for
 from tests.worker.http_receiver import Answer, Receiver
-
-FAST_WORKER = {
-    "lease_duration_seconds": 5.0,
-    "heartbeat_interval_seconds": 0.5,
-    "poll_interval_ms": 100,
-}
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, worker_id="webhook-worker", min_every=1)
-
-
-@pytest.fixture
-async def services(pool: asyncpg.Pool) -> AsyncIterator[tuple[CronService, FailureWatch]]:
-    cron = CronService(pool, interval=0.1)
-    watch = FailureWatch(pool, interval=0.1)
-    yield cron, watch
-    await cron.stop()
-    await watch.stop()
 
 
 async def test_each_run_renders_afresh_and_three_failures_disable_the_schedule(

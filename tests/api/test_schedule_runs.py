@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import os
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,28 +20,14 @@ from jobserver.registry import load_modules
 from jobserver.scheduler.cron import CronService
 from jobserver.scheduler.failures import FailureWatch
 from jobserver.worker.worker import Worker
-from tests.api.conftest import Api, start_api, wait_for
+from tests.api.conftest import FAST_WORKER, Api, start_api, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-FAST_WORKER = {
-    "lease_duration_seconds": 5.0,
-    "heartbeat_interval_seconds": 0.5,
-    "poll_interval_ms": 100,
-}
 
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(database_url=database_url, worker_id="test-worker", min_every=1)
-
-
-@pytest.fixture
-async def services(pool: asyncpg.Pool) -> AsyncIterator[tuple[CronService, FailureWatch]]:
-    cron = CronService(pool, interval=0.1)
-    watch = FailureWatch(pool, interval=0.1)
-    yield cron, watch
-    await cron.stop()
-    await watch.stop()
 
 
 def every(name: str, **fields: object) -> dict[str, object]:

@@ -3,36 +3,14 @@ submission, rendering with real sources, nothing sent and nothing written."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from jobserver.auth import create_token
-from jobserver.sources import shared
 from tests.api.conftest import Api
+from tests.conftest import PEOPLE_USER
 
 URL = "http://example.invalid/hook"
-USER = {
-    "collection": "people",
-    "match": {"name": "John"},
-    "fields": ["name", "email", "contact:phone"],
-    "single": True,
-}
-
-
-@pytest.fixture
-async def people(api: Api, database_url: str) -> AsyncIterator[None]:
-    await api.pool.execute(
-        """
-        CREATE TABLE people (name text, email text, contact jsonb);
-        INSERT INTO people VALUES ('John', 'john@example.com', '{"phone": "555-0100"}');
-        """
-    )
-    shared.configure(database_url)
-    yield
-    await shared.close_all()
-    shared.configure(None)
+USER = PEOPLE_USER
 
 
 def hook(**params: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,20 @@ class Receiver:
         return [s for s in self.seen if s.path.split("?")[0] == path]
 
 
+async def serve_all(
+    handle: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> tuple[web.AppRunner, str]:
+    """A server on 127.0.0.1 answering every method and path with `handle`: (runner, base URL)."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture
 def allow_loopback() -> Iterator[None]:
     outbound.configure(Policy(allow_cidrs=parse_cidrs("127.0.0.1/32")))
@@ -79,14 +93,8 @@ async def receiver(allow_loopback: None) -> AsyncIterator[Receiver]:
             status=a.status, body=raw, headers=a.headers, content_type=a.content_type
         )
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Receiver(f"http://127.0.0.1:{port}", seen, script)
+    runner, base = await serve_all(handle)
+    yield Receiver(base, seen, script)
     await runner.cleanup()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -14,30 +14,11 @@ import pytest
 from aiohttp import web
 
 from jobserver.sources import shared
+from tests.conftest import PEOPLE_USER
 from tests.worker.conftest import job, submit
-from tests.worker.http_receiver import Answer, Receiver, attempt_count, finished
+from tests.worker.http_receiver import Answer, Receiver, attempt_count, finished, serve_all
 
-USER = {
-    "collection": "people",
-    "match": {"name": "John"},
-    "fields": ["name", "email", "contact:phone"],
-    "single": True,
-}
-
-
-@pytest.fixture
-async def people(db: asyncpg.Pool, database_url: str) -> AsyncIterator[None]:
-    await db.execute(
-        """
-        CREATE TABLE people (name text, email text, contact jsonb);
-        INSERT INTO people VALUES ('John', 'john@example.com', '{"phone": "555-0100"}'),
-                                  ('Eve', E'eve\\r\\nX-Injected: 1', '{}');
-        """
-    )
-    shared.configure(database_url)
-    yield
-    await shared.close_all()
-    shared.configure(None)
+USER = PEOPLE_USER
 
 
 @pytest.fixture
@@ -153,14 +134,8 @@ async def _other_origin() -> tuple[web.AppRunner, str, list[dict[str, str]]]:
         seen.append(dict(request.headers))
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}", seen
+    runner, base = await serve_all(handle)
+    return runner, base, seen
 
 
 async def test_a_redirect_to_another_origin_drops_every_secret_header(
