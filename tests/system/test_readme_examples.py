@@ -28,6 +28,7 @@ from jobserver.db.definitions import definition_upsert
 from jobserver.registry import load_modules
 from tests.faults.helpers import Procs
 from tests.waiting import wait_for
+from tests.worker.http_receiver import serve_all
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -84,14 +85,8 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
     rec = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", rec.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield rec, f"http://127.0.0.1:{port}"
+    runner, base = await serve_all(rec.handle)
+    yield rec, base
     await runner.cleanup()
 
 
