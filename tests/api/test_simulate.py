@@ -87,3 +87,17 @@ async def test_a_definition_without_templates_comes_back_as_given(api: Api) -> N
     r = await api.call("POST", "/v1/simulate", json=body)
     assert r.status == 200, r.body
     assert r.body["params"] == {"message": "{{not.a.template}}"} and r.body["payload"] is None
+
+
+async def test_a_schedule_of_webhooks_is_checked_like_a_submission(api: Api) -> None:
+    body = {
+        "name": "bad-hook",
+        "everySeconds": 60,
+        "definitionKey": "http.request",
+        "params": {"url": URL, "payload": {"msg": "Hi {{user.name}}"}},
+    }
+    r = await api.call("POST", "/v1/schedules", json=body)
+    assert r.status == 422 and r.body["field"] == "params.payload.msg", r.body
+    body["params"] = {"url": URL, "payload": {"day": "{{$today}}", "at": "{{schedule.name}}"}}
+    r = await api.call("POST", "/v1/schedules", json=body)
+    assert r.status == 201, r.body
