@@ -62,8 +62,9 @@ async def _seed(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     # settled, so no answer holds a figure that grows while it waits (queueTimeMs)
     assert (await api.call("POST", f"/v1/jobs/{r.body['jobId']}/cancel")).status == 200
-    await api.pool.execute(  # an audit log row (GET /v1/logs)
-        "INSERT INTO audit_log (level, category, message) VALUES ('info', 'seed', 'seeded')"
+    await api.pool.execute(  # audit log rows (GET /v1/logs): two, for a real nextCursor
+        "INSERT INTO audit_log (level, category, message)"
+        " SELECT 'info', 'seed', 'seeded ' || n FROM generate_series(1, 2) n"
     )
     return {"id": job["jobId"], "name": "every"}
 
