@@ -9,12 +9,17 @@ and the worker's own log holds the matching lines.
 from __future__ import annotations
 
 import asyncio
-import json
 
 import asyncpg
 
 from tests.faults.helpers import Procs
-from tests.system.test_readme_examples import block, expected_statuses, prepare, run_block
+from tests.system.test_readme_examples import (
+    answer,
+    block,
+    expected_statuses,
+    prepare,
+    run_blocks,
+)
 from tests.waiting import wait_for
 
 
@@ -25,8 +30,8 @@ async def test_the_audit_log_examples_run_as_written(pool: asyncpg.Pool, databas
         _, base = await procs.api()
         worker = procs.start("jobserver.cli.worker", name="worker", env={"LOG_LEVEL": "DEBUG"})
         env = {"B": base, "TOKEN": token}
-        out, statuses = await asyncio.to_thread(run_block, "logs", env, "")
-        assert statuses == expected_statuses(block("logs")), out
+        out, ran = await asyncio.to_thread(run_blocks, ("logs",), env, "")
+        assert [c.status for c in ran] == expected_statuses(block("logs")), out
 
         async def ran() -> bool:
             assert worker.alive(), worker.output()[-3000:]
@@ -42,14 +47,12 @@ async def test_the_audit_log_examples_run_as_written(pool: asyncpg.Pool, databas
         )
         # the second block goes on in the first one's shell: its H and JOB
         env.update(H=f"Authorization: Bearer {token}", JOB=str(job_id))
-        out, statuses = await asyncio.to_thread(run_block, "logs-search", env, "")
-        assert statuses == expected_statuses(block("logs-search")), out
+        out, ran = await asyncio.to_thread(run_blocks, ("logs-search",), env, "")
+        assert [c.status for c in ran] == expected_statuses(block("logs-search")), out
         records = [r for r in worker.log_records() if r.get("logger") == "jobserver.audit"]
     finally:
         procs.close()
-    answers = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    by_warn, by_text, by_percent, by_job, bad_since, definition, unknown = answers
-    [entry] = by_warn["items"]
+    [entry] = answer(ran, "level=warn")["items"]
     assert entry["message"] == "Login failed for john" and entry["level"] == "warn"
     assert entry["metadata"] == {"user": "john", "ip": "192.168.1.100", "attempts": 3}
     assert (entry["jobId"], entry["owner"], entry["definition"]) == (
@@ -57,12 +60,14 @@ async def test_the_audit_log_examples_run_as_written(pool: asyncpg.Pool, databas
         "readme",
         "log.message@1",
     )
+    by_text = answer(ran, "q=LOGIN")
     assert [e["id"] for e in by_text["items"]] == [entry["id"]] and by_text["total"] == 1
-    assert [e["message"] for e in by_percent["items"]] == ["100% of invoices_sent"]
-    assert [e["id"] for e in by_job["items"]] == [entry["id"]]
-    assert bad_since["field"] == "since"
+    assert [e["message"] for e in answer(ran, "q=100")["items"]] == ["100% of invoices_sent"]
+    assert [e["id"] for e in answer(ran, "jobId=")["items"]] == [entry["id"]]
+    assert answer(ran, "since=yesterday")["field"] == "since"
+    definition = answer(ran, "definitions/log.message")
     assert definition["key"] == "log.message" and definition["outbound"] is False
-    assert unknown["field"] == "key"
+    assert answer(ran, "definitions/no.such.type")["field"] == "key"
     levels = sorted((r["level"], r["msg"]) for r in records)
     assert levels == [("debug", "100% of invoices_sent"), ("warning", "Login failed for john")]
     warn = next(r for r in records if r["level"] == "warning")
