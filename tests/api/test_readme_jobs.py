@@ -16,10 +16,15 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SECTION = "### Labels, expiry and page numbers"
 
 
+# A block marked `<!-- run: NAME -->` is run as a whole by its own test (tests/system), with
+# the servers it needs: its curl lines are not replayed here.
+RUNNABLE = re.compile(r"<!-- run: [\w.-]+ -->\n```sh\n.*?```", re.S)
+
+
 def _curl_lines() -> list[str]:
     start = README.index(SECTION)
     end = README.find("\n## ", start)
-    block = README[start : end if end != -1 else None]
+    block = RUNNABLE.sub("", README[start : end if end != -1 else None])
     return [line for line in block.splitlines() if line.startswith("curl ")]
 
 
