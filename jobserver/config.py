@@ -62,6 +62,7 @@ class Field:
     maximum: float | None = None
     choices: tuple[str, ...] | None = None  # a Literal's values
     help: str = ""
+    secret: bool = False  # its value is never shown (errors, repr)
 
     def allowed(self) -> str:
         if self.kind is bool:
@@ -109,7 +110,8 @@ class Field:
         return value
 
     def _error(self, raw: str) -> str:
-        return f"invalid {self.env}={raw!r}: expected {self.allowed()}"
+        shown = "(hidden)" if self.secret else repr(raw)
+        return f"invalid {self.env}={shown}: expected {self.allowed()}"
 
 
 def setting(
@@ -119,10 +121,12 @@ def setting(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    secret: bool = False,
 ) -> _T:
-    """Declare one setting: its environment variable, default, bounds and meaning."""
-    meta = {"env": env, "doc": doc, "minimum": minimum, "maximum": maximum}
-    return field(default=default, metadata=meta)
+    """Declare one setting: its environment variable, default, bounds and meaning. A `secret`
+    one is left out of the settings' repr (and its value out of its error message)."""
+    meta = {"env": env, "doc": doc, "minimum": minimum, "maximum": maximum, "secret": secret}
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 DAY = 86400
@@ -440,6 +444,29 @@ class Settings:
         minimum=0.1,
         maximum=3600,
     )
+    # -- stored credentials (jobserver/credentials) and ssh.command ---------------------------
+    secret_key: str = setting(
+        "JOBSERVER_SECRET_KEY",
+        "",
+        "key that encrypts stored credentials: 32 random bytes, urlsafe base64 (several,"
+        " comma-separated: the first encrypts, every one decrypts); unset = credentials can"
+        " be neither stored nor used",
+        secret=True,
+    )
+    ssh_known_hosts: str = setting(
+        "SSH_KNOWN_HOSTS",
+        "",
+        "an OpenSSH known_hosts file whose keys ssh.command trusts besides each credential's"
+        " hostKeys; unset = none",
+    )
+    ssh_output_cap: int = setting(
+        "SSH_OUTPUT_CAP",
+        1024 * 1024,
+        "bytes of stdout and of stderr an ssh.command keeps, each (the rest is counted);"
+        " also at most a quarter of MAX_RESULT_BYTES",
+        minimum=1024,
+        maximum=256 * 1024 * 1024,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -473,6 +500,7 @@ class Settings:
                 f"invalid MAX_EVERY={self.max_every}: expected >= MIN_EVERY={self.min_every}"
             )
         self._check_outbound()
+        self._check_secret_key()
         if self.default_expires_duration:
             self.default_expires  # noqa: B018 (parsed at start, not at the first submission)
 
@@ -501,6 +529,17 @@ class Settings:
                     f"invalid OUTBOUND_ALLOW_CIDRS={self.outbound_allow_cidrs!r}: {item!r} is "
                     "not a network (expected comma-separated CIDRs such as 10.0.0.0/8)"
                 ) from None
+
+    def _check_secret_key(self) -> None:
+        """JOBSERVER_SECRET_KEY must parse at start; the message never shows the value."""
+        if not self.secret_key:
+            return
+        from jobserver.credentials.keyring import parse_keyring
+
+        try:
+            parse_keyring(self.secret_key)
+        except ValueError as e:
+            raise ConfigError(f"invalid JOBSERVER_SECRET_KEY: {e}") from None
 
     @property
     def auth_enabled(self) -> bool:
@@ -534,6 +573,7 @@ def _field_of(declared: dataclasses.Field[Any], hint: Any) -> Field:
         maximum=meta["maximum"],
         choices=choices,
         help=meta["doc"],
+        secret=meta["secret"],
     )
 
 

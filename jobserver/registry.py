@@ -19,6 +19,12 @@ back-off, when attempts remain.
 params as API answers may show them (secret header values as `***`); the API applies it to
 the jobs of definitions it has in code. Like `check_params`, code, not metadata.
 
+`credentials`: params that name a stored credential (`jobserver.credentials`), each with the
+kind it must be: `{"credential": "ssh"}`. The API checks them at submission (the credential
+exists and is of that kind, else a 422 naming the param; naming one needs manage_jobs, else a
+403): credentials are the operators', so a job may not borrow one. The definition loads it at
+run time with `load_credential`. Code, not metadata, like `check_params`.
+
 `templated`: the names of the params a definition renders before each run with
 `jobserver.rendering` (`{{paths}}`, `{{$macros}}`, data sources); `POST /v1/simulate` renders
 the same ones. The definition's own code calls the renderer, and its `check_params` should
@@ -120,6 +126,8 @@ class Definition:
     redact_params: ParamsRedact | None = None  # params as API answers show them
     templated: tuple[str, ...] = ()  # params rendered before each run (jobserver.rendering)
     extra: dict[str, Any] = field(default_factory=dict)
+    # params naming a stored credential -> the kind it must be (checked at submission)
+    credentials: dict[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -234,12 +242,14 @@ def definition(
     check_params: ParamsCheck | None = None,
     redact_params: ParamsRedact | None = None,
     templated: tuple[str, ...] = (),
+    credentials: dict[str, str] | None = None,
     target: Registry | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
-    submit it; `check_params` adds bounds the schema cannot say and `redact_params` hides
-    secrets of the params in API answers (see the module docstring)."""
+    submit it; `check_params` adds bounds the schema cannot say, `redact_params` hides
+    secrets of the params in API answers and `credentials` names the params that name a
+    stored credential (see the module docstring)."""
 
     def wrap(run: RunFn) -> RunFn:
         (registry if target is None else target).add(
@@ -261,6 +271,7 @@ def definition(
                 check_params=check_params,
                 redact_params=redact_params,
                 templated=templated,
+                credentials=dict(credentials or {}),
             )
         )
         return run

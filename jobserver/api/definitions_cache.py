@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -40,6 +41,8 @@ class DefinitionInfo:
     check_params: Check
     row: asyncpg.Record
     outbound: bool = False  # it calls out: submitting it needs the outbound capability
+    # params naming a stored credential -> its kind (from the code: `Definition.credentials`)
+    credentials: Mapping[str, str] = field(default_factory=dict)
 
 
 def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
@@ -96,6 +99,7 @@ class DefinitionCache:
                 ),
                 r,
                 r["outbound"],
+                in_code.credentials if in_code is not None else {},
             )
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:

@@ -16,11 +16,12 @@ status. Codes used across the API:
 | 409 | idempotency_conflict, invalid_state, conflict |
 | 413 | body_too_large |
 | 415 | unsupported_media_type |
-| 422 | validation_error, unknown_definition |
+| 422 | validation_error, unknown_definition, unknown_credential |
 | 503 | database_unavailable (`database_unavailable(exc)`: asyncpg's connection errors, and
   OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout),
   database_busy (no pooled connection free within DB_ACQUIRE_TIMEOUT_MS: `PoolBusy`; or a
-  query PostgreSQL cancelled past its statement timeout, METRICS_STATEMENT_TIMEOUT_MS) |
+  query PostgreSQL cancelled past its statement timeout, METRICS_STATEMENT_TIMEOUT_MS),
+  secret_key_missing (storing a credential without JOBSERVER_SECRET_KEY) |
 | 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
 """
 

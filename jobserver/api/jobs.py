@@ -27,6 +27,7 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.auth import require_outbound
+from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import (
@@ -104,6 +105,8 @@ async def submit_job(request: web.Request) -> web.Response:
         require_outbound(principal, info.key, info.version)
     now = dt.datetime.now(UTC)
     job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
+    if info.credentials:
+        await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
     committer = request.app[GROUP_COMMIT_KEY]
     quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):
@@ -168,6 +171,12 @@ async def submit_batch(request: web.Request) -> web.Response:
         )
         for i, (item, job_id) in enumerate(zip(items, ids, strict=True))
     ]
+    if any(info.credentials for info in defs.values()):
+        refs = []
+        for i, (item, j) in enumerate(zip(items, jobs, strict=True)):
+            info = defs[(item["definitionKey"], item.get("definitionVersion"))]
+            refs.append((info.credentials, j.params, f"jobs[{i}]"))
+        await check_credential_refs(pool, principal, refs)
     for _ in range(INSERT_RETRIES):
         existing: dict[str, asyncpg.Record] = {}
         if seen:

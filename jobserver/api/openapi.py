@@ -49,7 +49,7 @@ _ERROR_TEXT = {
     415: "Content-Type is not application/json",
     422: "Invalid input; `field` names it",
     429: "The owner's queued-jobs quota is reached (`quota_exceeded`)",
-    503: "Database unavailable",
+    503: "Database unavailable (storing a credential: no JOBSERVER_SECRET_KEY)",
 }
 
 

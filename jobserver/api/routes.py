@@ -8,6 +8,7 @@ each other or the app; schemas live in `schemas.py`.
 from __future__ import annotations
 
 from jobserver.api import (
+    credentials,
     definitions,
     dlq,
     health,
@@ -380,6 +381,60 @@ ROUTES: list[Route] = [
         " with the API on loopback)",
         query_schema={"type": "object", "properties": {}},
         tags=("metrics",),
+    ),
+    # -- credentials
+    Route(
+        "POST",
+        "/v1/credentials",
+        credentials.create_credential,
+        "manage_jobs",
+        "Store an ssh or smtp credential, its secrets encrypted (503 without JOBSERVER_SECRET_KEY)",
+        body_schema=s.CREDENTIAL_CREATE,
+        query_schema=s.NO_QUERY,
+        response_schema=s.CREDENTIAL,
+        success_status=201,
+        tags=("credentials",),
+    ),
+    Route(
+        "GET",
+        "/v1/credentials",
+        credentials.list_credentials,
+        "manage_jobs",
+        "List credentials by name: fingerprints and which secrets they hold, never a secret",
+        query_schema=s.CREDENTIALS_QUERY,
+        response_schema=s.CREDENTIAL_LIST,
+        tags=("credentials",),
+    ),
+    Route(
+        "GET",
+        "/v1/credentials/{name}",
+        credentials.get_credential,
+        "manage_jobs",
+        "One credential (no secret)",
+        query_schema=s.NO_QUERY,
+        response_schema=s.CREDENTIAL,
+        tags=("credentials",),
+    ),
+    Route(
+        "PUT",
+        "/v1/credentials/{name}",
+        credentials.replace_credential,
+        "manage_jobs",
+        "Replace a credential's fields and secrets (rotation); its kind stays",
+        body_schema=s.CREDENTIAL_REPLACE,
+        query_schema=s.NO_QUERY,
+        response_schema=s.CREDENTIAL,
+        tags=("credentials",),
+    ),
+    Route(
+        "DELETE",
+        "/v1/credentials/{name}",
+        credentials.delete_credential,
+        "manage_jobs",
+        "Delete a credential (jobs naming it then fail for good)",
+        query_schema=s.NO_QUERY,
+        success_status=204,
+        tags=("credentials",),
     ),
 ]
 

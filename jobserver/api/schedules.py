@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
@@ -137,6 +138,10 @@ async def _check(
     failure = info.check_params(cols["params"])
     if failure is not None:
         raise invalid(format_path(failure[0], "params"), failure[1])
+    if info.credentials:  # the route needs manage_jobs: only the names are checked
+        await check_credential_refs(
+            request.app[POOL_KEY], None, [(info.credentials, cols["params"], "")]
+        )
     attempts = cols.get("max_attempts")
     if attempts is not None and attempts > info.default_max_attempts:
         raise invalid(

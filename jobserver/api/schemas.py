@@ -17,6 +17,9 @@ from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
+from jobserver.credentials.models import CREDENTIAL_NAME
+from jobserver.credentials.models import KINDS as CREDENTIAL_KINDS
+from jobserver.credentials.models import TLS_MODES as CREDENTIAL_TLS_MODES
 from jobserver.db.workers import WORKER_STATUSES
 from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
 
@@ -690,3 +693,99 @@ SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)
+
+# ---------------------------------------------------------------- credentials
+
+# Secrets go in, never out: every answer shows which secret fields are stored, not their values.
+_SECRET_TEXT: Schema = {"type": "string", "minLength": 1, "writeOnly": True}
+CREDENTIAL_FIELDS: Schema = {
+    "kind": {"enum": list(CREDENTIAL_KINDS), "description": "ssh or smtp"},
+    "username": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 256,
+        "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+        "description": "the login (an ssh.command job may give its own)",
+    },
+    "privateKey": {
+        **_SECRET_TEXT,
+        "maxLength": 16384,
+        "description": "ssh: a private key in OpenSSH or PEM form (never shown again)",
+    },
+    "passphrase": {
+        **_SECRET_TEXT,
+        "maxLength": 1024,
+        "description": "ssh: the private key's passphrase, when it is encrypted",
+    },
+    "password": {**_SECRET_TEXT, "maxLength": 1024, "description": "ssh or smtp: the password"},
+    "hostKeys": {
+        "type": "array",
+        "items": {"type": "string", "minLength": 1, "maxLength": 16384},
+        "minItems": 1,
+        "maxItems": 50,
+        "description": "ssh: the host keys to trust, each an OpenSSH public key line"
+        " (`ssh-ed25519 AAAA...`) or a SHA256 fingerprint (`SHA256:...`)",
+    },
+    "host": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 253,
+        "pattern": "^[^\\s/]+$",
+        "description": "smtp: the server (else SMTP_HOST)",
+    },
+    "port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "smtp"},
+    "tls": {"enum": list(CREDENTIAL_TLS_MODES), "description": "smtp: starttls, tls or none"},
+}
+CREDENTIAL_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "kind", "username"],
+    "properties": {"name": CREDENTIAL_NAME.schema(), **CREDENTIAL_FIELDS},
+}
+CREDENTIAL_REPLACE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind", "username"],
+    "properties": CREDENTIAL_FIELDS,
+}
+CREDENTIAL: Schema = closed(
+    {
+        "name": STRING,
+        "kind": {"type": "string", "enum": list(CREDENTIAL_KINDS)},
+        "username": STRING,
+        "hostKeys": {
+            "type": "array",
+            "items": closed(
+                {
+                    "fingerprint": {"type": "string", "description": "SHA256:..."},
+                    "key": {
+                        "type": ["string", "null"],
+                        "description": "the pinned public key; null when pinned by fingerprint",
+                    },
+                }
+            ),
+        },
+        "publicKey": {
+            "type": ["string", "null"],
+            "description": "ssh: the public half of the private key (for authorized_keys)",
+        },
+        "publicKeyFingerprint": NULLABLE_STRING,
+        "secrets": {
+            "type": "array",
+            "items": {"type": "string", "enum": ["privateKey", "passphrase", "password"]},
+            "description": "the secret fields stored (never their values)",
+        },
+        "host": NULLABLE_STRING,
+        "port": NULLABLE_INTEGER,
+        "tls": {"type": ["string", "null"], "enum": [*CREDENTIAL_TLS_MODES, None]},
+        "keyId": {"type": "string", "description": "the id of the key that encrypted it"},
+        "createdAt": TIMESTAMP,
+        "updatedAt": TIMESTAMP,
+        "createdBy": NULLABLE_STRING,
+        "updatedBy": NULLABLE_STRING,
+    }
+)
+CREDENTIALS_QUERY: Schema = page_query(
+    100, 1000, {"kind": {"type": "string", "enum": list(CREDENTIAL_KINDS)}}
+)
+CREDENTIAL_LIST = list_schema(CREDENTIAL)

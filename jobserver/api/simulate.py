@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from jobserver.api.auth import require_outbound
+from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.errors import ApiError
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import (
@@ -56,6 +57,8 @@ async def simulate(request: web.Request) -> web.Response:
     if info.outbound:
         require_outbound(principal, info.key, info.version)
     job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
+    if info.credentials:
+        await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
     params: dict[str, Any] = job.params
     code = registry.get(info.key, info.version)
     try:

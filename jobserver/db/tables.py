@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -390,4 +391,28 @@ audit_log = Table(
         postgresql_using="gin",
         postgresql_ops={"message": "gin_trgm_ops"},
     ),
+)
+
+
+# Stored credentials (jobserver/credentials): plain columns, and the secret fields sealed with
+# AES-GCM under the key `key_id` names (`secret`), bound to the row's name and kind.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("username", Text, nullable=False),
+    # [{"fingerprint": "SHA256:...", "key": "ssh-ed25519 AAAA..." | null}]
+    Column("host_keys", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("public_key", Text, nullable=True),  # the client key's public half
+    Column("public_key_fingerprint", Text, nullable=True),
+    Column("secret_fields", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("key_id", Text, nullable=False),
+    Column("secret", LargeBinary, nullable=False),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    Column("created_by", Text, nullable=True),
+    Column("updated_by", Text, nullable=True),
+    CheckConstraint("kind IN ('ssh','smtp')", name="credentials_kind_check"),
 )

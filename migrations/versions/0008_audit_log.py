@@ -1,7 +1,7 @@
 """audit log: the rows log.message jobs write, searched by GET /v1/logs
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-02 07:00:00
 
 - `audit_log`: one structured row per `log.message` job (level, category, message, metadata,
@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

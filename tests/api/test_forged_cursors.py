@@ -22,7 +22,7 @@ from jobserver.core.errors import RuleError
 from jobserver.db.workers import worker_register
 from jobserver.scheduler.rescuer import Rescuer
 from tests.api.conftest import Api
-from tests.api.test_lists import _list_routes, _path, _seed
+from tests.api.test_lists import _list_routes, _path, _seed, seed_credential
 from tests.scheduler.helpers import insert_job
 
 # Replacements for one value of a real cursor. Some may name a real position (200); the rest
@@ -88,6 +88,7 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     r = await api.call("POST", f"/v1/schedules/{ids['name']}/trigger")  # a second run
     assert r.status == 201, r.body
+    await seed_credential(api, "other")
     return ids
 
 

@@ -39,7 +39,8 @@ def _path(route: Route, ids: dict[str, str]) -> str:
 
 
 async def _seed(api: Api) -> dict[str, str]:
-    """A job with events and an attempt, a dead-letter job, a schedule and a worker."""
+    """A job with events and an attempt, a dead-letter job, a schedule, a worker and a
+    credential."""
     job = await api.submit()
     await api.call("POST", f"/v1/jobs/{job['jobId']}/cancel")
     await api.pool.execute(
@@ -66,7 +67,18 @@ async def _seed(api: Api) -> dict[str, str]:
         "INSERT INTO audit_log (level, category, message)"
         " SELECT 'info', 'seed', 'seeded ' || n FROM generate_series(1, 2) n"
     )
+    await seed_credential(api, "every")
     return {"id": job["jobId"], "name": "every"}
+
+
+async def seed_credential(api: Api, name: str) -> None:
+    """A credential row to list (the app here has no secret key: its sealed bytes are a
+    stand-in, never read)."""
+    await api.pool.execute(
+        "INSERT INTO credentials (name, kind, username, key_id, secret)"
+        " VALUES ($1, 'smtp', 'mailer', 'k000000000000', '\\x01'::bytea)",
+        name,
+    )
 
 
 async def test_every_list_route_has_one_envelope_and_cursor(api: Api) -> None:

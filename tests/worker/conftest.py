@@ -172,6 +172,8 @@ def spawn(database_url: str) -> Iterator[Callable[..., Proc]]:
             proc.p.stderr.close()
 
 
-# The loopback webhook receiver of the http.request tests (imported last: it uses the helpers
-# above).
+# The loopback webhook receiver of the http.request tests, and the keyring and OpenSSH server
+# of the ssh.command tests (imported last: they use the helpers above).
+from tests.worker.credentials import keyring  # noqa: E402, F401
 from tests.worker.http_receiver import allow_loopback, receiver  # noqa: E402, F401
+from tests.worker.sshd import sshd_fixture  # noqa: E402, F401
