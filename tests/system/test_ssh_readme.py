@@ -16,7 +16,7 @@ from jobserver.auth import create_token
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import load_modules
 from tests.faults.helpers import Procs
-from tests.system.test_readme_examples import block, expected_statuses, run_block
+from tests.system.test_readme_examples import block, expected_statuses, run_blocks
 from tests.waiting import wait_for
 from tests.worker.sshd import Sshd, sshd_fixture  # noqa: F401 (the `sshd` fixture)
 
@@ -46,16 +46,16 @@ async def test_the_ssh_examples_run_as_written(
             "SSH_USER": "root",
             "KEY_FILE": str(key_file),
         }
-        out, statuses = await asyncio.to_thread(run_block, "ssh", env, "")
-        assert statuses == expected_statuses(block("ssh")), out
+        out, ran = await asyncio.to_thread(run_blocks, ("ssh",), env, "")
+        assert [c.status for c in ran] == expected_statuses(block("ssh")), out
 
-        async def ran() -> asyncpg.Record | None:
+        async def finished() -> asyncpg.Record | None:
             return await pool.fetchrow(
                 "SELECT status, result, last_error FROM jobs"
                 " WHERE definition_key = 'ssh.command' AND status IN ('succeeded', 'failed')"
             )
 
-        row = await wait_for(ran, within=30)
+        row = await wait_for(finished, within=30)
     finally:
         procs.close()
     assert row["status"] == "succeeded", row["last_error"]
