@@ -35,6 +35,8 @@ def _list_routes(api: Api) -> list[Route]:
 
 
 def _path(route: Route, ids: dict[str, str]) -> str:
+    if route.path.startswith("/v1/saved-jobs/"):  # {id} is the saved job's there
+        ids = {**ids, "id": ids["savedJobId"]}
     return PARAM.sub(lambda m: ids[m.group(1)], route.path)
 
 
@@ -62,7 +64,13 @@ async def _seed(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     # settled, so no answer holds a figure that grows while it waits (queueTimeMs)
     assert (await api.call("POST", f"/v1/jobs/{r.body['jobId']}/cancel")).status == 200
-    return {"id": job["jobId"], "name": "every"}
+    r = await api.call("POST", "/v1/saved-jobs", json={"name": "saved", "definitionKey": "echo"})
+    assert r.status == 201, r.body
+    saved_id = r.body["id"]
+    r = await api.call("POST", f"/v1/saved-jobs/{saved_id}/execute")  # an execution to list
+    assert r.status == 201, r.body
+    assert (await api.call("POST", f"/v1/jobs/{r.body['id']}/cancel")).status == 200
+    return {"id": job["jobId"], "name": "every", "savedJobId": saved_id}
 
 
 async def test_every_list_route_has_one_envelope_and_cursor(api: Api) -> None:
