@@ -1,5 +1,6 @@
 """The README's "Labels, expiry and page numbers" examples run: each curl line of that
-section is replayed against the real app (method, path and query, JSON body) and must succeed."""
+section (and of the "Schedules" section after it) is replayed against the real app (method,
+path and query, JSON body) and must succeed. Later sections run their own blocks."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from tests.scheduler.helpers import insert_job
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 SECTION = "### Labels, expiry and page numbers"
+LAST = "### Schedules (recurring jobs and webhooks)"
 
 
 def _curl_lines() -> list[str]:
     start = README.index(SECTION)
-    end = README.find("\n## ", start)
-    block = README[start : end if end != -1 else None]
+    after = README.index(LAST, start) + len(LAST)
+    ends = [i for i in (README.find("\n## ", after), README.find("\n### ", after)) if i != -1]
+    block = README[start : min(ends) if ends else None]
     return [line for line in block.splitlines() if line.startswith("curl ")]
 
 
