@@ -303,6 +303,13 @@ class Settings:
         minimum=0,
         maximum=3650 * DAY,
     )
+    log_retention_days: int = setting(
+        "LOG_RETENTION_DAYS",
+        30,
+        "keep audit log rows (log.message jobs, GET /v1/logs) this many days (0 = forever)",
+        minimum=0,
+        maximum=3650,
+    )
     # -- what one job may store (a result, its events, its progress) --
     max_result_bytes: int = setting(
         "MAX_RESULT_BYTES",

@@ -12,6 +12,7 @@ from jobserver.api import (
     dlq,
     health,
     jobs,
+    logs,
     metrics,
     openapi,
     prometheus,
@@ -166,6 +167,29 @@ ROUTES: list[Route] = [
         query_schema=s.DEFINITIONS_QUERY,
         response_schema=s.DEFINITION_LIST,
         tags=("definitions",),
+    ),
+    Route(
+        "GET",
+        "/v1/definitions/{name}",
+        definitions.get_definition,
+        "view_jobs",
+        "One job type by key: its latest version (or ?version=N) with its params schema,"
+        " defaults and versions",
+        query_schema=s.DEFINITION_QUERY,
+        response_schema=s.DEFINITION_DETAIL,
+        tags=("definitions",),
+    ),
+    # -- audit log
+    Route(
+        "GET",
+        "/v1/logs",
+        logs.list_logs,
+        "view_jobs",
+        "Search the audit log (log.message jobs) by category, level and above, time, text"
+        " and job; newest first",
+        query_schema=s.LOGS_QUERY,
+        response_schema=s.LOG_LIST,
+        tags=("logs",),
     ),
     # -- schedules
     Route(

@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from jobserver.api.paging import list_schema, page_query
+from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
+from jobserver.audit import CATEGORY as AUDIT_CATEGORY
+from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
 from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
@@ -334,6 +337,77 @@ DEFINITION: Schema = closed(
     }
 )
 DEFINITIONS_QUERY: Schema = page_query(100, 1000, {"key": {"type": "string", "maxLength": 200}})
+DEFINITION_DETAIL: Schema = closed(
+    {
+        **DEFINITION["properties"],
+        "versions": {
+            "type": "array",
+            "items": INTEGER,
+            "description": "every registered version of the key, oldest first",
+        },
+        "templated": {
+            "type": ["array", "null"],
+            "items": STRING,
+            "description": "the params rendered with {{placeholders}} before each run; null"
+            " when this API process does not have the definition's code",
+        },
+        "paramDefaults": {
+            "type": "object",
+            "description": "the `default` of each top-level property of the params schema",
+        },
+    }
+)
+DEFINITION_QUERY: Schema = query(
+    {
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": INT32,
+            "description": "this version instead of the latest",
+        }
+    }
+)
+
+# ---------------------------------------------------------------- audit log (log.message)
+
+LOG_ENTRY: Schema = closed(
+    {
+        "id": INTEGER,
+        "createdAt": TIMESTAMP,
+        "level": {"type": "string", "enum": list(AUDIT_LEVELS)},
+        "category": STRING,
+        "message": STRING,
+        "metadata": {"type": "object"},
+        "jobId": {**NULLABLE_UUID, "description": "the log.message job that wrote it"},
+        "owner": {**NULLABLE_STRING, "description": "the owner of that job"},
+        "definition": {**NULLABLE_STRING, "description": "key@version of that job"},
+    }
+)
+RFC3339_INPUT: Schema = {"type": "string", "format": "date-time", "maxLength": 64}
+LOGS_QUERY: Schema = page_query(
+    100,
+    1000,
+    {
+        "category": {**AUDIT_CATEGORY.schema(), "description": "exactly this category"},
+        "level": {
+            "type": "string",
+            "enum": list(AUDIT_ACCEPTED_LEVELS),
+            "description": "this level and above (warn: warn and error); warning = warn",
+        },
+        "since": {**RFC3339_INPUT, "description": "RFC 3339 with an offset; from (inclusive)"},
+        "until": {**RFC3339_INPUT, "description": "RFC 3339 with an offset; before (exclusive)"},
+        "q": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "text found anywhere in the message, ignoring case (% and _ are"
+            " literal characters)",
+        },
+        "jobId": {"type": "string", "format": "uuid", "maxLength": 64},
+    },
+    numbered=True,
+)
+LOG_LIST = list_schema(LOG_ENTRY, numbered=True)
 
 # ---------------------------------------------------------------- schedules
 

@@ -412,3 +412,45 @@ job_counts_pruned = Table(
     Column("rescues", BigInteger, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("definition_key", "queue", "status", name="job_counts_pruned_pkey"),
 )
+
+# What `log.message` jobs write (jobserver.db.audit_log), searched by GET /v1/logs and pruned
+# after LOG_RETENTION_DAYS. No foreign key to jobs: a row outlives its job (jobs are pruned
+# after a week, audit rows after a month).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    _ts("created_at", nullable=False, default=True),
+    Column("level", Text, nullable=False),
+    Column("category", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("job_id", UUID(as_uuid=True), nullable=True),
+    Column("owner", Text, nullable=True),
+    Column("definition", Text, nullable=True),
+    CheckConstraint("level IN ('debug','info','warn','error')", name="audit_log_level_check"),
+    # Newest first, the since/until window and the pruner's oldest-first walk.
+    Index("audit_log_created_idx", "created_at", "id"),
+    Index("audit_log_category_idx", "category", "created_at", "id"),
+    # warn and error: the rows searched for most, and few next to debug and info.
+    Index(
+        "audit_log_serious_idx",
+        "created_at",
+        "id",
+        postgresql_where=text("level IN ('warn', 'error')"),
+    ),
+    # One row per job (a retried attempt finds its row), and the jobId filter.
+    Index(
+        "audit_log_job_idx",
+        "job_id",
+        unique=True,
+        postgresql_where=text("job_id IS NOT NULL"),
+    ),
+    # Text anywhere in the message, ignoring case (ILIKE '%...%'): trigrams (pg_trgm).
+    Index(
+        "audit_log_message_trgm_idx",
+        "message",
+        postgresql_using="gin",
+        postgresql_ops={"message": "gin_trgm_ops"},
+    ),
+)

@@ -64,6 +64,7 @@ class SchedulerDaemon:
                 succeeded_seconds=s.retention_succeeded_seconds,
                 cancelled_seconds=s.retention_cancelled_seconds,
                 failed_seconds=s.retention_failed_seconds,
+                audit_days=s.log_retention_days,
                 batch=s.prune_batch_size,
             ),
             WorkersGone(

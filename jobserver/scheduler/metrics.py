@@ -10,6 +10,7 @@
 - jobserver_scheduler_workers_gone_total
 - jobserver_scheduler_cron_fired_total, jobserver_scheduler_cron_missed_total
 - jobserver_scheduler_schedules_disabled_total: schedules disabled after repeated failed runs
+- jobserver_scheduler_audit_rows_pruned_total: audit log rows past LOG_RETENTION_DAYS deleted
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ CRON_MISSED = Counter("jobserver_scheduler_cron_missed", "Fires skipped by catch
 SCHEDULES_DISABLED = Counter(
     "jobserver_scheduler_schedules_disabled", "Schedules disabled after repeated failed runs"
 )
+AUDIT_PRUNED = Counter("jobserver_scheduler_audit_rows_pruned", "Audit log rows pruned")
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

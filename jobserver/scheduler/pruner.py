@@ -3,20 +3,26 @@
 Retention per status (settings, seconds): succeeded RETENTION_SUCCEEDED_SECONDS (7 days),
 cancelled and expired RETENTION_CANCELLED_SECONDS (7 days), failed RETENTION_FAILED_SECONDS
 (7 days) counted only once the job left the DLQ (redriven or discarded): a failed job whose DLQ
-row still waits is kept. Events and attempts go with their job (ON DELETE CASCADE).
+row still waits is kept. Events and attempts go with their job (ON DELETE CASCADE). Audit log
+rows (`log.message`) go after LOG_RETENTION_DAYS (30; 0 keeps them forever).
 
 Each run deletes batches of `batch` rows (PRUNE_BATCH_SIZE, 1000), oldest `finished_at` first
 on `jobs_finished_idx`, until a batch comes back short or `max_batches` (100) ran, so one run
-never holds locks for long and a backlog drains over a few runs.
+never holds locks for long and a backlog drains over a few runs; audit rows the same way,
+oldest `created_at` first on `audit_log_created_idx`.
 
-Options: `interval` (PRUNE_INTERVAL_SECONDS, 60 s), the retentions, `batch`, `max_batches`.
-Emits: `jobserver_scheduler_jobs_pruned_total{status}` and one log line per run.
+Options: `interval` (PRUNE_INTERVAL_SECONDS, 60 s), the retentions (`audit_days` for the audit
+log), `batch`, `max_batches`.
+Emits: `jobserver_scheduler_jobs_pruned_total{status}`,
+`jobserver_scheduler_audit_rows_pruned_total` and one log line per run (its figures add
+`audit_log` when audit rows went).
 """
 
 from __future__ import annotations
 
 import asyncpg
 
+from jobserver.db.audit_log import audit_log_prune
 from jobserver.db.maintenance import job_prune_finished
 from jobserver.scheduler import metrics
 from jobserver.scheduler.base import BaseService, LeaderCheck
@@ -36,6 +42,7 @@ class Pruner(BaseService):
         succeeded_seconds: float = 7 * DAY,
         cancelled_seconds: float = 7 * DAY,
         failed_seconds: float = 7 * DAY,
+        audit_days: int = 30,
         batch: int = 1000,
         max_batches: int = 100,
     ) -> None:
@@ -43,6 +50,7 @@ class Pruner(BaseService):
         self.succeeded_seconds = succeeded_seconds
         self.cancelled_seconds = cancelled_seconds
         self.failed_seconds = failed_seconds
+        self.audit_days = audit_days  # 0: audit rows are kept forever
         self.batch = batch
         self.max_batches = max_batches
 
@@ -64,4 +72,20 @@ class Pruner(BaseService):
                 metrics.PRUNED.labels(status).inc(c)
             if n < self.batch:
                 break
+        audit = await self._prune_audit_log()
+        if audit:  # like the status counts: present only when rows went
+            totals["audit_log"] = audit
         return totals
+
+    async def _prune_audit_log(self) -> int:
+        """Audit rows past their retention, in batches (none when kept forever)."""
+        if self.audit_days <= 0:
+            return 0
+        total = 0
+        for _ in range(self.max_batches):
+            n = await audit_log_prune(self.pool, older_than_days=self.audit_days, limit=self.batch)
+            total += n
+            metrics.AUDIT_PRUNED.inc(n)
+            if n < self.batch:
+                break
+        return total

@@ -1,7 +1,7 @@
 """saved jobs with execution history; explicit retry delays
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-02 07:00:00
 
 - `saved_jobs`: named, reusable job configurations per owner (name unique per owner), with an
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -64,6 +64,10 @@ async def _seed(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     # settled, so no answer holds a figure that grows while it waits (queueTimeMs)
     assert (await api.call("POST", f"/v1/jobs/{r.body['jobId']}/cancel")).status == 200
+    await api.pool.execute(  # audit log rows (GET /v1/logs): two, for a real nextCursor
+        "INSERT INTO audit_log (level, category, message)"
+        " SELECT 'info', 'seed', 'seeded ' || n FROM generate_series(1, 2) n"
+    )
     r = await api.call("POST", "/v1/saved-jobs", json={"name": "saved", "definitionKey": "echo"})
     assert r.status == 201, r.body
     saved_id = r.body["id"]
@@ -140,6 +144,7 @@ async def test_answers_match_their_schemas(api: Api) -> None:
     dlq_id = str(await api.pool.fetchval("SELECT id FROM dead_letter_jobs"))
     # the path ids of each resource: a job, a dead-letter job, a worker, a schedule
     prefixed = {"/v1/dlq/": {"id": dlq_id}, "/v1/runners/": {"id": "w1"}}
+    prefixed["/v1/definitions/"] = {"name": "echo"}
 
     def path_of(route: Route) -> str:
         found = next((v for k, v in prefixed.items() if route.path.startswith(k)), {})

@@ -4,11 +4,7 @@ fired jobs, disabling after repeated failures (end to end with a real worker), e
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-import os
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -302,42 +298,3 @@ async def test_runs_route_lists_newest_first_with_outcomes_and_pages(api: Api) -
     # view_jobs reads runs; a plain token does not
     assert (await api.call("GET", "/v1/schedules/hist/runs", token="view")).status == 200
     assert (await api.call("GET", "/v1/schedules/hist/runs", token="plain")).status == 403
-
-
-def readme_schedule_examples() -> list[str]:
-    """The curl lines of the README's "Schedules" section, as documented."""
-    text = README.read_text()
-    section = text.split("### Schedules", 1)[1].split("\n## ", 1)[0]
-    block = re.search(r"```sh\n(.*?)```", section, re.S)
-    assert block is not None
-    return [ln for ln in block.group(1).splitlines() if ln.startswith("curl ")]
-
-
-async def test_readme_schedule_examples_run(api: Api) -> None:
-    lines = readme_schedule_examples()
-    assert len(lines) == 3
-    server = api.client.server
-    env = {
-        **os.environ,
-        "B": f"http://{server.host}:{server.port}",
-        "H": f"Authorization: Bearer {api.tokens['manage']}",
-        "J": "Content-Type: application/json",
-    }
-    answers = []
-    for line in lines:
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            line + " -w '\\n%{http_code}'",
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        out, _ = await proc.communicate()
-        body, status = out.decode().rsplit("\n", 1)
-        assert proc.returncode == 0 and status in ("200", "201"), (line, status, body)
-        answers.append(json.loads(body))
-    created, runs, enabled = answers
-    assert created["event"] == "crm.ping" and created["tags"] == ["crm", "hourly"]
-    assert created["maxConsecutiveFailures"] == 5
-    assert runs == {"items": [], "nextCursor": None}
-    assert enabled["enabled"] is True and enabled["disabledReason"] is None

@@ -88,7 +88,8 @@ async def test_leader_kill_9_twice_under_load(db: asyncpg.Pool, procs: Procs, re
     await leader_fires_ticks()  # and so does the last leader
     for p in scheds.values():
         p.signal(signal.SIGTERM)
-    assert all(p.wait(10) in (0, -signal.SIGKILL) for p in scheds.values())
+    # a SIGTERMed scheduler stops promptly; 30 s leaves room for a loaded machine
+    assert all(p.wait(30) in (0, -signal.SIGKILL) for p in scheds.values())
     stopped = time.time()
 
     times = [
