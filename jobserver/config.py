@@ -269,6 +269,13 @@ class Settings:
         minimum=0,
         maximum=10_000,
     )
+    owner_max_saved_jobs: int = setting(
+        "OWNER_MAX_SAVED_JOBS",
+        1000,
+        "saved jobs one token owner may keep (a 429 past it; 0 = no limit)",
+        minimum=0,
+        maximum=1_000_000,
+    )
     prune_interval_seconds: float = setting(
         "PRUNE_INTERVAL_SECONDS",
         60.0,

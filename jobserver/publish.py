@@ -14,7 +14,8 @@ outcomes still say which definitions conflicted), and the code schedules are the
 `enqueue(conn, key, params, ...)` is the Python way to submit a job, inside the caller's own
 transaction when `conn` is in one (the job and its NOTIFY then commit with the caller's
 writes). It takes what `POST /v1/jobs` takes, as keywords (`event`, `tags`, `run_at` or
-`delay_seconds`, `expires_at` or `expires_in`, `priority`, `queue`, ...), and applies the same
+`delay_seconds`, `expires_at` or `expires_in`, `priority`, `queue`, `retry_delays`, ...), and
+applies the same
 rules through `jobserver.core.submission.build_job`: the submission schema, the stored
 definition's params schema, the run/expiry rules (with `default_expires`, e.g.
 `Settings.from_env().default_expires` for DEFAULT_EXPIRES_DURATION) and the idempotency
@@ -53,6 +54,7 @@ _FIELDS = {
     "expires_at": "expiresAt",
     "expires_in": "expiresIn",
     "timeout_seconds": "timeoutSeconds",
+    "retry_delays": "retryDelays",
     "event": "event",
     "tags": "tags",
 }

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobserver.core.names import DEFINITION_KEY
+from jobserver.core.retry_delays import delays_problem
 
 RunFn = Callable[[Any, Any], Awaitable[Any]]
 HookFn = Callable[..., Awaitable[Any]]
@@ -91,17 +92,23 @@ class RetryAfter(Exception):
 
 @dataclass(frozen=True)
 class Backoff:
-    """Per-definition retry back-off override; None fields fall back to the settings."""
+    """Per-definition retry back-off override; None fields fall back to the settings.
+
+    `delays` replaces the formula with explicit delays in seconds (`Backoff(delays=(0, 10,
+    60))`: the retry after attempt n waits delays[n-1], the last one repeating; no jitter; see
+    `jobserver.core.retry_delays`). A job's own `retryDelays` wins over it."""
 
     base_seconds: float | None = None
     max_seconds: float | None = None
     jitter_percent: float | None = None
+    delays: tuple[float, ...] | None = None
 
-    def as_json(self) -> dict[str, float]:
-        raw = {
+    def as_json(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {
             "baseSeconds": self.base_seconds,
             "maxSeconds": self.max_seconds,
             "jitterPercent": self.jitter_percent,
+            "delays": None if self.delays is None else list(self.delays),
         }
         return {k: v for k, v in raw.items() if v is not None}
 
@@ -163,6 +170,10 @@ def validate_definition(d: Definition) -> None:
         raise DefinitionError(f"{d.ref}: timeout_seconds must be > 0")
     if d.concurrency_limit is not None and d.concurrency_limit < 1:
         raise DefinitionError(f"{d.ref}: concurrency_limit must be >= 1")
+    if d.backoff is not None and d.backoff.delays is not None:
+        problem = delays_problem(d.backoff.delays)
+        if problem is not None:
+            raise DefinitionError(f"{d.ref}: backoff delays: {problem}")
 
 
 def check_params_schema(d: Definition) -> None:

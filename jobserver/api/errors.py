@@ -13,7 +13,8 @@ status. Codes used across the API:
 | 404 | not_found |
 | 405 | method_not_allowed |
 | 408 | request_timeout (the body did not arrive within BODY_READ_TIMEOUT) |
-| 409 | idempotency_conflict, invalid_state, conflict |
+| 409 | idempotency_conflict, invalid_state, conflict, owned_by_saved_job (a schedule a saved
+  job's trigger owns: change it through the saved job) |
 | 413 | body_too_large |
 | 415 | unsupported_media_type |
 | 422 | validation_error, unknown_definition, unknown_credential |

@@ -3,8 +3,9 @@
 Every `Route` becomes an operation with its path parameters, query parameters (from
 `query_schema`; arrays are repeatable or comma-separated), request body (`body_schema`), success
 response (`response_schema`) and the error responses that can happen to it: 400/413/415/422 for
-routes with a body, 401/403 unless public, 404 for routes with a path id, 409 for submissions
-and cancels, 429 for job submissions (the owner's quota), 503 when the database is down.
+routes with a body, 401/403 unless public, 404 for routes with a path id, 409 for submissions,
+cancels and changes (a name taken, a state that forbids it), 429 for job submissions (the
+owner's quota), 503 when the database is down.
 """
 
 from __future__ import annotations
@@ -33,10 +34,21 @@ ERROR_SCHEMA = {
 _STRING = {"type": "string"}
 QUERY_INT_LIMIT = 10**18 - 1
 # Path variables with a fixed shape: `id` is always a UUID (jobs, DLQ entries).
-_PATH_SCHEMAS: dict[str, dict[str, Any]] = {"id": {"type": "string", "format": "uuid"}}
+_PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "format": "uuid"},
+    "jobId": {"type": "string", "format": "uuid"},
+}
 
-# Routes that add jobs for the caller's owner, so its queued quota applies.
-SUBMISSION_PATHS = ("/v1/jobs", "/v1/jobs/batch")
+# Routes that add jobs (or saved jobs) for the caller's owner, so its quota applies.
+SUBMISSION_PATHS = (
+    "/v1/jobs",
+    "/v1/jobs/batch",
+    "/v1/saved-jobs",
+    "/v1/saved-jobs/{id}/execute",
+    "/v1/saved-jobs/{id}/executions/{jobId}/retry",
+)
+# Methods that change something: 409 when the change conflicts with what is stored.
+_CHANGES = ("POST", "PUT", "PATCH", "DELETE")
 
 _ERROR_TEXT = {
     400: "Malformed JSON or nesting too deep",
@@ -48,7 +60,7 @@ _ERROR_TEXT = {
     413: "Request body too large",
     415: "Content-Type is not application/json",
     422: "Invalid input; `field` names it",
-    429: "The owner's queued-jobs quota is reached (`quota_exceeded`)",
+    429: "The owner's quota (queued jobs, saved jobs) is reached (`quota_exceeded`)",
     503: "Database unavailable (storing a credential: no JOBSERVER_SECRET_KEY)",
 }
 
@@ -61,7 +73,7 @@ def _error_statuses(route: Route) -> list[int]:
         out += [401, 403]
     if "{" in route.path:
         out.append(404)
-    if route.method == "POST" and route.scope != "public":
+    if route.method in _CHANGES and route.scope != "public":
         out.append(409)
     if route.body_schema is not None or route.query_schema or "{" in route.path:
         out.append(422)

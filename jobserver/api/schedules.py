@@ -11,11 +11,15 @@ MIN_EVERY..MAX_EVERY and a cron expression must not fire twice within MIN_EVERY 
 `POST /v1/schedules/{name}/trigger` creates one job now (not counted as a fire of the
 timetable; `nextFireAt` is unchanged). Lists page by name.
 
-Runs are not retried unless the schedule sets `maxAttempts`; `event` and `tags` are stamped on
-every job it fires. A schedule disabled after repeated failures (`jobserver.scheduler.failures`)
-shows `disabledReason`/`disabledAt`; re-enabling it (`enabled: true`) clears the reason and the
-streak. `GET /v1/schedules/{name}/runs` lists its jobs newest fire first, keyset-paged by
-(scheduledFor, id), optionally filtered by `status`.
+Runs are not retried unless the schedule sets `maxAttempts`; `event`, `tags`,
+`timeoutSeconds` (at most the definition's) and `retryDelays` are stamped on every job it fires.
+A schedule a saved job's trigger owns (`savedJobId`) is listed and read like any other, fired
+and triggered as any other (with the saved job's fields and owner; triggering it while the saved
+job is disabled is a 409), but changing or deleting it here is a 409 naming the saved job: it
+changes with the saved job (`/v1/saved-jobs/{id}`). A schedule disabled after repeated
+failures (`jobserver.scheduler.failures`) shows `disabledReason`/`disabledAt`; re-enabling it
+(`enabled: true`) clears the reason and the streak. `GET /v1/schedules/{name}/runs` lists its
+jobs newest fire first, keyset-paged by (scheduledFor, id), optionally filtered by `status`.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ from jobserver.api.schemas import SCHEDULE_FIELDS
 from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
 from jobserver.api.views import schedule_json as base_schedule_json
 from jobserver.core.errors import format_path
+from jobserver.core.retry_delays import shown_delays, stored_delays
 from jobserver.core.submission import schedule_job
 from jobserver.core.timing import check_window, parse_datetime
+from jobserver.db.conn import Conn
+from jobserver.db.saved_jobs import saved_job_get
 from jobserver.db.schedules import (
     schedule_count_upto,
     schedule_delete,
@@ -71,6 +78,8 @@ SCHEDULE_COLUMNS = {
     "event": "event",
     "tags": "tags",
     "maxConsecutiveFailures": "max_consecutive_failures",
+    "timeoutSeconds": "timeout_seconds",
+    "retryDelays": "retry_delays",
 }
 
 
@@ -83,6 +92,9 @@ def schedule_json(r: asyncpg.Record) -> dict[str, Any]:
         "consecutiveFailures": r["consecutive_failures"],
         "disabledReason": r["disabled_reason"],
         "disabledAt": r["disabled_at"],
+        "timeoutSeconds": r["timeout_seconds"],
+        "retryDelays": shown_delays(r["retry_delays"]),
+        "savedJobId": r["saved_job_id"],
     }
 
 
@@ -149,7 +161,30 @@ async def _check(
             f"{attempts} is above the definition's defaultMaxAttempts"
             f" ({info.default_max_attempts}); a schedule may only lower it",
         )
+    timeout = cols.get("timeout_seconds")
+    if timeout is not None and info.timeout_seconds is not None and timeout > info.timeout_seconds:
+        raise invalid(
+            "timeoutSeconds",
+            f"{timeout:g} is above the definition's timeoutSeconds ({info.timeout_seconds:g});"
+            " a schedule may only lower it",
+        )
+    cols["retry_delays"] = stored_delays(cols.get("retry_delays"))
     return cols
+
+
+async def _refuse_owned(conn: Conn, row: asyncpg.Record) -> None:
+    """409 naming the saved job when `row` is the schedule a saved job's trigger owns."""
+    if row["saved_job_id"] is None:
+        return
+    saved = await saved_job_get(conn, row["saved_job_id"])
+    shown = f"{saved['name']!r} ({row['saved_job_id']})" if saved else str(row["saved_job_id"])
+    raise ApiError(
+        409,
+        "owned_by_saved_job",
+        f"schedule {row['name']!r} is the trigger of saved job {shown}: change or delete it"
+        f" with /v1/saved-jobs/{row['saved_job_id']}",
+        extra={"savedJobId": str(row["saved_job_id"])},
+    )
 
 
 def _timing(cols: dict[str, Any]) -> Timing:
@@ -220,6 +255,7 @@ async def patch_schedule(request: web.Request) -> web.Response:
         current = await schedule_get(conn, name, lock=True)
         if current is None:
             raise not_found("schedule")
+        await _refuse_owned(conn, current)
         merged = {api: current[col] for api, col in SCHEDULE_COLUMNS.items()}
         if "cron" in body and body["cron"] is not None and "everySeconds" not in body:
             merged["everySeconds"] = None
@@ -246,8 +282,13 @@ async def patch_schedule(request: web.Request) -> web.Response:
 
 
 async def delete_schedule(request: web.Request) -> web.Response:
-    if not await schedule_delete(request.app[POOL_KEY], name_param(request, "schedule")):
-        raise not_found("schedule")
+    name = name_param(request, "schedule")
+    async with request.app[POOL_KEY].acquire() as conn, conn.transaction():
+        current = await schedule_get(conn, name, lock=True)
+        if current is None:
+            raise not_found("schedule")
+        await _refuse_owned(conn, current)
+        await schedule_delete(conn, name)
     return web.Response(status=204)
 
 
@@ -258,6 +299,16 @@ async def trigger_schedule(request: web.Request) -> web.Response:
         row = await schedule_get(conn, name, lock=True)
         if row is None:
             raise not_found("schedule")
+        if row["saved_job_id"] is not None:
+            saved = await saved_job_get(conn, row["saved_job_id"])
+            if saved is not None and not saved["enabled"]:
+                raise ApiError(
+                    409,
+                    "invalid_state",
+                    f"schedule {name!r} is the trigger of saved job {saved['name']!r}, which"
+                    " is disabled",
+                    extra={"savedJobId": str(saved["id"])},
+                )
         info = await request.app[DEFINITION_CACHE_KEY].get(
             pool, row["definition_key"], row["definition_version"]
         )

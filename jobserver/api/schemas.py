@@ -16,6 +16,7 @@ from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
+from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.credentials.models import CREDENTIAL_NAME
 from jobserver.credentials.models import KINDS as CREDENTIAL_KINDS
@@ -93,6 +94,23 @@ DURATION_INPUT: Schema = {
     "description": "seconds, or a duration such as 90s, 15m, 24h, 7d, 1h30m",
 }
 
+RETRY_DELAYS: Schema = {
+    "type": "array",
+    "items": {"type": "number", "minimum": 0, "maximum": MAX_RETRY_DELAY_SECONDS},
+    "minItems": 1,
+    "maxItems": MAX_RETRY_DELAYS,
+    "description": "seconds before each retry: the retry after attempt n waits the n-th"
+    " delay, the last one repeating; no jitter. Replaces the definition's back-off (a"
+    " server's Retry-After still wins)",
+}
+NULLABLE_RETRY_DELAYS: Schema = {**RETRY_DELAYS, "type": ["array", "null"]}
+RETRY_DELAYS_ANSWER: Schema = {
+    "type": ["array", "null"],
+    "items": {"type": "number"},
+    "description": "the job's own retry delays in seconds; null: the definition's back-off",
+}
+TIMEOUT_SECONDS: Schema = {"type": "number", "exclusiveMinimum": 0, "maximum": 604800}
+
 JOB_SUBMISSION: Schema = {
     "type": "object",
     "additionalProperties": False,
@@ -117,7 +135,8 @@ JOB_SUBMISSION: Schema = {
             " a duration such as 90s, 15m, 24h, 7d, 1h30m; not with expiresAt. Neither given:"
             " DEFAULT_EXPIRES_DURATION, when set",
         },
-        "timeoutSeconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 604800},
+        "timeoutSeconds": TIMEOUT_SECONDS,
+        "retryDelays": RETRY_DELAYS,
         "event": EVENT_NAME,
         "tags": {
             "type": "array",
@@ -186,6 +205,18 @@ JOB: Schema = closed(
             "type": ["string", "null"],
             "enum": ["succeeded", "failed", "cancelled", "expired", None],
             "description": "null until the job is terminal",
+        },
+        "retryDelays": RETRY_DELAYS_ANSWER,
+        "savedJobId": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the saved job that made it (execute, trigger or retry); it may"
+            " since have been deleted",
+        },
+        "retryOf": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the saved job's execution this job retries",
         },
     }
 )
@@ -422,6 +453,12 @@ SCHEDULE_FIELDS: Schema = {
         "description": "disable after this many failed runs in a row; null:"
         " MAX_CONSECUTIVE_FAILURES; 0: never",
     },
+    "timeoutSeconds": {
+        **TIMEOUT_SECONDS,
+        "type": ["number", "null"],
+        "description": "stamped on every job the schedule fires (at most the definition's)",
+    },
+    "retryDelays": NULLABLE_RETRY_DELAYS,
 }
 SCHEDULE_CREATE: Schema = {
     "type": "object",
@@ -483,6 +520,13 @@ SCHEDULE: Schema = closed(
             "format": "date-time",
             "description": "when it was last disabled; older runs no longer count as failures",
         },
+        "timeoutSeconds": NULLABLE_NUMBER,
+        "retryDelays": RETRY_DELAYS_ANSWER,
+        "savedJobId": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the saved job whose trigger this is: change or delete it there",
+        },
     }
 )
 SCHEDULE_RUN: Schema = closed(
@@ -525,6 +569,183 @@ SCHEDULES_QUERY: Schema = page_query(
     1000,
     {"enabled": BOOLEAN, "definitionKey": {"type": "string", "maxLength": 200}},
     numbered=True,
+)
+
+# ---------------------------------------------------------------- saved jobs
+
+SAVED_JOB_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 200,
+    "pattern": "^[^\\x00-\\x1f\\x7f]+$",
+    "description": "any display text (no control characters), unique per owner",
+}
+SAVED_JOB_FIELDS: Schema = {
+    "name": SAVED_JOB_NAME,
+    "description": {"type": "string", "maxLength": 2000, "default": ""},
+    "definitionKey": DEFINITION_KEY.schema(),
+    "definitionVersion": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": INT32,
+        "description": "null: the latest version when it runs",
+    },
+    "params": {"description": "checked against the definition's params schema"},
+    "enabled": {
+        "type": "boolean",
+        "default": True,
+        "description": "a disabled saved job is not executed (409) and its trigger does not"
+        " fire; true also re-enables a trigger its failures disabled",
+    },
+    "tags": {
+        "type": ["array", "null"],
+        "items": TAG,
+        "maxItems": MAX_TAGS,
+        "uniqueItems": True,
+        "description": "stamped on every job it makes",
+    },
+    "maxAttempts": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 100,
+        "description": "null: the definition's default (a triggered run: 1, as for schedules)",
+    },
+    "timeoutSeconds": {**TIMEOUT_SECONDS, "type": ["number", "null"]},
+    "retryDelays": NULLABLE_RETRY_DELAYS,
+    "cron": {
+        "type": ["string", "null"],
+        "minLength": 1,
+        "maxLength": 200,
+        "description": "trigger: a cron expression in `timezone` (not with everySeconds)",
+    },
+    "everySeconds": {
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 31_536_000,
+        "description": "trigger: every N seconds, within MIN_EVERY..MAX_EVERY (not with cron)",
+    },
+    "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "default": "UTC"},
+}
+SAVED_JOB_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "definitionKey"],
+    "properties": SAVED_JOB_FIELDS,
+}
+SAVED_JOB_PATCH: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": SAVED_JOB_FIELDS,
+}
+SAVED_JOB_SCHEDULE: Schema = closed(
+    {
+        "name": {"type": "string", "description": "the schedule its trigger owns"},
+        "enabled": {
+            "type": "boolean",
+            "description": "false while the saved job is disabled, or after failed runs",
+        },
+        "nextFireAt": NULLABLE_TIMESTAMP,
+        "lastFireAt": NULLABLE_TIMESTAMP,
+        "lastJobId": NULLABLE_UUID,
+        "consecutiveFailures": INTEGER,
+        "disabledReason": NULLABLE_STRING,
+        "disabledAt": NULLABLE_TIMESTAMP,
+    }
+)
+SAVED_JOB: Schema = closed(
+    {
+        "id": UUID,
+        "owner": STRING,
+        "name": STRING,
+        "description": STRING,
+        "definitionKey": STRING,
+        "definitionVersion": NULLABLE_INTEGER,
+        "params": ANY_JSON,
+        "enabled": BOOLEAN,
+        "tags": {"type": ["array", "null"], "items": STRING},
+        "maxAttempts": NULLABLE_INTEGER,
+        "timeoutSeconds": NULLABLE_NUMBER,
+        "retryDelays": RETRY_DELAYS_ANSWER,
+        "cron": NULLABLE_STRING,
+        "everySeconds": NULLABLE_INTEGER,
+        "timezone": STRING,
+        "schedule": {
+            "anyOf": [SAVED_JOB_SCHEDULE, {"type": "null"}],
+            "description": "the state of the schedule its trigger owns; null without one",
+        },
+        "createdBy": NULLABLE_STRING,
+        "updatedBy": NULLABLE_STRING,
+        "createdAt": TIMESTAMP,
+        "updatedAt": TIMESTAMP,
+    }
+)
+SAVED_JOBS_QUERY: Schema = page_query(
+    100,
+    1000,
+    {
+        "enabled": BOOLEAN,
+        "tag": {
+            "type": "array",
+            "items": TAG,
+            "maxItems": MAX_TAGS,
+            "description": "repeatable and/or comma-separated: saved jobs carrying every tag",
+        },
+        "definitionKey": {"type": "string", "maxLength": 200},
+        "q": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "text the name contains (any case)",
+        },
+    },
+    numbered=True,
+)
+SAVED_JOB_EXECUTE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "params": {
+            "description": "merged over the saved params (objects key by key, recursively;"
+            " anything else replaces), then checked like a submission's",
+        }
+    },
+}
+EXECUTION_TRIGGERS = ["manual", "schedule", "retry"]
+EXECUTION: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "trigger": {
+            "type": "string",
+            "enum": EXECUTION_TRIGGERS,
+            "description": "manual: execute; schedule: its trigger fired; retry: a retry",
+        },
+        "retryOf": NULLABLE_UUID,
+        "scheduledFor": NULLABLE_TIMESTAMP,
+        "createdAt": TIMESTAMP,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "durationMs": {
+            "type": ["number", "null"],
+            "description": "finishedAt - startedAt of a finished execution",
+        },
+        "attempt": INTEGER,
+        "maxAttempts": INTEGER,
+        "result": {"description": "what it returned (any JSON value), null until then"},
+        "lastError": NULLABLE_STRING,
+    }
+)
+EXECUTIONS_QUERY: Schema = page_query(
+    100,
+    1000,
+    {
+        "status": {
+            "type": "array",
+            "items": {"type": "string", "enum": list(JOB_STATUSES)},
+            "maxItems": 20,
+            "description": "repeatable and/or comma-separated",
+        }
+    },
 )
 
 # ---------------------------------------------------------------- dead-letter queue
@@ -789,3 +1010,5 @@ CREDENTIALS_QUERY: Schema = page_query(
     100, 1000, {"kind": {"type": "string", "enum": list(CREDENTIAL_KINDS)}}
 )
 CREDENTIAL_LIST = list_schema(CREDENTIAL)
+SAVED_JOB_LIST = list_schema(SAVED_JOB, numbered=True)
+EXECUTION_LIST = list_schema(EXECUTION)

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.core.retry_delays import shown_delays
 from jobserver.db.jobs import NewJob
 from jobserver.registry import registry
 from jobserver.statuses import TERMINAL_STATUSES
@@ -101,6 +102,9 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "isScheduled": scheduled_for is not None or schedule is not None,
         "isRecurring": schedule is not None,
         "finishReason": status if status in TERMINAL_STATUSES else None,
+        "retryDelays": shown_delays(r["retry_delays"]),
+        "savedJobId": r["saved_job_id"],
+        "retryOf": r["retry_of"],
     }
 
 
@@ -134,6 +138,9 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "tags": job.tags,
             "schedule_name": job.schedule_name,
             "scheduled_for": _utc(job.scheduled_for),
+            "retry_delays": job.retry_delays,
+            "saved_job_id": job.saved_job_id,
+            "retry_of": job.retry_of,
         }
     )
 

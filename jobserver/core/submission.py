@@ -7,6 +7,7 @@ schema, applies the run/expiry rules (`jobserver.core.timing`; `default_expires`
 given), marks a job asked to run more than a second from now as scheduled (`scheduled_for` =
 its run time; schedule fires set it to their fire time), fills the definition's defaults
 (`maxAttempts`; a job may lower its definition's attempts and timeout, never raise them),
+keeps its own `retryDelays` (bounded by the schema; see `jobserver.core.retry_delays`),
 and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
 for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
@@ -24,6 +25,7 @@ import asyncpg
 
 from jobserver.core.errors import RuleError, at, format_path
 from jobserver.core.idempotency import fingerprint
+from jobserver.core.retry_delays import stored_delays
 from jobserver.core.timing import run_window
 from jobserver.db.jobs import NewJob, new_job_id
 
@@ -97,6 +99,7 @@ def build_job(
         event=get("event"),
         tags=_tags(item, index) if "tags" in item else None,
         id=job_id if job_id is not None else new_job_id(),
+        retry_delays=stored_delays(get("retryDelays")),
     )
 
 
@@ -136,7 +139,10 @@ def schedule_job(
 ) -> NewJob:
     """The job a schedule row fires for `scheduled_for` (its own maxAttempts, or the
     definition's default). `definition` is (key, version, default max attempts): the cron
-    service reads it from the table, the trigger route from the API's definition cache."""
+    service reads it from the table, the trigger route from the API's definition cache.
+    The schedule's `timeout_seconds` and `retry_delays` are stamped on the job; a schedule a
+    saved job owns also stamps `saved_job_id`, and its jobs belong to the saved job's owner
+    (`job_owner`) instead of `owner`."""
     key, version, default_max_attempts = definition
     return NewJob(
         definition_key=key,
@@ -145,9 +151,12 @@ def schedule_job(
         params=schedule["params"],
         queue=schedule["queue"],
         priority=schedule["priority"],
-        owner=owner,
+        owner=schedule["job_owner"] or owner,
         schedule_name=schedule["name"],
         scheduled_for=scheduled_for,
+        timeout_seconds=schedule["timeout_seconds"],
+        retry_delays=stored_delays(schedule["retry_delays"]),
+        saved_job_id=schedule["saved_job_id"],
     )
 
 

@@ -472,6 +472,7 @@ class Failure:
     duration_ms: float
     waited_seconds: float = 0.0
     final: bool = False  # the code raised PermanentError: no retry, whatever attempts remain
+    pinned: bool = False  # the code raised RetryAfter: the job's retryDelays do not apply
 
 
 # The closed attempt row of a run that did not succeed. A row already there for this attempt
@@ -490,6 +491,17 @@ _ATTEMPT_UPSERT = """
 # A failed attempt is retried while attempts remain, unless it failed for good (PermanentError).
 _RETRY = "(j.attempt < j.max_attempts AND NOT d.final)"
 
+# Whether the job's own `retry_delays` decide the delay: it has a list, and the code did not
+# ask for a delay of its own (RetryAfter: `pinned`).
+_LISTED = "(j.retry_delays IS NOT NULL AND NOT d.pinned)"
+# The retry delay: the job's own list (the retry after attempt n waits retry_delays[n], 1-based,
+# the last one repeating), else what the worker computed (its definition's back-off or delays,
+# or the RetryAfter). The claim never reads the list: only a failing attempt does, here.
+_DELAY = (
+    f"(CASE WHEN {_LISTED} THEN coalesce(greatest(0, j.retry_delays["
+    "least(j.attempt, cardinality(j.retry_delays))]), d.delay) ELSE d.delay END)"
+)
+
 
 async def job_fail_many(
     conn: Conn, worker_id: str, failures: Sequence[Failure]
@@ -498,8 +510,10 @@ async def job_fail_many(
 
     One transaction: the jobs update (queued with run_at = now + delay, or failed), the closed
     attempt rows (error, traceback), the events (timed_out, retry_scheduled / failed +
-    dead_lettered) and the DLQ copy of the jobs failed for good. Returns (id, status) of the
-    rows written.
+    dead_lettered) and the DLQ copy of the jobs failed for good. The delay is the failure's
+    own unless the job lists `retry_delays` (see `_DELAY`). Returns (id, status, delay,
+    listed) of the rows written: `delay` is the delay applied, `listed` whether it came from
+    the job's own list (the worker then rings its doorbell for it).
     """
     if not failures:
         return []
@@ -516,6 +530,7 @@ async def job_fail_many(
                     f.duration_ms,
                     f.waited_seconds,
                     f.final,
+                    f.pinned,
                 )
                 for f in failures
             ),
@@ -531,19 +546,20 @@ async def job_fail_many(
             f"""
             WITH d AS (
                 SELECT * FROM unnest($2::uuid[], $3::int[], $4::text[], $5::text[], $6::text[],
-                    $7::float8[], $8::float8[], $9::float8[], $10::bool[])
-                    AS d(id, attempt, outcome, error, tb, delay, ms, waited, final)
+                    $7::float8[], $8::float8[], $9::float8[], $10::bool[], $11::bool[])
+                    AS d(id, attempt, outcome, error, tb, delay, ms, waited, final, pinned)
             ), done AS (
                 UPDATE jobs j SET
                     status = CASE WHEN {_RETRY} THEN 'queued' ELSE 'failed' END,
                     run_at = CASE WHEN {_RETRY}
-                        THEN now() + make_interval(secs => d.delay) ELSE j.run_at END,
+                        THEN now() + make_interval(secs => {_DELAY}) ELSE j.run_at END,
                     started_at = {_STARTED},
                     finished_at = CASE WHEN {_RETRY} THEN NULL ELSE now() END,
                     worker_id = CASE WHEN {_RETRY} THEN NULL ELSE j.worker_id END,
                     lease_expires_at = NULL, last_error = d.error, updated_at = now()
                 FROM d WHERE {_BY_BATCH_ID} AND {_HELD}
-                RETURNING j.id, j.attempt, j.status, j.run_at, j.started_at
+                RETURNING j.id, j.attempt, j.status, j.run_at, j.started_at,
+                    {_DELAY} AS delay, {_LISTED} AS listed
             ), att AS ({attempt_row}
             ), ev AS (
                 INSERT INTO job_events (job_id, event, worker_id, attempt, details)
@@ -552,7 +568,7 @@ async def job_fail_many(
                 CROSS JOIN LATERAL (VALUES
                     (1, 'timed_out', jsonb_build_object('error', d.error),
                         d.outcome = 'timed_out'),
-                    (2, 'retry_scheduled', jsonb_build_object('delaySeconds', d.delay,
+                    (2, 'retry_scheduled', jsonb_build_object('delaySeconds', done.delay,
                         'runAt', done.run_at, 'error', d.error), done.status = 'queued'),
                     (3, 'failed', jsonb_build_object('error', d.error), done.status = 'failed'),
                     (4, 'dead_lettered', NULL::jsonb, done.status = 'failed')
@@ -560,7 +576,7 @@ async def job_fail_many(
                 WHERE e.wanted
                 ORDER BY done.id, e.ord
             )
-            SELECT id, status FROM done
+            SELECT id, status, delay, listed FROM done
             """,
             worker_id,
             *[list(c) for c in cols],

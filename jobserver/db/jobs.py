@@ -95,13 +95,17 @@ class NewJob:
     event: str | None = None
     tags: list[str] | None = None
     id: uuid.UUID = field(default_factory=new_job_id)
+    retry_delays: list[float] | None = None  # the job's own retry delays (seconds)
+    saved_job_id: uuid.UUID | None = None  # the saved job that made it (execute, trigger, retry)
+    retry_of: uuid.UUID | None = None  # the execution of a saved job this one repeats
 
 
 JOB_COLUMNS = (
     "id, definition_key, definition_version, queue, status, priority, attempt, max_attempts,"
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
-    " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at"
+    " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
+    " retry_delays, saved_job_id, retry_of"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -134,7 +138,12 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("redriven_from", "uuid"),
     ("event", "text"),
     ("tags", "text[]"),  # as arrays: one JSON text per job (unnest would flatten text[][])
+    ("retry_delays", "float8[]"),  # as arrays: one JSON text per job, as tags
+    ("saved_job_id", "uuid"),
+    ("retry_of", "uuid"),
 )
+# Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
+_NESTED = {"tags": "t", "retry_delays": "t::float8"}
 _OMIT, _SCALAR, _ARRAY = 0, 1, 2
 
 # A schedule's fire time has at most one job: the unique index jobs_schedule_fire_idx on
@@ -167,11 +176,11 @@ def _insert_sql(modes: tuple[int, ...], returning: str, skip_fired: bool = False
             aliases.append(src)
         if col == "params":
             src += "::jsonb"
-        elif col == "tags" and mode == _ARRAY:
+        elif col in _NESTED and mode == _ARRAY:
             arrays[-1] = f"${n}::text[]"
             src = (
-                f"(SELECT array_agg(t ORDER BY o) FROM jsonb_array_elements_text({src}::jsonb)"
-                " WITH ORDINALITY AS e(t, o))"
+                f"(SELECT array_agg({_NESTED[col]} ORDER BY o)"
+                f" FROM jsonb_array_elements_text({src}::jsonb) WITH ORDINALITY AS e(t, o))"
             )
         elif col == "run_at" and mode == _ARRAY:
             src = f"COALESCE({src}, now())"  # None = now, as the column default
@@ -203,7 +212,7 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
         else:
             values = list(map(attrgetter(col), jobs))
         first = values[0]
-        if col == "tags" and values.count(first) != len(values):  # mixed: JSON text per job
+        if col in _NESTED and values.count(first) != len(values):  # mixed: JSON text per job
             modes.append(_ARRAY)
             args.append([None if t is None else dumps_stored(t) for t in values])
         elif col == "id" and len(values) > 1:  # distinct by construction (and UUID == is slow)

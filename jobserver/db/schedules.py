@@ -34,7 +34,8 @@ COLUMNS = (
     "name, cron, every_seconds, timezone, definition_key, definition_version, params, queue,"
     " priority, max_attempts, enabled, start_at, expires_at, overlap_policy, catchup_policy,"
     " catchup_limit, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at,"
-    " event, tags, max_consecutive_failures, consecutive_failures, disabled_reason, disabled_at"
+    " event, tags, max_consecutive_failures, consecutive_failures, disabled_reason, disabled_at,"
+    " timeout_seconds, retry_delays, saved_job_id, job_owner"
 )
 # Columns a caller may set on insert/update (everything but bookkeeping).
 WRITABLE = (
@@ -61,6 +62,11 @@ WRITABLE = (
     # failure bookkeeping, cleared when a schedule is re-enabled
     "consecutive_failures",
     "disabled_reason",
+    "timeout_seconds",
+    "retry_delays",
+    # set only for the schedule a saved job owns (jobserver.core.saved_jobs)
+    "saved_job_id",
+    "job_owner",
 )
 
 
@@ -136,6 +142,17 @@ async def schedule_get(conn: ConnOrPool, name: str, *, lock: bool = False) -> as
     return await conn.fetchrow(
         f"SELECT {COLUMNS} FROM schedules WHERE name = $1" + (" FOR UPDATE" if lock else ""),
         name,
+    )
+
+
+async def schedule_get_owned(
+    conn: ConnOrPool, saved_job_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record | None:
+    """The schedule a saved job's trigger owns, if it has one (schedules_saved_job_idx)."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM schedules WHERE saved_job_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        saved_job_id,
     )
 
 

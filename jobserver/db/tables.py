@@ -104,6 +104,14 @@ jobs = Table(
     _ts("started_at"),
     _ts("finished_at"),
     _ts("updated_at", nullable=False, default=True),
+    # The job's own retry delays in seconds (NULL: its definition's back-off). Read only when
+    # an attempt fails (db/job_runs.py), never by the claim.
+    Column("retry_delays", ARRAY(Float), nullable=True),
+    # The saved job that made it (execute, trigger or retry) and the execution a retry repeats.
+    # No foreign keys: a deleted saved job (or a pruned job) leaves its id behind as a plain
+    # reference, and deleting one never rewrites its jobs.
+    Column("saved_job_id", UUID(as_uuid=True), nullable=True),
+    Column("retry_of", UUID(as_uuid=True), nullable=True),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
@@ -181,6 +189,13 @@ jobs = Table(
         "tags",
         postgresql_using="gin",
         postgresql_where=text("tags IS NOT NULL"),
+    ),
+    # A saved job's executions, newest first; partial: other jobs write no entry here.
+    Index(
+        "jobs_saved_job_idx",
+        "saved_job_id",
+        "id",
+        postgresql_where=text("saved_job_id IS NOT NULL"),
     ),
 )
 
@@ -296,6 +311,18 @@ schedules = Table(
     Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
     Column("disabled_reason", Text, nullable=True),
     _ts("disabled_at"),
+    # Stamped on every job the schedule fires, like event and tags.
+    Column("timeout_seconds", Float, nullable=True),
+    Column("retry_delays", ARRAY(Float), nullable=True),
+    # The saved job that owns this schedule (its trigger; NULL for other schedules), and the
+    # owner of the jobs it fires (NULL: system:scheduler). Deleting the saved job deletes it.
+    Column(
+        "saved_job_id",
+        UUID(as_uuid=True),
+        ForeignKey("saved_jobs.id", ondelete="CASCADE", name="schedules_saved_job_id_fkey"),
+        nullable=True,
+    ),
+    Column("job_owner", Text, nullable=True),
     CheckConstraint(
         "(cron IS NULL) <> (every_seconds IS NULL)", name="schedules_cron_or_every_check"
     ),
@@ -303,6 +330,42 @@ schedules = Table(
     CheckConstraint("overlap_policy IN ('allow','skip')", name="schedules_overlap_check"),
     CheckConstraint("catchup_policy IN ('none','latest','all')", name="schedules_catchup_check"),
     Index("schedules_due_idx", "next_fire_at", postgresql_where=text("enabled")),
+    Index(
+        "schedules_saved_job_idx",
+        "saved_job_id",
+        unique=True,
+        postgresql_where=text("saved_job_id IS NOT NULL"),
+    ),
+)
+
+# Saved jobs: named, reusable job configurations (the admin console's "job"), per owner. A
+# trigger (cron + timezone, or every_seconds) makes the saved job own one schedule row
+# (`schedules.saved_job_id`), which the scheduler fires as any other.
+saved_jobs = Table(
+    "saved_jobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("definition_key", Text, nullable=False),
+    Column("definition_version", Integer, nullable=True),
+    Column("params", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("tags", ARRAY(Text), nullable=True),
+    Column("max_attempts", Integer, nullable=True),
+    Column("timeout_seconds", Float, nullable=True),
+    Column("retry_delays", ARRAY(Float), nullable=True),
+    Column("cron", Text, nullable=True),
+    Column("every_seconds", Integer, nullable=True),
+    Column("timezone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("created_by", Text, nullable=True),
+    Column("updated_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    CheckConstraint("cron IS NULL OR every_seconds IS NULL", name="saved_jobs_one_trigger_check"),
+    # Names are unique per owner; the owner's list (plain tokens) walks this index.
+    Index("saved_jobs_owner_name_idx", "owner", "name", unique=True),
 )
 
 dead_letter_jobs = Table(

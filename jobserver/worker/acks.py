@@ -20,7 +20,9 @@ given up (logged; its lease expires and the rescuer ends it). Once the buffer is
 writes keep failing; what is left is given up the same way.
 
 Options: delay (default 0.005 s), max_batch (default 1000), refused (builds the failed attempt
-of a refused success; the worker's gives it the definition's retry back-off). Emits the ack
+of a refused success; the worker's gives it the definition's retry back-off), retry_due (called
+with the delay of each retry whose delay came from the job's own `retryDelays`, which only the
+write knows: the worker rings its doorbell then). Emits the ack
 batch size histogram, `jobserver_worker_db_errors_total{where="ack"|"ack_refused"}`, and,
 through the worker's `on_written` callback (kind succeeded | failed | cancelled | given_up),
 the finished and fenced-write counters.
@@ -49,6 +51,8 @@ log = logging.getLogger("jobserver.worker")
 WrittenFn = Callable[[str, list[HeldJob], Collection[uuid.UUID]], None]
 # refused(entry, error): the failed attempt to record for a success the database refused
 RefusedFn = Callable[[HeldJob, str], job_runs.Failure]
+# retry_due(delay): a retry the write scheduled by the job's own retryDelays falls due then
+RetryDueFn = Callable[[float], None]
 
 CLOSE_RETRIES = 3
 # SQLSTATE classes worth retrying the whole batch for: connection exception, transaction
@@ -107,11 +111,13 @@ class AckBuffer:
         refused: RefusedFn = _refused_failure,
         delay: float = 0.005,
         max_batch: int = 1000,
+        retry_due: RetryDueFn | None = None,
     ) -> None:
         self._connect = connect
         self._worker_id = worker_id
         self._on_written = on_written
         self._refused = refused
+        self._retry_due = retry_due
         self._delay = delay
         self._max_batch = max_batch
         self._pending = _empty()
@@ -320,6 +326,10 @@ class AckBuffer:
                 for e, f in zip(entries, failures, strict=True)
             ],
         )
+        if self._retry_due is not None:
+            for r in rows:
+                if r["listed"] and r["status"] == "queued":
+                    self._retry_due(r["delay"])
         return {r[0] for r in rows}
 
     async def _cancel(self, conn: asyncpg.Connection, part: list[HeldJob]) -> set[uuid.UUID]:

@@ -2,8 +2,11 @@
 
 delay = min(max, base · 2^(attempt-1)), then spread by ±jitter (a fraction: 0.3 = ±30%), so
 the result lies in [d·(1-jitter), d·(1+jitter)]. A definition's `Backoff` overrides any of the
-three values. `retry_delay` is what the worker waits before the retry of a failed attempt:
-that back-off, or the delay the job's code asked for (`RetryAfter`).
+three values, or replaces the formula with explicit `delays` (no jitter). `retry_delay` is
+what the worker waits before the retry of a failed attempt: that back-off, or the delay the
+job's code asked for (`RetryAfter`). A job's own `retryDelays` list is applied by the database
+when the failure is written (`jobserver.db.job_runs.job_fail_many`), so the claim never reads
+it; a `RetryAfter` delay is marked `pinned` there, so it wins over the job's list too.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import random
 from collections.abc import Callable
 
 from jobserver.config import Settings
+from jobserver.core.retry_delays import listed_delay
 from jobserver.registry import Backoff
 
 
@@ -58,13 +62,17 @@ def retry_delay(
     *,
     final: bool = False,
     retry_after: float | None = None,
+    delays: tuple[float, ...] | None = None,
     rand: Callable[[], float] = random.random,
 ) -> float | None:
     """Seconds before the retry of failed attempt `attempt`, or None when none follows (no
     attempt left, or `final`). A `retry_after` the code asked for replaces the back-off (the
-    server said when to come back: no jitter, no exponent)."""
+    server said when to come back: no jitter, no exponent); else the definition's explicit
+    `delays`, if any (no jitter either); else the formula."""
     if attempt >= max_attempts or final:
         return None
     if retry_after is not None:
         return max(0.0, retry_after)
+    if delays:
+        return listed_delay(attempt, delays)
     return backoff_delay(attempt, *policy, rand=rand)

@@ -221,14 +221,32 @@ class SlotPool:
     ) -> Failure:
         """The failed attempt to record, with its retry delay (which rings the doorbell);
         `final` (a PermanentError) retries no more, whatever attempts remain; `retry_after`
-        (a RetryAfter) replaces the back-off."""
-        policy = policy_for(self._settings, h.definition.backoff)
-        wait = retry_delay(h.attempt, h.max_attempts, policy, final=final, retry_after=retry_after)
+        (a RetryAfter) replaces the back-off and is `pinned`: the job's own retryDelays,
+        applied when the failure is written, do not replace it."""
+        override = h.definition.backoff
+        wait = retry_delay(
+            h.attempt,
+            h.max_attempts,
+            policy_for(self._settings, override),
+            final=final,
+            retry_after=retry_after,
+            delays=override.delays if override is not None else None,
+        )
         delay = 0.0
         if wait is not None:
             delay = wait
             self._doorbell.ring_after(delay)
-        return Failure(h.id, h.attempt, kind, error, tb, delay, ran * 1000.0, final=final)
+        return Failure(
+            h.id,
+            h.attempt,
+            kind,
+            error,
+            tb,
+            delay,
+            ran * 1000.0,
+            final=final,
+            pinned=retry_after is not None,
+        )
 
     def refused(self, h: HeldJob, error: str) -> Failure:
         """The ack buffer's callback: the database refused `h`'s result; its attempt fails."""

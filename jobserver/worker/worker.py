@@ -98,6 +98,7 @@ class Worker:
             refused=lambda h, error: self.slots.refused(h, error),
             delay=ack_delay,
             max_batch=ack_max_batch,
+            retry_due=lambda delay: self._bell.ring_after(delay),
         )
         self._bell = Doorbell(burst=burst, poll=settings.poll_interval_ms / 1000)
         self.slots = SlotPool(

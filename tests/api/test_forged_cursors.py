@@ -89,6 +89,10 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
     r = await api.call("POST", f"/v1/schedules/{ids['name']}/trigger")  # a second run
     assert r.status == 201, r.body
     await seed_credential(api, "other")
+    r = await api.call("POST", "/v1/saved-jobs", json={"name": "other", "definitionKey": "echo"})
+    assert r.status == 201, r.body
+    r = await api.call("POST", f"/v1/saved-jobs/{ids['savedJobId']}/execute")  # a second run
+    assert r.status == 201, r.body
     return ids
 
 

@@ -35,6 +35,8 @@ def _list_routes(api: Api) -> list[Route]:
 
 
 def _path(route: Route, ids: dict[str, str]) -> str:
+    if route.path.startswith("/v1/saved-jobs/"):  # {id} is the saved job's there
+        ids = {**ids, "id": ids["savedJobId"]}
     return PARAM.sub(lambda m: ids[m.group(1)], route.path)
 
 
@@ -68,7 +70,13 @@ async def _seed(api: Api) -> dict[str, str]:
         " SELECT 'info', 'seed', 'seeded ' || n FROM generate_series(1, 2) n"
     )
     await seed_credential(api, "every")
-    return {"id": job["jobId"], "name": "every"}
+    r = await api.call("POST", "/v1/saved-jobs", json={"name": "saved", "definitionKey": "echo"})
+    assert r.status == 201, r.body
+    saved_id = r.body["id"]
+    r = await api.call("POST", f"/v1/saved-jobs/{saved_id}/execute")  # an execution to list
+    assert r.status == 201, r.body
+    assert (await api.call("POST", f"/v1/jobs/{r.body['id']}/cancel")).status == 200
+    return {"id": job["jobId"], "name": "every", "savedJobId": saved_id}
 
 
 async def seed_credential(api: Api, name: str) -> None:

@@ -101,6 +101,7 @@ async def test_every_route_scope_and_owner_isolation(
         for route in routes:
             op_path = PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
             template = op_path.replace("{id}", str(uuid.uuid4())).replace("{name}", "nope")
+            template = template.replace("{jobId}", str(uuid.uuid4()))
             assert "{" not in template, f"unhandled path variable in {route.path}"
             op = doc["paths"][op_path][route.method.lower()]
             assert op["x-scope"] == route.scope, route.path
