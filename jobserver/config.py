@@ -119,10 +119,12 @@ def setting(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
+    secret: bool = False,
 ) -> _T:
-    """Declare one setting: its environment variable, default, bounds and meaning."""
+    """Declare one setting: its environment variable, default, bounds and meaning. A `secret`
+    one (a password) is left out of the settings' repr, so no log of them shows it."""
     meta = {"env": env, "doc": doc, "minimum": minimum, "maximum": maximum}
-    return field(default=default, metadata=meta)
+    return field(default=default, metadata=meta, repr=not secret)
 
 
 DAY = 86400
@@ -432,6 +434,44 @@ class Settings:
         "the longest an outbound request may take (a job's own timeout is capped to it)",
         minimum=0.1,
         maximum=3600,
+    )
+    # -- mail.send: the SMTP server and attachments (jobserver/mail) --------------------------
+    smtp_host: str = setting(
+        "SMTP_HOST", "", "SMTP server of mail.send jobs (through the outbound policy); unset = none"
+    )
+    smtp_port: int = setting("SMTP_PORT", 587, "SMTP server port", minimum=1, maximum=65535)
+    smtp_username: str = setting("SMTP_USERNAME", "", "SMTP AUTH user; unset = no AUTH")
+    smtp_password: str = setting(
+        "SMTP_PASSWORD", "", "SMTP AUTH password (never logged or shown)", secret=True
+    )
+    smtp_tls: Literal["starttls", "tls", "none"] = setting(
+        "SMTP_TLS",
+        "starttls",
+        "starttls = upgrade a plain connection (required), tls = TLS from the start (465),"
+        " none = no TLS",
+    )
+    smtp_from: str = setting(
+        "SMTP_FROM", "", "sender of mail.send jobs that give no `from` (Name <addr> allowed)"
+    )
+    smtp_timeout: float = setting(
+        "SMTP_TIMEOUT", 30.0, "seconds one SMTP command may take", minimum=0.1, maximum=600
+    )
+    smtp_ca_file: str = setting(
+        "SMTP_CA_FILE",
+        "",
+        "CA bundle (PEM) the SMTP server's certificate is checked against; unset = the system's",
+    )
+    mail_attachment_dir: str = setting(
+        "MAIL_ATTACHMENT_DIR",
+        "",
+        "directory `path` attachments of mail.send are read from; unset = refused",
+    )
+    mail_max_attachment_bytes: int = setting(
+        "MAIL_MAX_ATTACHMENT_BYTES",
+        10 * 1024 * 1024,
+        "total decoded size of one mail's attachments",
+        minimum=0,
+        maximum=1024 * 1024 * 1024,
     )
 
     @classmethod
