@@ -19,6 +19,16 @@ back-off, when attempts remain.
 params as API answers may show them (secret header values as `***`); the API applies it to
 the jobs of definitions it has in code. Like `check_params`, code, not metadata.
 
+`check_stored`: an optional coroutine `check_stored(params, conn) -> [(field path, message)]`
+for what only the database knows at submission (`mail.send`: that its `template` exists).
+The API awaits it after `check_params` accepted the params (single and batch submissions,
+dry runs, schedules: `jobserver.api.stored_checks`) and answers the first problem as a 422
+naming the field. Code, not metadata.
+
+`preview`: an optional coroutine `preview(rendered_params, conn) -> value`: what a run would
+send, for `POST /v1/simulate` to show as its `payload` (`mail.send`: the message). It raises
+`jobserver.core.errors.RuleError` naming the field for what it cannot build.
+
 `templated`: the names of the params a definition renders before each run with
 `jobserver.rendering` (`{{paths}}`, `{{$macros}}`, data sources); `POST /v1/simulate` renders
 the same ones. The definition's own code calls the renderer, and its `check_params` should
@@ -51,6 +61,8 @@ HookFn = Callable[..., Awaitable[Any]]
 ParamsProblem = tuple[tuple[str | int, ...], str]  # (field path inside params, message)
 ParamsCheck = Callable[[Any], list[ParamsProblem]]
 ParamsRedact = Callable[[Any], Any]
+StoredCheck = Callable[[Any, Any], Awaitable[list[ParamsProblem]]]
+Preview = Callable[[Any, Any], Awaitable[Any]]
 
 
 class DefinitionError(ValueError):
@@ -120,6 +132,8 @@ class Definition:
     redact_params: ParamsRedact | None = None  # params as API answers show them
     templated: tuple[str, ...] = ()  # params rendered before each run (jobserver.rendering)
     extra: dict[str, Any] = field(default_factory=dict)
+    check_stored: StoredCheck | None = None  # submission checks against the database
+    preview: Preview | None = None  # what a run would send, for the dry run
 
     @property
     def ref(self) -> str:
@@ -235,6 +249,8 @@ def definition(
     redact_params: ParamsRedact | None = None,
     templated: tuple[str, ...] = (),
     target: Registry | None = None,
+    check_stored: StoredCheck | None = None,
+    preview: Preview | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
@@ -261,6 +277,8 @@ def definition(
                 check_params=check_params,
                 redact_params=redact_params,
                 templated=templated,
+                check_stored=check_stored,
+                preview=preview,
             )
         )
         return run

@@ -32,6 +32,7 @@ from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_K
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.request import name_param
 from jobserver.api.schemas import SCHEDULE_FIELDS
+from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
 from jobserver.api.views import schedule_json as base_schedule_json
 from jobserver.core.errors import format_path
@@ -137,6 +138,7 @@ async def _check(
     failure = info.check_params(cols["params"])
     if failure is not None:
         raise invalid(format_path(failure[0], "params"), failure[1])
+    await check_stored(request.app[POOL_KEY], info, cols["params"])
     attempts = cols.get("max_attempts")
     if attempts is not None and attempts > info.default_max_attempts:
         raise invalid(
