@@ -51,6 +51,7 @@ from typing import Any
 
 from jobserver.core.errors import RuleError, format_path
 from jobserver.core.names import MAIL_TEMPLATE_NAME
+from jobserver.mail.addresses import MAX_RECIPIENTS
 from jobserver.mail.config import current_mail_config
 from jobserver.registry import ParamsProblem, PermanentError, definition
 from jobserver.rendering import RunInfo, check_submission, render_for_run
@@ -60,7 +61,6 @@ from jobserver.sources.spec import SourceError
 from jobserver.templating import TemplateError
 
 TEMPLATED = ("to", "cc", "bcc", "subject", "text", "html", "variables", "replyTo", "headers")
-MAX_RECIPIENTS = 100
 MAX_ATTACHMENTS = 50
 MAX_BODY_CHARS = 10 * 1024 * 1024
 ADDRESS_FIELDS = ("from", "to", "cc", "bcc", "replyTo")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MAX_ADDRESS_CHARS = 998  # the longest line RFC 5322 allows
+MAX_RECIPIENTS = 100  # to, cc and bcc of one mail together
 
 
 class AddressError(ValueError):

@@ -16,7 +16,13 @@ from typing import Any
 
 from jobserver.db.conn import ConnOrPool
 from jobserver.db.mail_templates import mail_template_get
-from jobserver.mail.addresses import AddressError, MailAddress, address_list, parse_address
+from jobserver.mail.addresses import (
+    MAX_RECIPIENTS,
+    AddressError,
+    MailAddress,
+    address_list,
+    parse_address,
+)
 from jobserver.mail.attachments import AttachmentError, load
 from jobserver.mail.config import MailLimits
 from jobserver.mail.message import MessageError, Outgoing, build_message
@@ -106,8 +112,11 @@ async def compose(
         given = "from" if params.get("from") else "SMTP_FROM"
         raise ComposeError("from", f"{given}: {e.message}", "no_sender") from None
     found = {field: addresses(params, field) for field in ADDRESS_FIELDS}
-    if not (found["to"] or found["cc"] or found["bcc"]):
+    count = len(found["to"]) + len(found["cc"]) + len(found["bcc"])
+    if count == 0:
         raise ComposeError("to", "no recipient in to, cc or bcc")
+    if count > MAX_RECIPIENTS:
+        raise ComposeError("to", f"{count} recipients: at most {MAX_RECIPIENTS} in to, cc and bcc")
     content = await _content(conn, params)
     headers = _headers(params)
     try:

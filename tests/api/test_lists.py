@@ -39,7 +39,8 @@ def _path(route: Route, ids: dict[str, str]) -> str:
 
 
 async def _seed(api: Api) -> dict[str, str]:
-    """A job with events and an attempt, a dead-letter job, a schedule and a worker."""
+    """A job with events and an attempt, a dead-letter job, a schedule, a worker and a mail
+    template."""
     job = await api.submit()
     await api.call("POST", f"/v1/jobs/{job['jobId']}/cancel")
     await api.pool.execute(
@@ -62,6 +63,8 @@ async def _seed(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     # settled, so no answer holds a figure that grows while it waits (queueTimeMs)
     assert (await api.call("POST", f"/v1/jobs/{r.body['jobId']}/cancel")).status == 200
+    template = {"name": "every", "subject": "s", "text": "t"}  # a mail template to list
+    assert (await api.call("POST", "/v1/mail-templates", json=template)).status == 201
     return {"id": job["jobId"], "name": "every"}
 
 

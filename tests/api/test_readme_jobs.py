@@ -20,6 +20,8 @@ def _curl_lines() -> list[str]:
     start = README.index(SECTION)
     end = README.find("\n## ", start)
     block = README[start : end if end != -1 else None]
+    # blocks marked `<!-- run: NAME -->` are run as shell scripts by their own tests
+    block = re.sub(r"<!-- run: [^>]*-->\n```sh\n.*?```", "", block, flags=re.S)
     return [line for line in block.splitlines() if line.startswith("curl ")]
 
 

@@ -2,7 +2,8 @@
 
 `SmtpSink` records every message it accepts (envelope sender and recipients, the raw bytes,
 whether the session was TLS, who logged in) and answers as it is told: `refuse` maps a
-recipient to an RCPT answer ("550 5.1.1 no such user"), `data_answers` is a list of answers to
+recipient to an RCPT answer ("550 5.1.1 no such user"; `refuse_once` only the first time),
+`data_answers` is a list of answers to
 DATA played in order (then 250). `Sinks(certs).start(...)` starts one plain, with STARTTLS (a
 test certificate), with TLS from the first byte, and/or with AUTH (aiosmtpd's authenticator:
 one user and password); all are closed when the `async with Sinks(...)` block ends.
@@ -53,6 +54,7 @@ class SmtpSink:
     port: int = 0
     received: list[Received] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
+    refuse_once: dict[str, str] = field(default_factory=dict)  # then accepted (greylisting)
     data_answers: list[str] = field(default_factory=list)
     data_calls: int = 0
     logins: list[tuple[str, bool]] = field(default_factory=list)  # (user, accepted)
@@ -60,7 +62,7 @@ class SmtpSink:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
     ) -> str:
-        answer = self.refuse.get(address)
+        answer = self.refuse.get(address) or self.refuse_once.pop(address, None)
         if answer is not None:
             return answer
         envelope.rcpt_tos.append(address)

@@ -342,6 +342,22 @@ async def test_a_451_is_retried_and_then_delivered(
     assert "DATA on 127.0.0.1:" in first["error"] and "451 4.3.0 try again later" in first["error"]
 
 
+async def test_a_greylisted_recipient_is_retried_with_back_off(
+    db: asyncpg.Pool, start_worker: Any, start_sink: StartSink, mail: Any, allow_loopback: None
+) -> None:
+    sink = await start_sink()
+    sink.refuse_once["ann@example.com"] = "451 4.7.1 greylisted, try again later"
+    mail(sink)
+    row = await send(db, start_worker, {"to": "ann@example.com", "text": "x"}, max_attempts=3)
+    assert row["status"] == "succeeded", row["last_error"]
+    assert row["attempt"] == 2 and len(sink.received) == 1
+    first = await db.fetchval(
+        "SELECT error FROM job_attempts WHERE job_id = $1 AND attempt = 1", row["id"]
+    )
+    assert "SmtpTemporary: every recipient refused by 127.0.0.1:" in first
+    assert "ann@example.com: 451 4.7.1 greylisted, try again later" in first
+
+
 async def test_a_5xx_to_data_fails_for_good(
     db: asyncpg.Pool, start_worker: Any, start_sink: StartSink, mail: Any, allow_loopback: None
 ) -> None:
