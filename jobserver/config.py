@@ -474,6 +474,44 @@ class Settings:
         minimum=1024,
         maximum=256 * 1024 * 1024,
     )
+    # -- mail.send: the SMTP server and attachments (jobserver/mail) --------------------------
+    smtp_host: str = setting(
+        "SMTP_HOST", "", "SMTP server of mail.send jobs (through the outbound policy); unset = none"
+    )
+    smtp_port: int = setting("SMTP_PORT", 587, "SMTP server port", minimum=1, maximum=65535)
+    smtp_username: str = setting("SMTP_USERNAME", "", "SMTP AUTH user; unset = no AUTH")
+    smtp_password: str = setting(
+        "SMTP_PASSWORD", "", "SMTP AUTH password (never logged or shown)", secret=True
+    )
+    smtp_tls: Literal["starttls", "tls", "none"] = setting(
+        "SMTP_TLS",
+        "starttls",
+        "starttls = upgrade a plain connection (required), tls = TLS from the start (465),"
+        " none = no TLS",
+    )
+    smtp_from: str = setting(
+        "SMTP_FROM", "", "sender of mail.send jobs that give no `from` (Name <addr> allowed)"
+    )
+    smtp_timeout: float = setting(
+        "SMTP_TIMEOUT", 30.0, "seconds one SMTP command may take", minimum=0.1, maximum=600
+    )
+    smtp_ca_file: str = setting(
+        "SMTP_CA_FILE",
+        "",
+        "CA bundle (PEM) the SMTP server's certificate is checked against; unset = the system's",
+    )
+    mail_attachment_dir: str = setting(
+        "MAIL_ATTACHMENT_DIR",
+        "",
+        "directory `path` attachments of mail.send are read from; unset = refused",
+    )
+    mail_max_attachment_bytes: int = setting(
+        "MAIL_MAX_ATTACHMENT_BYTES",
+        10 * 1024 * 1024,
+        "total decoded size of one mail's attachments",
+        minimum=0,
+        maximum=1024 * 1024 * 1024,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -25,6 +25,16 @@ exists and is of that kind, else a 422 naming the param; naming one needs manage
 403): credentials are the operators', so a job may not borrow one. The definition loads it at
 run time with `load_credential`. Code, not metadata, like `check_params`.
 
+`check_stored`: an optional coroutine `check_stored(params, conn) -> [(field path, message)]`
+for what only the database knows at submission (`mail.send`: that its `template` exists).
+The API awaits it after `check_params` accepted the params (single and batch submissions,
+dry runs, schedules: `jobserver.api.stored_checks`) and answers the first problem as a 422
+naming the field. Code, not metadata.
+
+`preview`: an optional coroutine `preview(rendered_params, conn) -> value`: what a run would
+send, for `POST /v1/simulate` to show as its `payload` (`mail.send`: the message). It raises
+`jobserver.core.errors.RuleError` naming the field for what it cannot build.
+
 `templated`: the names of the params a definition renders before each run with
 `jobserver.rendering` (`{{paths}}`, `{{$macros}}`, data sources); `POST /v1/simulate` renders
 the same ones. The definition's own code calls the renderer, and its `check_params` should
@@ -58,6 +68,8 @@ HookFn = Callable[..., Awaitable[Any]]
 ParamsProblem = tuple[tuple[str | int, ...], str]  # (field path inside params, message)
 ParamsCheck = Callable[[Any], list[ParamsProblem]]
 ParamsRedact = Callable[[Any], Any]
+StoredCheck = Callable[[Any, Any], Awaitable[list[ParamsProblem]]]
+Preview = Callable[[Any, Any], Awaitable[Any]]
 
 
 class DefinitionError(ValueError):
@@ -135,6 +147,8 @@ class Definition:
     extra: dict[str, Any] = field(default_factory=dict)
     # params naming a stored credential -> the kind it must be (checked at submission)
     credentials: dict[str, str] = field(default_factory=dict)
+    check_stored: StoredCheck | None = None  # submission checks against the database
+    preview: Preview | None = None  # what a run would send, for the dry run
 
     @property
     def ref(self) -> str:
@@ -255,6 +269,8 @@ def definition(
     templated: tuple[str, ...] = (),
     credentials: dict[str, str] | None = None,
     target: Registry | None = None,
+    check_stored: StoredCheck | None = None,
+    preview: Preview | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
@@ -283,6 +299,8 @@ def definition(
                 redact_params=redact_params,
                 templated=templated,
                 credentials=dict(credentials or {}),
+                check_stored=check_stored,
+                preview=preview,
             )
         )
         return run

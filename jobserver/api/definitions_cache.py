@@ -6,7 +6,9 @@ definition registered a moment ago is found. Each entry carries its compiled par
 (it satisfies `jobserver.core.submission.DefinitionRules`): the stored params schema, then the
 definition's own `check_params` when this process has its code (`code`, by default the shipped
 definitions; see `jobserver.registry`), so bounds a schema cannot express are refused at
-submission with the same 422 shape as a schema error.
+submission with the same 422 shape as a schema error. An entry also carries the code's
+`check_stored` hook (None for most), which the handlers await through
+`jobserver.api.stored_checks` for what only the database can tell.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncpg
 
 from jobserver.core.errors import RuleError, at
 from jobserver.db.definitions import definition_list
-from jobserver.registry import ParamsCheck, Registry, load_modules
+from jobserver.registry import ParamsCheck, Registry, StoredCheck, load_modules
 from jobserver.validation import MAX_MESSAGE, Check, Failure, compile_schema_cached
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ class DefinitionInfo:
     outbound: bool = False  # it calls out: submitting it needs the outbound capability
     # params naming a stored credential -> its kind (from the code: `Definition.credentials`)
     credentials: Mapping[str, str] = field(default_factory=dict)
+    check_stored: StoredCheck | None = None  # checks against the database (code in process)
 
 
 def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
@@ -100,6 +103,7 @@ class DefinitionCache:
                 r,
                 r["outbound"],
                 in_code.credentials if in_code is not None else {},
+                in_code.check_stored if in_code is not None else None,
             )
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:

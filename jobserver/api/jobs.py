@@ -16,6 +16,8 @@ share one statement and one commit, and each is answered once its row is committ
 group_commit.py); the answer is built from what was inserted, not read back. Idempotency keys
 are unique per owner; a repeat with the same body returns the stored job (200), a different
 body 409. Concurrent repeats race on the unique index: the loser re-reads the winner's job.
+What only the database can tell (a definition's `check_stored` hook: a mail's template
+exists) is checked after `build_job`, before anything is written (`stored_checks.py`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from jobserver.api.keys import (
 from jobserver.api.paging import COUNT_LIMIT, Kind, Pager, page_number
 from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
 from jobserver.api.request import uuid_param
+from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import attempt_json, event_json, job_json, new_job_json
 from jobserver.core.idempotency import batch_keys, same_request
 from jobserver.core.submission import build_job
@@ -107,6 +110,7 @@ async def submit_job(request: web.Request) -> web.Response:
     job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
     if info.credentials:
         await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
+    await check_stored(pool, info, job.params)
     committer = request.app[GROUP_COMMIT_KEY]
     quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):
@@ -177,6 +181,10 @@ async def submit_batch(request: web.Request) -> web.Response:
             info = defs[(item["definitionKey"], item.get("definitionVersion"))]
             refs.append((info.credentials, j.params, f"jobs[{i}]"))
         await check_credential_refs(pool, principal, refs)
+    for i, item in enumerate(items):  # what only the database knows (a mail's template)
+        info = defs[(item["definitionKey"], item.get("definitionVersion"))]
+        if info.check_stored is not None:
+            await check_stored(pool, info, jobs[i].params, f"jobs[{i}]")
     for _ in range(INSERT_RETRIES):
         existing: dict[str, asyncpg.Record] = {}
         if seen:

@@ -37,6 +37,7 @@ from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_K
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.request import name_param
 from jobserver.api.schemas import SCHEDULE_FIELDS
+from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
 from jobserver.api.views import schedule_json as base_schedule_json
 from jobserver.core.errors import format_path
@@ -154,6 +155,7 @@ async def _check(
         await check_credential_refs(
             request.app[POOL_KEY], None, [(info.credentials, cols["params"], "")]
         )
+    await check_stored(request.app[POOL_KEY], info, cols["params"])
     attempts = cols.get("max_attempts")
     if attempts is not None and attempts > info.default_max_attempts:
         raise invalid(

@@ -15,13 +15,15 @@ from jobserver.api.paging import list_schema, page_query
 from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
-from jobserver.core.names import DEFINITION_KEY, QUEUE, SCHEDULE_NAME
+from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.credentials.models import CREDENTIAL_NAME
 from jobserver.credentials.models import KINDS as CREDENTIAL_KINDS
 from jobserver.credentials.models import TLS_MODES as CREDENTIAL_TLS_MODES
 from jobserver.db.workers import WORKER_STATUSES
+from jobserver.mail.templates import MAX_BODY_CHARS as MAIL_BODY_CHARS
+from jobserver.mail.templates import MAX_SUBJECT_CHARS as MAIL_SUBJECT_CHARS
 from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
 
 Schema = dict[str, Any]
@@ -1012,3 +1014,56 @@ CREDENTIALS_QUERY: Schema = page_query(
 CREDENTIAL_LIST = list_schema(CREDENTIAL)
 SAVED_JOB_LIST = list_schema(SAVED_JOB, numbered=True)
 EXECUTION_LIST = list_schema(EXECUTION)
+# ---------------------------------------------------------------- mail templates
+
+MAIL_TEMPLATE_PARTS: Schema = {
+    "subject": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAIL_SUBJECT_CHARS,
+        "description": "a Jinja2 template of the subject (not escaped)",
+    },
+    "text": {
+        "type": ["string", "null"],
+        "maxLength": MAIL_BODY_CHARS,
+        "description": "a Jinja2 template of the text/plain part (not escaped)",
+    },
+    "html": {
+        "type": ["string", "null"],
+        "maxLength": MAIL_BODY_CHARS,
+        "description": "a Jinja2 template of the text/html part (variables HTML-escaped)",
+    },
+    "description": {"type": "string", "maxLength": 2000},
+}
+MAIL_TEMPLATE_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "subject"],
+    "properties": {"name": MAIL_TEMPLATE_NAME.schema(), **MAIL_TEMPLATE_PARTS},
+}
+MAIL_TEMPLATE_PUT: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["subject"],
+    "properties": MAIL_TEMPLATE_PARTS,
+}
+MAIL_TEMPLATE_PATCH: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": MAIL_TEMPLATE_PARTS,
+}
+MAIL_TEMPLATE: Schema = closed(
+    {
+        "name": STRING,
+        "subject": STRING,
+        "text": NULLABLE_STRING,
+        "html": NULLABLE_STRING,
+        "description": STRING,
+        "createdAt": TIMESTAMP,
+        "updatedAt": TIMESTAMP,
+        "createdBy": {"type": "string", "description": "owner of the token that created it"},
+        "updatedBy": {"type": "string", "description": "owner of the token that last changed it"},
+    }
+)
+MAIL_TEMPLATES_QUERY: Schema = page_query(20, 100, {})
+MAIL_TEMPLATE_LIST = list_schema(MAIL_TEMPLATE)

@@ -8,7 +8,10 @@ nothing, a missing path in a source's data — are a 422 naming the field too. T
 `{"definitionKey", "definitionVersion", "sent": false, "params": <rendered params, secrets
 shown as ***>, "payload": <the rendered payload, or body, or null>}`. A definition renders the
 params it names `templated` (see `jobserver.registry`); for one without, the params come back
-as given.
+as given. A definition with a `preview` hook shows what it would send as `payload` instead
+(`mail.send`: the message's headers, envelope, bodies and attachment names and sizes); what
+it cannot build is a 422 naming the field. Checks against the database (`check_stored`: a
+mail's template exists) run as for a submission.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
 )
 from jobserver.api.quotas import check_priority
+from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import shown_params
 from jobserver.core.errors import format_path
 from jobserver.core.submission import build_job
@@ -59,6 +63,7 @@ async def simulate(request: web.Request) -> web.Response:
     job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
     if info.credentials:
         await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
+    await check_stored(pool, info, job.params)
     params: dict[str, Any] = job.params
     code = registry.get(info.key, info.version)
     try:
@@ -74,7 +79,10 @@ async def simulate(request: web.Request) -> web.Response:
         raise ApiError(422, e.code, str(e), _field(e.location)) from None
     except SourceError as e:
         raise ApiError(422, "source_error", str(e), _field(e.path)) from None
-    payload = rendered.get("payload", rendered.get("body"))
+    if code is not None and code.preview is not None:  # what it would send (mail: the message)
+        payload = await code.preview(rendered, pool)
+    else:
+        payload = rendered.get("payload", rendered.get("body"))
     return json_response(
         {
             "definitionKey": info.key,

@@ -1,15 +1,16 @@
-"""Key and name rules: which strings may name a definition, a queue or a schedule.
+"""Key and name rules: which strings may name definitions, queues, schedules, mail templates.
 
 Each rule is one `NameRule` (ASCII characters and a length), checked with `re.fullmatch`, so a
 trailing newline or a non-ASCII letter (`café`) never passes; `NameRule.pattern` is the same
 rule as a JSON Schema pattern (ECMA `^…$`, which has no "before a final newline" escape) for
-request schemas. The registry, the code schedules and the API all use these three:
+request schemas. The registry, the code schedules and the API all use these rules:
 
 | rule | characters | length |
 | --- | --- | --- |
 | `DEFINITION_KEY` | `A-Z a-z 0-9 . _ -` | 1-200 |
 | `QUEUE` | `A-Z a-z 0-9 . _ : -` | 1-100 |
 | `SCHEDULE_NAME` | `A-Z a-z 0-9 . _ : -` | 1-200 |
+| `MAIL_TEMPLATE_NAME` | `A-Z a-z 0-9 . _ : -` | 1-200 |
 """
 
 from __future__ import annotations
@@ -58,3 +59,4 @@ class NameRule:
 DEFINITION_KEY = NameRule("definition key", "A-Za-z0-9._-", 200)
 QUEUE = NameRule("queue", "A-Za-z0-9._:-", 100)
 SCHEDULE_NAME = NameRule("schedule name", "A-Za-z0-9._:-", 200)
+MAIL_TEMPLATE_NAME = NameRule("mail template name", "A-Za-z0-9._:-", 200)

@@ -479,3 +479,20 @@ credentials = Table(
     Column("updated_by", Text, nullable=True),
     CheckConstraint("kind IN ('ssh','smtp')", name="credentials_kind_check"),
 )
+
+
+# Named mail templates (`mail.send` renders them with the job's variables).
+mail_templates = Table(
+    "mail_templates",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("text", Text, nullable=True),
+    Column("html", Text, nullable=True),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    Column("created_by", Text, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    CheckConstraint("text IS NOT NULL OR html IS NOT NULL", name="mail_templates_body_check"),
+)

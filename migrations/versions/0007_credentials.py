@@ -1,7 +1,7 @@
 """stored credentials: SSH and SMTP secrets sealed under JOBSERVER_SECRET_KEY
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 07:00:00
 
 - `credentials`: one row per named credential. `kind` (ssh, smtp), `username`, the pinned
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -93,6 +93,8 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     r = await api.call("POST", f"/v1/saved-jobs/{ids['savedJobId']}/execute")  # a second run
     assert r.status == 201, r.body
+    template = {"name": "other", "subject": "s", "text": "t"}
+    assert (await api.call("POST", "/v1/mail-templates", json=template)).status == 201
     return ids
 
 

@@ -41,8 +41,8 @@ def _path(route: Route, ids: dict[str, str]) -> str:
 
 
 async def _seed(api: Api) -> dict[str, str]:
-    """A job with events and an attempt, a dead-letter job, a schedule, a worker and a
-    credential."""
+    """A job with events and an attempt, a dead-letter job, a schedule, a worker, a
+    credential, a mail template and a saved job with an execution."""
     job = await api.submit()
     await api.call("POST", f"/v1/jobs/{job['jobId']}/cancel")
     await api.pool.execute(
@@ -76,6 +76,8 @@ async def _seed(api: Api) -> dict[str, str]:
     r = await api.call("POST", f"/v1/saved-jobs/{saved_id}/execute")  # an execution to list
     assert r.status == 201, r.body
     assert (await api.call("POST", f"/v1/jobs/{r.body['id']}/cancel")).status == 200
+    template = {"name": "every", "subject": "s", "text": "t"}  # a mail template to list
+    assert (await api.call("POST", "/v1/mail-templates", json=template)).status == 201
     return {"id": job["jobId"], "name": "every", "savedJobId": saved_id}
 
 
