@@ -448,6 +448,7 @@ audit_log = Table(
         postgresql_where=text("job_id IS NOT NULL"),
     ),
     # Text anywhere in the message, ignoring case (ILIKE '%...%'): trigrams (pg_trgm).
+    # (Left out by the migration when the server has no pg_trgm.)
     Index(
         "audit_log_message_trgm_idx",
         "message",

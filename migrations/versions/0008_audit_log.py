@@ -10,7 +10,9 @@ Create Date: 2026-12-02 07:00:00
   created_at, id); a partial (created_at, id) index of warn and error rows; a unique partial
   index on job_id (one row per job; the jobId filter); and a trigram GIN index on `message` for
   case-insensitive text search (`ILIKE '%text%'`).
-- `pg_trgm` is created if missing. It ships with PostgreSQL itself (contrib: part of the server
+- `pg_trgm` is created if missing and the server has it; without it (the embedded PostgreSQL
+  of `jobserver up` ships no contrib modules) the trigram index is left out and text search
+  scans the rows its other filters leave. It ships with PostgreSQL itself (contrib: part of the server
   package on Debian and Ubuntu, of the official image, and of RDS, Cloud SQL and Azure), and is
   a trusted extension since PostgreSQL 13, so the database's owner creates it without being a
   superuser. The downgrade leaves the extension in place: other schemas may use it.
@@ -30,8 +32,17 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _trigrams_available() -> bool:
+    found = op.get_bind().execute(
+        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_trgm'")
+    )
+    return found.scalar() is not None
+
+
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    trigrams = _trigrams_available()
+    if trigrams:
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger(), primary_key=True, autoincrement=True),
@@ -67,6 +78,8 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("job_id IS NOT NULL"),
     )
+    if not trigrams:
+        return
     op.create_index(
         "audit_log_message_trgm_idx",
         "audit_log",

@@ -17,7 +17,7 @@ from jobserver.auth import create_token
 from jobserver.db.definitions import definition_upsert
 from jobserver.registry import load_modules
 from tests.faults.helpers import Procs
-from tests.system.test_readme_examples import block, expected_statuses, run_block
+from tests.system.test_readme_examples import block, expected_statuses, run_blocks
 from tests.waiting import wait_for
 from tests.worker.smtp_server import Sinks, SmtpSink
 
@@ -43,8 +43,8 @@ async def _run(database_url: str, token: str, sink: SmtpSink) -> None:
         _, base = await procs.api(env=extra)
         procs.start("jobserver.cli.worker", name="worker", env=extra)
         env = {"B": base, "TOKEN": token}
-        out, statuses = await asyncio.to_thread(run_block, "mail", env, "")
-        assert statuses == expected_statuses(block("mail")), out
+        out, ran = await asyncio.to_thread(run_blocks, ("mail",), env, "")
+        assert [c.status for c in ran] == expected_statuses(block("mail")), out
 
         async def delivered() -> bool:
             return bool(sink.received)
