@@ -15,6 +15,10 @@ Params:
   total at most MAIL_MAX_ATTACHMENT_BYTES;
 - `headers`: extra headers; structural ones (From, To, Cc, Bcc, Subject, Reply-To, Sender,
   Return-Path, Content-*, MIME-Version, Date, Message-ID) and CR/LF are refused;
+- `credential`: the name of a stored `smtp` credential (`/v1/credentials`): its host, port,
+  TLS mode, username and password replace SMTP_HOST, SMTP_PORT, SMTP_TLS, SMTP_USERNAME and
+  SMTP_PASSWORD for this job (naming one needs manage_jobs; an unknown one is a 422 naming
+  `credential`; one deleted since fails the attempt for good);
 - `useSources` and `sources`: data sources read before each run, as for `http.request`.
 
 Templating (`jobserver.rendering`): `to`, `cc`, `bcc`, `subject`, `text`, `html`,
@@ -51,6 +55,7 @@ from typing import Any
 
 from jobserver.core.errors import RuleError, format_path
 from jobserver.core.names import MAIL_TEMPLATE_NAME
+from jobserver.credentials.models import CREDENTIAL_NAME
 from jobserver.mail.addresses import MAX_RECIPIENTS
 from jobserver.mail.config import current_mail_config
 from jobserver.registry import ParamsProblem, PermanentError, definition
@@ -121,6 +126,7 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": {"type": "string", "maxLength": 998},
             "maxProperties": 50,
         },
+        "credential": CREDENTIAL_NAME.schema(),
         "useSources": {"type": "boolean"},
         "sources": {"type": "object"},
     },
@@ -274,6 +280,7 @@ async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
     templated=TEMPLATED,
     check_stored=check_stored,
     preview=preview,
+    credentials={"credential": "smtp"},
 )
 async def mail_send(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Send one mail over SMTP under the outbound policy; record what the server answered."""
@@ -281,10 +288,16 @@ async def mail_send(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     from jobserver.outbound.smtp import deliver  # aiosmtplib on first use
 
     config = current_mail_config()
-    server = config.server
+    credential = None
+    if params.get("credential") is not None:
+        from jobserver.credentials import load_credential
+
+        credential = await load_credential(ctx.pool, params["credential"], "smtp")
+    server = config.server_for(credential)
     if server is None:
         raise PermanentError(
-            "SMTP_HOST is not set: no server to send mail to", "smtp_not_configured"
+            "SMTP_HOST is not set (nor a host in the job's credential): no server to send mail to",
+            "smtp_not_configured",
         )
     started = time.monotonic()
     rendered = await _rendered(ctx, params)

@@ -43,6 +43,7 @@ from jobserver.api.keys import (
 )
 from jobserver.api.paging import COUNT_LIMIT, Kind, Pager, page_number
 from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
+from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import attempt_json, event_json, job_json, new_job_json
@@ -108,9 +109,7 @@ async def submit_job(request: web.Request) -> web.Response:
         require_outbound(principal, info.key, info.version)
     now = dt.datetime.now(UTC)
     job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
-    if info.credentials:
-        await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
-    await check_stored(pool, info, job.params)
+    await check_references(pool, principal, info, job.params)
     committer = request.app[GROUP_COMMIT_KEY]
     quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):

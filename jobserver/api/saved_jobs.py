@@ -56,6 +56,7 @@ from jobserver.api.keys import (
 )
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.quotas import insert_within_quota, queued_quota
+from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.views import new_job_json, shown_params
 from jobserver.core.errors import RuleError, format_path
@@ -238,6 +239,7 @@ async def _checked(
     if cols["params"] is None:  # null (or left out): no params
         cols["params"] = {}
     build_job(submission_of(cols, cols["params"]), None, info, owner, _now())
+    await check_references(request.app[POOL_KEY], principal, info, cols["params"])
     cols["retry_delays"] = stored_delays(cols["retry_delays"])
     if cols["tags"] == []:
         cols["tags"] = None
@@ -432,6 +434,7 @@ async def execute_saved_job(request: web.Request) -> web.Response:
     item = submission_of(saved, params)
     settings = request.app[SETTINGS_KEY]
     job = build_job(item, None, info, saved["owner"], _now(), None, settings.default_expires)
+    await check_references(pool, principal, info, job.params)
     job.saved_job_id = saved["id"]
     return await _insert(request, job)
 
@@ -475,6 +478,7 @@ async def retry_execution(request: web.Request) -> web.Response:
     failure = info.check_params(execution["params"])
     if failure is not None:
         raise RuleError(format_path(failure[0], "params"), failure[1])
+    await check_references(pool, principal, info, execution["params"])
     return await _insert(request, retried_job(execution))
 
 

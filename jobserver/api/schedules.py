@@ -30,14 +30,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
+from jobserver.api.reference_checks import check_references
 from jobserver.api.request import name_param
 from jobserver.api.schemas import SCHEDULE_FIELDS
-from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import SCHEDULE_COLUMNS as BASE_COLUMNS
 from jobserver.api.views import schedule_json as base_schedule_json
 from jobserver.core.errors import format_path
@@ -151,11 +150,8 @@ async def _check(
     failure = info.check_params(cols["params"])
     if failure is not None:
         raise invalid(format_path(failure[0], "params"), failure[1])
-    if info.credentials:  # the route needs manage_jobs: only the names are checked
-        await check_credential_refs(
-            request.app[POOL_KEY], None, [(info.credentials, cols["params"], "")]
-        )
-    await check_stored(request.app[POOL_KEY], info, cols["params"])
+    # the route needs manage_jobs: the credentials' scope check is moot
+    await check_references(request.app[POOL_KEY], None, info, cols["params"])
     attempts = cols.get("max_attempts")
     if attempts is not None and attempts > info.default_max_attempts:
         raise invalid(

@@ -23,7 +23,6 @@ from typing import Any
 from aiohttp import web
 
 from jobserver.api.auth import require_outbound
-from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.errors import ApiError
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import (
@@ -34,7 +33,7 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
 )
 from jobserver.api.quotas import check_priority
-from jobserver.api.stored_checks import check_stored
+from jobserver.api.reference_checks import check_references
 from jobserver.api.views import shown_params
 from jobserver.core.errors import format_path
 from jobserver.core.submission import build_job
@@ -61,9 +60,7 @@ async def simulate(request: web.Request) -> web.Response:
     if info.outbound:
         require_outbound(principal, info.key, info.version)
     job = build_job(item, None, info, principal.owner, dt.datetime.now(UTC))
-    if info.credentials:
-        await check_credential_refs(pool, principal, [(info.credentials, job.params, "")])
-    await check_stored(pool, info, job.params)
+    await check_references(pool, principal, info, job.params)
     params: dict[str, Any] = job.params
     code = registry.get(info.key, info.version)
     try:

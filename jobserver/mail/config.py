@@ -3,8 +3,9 @@
 `SmtpServer` is a frozen dataclass built from the settings (`server_from_settings`): SMTP_HOST,
 SMTP_PORT (587), SMTP_USERNAME, SMTP_PASSWORD, SMTP_TLS (`starttls` | `tls` | `none`),
 SMTP_FROM, SMTP_TIMEOUT (seconds per command) and SMTP_CA_FILE (a CA bundle to trust). A stored
-credential can supply the host and the login instead (`with_login`), so the code that sends
-never reads settings itself. The password is left out of `repr`, and `describe()` (what
+credential (`credential` of a mail.send job, kind `smtp`) supplies its host, port, TLS mode
+and login instead (`MailConfig.server_for`), so the code that sends never reads settings
+itself. The password is left out of `repr`, and `describe()` (what
 results, errors and logs show) never holds it.
 
 `MailLimits`: MAIL_ATTACHMENT_DIR (where `path` attachments are read from; None: refused) and
@@ -19,10 +20,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 if TYPE_CHECKING:
     from jobserver.config import Settings
+    from jobserver.credentials.models import Credential
 
 TlsMode = Literal["starttls", "tls", "none"]
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
@@ -42,12 +44,21 @@ class SmtpServer:
     ca_file: str | None = None  # a CA bundle (PEM) to trust instead of the system's
 
     def with_login(
-        self, *, host: str | None = None, username: str | None = None, password: str | None = None
+        self,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        tls: TlsMode | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> SmtpServer:
-        """This server with a stored credential's host and login in place of the settings'."""
+        """This server with a stored credential's host and login in place of the settings'
+        (a None keeps the settings' value)."""
         return dataclasses.replace(
             self,
             host=host if host is not None else self.host,
+            port=port if port is not None else self.port,
+            tls=tls if tls is not None else self.tls,
             username=username if username is not None else self.username,
             password=password if password is not None else self.password,
         )
@@ -70,15 +81,38 @@ class MailLimits:
 
 @dataclass(frozen=True)
 class MailConfig:
-    server: SmtpServer | None = None  # None: SMTP_HOST unset, mail.send fails for good
+    server: SmtpServer | None = None  # None: SMTP_HOST unset (a job needs a credential's host)
     limits: MailLimits = MailLimits()
+    # SMTP_PORT, SMTP_TLS, SMTP_FROM, SMTP_TIMEOUT and SMTP_CA_FILE without a host: what a
+    # stored credential's server gets when SMTP_HOST is unset
+    defaults: SmtpServer = SmtpServer(host="")
+
+    def server_for(self, credential: Credential | None) -> SmtpServer | None:
+        """The server a job sends through: the settings', with a credential's host and login
+        in their place when the job names one; None when neither gives a host."""
+        if credential is None:
+            return self.server
+        base = self.server if self.server is not None else self.defaults
+        tls = credential.tls if credential.tls in ("starttls", "tls", "none") else None
+        server = base.with_login(
+            host=credential.host,
+            port=credential.port,
+            tls=cast("TlsMode | None", tls),
+            username=credential.username,
+            password=credential.password,
+        )
+        return server if server.host else None
 
 
 def server_from_settings(settings: Settings) -> SmtpServer | None:
     if not settings.smtp_host:
         return None
+    return dataclasses.replace(_defaults(settings), host=settings.smtp_host)
+
+
+def _defaults(settings: Settings) -> SmtpServer:
     return SmtpServer(
-        host=settings.smtp_host,
+        host="",
         port=settings.smtp_port,
         username=settings.smtp_username or None,
         password=settings.smtp_password or None,
@@ -92,6 +126,7 @@ def server_from_settings(settings: Settings) -> SmtpServer | None:
 def mail_config_from_settings(settings: Settings) -> MailConfig:
     return MailConfig(
         server=server_from_settings(settings),
+        defaults=_defaults(settings),
         limits=MailLimits(
             attachment_dir=settings.mail_attachment_dir or None,
             max_attachment_bytes=settings.mail_max_attachment_bytes,

@@ -364,3 +364,34 @@ async def test_the_trigger_is_a_schedule_only_the_saved_job_changes(api: Api) ->
     assert str(kept) == sid
     r = await api.call("GET", f"/v1/jobs/{fired['id']}", token="plain")
     assert r.status == 200 and r.body["savedJobId"] == sid
+
+
+async def test_stored_references_are_checked_at_create_and_execute(api: Api) -> None:
+    """What the params name in the database (a credential, a mail template) is checked as at
+    submission: when the saved job is made, and again each time a job is made from it."""
+    ssh = {
+        "name": "deploy",
+        "definitionKey": "ssh.command",
+        "params": {"host": "build.example.com", "command": "true", "credential": "nope"},
+    }
+    r = await api.call("POST", "/v1/saved-jobs", token="manage", json=ssh)
+    assert (r.status, r.body.get("field")) == (422, "params.credential"), r.body
+    await api.pool.execute(  # a stand-in row: nothing here decrypts it
+        "INSERT INTO credentials (name, kind, username, key_id, secret)"
+        " VALUES ('deploy', 'ssh', 'ops', 'k000000000000', '\\x01'::bytea)"
+    )
+    ssh["params"]["credential"] = "deploy"
+    r = await api.call("POST", "/v1/saved-jobs", token="manage", json=ssh)
+    assert r.status == 201, r.body
+    sid = r.body["id"]
+    await api.pool.execute("DELETE FROM credentials")
+    r = await api.call("POST", f"/v1/saved-jobs/{sid}/execute", token="manage")
+    assert (r.status, r.body.get("field")) == (422, "params.credential"), r.body
+    assert await api.pool.fetchval("SELECT count(*) FROM jobs") == 0
+    mail = {
+        "name": "welcome",
+        "definitionKey": "mail.send",
+        "params": {"to": "ann@example.com", "template": "welcome"},
+    }
+    r = await api.call("POST", "/v1/saved-jobs", token="manage", json=mail)
+    assert (r.status, r.body.get("field")) == (422, "params.template"), r.body

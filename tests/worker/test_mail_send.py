@@ -18,9 +18,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from jobserver.credentials.keyring import Keyring
 from jobserver.db.mail_templates import mail_template_insert
 from jobserver.mail.config import MailConfig, MailLimits, SmtpServer, configure_mail
 from tests.worker.conftest import submit
+from tests.worker.credentials import store_credential
 from tests.worker.http_receiver import attempt_count, finished
 from tests.worker.smtp_server import Sinks, SmtpSink, StartSink, TestCerts
 
@@ -514,4 +516,63 @@ async def test_no_smtp_host_fails_for_good(db: asyncpg.Pool, start_worker: Any) 
         configure_mail(None)
     assert row["status"] == "failed"
     assert "smtp_not_configured:" in row["last_error"]
+    assert await attempt_count(db, row["id"]) == 1
+
+
+async def test_a_stored_smtp_credential_gives_the_server_and_the_login(
+    db: asyncpg.Pool,
+    start_worker: Any,
+    start_sink: StartSink,
+    allow_loopback: None,
+    certs: TestCerts,
+    keyring: Keyring,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No SMTP_HOST: the credential's host, port, TLS mode and login are used, the settings'
+    sender and CA still apply, and its password shows nowhere."""
+    caplog.set_level(logging.DEBUG)
+    sink = await start_sink(starttls=True, user="relay-user", password=PASSWORD)
+    defaults = SmtpServer(
+        host="", from_address=FROM, timeout_seconds=5.0, ca_file=str(certs.ca_file)
+    )
+    configure_mail(MailConfig(server=None, defaults=defaults))
+    try:
+        await store_credential(
+            db,
+            keyring,
+            "relay",
+            kind="smtp",
+            username="relay-user",
+            password=PASSWORD,
+            host="127.0.0.1",
+            port=sink.port,
+            tls="starttls",
+        )
+        params = {
+            "to": "ann@example.com",
+            "subject": "via relay",
+            "text": "x",
+            "credential": "relay",
+        }
+        row = await send(db, start_worker, params)
+    finally:
+        configure_mail(None)
+    assert row["status"] == "succeeded", row["last_error"]
+    [got] = sink.received
+    assert got.tls and got.login == "relay-user"
+    assert row["result"]["server"] == {
+        "host": "127.0.0.1",
+        "port": sink.port,
+        "tls": "starttls",
+        "auth": True,
+    }
+    assert PASSWORD not in str(dict(row)) and PASSWORD not in caplog.text
+
+
+async def test_a_credential_deleted_since_submission_fails_for_good(
+    db: asyncpg.Pool, start_worker: Any, mail: Any, start_sink: StartSink, keyring: Keyring
+) -> None:
+    mail(await start_sink())
+    row = await send(db, start_worker, {"to": "ann@example.com", "text": "x", "credential": "gone"})
+    assert row["status"] == "failed" and "credential_not_found" in row["last_error"]
     assert await attempt_count(db, row["id"]) == 1
