@@ -56,10 +56,8 @@ from jobserver.outbound.redact import (
 from jobserver.outbound.schema import HEADERS_SCHEMA, TOKEN
 from jobserver.outbound.status import expected, retry_after_seconds, retryable
 from jobserver.registry import ParamsProblem, PermanentError, RetryAfter, definition
-from jobserver.rendering import RunInfo, check_submission, render_for_run
-from jobserver.sources.shared import current_driver
-from jobserver.sources.spec import SourceError
-from jobserver.templating import TemplateError
+from jobserver.rendering import check_submission
+from jobserver.rendering.job_info import render_job_params
 
 TEMPLATED = ("url", "headers", "payload", "body")
 BODY_CAP = 64 * 1024  # bytes of a body kept in the record (the outbound cap is far larger)
@@ -121,11 +119,6 @@ class RequestFailed(RuntimeError):
     """The request did not get an answer (a network error, a timeout): retried."""
 
 
-class SourceFailed(RuntimeError):
-    """A data source could not be read or found nothing for a `single` source: retried (the
-    data or the database may be back by then)."""
-
-
 def check_params(params: Any) -> list[ParamsProblem]:
     """`payload` and `body` are two ways to give one body: not both. Then what submission can
     know of the templates and sources."""
@@ -147,36 +140,10 @@ def redact_params(params: Any) -> Any:
     return {**params, "headers": headers}
 
 
-async def _run_info(ctx: Any) -> RunInfo:
-    from jobserver.db.run_info import job_run_info
-
-    row = await job_run_info(ctx.pool, ctx.job_id)
-    if row is None:
-        return RunInfo(job_id=str(ctx.job_id), attempt=ctx.attempt)
-    return RunInfo(
-        job_id=str(ctx.job_id),
-        attempt=ctx.attempt,
-        max_attempts=row["max_attempts"],
-        queue=row["queue"],
-        event=row["event"],
-        tags=tuple(row["tags"] or ()),
-        created_at=row["created_at"],
-        schedule_name=row["schedule_name"],
-        scheduled_for=row["scheduled_for"],
-    )
-
-
 async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
     """The params the request is built from: templates and sources rendered for this attempt,
     then checked again where a rendered value could break the request."""
-    try:
-        rendered = await render_for_run(
-            params, TEMPLATED, run=lambda: _run_info(ctx), driver=current_driver
-        )
-    except TemplateError as e:
-        raise PermanentError(str(e).removeprefix(f"{e.code}: "), code=e.code) from None
-    except SourceError as e:
-        raise SourceFailed(str(e)) from None
+    rendered = await render_job_params(ctx, params, TEMPLATED)
     return _checked(rendered)
 
 

@@ -45,10 +45,8 @@ from jobserver.audit import (
 )
 from jobserver.codec import NotStorable, dumps_answer_text, dumps_storable
 from jobserver.registry import ParamsProblem, PermanentError, definition
-from jobserver.rendering import RunInfo, check_submission, render_for_run
-from jobserver.sources.shared import current_driver
-from jobserver.sources.spec import SourceError
-from jobserver.templating import TemplateError
+from jobserver.rendering import check_submission
+from jobserver.rendering.job_info import render_job_params
 
 TEMPLATED = ("message", "metadata", "category")
 
@@ -73,10 +71,6 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
-
-
-class SourceFailed(RuntimeError):
-    """A data source could not be read or found nothing for a `single` source: retried."""
 
 
 class NotHeld(RuntimeError):
@@ -119,25 +113,6 @@ def check_params(params: Any) -> list[ParamsProblem]:
     return check_submission(params, TEMPLATED)
 
 
-async def _run_info(ctx: Any) -> RunInfo:
-    from jobserver.db.run_info import job_run_info
-
-    row = await job_run_info(ctx.pool, ctx.job_id)
-    if row is None:
-        return RunInfo(job_id=str(ctx.job_id), attempt=ctx.attempt)
-    return RunInfo(
-        job_id=str(ctx.job_id),
-        attempt=ctx.attempt,
-        max_attempts=row["max_attempts"],
-        queue=row["queue"],
-        event=row["event"],
-        tags=tuple(row["tags"] or ()),
-        created_at=row["created_at"],
-        schedule_name=row["schedule_name"],
-        scheduled_for=row["scheduled_for"],
-    )
-
-
 def entry(rendered: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
     """(level, category, message, metadata) of rendered params, held to the submission's
     bounds again (rendering can lengthen a message or change a category)."""
@@ -167,14 +142,7 @@ def entry(rendered: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
 
 
 async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return await render_for_run(
-            params, TEMPLATED, run=lambda: _run_info(ctx), driver=current_driver
-        )
-    except TemplateError as e:
-        raise PermanentError(str(e).removeprefix(f"{e.code}: "), code=e.code) from None
-    except SourceError as e:
-        raise SourceFailed(str(e)) from None
+    return await render_job_params(ctx, params, TEMPLATED)
 
 
 @definition(

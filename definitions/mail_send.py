@@ -59,11 +59,9 @@ from jobserver.credentials.models import CREDENTIAL_NAME
 from jobserver.mail.addresses import MAX_RECIPIENTS
 from jobserver.mail.config import current_mail_config
 from jobserver.registry import ParamsProblem, PermanentError, definition
-from jobserver.rendering import RunInfo, check_submission, render_for_run
+from jobserver.rendering import check_submission
 from jobserver.rendering.context import path_tuple
-from jobserver.sources.shared import current_driver
-from jobserver.sources.spec import SourceError
-from jobserver.templating import TemplateError
+from jobserver.rendering.job_info import render_job_params
 
 TEMPLATED = ("to", "cc", "bcc", "subject", "text", "html", "variables", "replyTo", "headers")
 MAX_ATTACHMENTS = 50
@@ -235,38 +233,8 @@ async def preview(params: Any, conn: Any) -> dict[str, Any]:
     return outgoing.summary
 
 
-async def _run_info(ctx: Any) -> RunInfo:
-    from jobserver.db.run_info import job_run_info
-
-    row = await job_run_info(ctx.pool, ctx.job_id)
-    if row is None:
-        return RunInfo(job_id=str(ctx.job_id), attempt=ctx.attempt)
-    return RunInfo(
-        job_id=str(ctx.job_id),
-        attempt=ctx.attempt,
-        max_attempts=row["max_attempts"],
-        queue=row["queue"],
-        event=row["event"],
-        tags=tuple(row["tags"] or ()),
-        created_at=row["created_at"],
-        schedule_name=row["schedule_name"],
-        scheduled_for=row["scheduled_for"],
-    )
-
-
-class SourceFailed(RuntimeError):
-    """A data source could not be read or found nothing for a `single` source: retried."""
-
-
 async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return await render_for_run(
-            params, TEMPLATED, run=lambda: _run_info(ctx), driver=current_driver
-        )
-    except TemplateError as e:
-        raise PermanentError(str(e).removeprefix(f"{e.code}: "), code=e.code) from None
-    except SourceError as e:
-        raise SourceFailed(str(e)) from None
+    return await render_job_params(ctx, params, TEMPLATED)
 
 
 @definition(

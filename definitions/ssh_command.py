@@ -51,11 +51,8 @@ from typing import TYPE_CHECKING, Any
 from jobserver.credentials.models import CREDENTIAL_NAME, Credential
 from jobserver.outbound.redact import MIN_SCRUBBED_CHARS, scrub
 from jobserver.registry import ParamsProblem, PermanentError, definition
-from jobserver.rendering import check_submission, render_for_run
-from jobserver.rendering.job_info import run_info_of
-from jobserver.sources.shared import current_driver
-from jobserver.sources.spec import SourceError
-from jobserver.templating import TemplateError
+from jobserver.rendering import check_submission
+from jobserver.rendering.job_info import render_job_params
 
 if TYPE_CHECKING:
     from jobserver.outbound.ssh import CommandResult, SshTarget
@@ -108,10 +105,6 @@ class CommandStopped(RuntimeError):
     """The job was cancelled or handed back while the command ran (the stop reason decides)."""
 
 
-class SourceFailed(RuntimeError):
-    """A data source could not be read: retried."""
-
-
 def check_params(params: Any) -> list[ParamsProblem]:
     """What submission can know of the templates (the schema checked the rest)."""
     if not isinstance(params, dict):
@@ -128,14 +121,7 @@ def _text(value: Any, field: str, *, allow_empty: bool = False) -> str:
 
 
 async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
-    try:
-        rendered = await render_for_run(
-            params, TEMPLATED, run=lambda: run_info_of(ctx), driver=current_driver
-        )
-    except TemplateError as e:
-        raise PermanentError(str(e).removeprefix(f"{e.code}: "), code=e.code) from None
-    except SourceError as e:
-        raise SourceFailed(str(e)) from None
+    rendered = await render_job_params(ctx, params, TEMPLATED)
     out = {**rendered, "command": _text(rendered["command"], "command")}
     if rendered.get("workingDirectory") is not None:
         out["workingDirectory"] = _text(rendered["workingDirectory"], "workingDirectory")
