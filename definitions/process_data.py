@@ -1,8 +1,11 @@
 """`process.data@1`: generate a dataset of `size` rows and aggregate, filter or transform it.
 
 Rows are generated from `seed` (same seed, same data): id, category (a-e), value (0-100) and
-quantity (1-10). Work goes in chunks of `chunkSize` rows with a progress report after each and a
-yield to the event loop; it stops between chunks once `ctx.cancelled` is set.
+quantity (1-10). A `dataset` name (the reference's `{"dataset": "sales-2024", "operation":
+"aggregate"}`) picks the seed when none is given: a stable hash of the name (`dataset_seed`), so
+one name always means the same `size` rows on every worker; the result names the dataset.
+Work goes in chunks of `chunkSize` rows with a progress report after each and a yield to the
+event loop; it stops between chunks once `ctx.cancelled` is set.
 
 - aggregate: per category count, sum, mean, min and max of `value`
 - filter: rows with value > `threshold` (count, and the first 10 ids)
@@ -18,6 +21,7 @@ so the data is the same as inline); smaller ones run on the event loop (about 15
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from typing import Any
 
@@ -32,6 +36,7 @@ SCHEMA: dict[str, Any] = {
     "required": ["operation"],
     "properties": {
         "operation": {"enum": ["aggregate", "filter", "transform"]},
+        "dataset": {"type": "string", "minLength": 1, "maxLength": 200},
         "size": {"type": "integer", "minimum": 0, "maximum": 10_000_000, "default": 1000},
         "seed": {"type": "integer", "default": 0},
         "threshold": {"type": "number", "default": 50},
@@ -39,6 +44,20 @@ SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": False,
 }
+
+
+def dataset_seed(name: str) -> int:
+    """A seed that depends on the name alone (Python's `hash` of a str varies per process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+
+
+def seed_of(params: dict[str, Any]) -> int:
+    """An explicit `seed` wins; else the `dataset` name's; else 0."""
+    if "seed" in params:
+        return int(params["seed"])
+    if "dataset" in params:
+        return dataset_seed(str(params["dataset"]))
+    return 0
 
 
 def generate(rng: random.Random, start: int, count: int) -> list[tuple[int, str, float, int]]:
@@ -149,7 +168,7 @@ async def process_data(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     operation = params["operation"]
     size = int(params.get("size", 1000))
     chunk = int(params.get("chunkSize", 10000))
-    rng = random.Random(int(params.get("seed", 0)))
+    rng = random.Random(seed_of(params))
     sink: _Aggregate | _Filter | _Transform
     if operation == "aggregate":
         sink = _Aggregate()
@@ -167,4 +186,12 @@ async def process_data(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         done += n
         await ctx.progress(done, size, f"{done} of {size} rows")
         await asyncio.sleep(0)
-    return {"operation": operation, "rows": done, "size": size, "result": sink.result()}
+    answer: dict[str, Any] = {
+        "operation": operation,
+        "rows": done,
+        "size": size,
+        "result": sink.result(),
+    }
+    if "dataset" in params:
+        answer["dataset"] = params["dataset"]
+    return answer
