@@ -8,7 +8,13 @@
   `failed`, oldest first, the current (partial) hour last.
 - `GET /v1/metrics/performance`: the `performance` block alone.
 
-Rates are percentages (0-100, two decimals; null with no finished job), times milliseconds.
+Rates are fractions as the core reference documents them (`successRate` 0.875: 0-1, four
+decimals; null with no finished job); `successRatePercent` and `retryRatePercent` keep the
+percentages (0-100, two decimals) these fields answered before. Times are milliseconds.
+`/v1/metrics/definitions` answers each definition's `total`, `byStatus`, `successRate`,
+`avgProcessingTime` and `avgQueueTime` flat (the reference's shape) next to the nested blocks;
+`/v1/metrics/throughput` answers the reference's `data` [{period, completed, failed}] next to
+`buckets`.
 Every route takes `ttl` (seconds, 0..86400; default METRICS_CACHE_TTL_MS): an answer computed
 less than `ttl` seconds ago is served from the app's cache (`METRICS_CACHE_KEY`; `cachedAt`
 says when it was computed); `ttl=0` recomputes. Cost: see `jobserver.db.metrics` (bounded,
@@ -18,6 +24,7 @@ indexed queries).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -47,6 +54,15 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
+def _fraction(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _period(hour: datetime) -> str:
+    """The reference's period stamp: `2024-01-01T10:00:00.000Z`."""
+    return hour.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(float(value), 3)
 
@@ -58,14 +74,18 @@ def _performance(w: asyncpg.Record | None) -> dict[str, Any]:
             "avgProcessingTime": None,
             "avgQueueTime": None,
             "retryRate": None,
+            "successRatePercent": None,
+            "retryRatePercent": None,
             "windowHours": 24,
         }
     finished = w["day_succeeded"] + w["day_failed"]
     return {
-        "successRate": _pct(w["day_succeeded"], finished),
+        "successRate": _fraction(w["day_succeeded"], finished),
         "avgProcessingTime": _ms(w["avg_processing_ms"]),
         "avgQueueTime": _ms(w["avg_queue_ms"]),
-        "retryRate": _pct(w["day_retried"], finished),
+        "retryRate": _fraction(w["day_retried"], finished),
+        "successRatePercent": _pct(w["day_succeeded"], finished),
+        "retryRatePercent": _pct(w["day_retried"], finished),
         "windowHours": 24,
     }
 
@@ -122,12 +142,18 @@ async def _definitions(pool: asyncpg.Pool, timeout_ms: int) -> dict[str, Any]:
     items = []
     for ref in sorted(set(counts) | set(windows)):
         w = windows.get(ref)
+        summary, performance = _summary(counts.get(ref, {})), _performance(w)
         items.append(
             {
                 "definitionKey": ref[0],
                 "definitionVersion": ref[1],
-                "summary": _summary(counts.get(ref, {})),
-                "performance": _performance(w),
+                "total": summary["total"],
+                "byStatus": summary["byStatus"],
+                "successRate": performance["successRate"],
+                "avgProcessingTime": performance["avgProcessingTime"],
+                "avgQueueTime": performance["avgQueueTime"],
+                "summary": summary,
+                "performance": performance,
                 "throughput": _throughput(w),
             }
         )
@@ -151,6 +177,10 @@ async def get_throughput(request: web.Request) -> web.Response:
             {"hour": r["hour"], "completed": r["completed"], "failed": r["failed"]} for r in rows
         ]
         return {
+            "data": [
+                {"period": _period(r["hour"]), "completed": r["completed"], "failed": r["failed"]}
+                for r in rows
+            ],
             "hours": hours,
             "buckets": buckets,
             "totals": {

@@ -849,12 +849,15 @@ THROUGHPUT_QUERY: Schema = query(
     {"ttl": TTL, "hours": {"type": "integer", "minimum": 1, "maximum": 168, "default": 24}}
 )
 PERCENT: Schema = {"type": ["number", "null"], "description": "0-100; null with no finished job"}
+FRACTION: Schema = {"type": ["number", "null"], "description": "0-1; null with no finished job"}
 MILLISECONDS: Schema = {"type": ["number", "null"], "description": "milliseconds"}
 PERFORMANCE_FIELDS: Schema = {
-    "successRate": PERCENT,
+    "successRate": FRACTION,
     "avgProcessingTime": MILLISECONDS,
     "avgQueueTime": MILLISECONDS,
-    "retryRate": PERCENT,
+    "retryRate": FRACTION,
+    "successRatePercent": PERCENT,
+    "retryRatePercent": PERCENT,
     "windowHours": INTEGER,
 }
 PERFORMANCE: Schema = closed(PERFORMANCE_FIELDS)
@@ -877,6 +880,11 @@ METRICS_BY_DEFINITION: Schema = closed(
                 {
                     "definitionKey": STRING,
                     "definitionVersion": INTEGER,
+                    "total": INTEGER,
+                    "byStatus": SUMMARY["properties"]["byStatus"],
+                    "successRate": FRACTION,
+                    "avgProcessingTime": MILLISECONDS,
+                    "avgQueueTime": MILLISECONDS,
                     "summary": SUMMARY,
                     "performance": PERFORMANCE,
                     "throughput": THROUGHPUT_WINDOWS,
@@ -889,6 +897,11 @@ METRICS_BY_DEFINITION: Schema = closed(
 COMPLETED_FAILED: Schema = {"completed": INTEGER, "failed": INTEGER}
 THROUGHPUT: Schema = closed(
     {
+        "data": {
+            "type": "array",
+            "items": closed({"period": TIMESTAMP, **COMPLETED_FAILED}),
+            "description": "the core reference's shape: the same hours as `buckets`",
+        },
         "hours": INTEGER,
         "buckets": {
             "type": "array",
@@ -912,6 +925,9 @@ JOB_LIST = list_schema(JOB, numbered=True)
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
+# the core reference's shape: the same page of definitions under `definitions` as well
+DEFINITION_LIST["properties"]["definitions"] = {"type": "array", "items": DEFINITION}
+DEFINITION_LIST["required"] = [*DEFINITION_LIST["required"], "definitions"]
 SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)

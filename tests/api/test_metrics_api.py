@@ -61,7 +61,8 @@ async def test_overview(api: Api) -> None:
     }
     assert r.body["throughput"] == {"lastHour": 2, "lastDay": 3, "lastWeek": 4}
     perf = r.body["performance"]
-    assert perf["successRate"] == 66.67 and perf["retryRate"] == 66.67
+    assert perf["successRate"] == 0.6667 and perf["retryRate"] == 0.6667
+    assert perf["successRatePercent"] == 66.67 and perf["retryRatePercent"] == 66.67
     assert perf["avgProcessingTime"] == pytest.approx(220_000 / 3, abs=1)
     assert perf["avgQueueTime"] == pytest.approx(60_000, abs=1)
 
@@ -70,7 +71,8 @@ async def test_performance(api: Api) -> None:
     await seed(api)
     r = await api.call("GET", "/v1/metrics/performance", token="view", params={"ttl": 0})
     assert r.status == 200
-    assert r.body["successRate"] == 66.67 and r.body["windowHours"] == 24
+    assert r.body["successRate"] == 0.6667 and r.body["windowHours"] == 24
+    assert r.body["successRatePercent"] == 66.67
 
 
 async def test_definitions(api: Api) -> None:
@@ -81,12 +83,16 @@ async def test_definitions(api: Api) -> None:
     echo, failing = by_ref[("echo", 1)], by_ref[("failing", 1)]
     assert echo["summary"]["total"] == 7 and echo["summary"]["byStatus"]["succeeded"] == 4
     assert echo["throughput"] == {"lastHour": 2, "lastDay": 2, "lastWeek": 3}
-    assert echo["performance"]["successRate"] == 100.0
-    assert echo["performance"]["retryRate"] == 50.0
+    assert echo["performance"]["successRate"] == 1.0
+    assert echo["performance"]["retryRate"] == 0.5
+    assert echo["total"] == 7 and echo["byStatus"] == echo["summary"]["byStatus"]
+    assert echo["successRate"] == 1.0
+    assert echo["avgProcessingTime"] == echo["performance"]["avgProcessingTime"]
+    assert echo["avgQueueTime"] == echo["performance"]["avgQueueTime"]
     assert echo["performance"]["avgProcessingTime"] == pytest.approx(60_000, abs=1)
     assert echo["performance"]["avgQueueTime"] == pytest.approx(40_000, abs=1)
     assert failing["summary"]["byStatus"]["failed"] == 1
-    assert failing["performance"]["successRate"] == 0.0
+    assert failing["performance"]["successRate"] == 0.0 and failing["successRate"] == 0.0
 
 
 async def test_throughput(api: Api) -> None:
@@ -96,6 +102,11 @@ async def test_throughput(api: Api) -> None:
     assert len(r.body["buckets"]) == 3 and r.body["totals"] == {"completed": 2, "failed": 1}
     hours = [b["hour"] for b in r.body["buckets"]]
     assert hours == sorted(hours)
+    data = r.body["data"]
+    assert [(d["completed"], d["failed"]) for d in data] == [
+        (b["completed"], b["failed"]) for b in r.body["buckets"]
+    ]
+    assert all(d["period"].endswith(":00:00.000Z") for d in data)
     r = await api.call("GET", "/v1/metrics/throughput", token="view", params={"hours": 168})
     assert len(r.body["buckets"]) == 168 and r.body["totals"] == {"completed": 3, "failed": 1}
 
