@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn
+
+from dotenv import load_dotenv
 
 from jobserver.config import ConfigError, Settings, is_loopback
 from jobserver.logs import setup_logging
@@ -26,8 +29,17 @@ def refuse_open_auth(settings: Settings, host: str) -> None:
         )
 
 
+def load_dotenv_file() -> None:
+    """`.env` of the working directory into the environment, as the core reference's setup says
+    ("set DATABASE_URL or create a .env file"); a variable already set in the process
+    environment wins. Only the working directory: no search up the tree for someone else's."""
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
 def load_settings(*, need_database: bool = True) -> Settings:
-    """Settings from the environment; a bad value exits 2 with one line and no traceback."""
+    """Settings from the environment (and `.env`, see `load_dotenv_file`); a bad value exits 2
+    with one line and no traceback."""
+    load_dotenv_file()
     try:
         settings = Settings.from_env()
         if need_database:
