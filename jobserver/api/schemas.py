@@ -925,9 +925,6 @@ JOB_LIST = list_schema(JOB, numbered=True)
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
-# the core reference's shape: the same page of definitions under `definitions` as well
-DEFINITION_LIST["properties"]["definitions"] = {"type": "array", "items": DEFINITION}
-DEFINITION_LIST["required"] = [*DEFINITION_LIST["required"], "definitions"]
 SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)

@@ -102,9 +102,11 @@ async def test_jobs_and_definitions_requests(api: Api) -> None:
 
     r = await api.call("GET", "/v1/definitions")
     assert r.status == 200, r.body
-    keys = {d["key"] for d in r.body["definitions"]}
+    # the reference shows {"definitions": [...]}; every list route here answers one envelope,
+    # {"items", "nextCursor"} (tests/api/test_lists.py), so the list is under `items`
+    keys = {d["key"] for d in r.body["items"]}
     assert {"echo", "failing", "compute.math", "process.data", "call.api", "process.batch"} <= keys
-    for d in r.body["definitions"]:
+    for d in r.body["items"]:
         assert {
             "key",
             "version",
