@@ -366,6 +366,70 @@ class Settings:
         minimum=1,
         maximum=10000,
     )
+    # -- queue health and stats (/v1/queues, /v1/queues/{name}/health, /v1/health, /v1/stats)
+    queue_health_window_minutes: int = setting(
+        "QUEUE_HEALTH_WINDOW_MINUTES",
+        15,
+        "window of a queue's figures (jobsPerMinute, successRate, durations) and of its"
+        " failure-rate alert, in minutes",
+        minimum=1,
+        maximum=1440,
+    )
+    queue_health_cache_ttl_ms: int = setting(
+        "QUEUE_HEALTH_CACHE_TTL_MS",
+        1000,
+        "queue health and stats are computed at most this often per API process (?ttl= of a"
+        " request overrides)",
+        minimum=0,
+        maximum=DAY * 1000,
+    )
+    queue_count_cap: int = setting(
+        "QUEUE_COUNT_CAP",
+        10000,
+        "a queue's unclaimed and scheduled jobs are counted exactly up to this many (then"
+        " answered as this many, with countsCapped)",
+        minimum=100,
+        maximum=10_000_000,
+    )
+    queue_stuck_margin_seconds: float = setting(
+        "QUEUE_STUCK_MARGIN_SECONDS",
+        60.0,
+        "a running job is stuck once its lease has expired, or when it runs this long past"
+        " its timeout",
+        minimum=0,
+        maximum=DAY,
+    )
+    queue_alert_backlog: int = setting(
+        "QUEUE_ALERT_BACKLOG",
+        1000,
+        "alert when a queue has this many unclaimed (ready) jobs; critical at twice (0 = never;"
+        " at most QUEUE_COUNT_CAP)",
+        minimum=0,
+        maximum=10_000_000,
+    )
+    queue_alert_wait_seconds: float = setting(
+        "QUEUE_ALERT_WAIT_SECONDS",
+        300.0,
+        "alert when a queue's oldest unclaimed job has waited this long since its run time;"
+        " critical at twice (0 = never)",
+        minimum=0,
+        maximum=30 * DAY,
+    )
+    queue_alert_failure_rate: float = setting(
+        "QUEUE_ALERT_FAILURE_RATE",
+        0.1,
+        "alert when this fraction of a queue's jobs finished in the window failed (10 or more"
+        " finished); critical at twice (0 = never)",
+        minimum=0,
+        maximum=1,
+    )
+    queue_alert_stuck: int = setting(
+        "QUEUE_ALERT_STUCK",
+        1,
+        "alert when a queue has this many stuck jobs; critical at twice (0 = never)",
+        minimum=0,
+        maximum=10_000_000,
+    )
     db_acquire_timeout_ms: int = setting(
         "DB_ACQUIRE_TIMEOUT_MS",
         2000,
@@ -543,6 +607,11 @@ class Settings:
         if self.max_every < self.min_every:
             raise ConfigError(
                 f"invalid MAX_EVERY={self.max_every}: expected >= MIN_EVERY={self.min_every}"
+            )
+        if self.queue_alert_backlog > self.queue_count_cap:
+            raise ConfigError(
+                f"invalid QUEUE_ALERT_BACKLOG={self.queue_alert_backlog}: "
+                f"expected at most QUEUE_COUNT_CAP={self.queue_count_cap}"
             )
         self._check_outbound()
         self._check_secret_key()

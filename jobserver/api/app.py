@@ -4,7 +4,8 @@
 (`jobserver.api.routes.ROUTES`, plus `extra_routes`), each route behind the request pipeline
 (`pipeline.wrap_route`: authentication, scope, query and body checks). It puts every shared
 object on the app under its typed key (`keys.py`): settings, pool, routes, the token,
-definition and metrics caches, the Prometheus job registry and the group committer.
+definition and metrics caches, the queue snapshots, the Prometheus job registry and the group
+committer.
 
 Middlewares, outermost first: the access log (`middleware.py`), Prometheus HTTP counters
 (`prometheus.py`), then the error middleware that renders every failure as `{"error", "code"}`
@@ -33,6 +34,7 @@ from jobserver.api.keys import (
     METRICS_CACHE_KEY,
     POOL_KEY,
     PROMETHEUS_KEY,
+    QUEUE_SNAPSHOTS_KEY,
     ROUTES_KEY,
     SETTINGS_KEY,
     TOKEN_CACHE_KEY,
@@ -43,6 +45,7 @@ from jobserver.api.pipeline import wrap_route
 from jobserver.api.pool import create_api_pool
 from jobserver.api.prometheus import jobs_exposition
 from jobserver.api.prometheus import middleware as prometheus_middleware
+from jobserver.api.queue_snapshot import QueueSnapshots
 from jobserver.api.routes import all_routes
 from jobserver.api.routing import Route
 from jobserver.config import Settings
@@ -66,6 +69,7 @@ def create_app(
     app[DEFINITION_CACHE_KEY] = DefinitionCache()
     app[METRICS_CACHE_KEY] = MetricsCache()
     app[PROMETHEUS_KEY] = jobs_exposition(settings.metrics_max_queues)
+    app[QUEUE_SNAPSHOTS_KEY] = QueueSnapshots(settings.queue_health_window_minutes)
     app[GROUP_COMMIT_KEY] = GroupCommitter()
     routes = [*all_routes(), *extra_routes]
     app[ROUTES_KEY] = routes

@@ -3,7 +3,8 @@
 App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TOKEN_CACHE_KEY`,
 `DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through),
 `METRICS_CACHE_KEY` (recent `/v1/metrics` answers), `PROMETHEUS_KEY` (the registry and
-collector of the job metrics `/metrics` exposes).
+collector of the job metrics `/metrics` exposes), `QUEUE_SNAPSHOTS_KEY` (the queue health and
+stats snapshots and the finished-jobs tally behind them).
 Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
 `QUERY_KEY` (the parsed, coerced, validated query as a dict).
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from jobserver.api.group_commit import GroupCommitter
     from jobserver.api.metrics_cache import MetricsCache
     from jobserver.api.prometheus import JobsCollector
+    from jobserver.api.queue_snapshot import QueueSnapshots
     from jobserver.api.routing import Route
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -35,6 +37,7 @@ DEFINITION_CACHE_KEY: web.AppKey[DefinitionCache] = web.AppKey("definition_cache
 GROUP_COMMIT_KEY: web.AppKey[GroupCommitter] = web.AppKey("group_commit")
 METRICS_CACHE_KEY: web.AppKey[MetricsCache] = web.AppKey("metrics_cache")
 PROMETHEUS_KEY: web.AppKey[tuple[CollectorRegistry, JobsCollector]] = web.AppKey("prometheus")
+QUEUE_SNAPSHOTS_KEY: web.AppKey[QueueSnapshots] = web.AppKey("queue_snapshots")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")

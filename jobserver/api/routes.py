@@ -18,6 +18,7 @@ from jobserver.api import (
     metrics,
     openapi,
     prometheus,
+    queues,
     runners,
     saved_jobs,
     schedules,
@@ -547,6 +548,49 @@ ROUTES: list[Route] = [
         " with the API on loopback)",
         query_schema={"type": "object", "properties": {}},
         tags=("metrics",),
+    ),
+    # -- queues and health
+    Route(
+        "GET",
+        "/v1/queues",
+        queues.list_queues,
+        "view_jobs",
+        "Every queue (named by jobs or live workers) with its counts, runners, status and"
+        " alerts, by name",
+        query_schema=s.QUEUES_QUERY,
+        response_schema=s.QUEUE_LIST,
+        tags=("queues",),
+    ),
+    Route(
+        "GET",
+        "/v1/queues/{name}/health",
+        queues.queue_health,
+        "view_jobs",
+        "One queue's health: status, counts, runners, stuck jobs, alerts and figures over the"
+        " window",
+        query_schema=s.QUEUE_HEALTH_QUERY,
+        response_schema=s.QUEUE_HEALTH,
+        tags=("queues", "health"),
+    ),
+    Route(
+        "GET",
+        "/v1/health",
+        queues.system_health,
+        "view_jobs",
+        "System overview: database, scheduler leader, workers by status, every queue's status",
+        query_schema=s.QUEUE_HEALTH_QUERY,
+        response_schema=s.SYSTEM_HEALTH,
+        tags=("health",),
+    ),
+    Route(
+        "GET",
+        "/v1/stats",
+        queues.stats,
+        "view_jobs",
+        "Queued, running, completed and failed jobs, workers, processing time and throughput",
+        query_schema=s.QUEUE_HEALTH_QUERY,
+        response_schema=s.STATS,
+        tags=("queues", "health"),
     ),
     # -- credentials
     Route(

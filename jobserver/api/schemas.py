@@ -16,6 +16,9 @@ from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
+from jobserver.core.queue_health import RULES as HEALTH_RULES
+from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
+from jobserver.core.queue_health import STATUSES as HEALTH_STATUSES
 from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.credentials.models import CREDENTIAL_NAME
@@ -913,6 +916,142 @@ THROUGHPUT: Schema = closed(
     }
 )
 PERFORMANCE_ANSWER: Schema = closed({**PERFORMANCE_FIELDS, "cachedAt": CACHED_AT})
+
+# ---------------------------------------------------------------- queues and health
+
+HEALTH_STATUS: Schema = {"type": "string", "enum": list(HEALTH_STATUSES)}
+CHECKED_AT: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "description": "the database clock of the snapshot the answer was computed from",
+}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+QUEUE_TTL: Schema = {**TTL, "description": "reuse an answer computed less than this ago (s)"}
+QUEUE_COUNTS: Schema = closed(
+    {
+        "total": {**COUNT, "description": "unfinished: unclaimed + scheduled + pending + running"},
+        "unclaimed": {**COUNT, "description": "queued and ready to run now"},
+        "pending": {**COUNT, "description": "claimed by a worker, not started (its buffer)"},
+        "scheduled": {**COUNT, "description": "queued with a run time in the future"},
+        "running": {**COUNT, "description": "held by a worker and started"},
+        "stuck": {
+            **COUNT,
+            "description": "held past the lease, or past the timeout by a margin (counted in"
+            " pending or running too)",
+        },
+    }
+)
+QUEUE_ALERT: Schema = closed(
+    {
+        "rule": {"type": "string", "enum": list(HEALTH_RULES)},
+        "severity": {"type": "string", "enum": list(HEALTH_SEVERITIES)},
+        "value": {"type": "number"},
+        "threshold": {"type": "number"},
+        "message": STRING,
+    }
+)
+QUEUE_METRIC_FIELDS: Schema = {
+    "windowMinutes": INTEGER,
+    "jobsPerMinute": {"type": "number", "description": "succeeded or failed, per minute"},
+    "successRate": FRACTION,
+    "avgDurationMs": MILLISECONDS,
+    "succeeded": COUNT,
+    "failed": COUNT,
+}
+QUEUE_FIELDS: Schema = {
+    "name": STRING,
+    "status": HEALTH_STATUS,
+    "counts": QUEUE_COUNTS,
+    "countsCapped": {
+        "type": "boolean",
+        "description": "unclaimed or scheduled reached QUEUE_COUNT_CAP (a lower bound)",
+    },
+    "oldestWaitingSeconds": {
+        "type": ["number", "null"],
+        "description": "how long the oldest unclaimed job has waited since its run time",
+    },
+    "runners": closed(
+        {
+            "active": {**COUNT, "description": "live workers serving the queue, claiming"},
+            "total": {**COUNT, "description": "live workers serving the queue"},
+        }
+    ),
+    "alerts": {"type": "array", "items": QUEUE_ALERT},
+    "metrics": closed(QUEUE_METRIC_FIELDS),
+    "checkedAt": CHECKED_AT,
+}
+QUEUE_SUMMARY: Schema = closed(QUEUE_FIELDS)
+QUEUE_LIST = list_schema(QUEUE_SUMMARY)
+QUEUES_QUERY: Schema = page_query(100, 1000, {"ttl": QUEUE_TTL})
+QUEUE_HEALTH_QUERY: Schema = query({"ttl": QUEUE_TTL})
+QUEUE_HEALTH: Schema = closed(
+    {
+        **QUEUE_FIELDS,
+        "queue": {"type": "string", "description": "the queue's name (as `name`)"},
+        "stuckJobs": {
+            "type": "array",
+            "maxItems": 20,
+            "description": "the longest stuck first",
+            "items": closed(
+                {
+                    "id": UUID,
+                    "workerId": NULLABLE_STRING,
+                    "since": TIMESTAMP,
+                    "reason": {"type": "string", "enum": ["lease_expired", "timeout"]},
+                }
+            ),
+        },
+        "metrics": closed(
+            {
+                **QUEUE_METRIC_FIELDS,
+                "p50DurationMs": MILLISECONDS,
+                "p95DurationMs": MILLISECONDS,
+                "durationSample": {
+                    **COUNT,
+                    "description": "runs the percentiles are of (the queue's among the latest"
+                    " 20,000 finished in the window)",
+                },
+            }
+        ),
+    }
+)
+SYSTEM_HEALTH: Schema = closed(
+    {
+        "status": HEALTH_STATUS,
+        "database": closed({"ok": BOOLEAN, "latencyMs": {"type": "number"}}),
+        "scheduler": closed(
+            {
+                "ok": {"type": "boolean", "description": "a scheduler holds the leader lease"},
+                "leader": NULLABLE_STRING,
+                "acquiredAt": NULLABLE_TIMESTAMP,
+                "leaseExpiresAt": NULLABLE_TIMESTAMP,
+            }
+        ),
+        "workers": closed({s: COUNT for s in WORKER_STATUSES}),
+        "queues": {
+            "type": "array",
+            "items": closed({"name": STRING, "status": HEALTH_STATUS, "alerts": COUNT}),
+        },
+        "queuesTruncated": BOOLEAN,
+        "checkedAt": CHECKED_AT,
+    }
+)
+STATS: Schema = closed(
+    {
+        "pending": {**COUNT, "description": "queued jobs (unclaimed + scheduled)"},
+        "running": {**COUNT, "description": "held jobs (pending + running of the queues)"},
+        "completed": {**COUNT, "description": "succeeded in the last 24 hours"},
+        "failed": {**COUNT, "description": "failed in the last 24 hours"},
+        "workers": {**COUNT, "description": "active workers"},
+        "queueType": {"type": "string", "enum": ["postgresql"]},
+        "avgProcessingTime": MILLISECONDS,
+        "throughput": closed({"lastMinute": COUNT, "lastHour": COUNT, "lastDay": COUNT}),
+        "windowMinutes": INTEGER,
+        "countsCapped": BOOLEAN,
+        "queuesTruncated": BOOLEAN,
+        "checkedAt": CHECKED_AT,
+    }
+)
 
 # ---------------------------------------------------------------- health and meta
 

@@ -134,6 +134,16 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'queued'"),
     ),
+    # Queue health (db/queues.py): each queue's queued rows by run time, so the names of the
+    # queues with waiting jobs are a loose index scan, and a queue's ready (run_at <= now)
+    # and delayed rows two bounded ranges. Only queued rows live here: an insert writes one
+    # entry more, a claim none (its new row version is not queued).
+    Index(
+        "jobs_queue_queued_idx",
+        "queue",
+        "run_at",
+        postgresql_where=text("status = 'queued'"),
+    ),
     # Heartbeats and rescue look only at held rows. No index has lease_expires_at (the rescuer
     # walks this one and sorts what it finds): a claim writes one index entry less, and a
     # heartbeat, which changes nothing else, can be a heap-only (HOT) update that writes no
