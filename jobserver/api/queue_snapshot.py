@@ -124,7 +124,8 @@ class QueueState:
     running: int = 0
     stuck: int = 0
     capped: bool = False
-    oldest_wait_seconds: float | None = None
+    oldest_ready: dt.datetime | None = None  # the run time of the oldest unclaimed job
+    oldest_wait_seconds: float | None = None  # how long it has waited, at the snapshot
     runners_active: int = 0
     runners_total: int = 0
     window: Finished = field(default_factory=lambda: Finished({}, 0, 0.0))
@@ -158,10 +159,10 @@ class Snapshot:
         return worst([q.status for q in self.queues.values()])
 
     def jobs_per_minute(self, f: Finished) -> float:
-        """Jobs of `f` (a window's) that succeeded or failed, per minute of the window so far
-        (at least one minute)."""
-        span = max((self.at - self.window_start) / MINUTE, 1.0)
-        return round((f.succeeded + f.failed) / span, 3)
+        """Jobs of `f` (a window's) that succeeded or failed, per minute of the window (its
+        length: the current minute counts as a whole one, so a figure changes only when jobs
+        finish)."""
+        return round((f.succeeded + f.failed) / self.window_minutes, 3)
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,7 @@ class QueueSnapshots:
                 running=0 if h is None else h["running"],
                 stuck=0 if h is None else h["stuck"],
                 capped=unclaimed > cap or scheduled > cap,
+                oldest_ready=oldest,
                 oldest_wait_seconds=wait,
                 runners_active=sum(1 for r in serving if r["status"] == "active"),
                 runners_total=len(serving),

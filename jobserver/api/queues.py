@@ -83,17 +83,17 @@ def _metrics_json(snap: Snapshot, s: QueueState) -> dict[str, Any]:
 
 
 def queue_json(snap: Snapshot, s: QueueState) -> dict[str, Any]:
-    """A queue as `GET /v1/queues` lists it."""
+    """A queue as `GET /v1/queues` lists it: only figures that change when its jobs do (no
+    clock), so two pages read from different snapshots of an idle system agree."""
     return {
         "name": s.name,
         "status": s.status,
         "counts": _counts_json(s),
         "countsCapped": s.capped,
-        "oldestWaitingSeconds": s.oldest_wait_seconds,
+        "oldestWaitingSince": s.oldest_ready,
         "runners": {"active": s.runners_active, "total": s.runners_total},
         "alerts": [_alert_json(a) for a in s.alerts],
         "metrics": _metrics_json(snap, s),
-        "checkedAt": snap.at,
     }
 
 
@@ -112,11 +112,13 @@ def health_json(snap: Snapshot, s: QueueState, d: Durations) -> dict[str, Any]:
     """One queue as `GET /v1/queues/{name}/health` answers it."""
     out = queue_json(snap, s)
     out["queue"] = s.name
+    out["oldestWaitingSeconds"] = s.oldest_wait_seconds
     out["stuckJobs"] = [
         {"id": j.id, "workerId": j.worker_id, "since": j.since, "reason": j.reason}
         for j in s.stuck_jobs
     ]
     out["metrics"].update(p50DurationMs=d.p50_ms, p95DurationMs=d.p95_ms, durationSample=d.n)
+    out["checkedAt"] = snap.at
     return out
 
 

@@ -952,7 +952,10 @@ QUEUE_ALERT: Schema = closed(
 )
 QUEUE_METRIC_FIELDS: Schema = {
     "windowMinutes": INTEGER,
-    "jobsPerMinute": {"type": "number", "description": "succeeded or failed, per minute"},
+    "jobsPerMinute": {
+        "type": "number",
+        "description": "succeeded or failed in the window, per minute of its length",
+    },
     "successRate": FRACTION,
     "avgDurationMs": MILLISECONDS,
     "succeeded": COUNT,
@@ -966,9 +969,10 @@ QUEUE_FIELDS: Schema = {
         "type": "boolean",
         "description": "unclaimed or scheduled reached QUEUE_COUNT_CAP (a lower bound)",
     },
-    "oldestWaitingSeconds": {
-        "type": ["number", "null"],
-        "description": "how long the oldest unclaimed job has waited since its run time",
+    "oldestWaitingSince": {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": "the run time of the oldest unclaimed job (null: none)",
     },
     "runners": closed(
         {
@@ -978,7 +982,6 @@ QUEUE_FIELDS: Schema = {
     ),
     "alerts": {"type": "array", "items": QUEUE_ALERT},
     "metrics": closed(QUEUE_METRIC_FIELDS),
-    "checkedAt": CHECKED_AT,
 }
 QUEUE_SUMMARY: Schema = closed(QUEUE_FIELDS)
 QUEUE_LIST = list_schema(QUEUE_SUMMARY)
@@ -988,6 +991,10 @@ QUEUE_HEALTH: Schema = closed(
     {
         **QUEUE_FIELDS,
         "queue": {"type": "string", "description": "the queue's name (as `name`)"},
+        "oldestWaitingSeconds": {
+            "type": ["number", "null"],
+            "description": "how long the oldest unclaimed job has waited since its run time",
+        },
         "stuckJobs": {
             "type": "array",
             "maxItems": 20,
@@ -1013,6 +1020,7 @@ QUEUE_HEALTH: Schema = closed(
                 },
             }
         ),
+        "checkedAt": CHECKED_AT,
     }
 )
 SYSTEM_HEALTH: Schema = closed(

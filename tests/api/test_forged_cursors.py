@@ -81,7 +81,8 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
         api.pool, status="running", attempt=2, max_attempts=2, lease_offset=-1, worker_id="w2"
     )
     assert (await Rescuer(api.pool).run_once())["failed"] == 1
-    await worker_register(api.pool, "w2", "host", 2, ["default"], ["echo@1"], 4)
+    # a second queue (named by a live worker) for GET /v1/queues
+    await worker_register(api.pool, "w2", "host", 2, ["default", "other"], ["echo@1"], 4)
     r = await api.call(
         "POST", "/v1/schedules", json={"name": "other", "everySeconds": 60, "definitionKey": "echo"}
     )

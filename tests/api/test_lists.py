@@ -159,6 +159,7 @@ async def test_answers_match_their_schemas(api: Api) -> None:
     # the path ids of each resource: a job, a dead-letter job, a worker, a schedule
     prefixed = {"/v1/dlq/": {"id": dlq_id}, "/v1/runners/": {"id": "w1"}}
     prefixed["/v1/definitions/"] = {"name": "echo"}
+    prefixed["/v1/queues/"] = {"name": "default"}
 
     def path_of(route: Route) -> str:
         found = next((v for k, v in prefixed.items() if route.path.startswith(k)), {})
