@@ -385,9 +385,9 @@ class Settings:
     )
     queue_count_cap: int = setting(
         "QUEUE_COUNT_CAP",
-        10000,
-        "a queue's unclaimed and scheduled jobs are counted exactly up to this many (then"
-        " answered as this many, with countsCapped)",
+        1000,
+        "a queue's unclaimed and scheduled jobs are counted exactly up to this many, past it"
+        " estimated by the planner (countsEstimated)",
         minimum=100,
         maximum=10_000_000,
     )
@@ -403,7 +403,7 @@ class Settings:
         "QUEUE_ALERT_BACKLOG",
         1000,
         "alert when a queue has this many unclaimed (ready) jobs; critical at twice (0 = never;"
-        " at most QUEUE_COUNT_CAP)",
+        " at most QUEUE_COUNT_CAP, so that it is judged on an exact count)",
         minimum=0,
         maximum=10_000_000,
     )

@@ -5,8 +5,8 @@ same `Snapshot`, so their figures agree by construction. Per queue (definitions 
 `jobserver.db.queues`):
 
 - `unclaimed`: queued and ready to run now; `scheduled`: queued with a run time in the future
-  (delayed, or waiting out a retry back-off); both exact up to QUEUE_COUNT_CAP, then the cap
-  (`capped`);
+  (delayed, or waiting out a retry back-off); both exact up to QUEUE_COUNT_CAP, past it the
+  planner's estimate (at least the cap + 1; `estimated`);
 - `pending`: claimed by a worker but not started (in its local buffer); `running`: the rest of
   what workers hold (`running` and `cancelling` jobs); `stuck`: held jobs past their lease or
   past their timeout by QUEUE_STUCK_MARGIN_SECONDS, counted in pending or running too;
@@ -54,7 +54,7 @@ from jobserver.scheduler.leader import ELECTION
 
 MAX_QUEUES = 1000
 STUCK_LIST = 20  # stuck jobs listed per queue (the count says how many there are)
-DURATION_SCAN = 20_000  # latest finished jobs the duration percentiles look at
+DURATION_SCAN = 5_000  # latest finished jobs the duration percentiles look at
 DURATIONS_KEPT = 256  # queues whose percentiles are cached
 FINISHED = ("succeeded", "failed")
 WORKER_STATUSES = ("active", "stopping", "stopped", "gone")
@@ -123,7 +123,7 @@ class QueueState:
     pending: int = 0
     running: int = 0
     stuck: int = 0
-    capped: bool = False
+    estimated: bool = False  # unclaimed or scheduled passed the cap: estimates
     oldest_ready: dt.datetime | None = None  # the run time of the oldest unclaimed job
     oldest_wait_seconds: float | None = None  # how long it has waited, at the snapshot
     runners_active: int = 0
@@ -224,8 +224,13 @@ class QueueSnapshots:
             now = await sql.queue_clock(conn)
             latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             waiting = await sql.queue_waiting(conn, cap + 1, MAX_QUEUES + 1)
-            held = await sql.queue_held(conn, margin)
-            stuck = await sql.queue_stuck_jobs(conn, margin, STUCK_LIST)
+            held = await sql.queue_held(conn, margin, STUCK_LIST)
+            estimates = {
+                (r["queue"], ready): await sql.queue_waiting_estimate(conn, r["queue"], ready)
+                for r in waiting[:MAX_QUEUES]
+                for ready, counted in ((True, r["unclaimed"]), (False, r["scheduled"]))
+                if counted > cap
+            }
             live = await sql.queue_live_workers(conn)
             statuses = await sql.queue_worker_statuses(conn)
             leader = await leader_get(conn, ELECTION)
@@ -238,11 +243,19 @@ class QueueSnapshots:
         window_by: dict[str, list[tuple[str, Counts]]] = {}
         for (q, s), c in window.items():
             window_by.setdefault(q, []).append((s, c))
-        stuck_by: dict[str, list[StuckJob]] = {}
-        for r in stuck:
-            stuck_by.setdefault(r["queue"], []).append(
-                StuckJob(r["id"], r["worker_id"], r["since"], r["reason"])
+        stuck_by = {
+            r["queue"]: tuple(
+                StuckJob(*j)
+                for j in zip(
+                    r["stuck_ids"] or (),
+                    r["stuck_workers"] or (),
+                    r["stuck_since"] or (),
+                    r["stuck_reasons"] or (),
+                    strict=True,
+                )
             )
+            for r in held
+        }
         waiting_by = {r["queue"]: r for r in waiting}
         held_by = {r["queue"]: r for r in held}
         rules = thresholds(settings)
@@ -252,22 +265,27 @@ class QueueSnapshots:
             serving = [r for r in live if r["queues"] is None or name in r["queues"]]
             unclaimed = 0 if w is None else w["unclaimed"]
             scheduled = 0 if w is None else w["scheduled"]
+            # past the cap: the planner's estimate, never below what was counted
+            if unclaimed > cap:
+                unclaimed = max(estimates[(name, True)], unclaimed)
+            if scheduled > cap:
+                scheduled = max(estimates[(name, False)], scheduled)
             oldest = None if w is None else w["oldest_ready"]
             wait = None if oldest is None else round(max((now - oldest).total_seconds(), 0.0), 3)
             state = QueueState(
                 name=name,
-                unclaimed=min(unclaimed, cap),
-                scheduled=min(scheduled, cap),
+                unclaimed=unclaimed,
+                scheduled=scheduled,
                 pending=0 if h is None else h["pending"],
                 running=0 if h is None else h["running"],
                 stuck=0 if h is None else h["stuck"],
-                capped=unclaimed > cap or scheduled > cap,
+                estimated=unclaimed > cap or scheduled > cap,
                 oldest_ready=oldest,
                 oldest_wait_seconds=wait,
                 runners_active=sum(1 for r in serving if r["status"] == "active"),
                 runners_total=len(serving),
                 window=_finished(window_by.get(name, ())),
-                stuck_jobs=tuple(stuck_by.get(name, ())),
+                stuck_jobs=stuck_by.get(name, ()),
             )
             alerts = queue_alerts(
                 QueueFigures(
@@ -277,7 +295,7 @@ class QueueSnapshots:
                     failed=state.window.failed,
                     stuck=state.stuck,
                     active_runners=state.runners_active,
-                    unclaimed_capped=unclaimed > cap,
+                    unclaimed_estimated=unclaimed > cap,
                 ),
                 rules,
             )

@@ -965,9 +965,9 @@ QUEUE_FIELDS: Schema = {
     "name": STRING,
     "status": HEALTH_STATUS,
     "counts": QUEUE_COUNTS,
-    "countsCapped": {
+    "countsEstimated": {
         "type": "boolean",
-        "description": "unclaimed or scheduled reached QUEUE_COUNT_CAP (a lower bound)",
+        "description": "unclaimed or scheduled passed QUEUE_COUNT_CAP: the planner's estimate",
     },
     "oldestWaitingSince": {
         "type": ["string", "null"],
@@ -1016,7 +1016,7 @@ QUEUE_HEALTH: Schema = closed(
                 "durationSample": {
                     **COUNT,
                     "description": "runs the percentiles are of (the queue's among the latest"
-                    " 20,000 finished in the window)",
+                    " 5,000 finished in the window)",
                 },
             }
         ),
@@ -1055,7 +1055,7 @@ STATS: Schema = closed(
         "avgProcessingTime": MILLISECONDS,
         "throughput": closed({"lastMinute": COUNT, "lastHour": COUNT, "lastDay": COUNT}),
         "windowMinutes": INTEGER,
-        "countsCapped": BOOLEAN,
+        "countsEstimated": BOOLEAN,
         "queuesTruncated": BOOLEAN,
         "checkedAt": CHECKED_AT,
     }

@@ -55,7 +55,7 @@ class QueueFigures:
     failed: int  # in the window
     stuck: int
     active_runners: int
-    unclaimed_capped: bool = False  # `unclaimed` is a lower bound
+    unclaimed_estimated: bool = False  # `unclaimed` is an estimate (past the count cap)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def queue_alerts(f: QueueFigures, t: Thresholds) -> list[Alert]:
     out: list[Alert] = []
     level = _severity(f.unclaimed, t.backlog)
     if level:
-        more = "at least " if f.unclaimed_capped else ""
+        more = "about " if f.unclaimed_estimated else ""
         out.append(
             Alert(
                 "backlog",

@@ -7,7 +7,8 @@ million jobs:
 
 - waiting jobs (`queued`) through `jobs_queue_queued_idx` (queue, run_at): the queue names by a
   loose index scan (one probe per name), and per queue the ready (`run_at <= now()`) and the
-  delayed (`run_at > now()`) entries, each counted up to a cap;
+  delayed (`run_at > now()`) entries, each counted up to a cap (past it the caller asks the
+  planner for an estimate: an exact count reads one entry, and mostly its heap row, per job);
 - held jobs (`running`, `cancelling`) through `jobs_held_idx`: what the workers hold now, a
   set the fleet's size bounds;
 - finished jobs through time ranges of `jobs_finished_idx`, per minute (the API keeps the
@@ -43,6 +44,7 @@ from datetime import datetime
 
 import asyncpg
 
+from jobserver.codec import loads
 from jobserver.db.conn import Conn, ConnOrPool
 
 
@@ -96,6 +98,20 @@ async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asy
     )
 
 
+async def queue_waiting_estimate(conn: ConnOrPool, queue: str, ready: bool) -> int:
+    """The planner's estimate of `queue`'s ready (or delayed) jobs: for a count past the cap,
+    which reading would cost one index entry per job."""
+    op = "<=" if ready else ">"
+    plan = await conn.fetchval(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs"
+        f" WHERE status = 'queued' AND queue = $1 AND run_at {op} now()",
+        queue,
+    )
+    if isinstance(plan, str):
+        plan = loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
 # Every held job with its split (see the module doc): `pending` (in its live worker's local
 # buffer: beyond the count the worker reports executing, newest claims first) and
 # `stuck_since` (when it passed its lease, or its timeout plus $1 seconds; NULL: not stuck).
@@ -129,38 +145,27 @@ judged AS (
 )"""
 
 
-async def queue_held(conn: ConnOrPool, margin_seconds: float) -> list[asyncpg.Record]:
-    """(queue, pending, running, stuck) of every queue with held jobs (see the module doc)."""
+async def queue_held(
+    conn: ConnOrPool, margin_seconds: float, stuck_listed: int
+) -> list[asyncpg.Record]:
+    """(queue, pending, running, stuck, stuck_ids, stuck_workers, stuck_since, stuck_reasons)
+    of every queue with held jobs (see the module doc): the counts, and the longest stuck
+    jobs first, at most `stuck_listed` of them, as parallel arrays."""
+    listed = "ORDER BY stuck_since, id) FILTER (WHERE stuck_since IS NOT NULL))[1:$2]"
     return await conn.fetch(
         f"""
         WITH {_HELD}
         SELECT queue, count(*) FILTER (WHERE pending) AS pending,
             count(*) FILTER (WHERE NOT pending) AS running,
-            count(*) FILTER (WHERE stuck_since IS NOT NULL) AS stuck
+            count(*) FILTER (WHERE stuck_since IS NOT NULL) AS stuck,
+            (array_agg(id {listed} AS stuck_ids,
+            (array_agg(worker_id {listed} AS stuck_workers,
+            (array_agg(stuck_since {listed} AS stuck_since,
+            (array_agg(stuck_reason {listed} AS stuck_reasons
         FROM judged GROUP BY queue ORDER BY queue
         """,
         float(margin_seconds),
-    )
-
-
-async def queue_stuck_jobs(
-    conn: ConnOrPool, margin_seconds: float, per_queue: int
-) -> list[asyncpg.Record]:
-    """(queue, id, worker_id, since, reason) of stuck jobs, the longest stuck first, at most
-    `per_queue` of each queue."""
-    return await conn.fetch(
-        f"""
-        WITH {_HELD},
-        ranked AS (
-            SELECT queue, id, worker_id, stuck_since AS since, stuck_reason AS reason,
-                row_number() OVER (PARTITION BY queue ORDER BY stuck_since, id) AS rn
-            FROM judged WHERE stuck_since IS NOT NULL
-        )
-        SELECT queue, id, worker_id, since, reason FROM ranked WHERE rn <= $2
-        ORDER BY queue, since, id
-        """,
-        float(margin_seconds),
-        per_queue,
+        stuck_listed,
     )
 
 
@@ -177,28 +182,32 @@ async def queue_worker_statuses(conn: ConnOrPool) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT status, count(*) AS n FROM workers GROUP BY status")
 
 
+# Per minute, queue and terminal status: how many finished, how many of them ran (have a
+# start), the sum of their run times, and how many finished in the last 60 seconds.
+_FINISHED_MINUTES = """
+    SELECT date_trunc('minute', finished_at) AS minute, queue, status, count(*) AS n,
+        count(started_at) AS timed,
+        coalesce(sum(extract(epoch FROM finished_at - started_at) * 1000), 0)::float8
+            AS duration_ms,
+        count(*) FILTER (WHERE finished_at >= now() - interval '1 minute') AS last_minute
+    FROM jobs
+    WHERE {range} AND status IN ('succeeded', 'failed', 'cancelled', 'expired')
+    GROUP BY 1, 2, 3
+"""
+
+
 async def queue_finished_minutes(
     conn: ConnOrPool, since: datetime, until: datetime | None
 ) -> list[asyncpg.Record]:
-    """Per minute, queue and terminal status, the jobs that finished in [since, until)
-    (until None: up to now): (minute, queue, status, n, timed, duration_ms, last_minute).
-    `timed`/`duration_ms`: how many of them ran (have a start) and the sum of their run
-    times; `last_minute`: how many finished in the last 60 seconds."""
-    return await conn.fetch(
-        """
-        SELECT date_trunc('minute', finished_at) AS minute, queue, status, count(*) AS n,
-            count(started_at) AS timed,
-            coalesce(sum(extract(epoch FROM finished_at - started_at) * 1000), 0)::float8
-                AS duration_ms,
-            count(*) FILTER (WHERE finished_at >= now() - interval '1 minute') AS last_minute
-        FROM jobs
-        WHERE finished_at >= $1 AND ($2::timestamptz IS NULL OR finished_at < $2)
-            AND status IN ('succeeded', 'failed', 'cancelled', 'expired')
-        GROUP BY 1, 2, 3
-        """,
-        since,
-        until,
-    )
+    """(minute, queue, status, n, timed, duration_ms, last_minute) of the jobs that finished
+    in [since, until), or since `since` when `until` is None. Two statements, not one with
+    `$2 IS NULL OR ...`: a prepared statement's generic plan would then bound the index scan
+    below only, and read everything newer than `since` for every range."""
+    if until is None:
+        sql = _FINISHED_MINUTES.format(range="finished_at >= $1")
+        return await conn.fetch(sql, since)
+    sql = _FINISHED_MINUTES.format(range="finished_at >= $1 AND finished_at < $2")
+    return await conn.fetch(sql, since, until)
 
 
 async def queue_durations(
