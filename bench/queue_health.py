@@ -24,7 +24,8 @@ throwaway cluster (fsync off: this measures reads; shared_buffers 256MB as the p
    by the client around the whole HTTP request.
 4. the insert cost of `jobs_queue_queued_idx` (the index this feature adds): 100,000 jobs per
    round through `job_insert_many` (the one insert path) in batches of 1,000 from 4
-   connections, into an empty table with and without the index, 3 rounds each, alternated.
+   connections, into an empty table with and without the index, 5 rounds each, alternated
+   (the median of each).
 
 Target: every route's p50 and p95 (ttl=0) under 50 ms. Prints a table and writes JSON.
 """
@@ -303,7 +304,7 @@ async def time_routes(base: str, token: str, calls: int) -> dict[str, Any]:
 
 
 async def insert_cost(
-    cluster: LocalCluster, rounds: int = 3, jobs: int = 100_000
+    cluster: LocalCluster, rounds: int = 5, jobs: int = 100_000
 ) -> dict[str, Any]:
     url = await fresh_db(cluster, "insert_cost")
     definition = await asyncpg.connect(url)

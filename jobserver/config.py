@@ -386,8 +386,8 @@ class Settings:
     queue_count_cap: int = setting(
         "QUEUE_COUNT_CAP",
         1000,
-        "a queue's unclaimed and scheduled jobs are counted exactly up to this many, past it"
-        " estimated by the planner (countsEstimated)",
+        "a queue's unclaimed and scheduled jobs are counted exactly up to this many (each job"
+        " counted costs an index entry and mostly a heap row); past it: this many, countsCapped",
         minimum=100,
         maximum=10_000_000,
     )
@@ -401,9 +401,9 @@ class Settings:
     )
     queue_alert_backlog: int = setting(
         "QUEUE_ALERT_BACKLOG",
-        1000,
+        500,
         "alert when a queue has this many unclaimed (ready) jobs; critical at twice (0 = never;"
-        " at most QUEUE_COUNT_CAP, so that it is judged on an exact count)",
+        " at most QUEUE_COUNT_CAP, and critical only where twice it is too)",
         minimum=0,
         maximum=10_000_000,
     )

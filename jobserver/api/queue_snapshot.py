@@ -6,7 +6,7 @@ same `Snapshot`, so their figures agree by construction. Per queue (definitions 
 
 - `unclaimed`: queued and ready to run now; `scheduled`: queued with a run time in the future
   (delayed, or waiting out a retry back-off); both exact up to QUEUE_COUNT_CAP, past it the
-  planner's estimate (at least the cap + 1; `estimated`);
+  cap (`capped`: a lower bound);
 - `pending`: claimed by a worker but not started (in its local buffer); `running`: the rest of
   what workers hold (`running` and `cancelling` jobs); `stuck`: held jobs past their lease or
   past their timeout by QUEUE_STUCK_MARGIN_SECONDS, counted in pending or running too;
@@ -50,6 +50,7 @@ from jobserver.core.queue_health import (
 )
 from jobserver.db import queues as sql
 from jobserver.db.leader import leader_get
+from jobserver.db.workers import WORKER_STATUSES
 from jobserver.scheduler.leader import ELECTION
 
 MAX_QUEUES = 1000
@@ -57,7 +58,6 @@ STUCK_LIST = 20  # stuck jobs listed per queue (the count says how many there ar
 DURATION_SCAN = 5_000  # latest finished jobs the duration percentiles look at
 DURATIONS_KEPT = 256  # queues whose percentiles are cached
 FINISHED = ("succeeded", "failed")
-WORKER_STATUSES = ("active", "stopping", "stopped", "gone")
 
 
 def thresholds(settings: Settings) -> Thresholds:
@@ -123,7 +123,7 @@ class QueueState:
     pending: int = 0
     running: int = 0
     stuck: int = 0
-    estimated: bool = False  # unclaimed or scheduled passed the cap: estimates
+    capped: bool = False  # unclaimed or scheduled passed the cap: answered as the cap
     oldest_ready: dt.datetime | None = None  # the run time of the oldest unclaimed job
     oldest_wait_seconds: float | None = None  # how long it has waited, at the snapshot
     runners_active: int = 0
@@ -225,12 +225,6 @@ class QueueSnapshots:
             latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             waiting = await sql.queue_waiting(conn, cap + 1, MAX_QUEUES + 1)
             held = await sql.queue_held(conn, margin, STUCK_LIST)
-            estimates = {
-                (r["queue"], ready): await sql.queue_waiting_estimate(conn, r["queue"], ready)
-                for r in waiting[:MAX_QUEUES]
-                for ready, counted in ((True, r["unclaimed"]), (False, r["scheduled"]))
-                if counted > cap
-            }
             live = await sql.queue_live_workers(conn)
             statuses = await sql.queue_worker_statuses(conn)
             leader = await leader_get(conn, ELECTION)
@@ -263,23 +257,18 @@ class QueueSnapshots:
         for name in sorted(names)[:MAX_QUEUES]:
             w, h = waiting_by.get(name), held_by.get(name)
             serving = [r for r in live if r["queues"] is None or name in r["queues"]]
-            unclaimed = 0 if w is None else w["unclaimed"]
+            unclaimed = 0 if w is None else w["unclaimed"]  # counted up to cap + 1
             scheduled = 0 if w is None else w["scheduled"]
-            # past the cap: the planner's estimate, never below what was counted
-            if unclaimed > cap:
-                unclaimed = max(estimates[(name, True)], unclaimed)
-            if scheduled > cap:
-                scheduled = max(estimates[(name, False)], scheduled)
             oldest = None if w is None else w["oldest_ready"]
             wait = None if oldest is None else round(max((now - oldest).total_seconds(), 0.0), 3)
             state = QueueState(
                 name=name,
-                unclaimed=unclaimed,
-                scheduled=scheduled,
+                unclaimed=min(unclaimed, cap),
+                scheduled=min(scheduled, cap),
                 pending=0 if h is None else h["pending"],
                 running=0 if h is None else h["running"],
                 stuck=0 if h is None else h["stuck"],
-                estimated=unclaimed > cap or scheduled > cap,
+                capped=unclaimed > cap or scheduled > cap,
                 oldest_ready=oldest,
                 oldest_wait_seconds=wait,
                 runners_active=sum(1 for r in serving if r["status"] == "active"),
@@ -295,7 +284,7 @@ class QueueSnapshots:
                     failed=state.window.failed,
                     stuck=state.stuck,
                     active_runners=state.runners_active,
-                    unclaimed_estimated=unclaimed > cap,
+                    unclaimed_capped=unclaimed > cap,
                 ),
                 rules,
             )

@@ -89,7 +89,7 @@ def queue_json(snap: Snapshot, s: QueueState) -> dict[str, Any]:
         "name": s.name,
         "status": s.status,
         "counts": _counts_json(s),
-        "countsEstimated": s.estimated,
+        "countsCapped": s.capped,
         "oldestWaitingSince": s.oldest_ready,
         "runners": {"active": s.runners_active, "total": s.runners_total},
         "alerts": [_alert_json(a) for a in s.alerts],
@@ -181,7 +181,7 @@ async def stats(request: web.Request) -> web.Response:
                 "lastDay": snap.last_day.succeeded + snap.last_day.failed,
             },
             "windowMinutes": snap.window_minutes,
-            "countsEstimated": any(s.estimated for s in queues),
+            "countsCapped": any(s.capped for s in queues),
             "queuesTruncated": snap.truncated,
             "checkedAt": snap.at,
         }

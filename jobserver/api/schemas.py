@@ -965,9 +965,10 @@ QUEUE_FIELDS: Schema = {
     "name": STRING,
     "status": HEALTH_STATUS,
     "counts": QUEUE_COUNTS,
-    "countsEstimated": {
+    "countsCapped": {
         "type": "boolean",
-        "description": "unclaimed or scheduled passed QUEUE_COUNT_CAP: the planner's estimate",
+        "description": "unclaimed or scheduled passed QUEUE_COUNT_CAP: answered as the cap, a"
+        " lower bound",
     },
     "oldestWaitingSince": {
         "type": ["string", "null"],
@@ -1055,7 +1056,7 @@ STATS: Schema = closed(
         "avgProcessingTime": MILLISECONDS,
         "throughput": closed({"lastMinute": COUNT, "lastHour": COUNT, "lastDay": COUNT}),
         "windowMinutes": INTEGER,
-        "countsEstimated": BOOLEAN,
+        "countsCapped": BOOLEAN,
         "queuesTruncated": BOOLEAN,
         "checkedAt": CHECKED_AT,
     }

@@ -2,7 +2,7 @@
 
 Each rule compares one figure of the queue with a threshold (settings; 0 turns a rule off):
 
-- `backlog`: unclaimed jobs (ready to run now), QUEUE_ALERT_BACKLOG (1000);
+- `backlog`: unclaimed jobs (ready to run now), QUEUE_ALERT_BACKLOG (500);
 - `oldest_waiting`: seconds the oldest unclaimed job has waited since its run time,
   QUEUE_ALERT_WAIT_SECONDS (300);
 - `failure_rate`: failed / (succeeded + failed) in the window, once 10 or more finished,
@@ -39,7 +39,7 @@ FAILURE_RATE_MIN_FINISHED = 10
 class Thresholds:
     """When each rule fires (0: never)."""
 
-    backlog: int = 1000
+    backlog: int = 500
     wait_seconds: float = 300.0
     failure_rate: float = 0.1
     stuck: int = 1
@@ -55,7 +55,7 @@ class QueueFigures:
     failed: int  # in the window
     stuck: int
     active_runners: int
-    unclaimed_estimated: bool = False  # `unclaimed` is an estimate (past the count cap)
+    unclaimed_capped: bool = False  # `unclaimed` is the count cap: a lower bound
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def queue_alerts(f: QueueFigures, t: Thresholds) -> list[Alert]:
     out: list[Alert] = []
     level = _severity(f.unclaimed, t.backlog)
     if level:
-        more = "about " if f.unclaimed_estimated else ""
+        more = "at least " if f.unclaimed_capped else ""
         out.append(
             Alert(
                 "backlog",

@@ -7,8 +7,8 @@ million jobs:
 
 - waiting jobs (`queued`) through `jobs_queue_queued_idx` (queue, run_at): the queue names by a
   loose index scan (one probe per name), and per queue the ready (`run_at <= now()`) and the
-  delayed (`run_at > now()`) entries, each counted up to a cap (past it the caller asks the
-  planner for an estimate: an exact count reads one entry, and mostly its heap row, per job);
+  delayed (`run_at > now()`) entries, each counted up to a cap (an exact count reads one index
+  entry, and mostly its heap row, per job);
 - held jobs (`running`, `cancelling`) through `jobs_held_idx`: what the workers hold now, a
   set the fleet's size bounds;
 - finished jobs through time ranges of `jobs_finished_idx`, per minute (the API keeps the
@@ -44,7 +44,6 @@ from datetime import datetime
 
 import asyncpg
 
-from jobserver.codec import loads
 from jobserver.db.conn import Conn, ConnOrPool
 
 
@@ -96,20 +95,6 @@ async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asy
         cap,
         max_queues,
     )
-
-
-async def queue_waiting_estimate(conn: ConnOrPool, queue: str, ready: bool) -> int:
-    """The planner's estimate of `queue`'s ready (or delayed) jobs: for a count past the cap,
-    which reading would cost one index entry per job."""
-    op = "<=" if ready else ">"
-    plan = await conn.fetchval(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs"
-        f" WHERE status = 'queued' AND queue = $1 AND run_at {op} now()",
-        queue,
-    )
-    if isinstance(plan, str):
-        plan = loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 # Every held job with its split (see the module doc): `pending` (in its live worker's local

@@ -81,11 +81,11 @@ def test_no_runner_for_unclaimed_jobs_is_critical() -> None:
     assert queue_alerts(replace(CALM, active_runners=0), RULES) == []  # nothing to run
 
 
-def test_an_estimated_backlog_says_about() -> None:
+def test_a_capped_backlog_says_at_least() -> None:
     [alert] = queue_alerts(
-        replace(CALM, unclaimed=150, oldest_wait_seconds=0.0, unclaimed_estimated=True), RULES
+        replace(CALM, unclaimed=100, oldest_wait_seconds=0.0, unclaimed_capped=True), RULES
     )
-    assert alert.message.startswith("about 150 unclaimed jobs")
+    assert alert.message.startswith("at least 100 unclaimed jobs")
 
 
 def test_the_worst_status_wins() -> None:
