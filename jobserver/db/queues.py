@@ -62,17 +62,19 @@ async def queue_clock(conn: ConnOrPool) -> datetime:
     return now
 
 
-async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asyncpg.Record]:
-    """(queue, unclaimed, scheduled, oldest_ready) of every queue with queued jobs, in name
-    order, at most `max_queues`: ready jobs (`run_at <= now()`) and delayed ones, each counted
-    up to `cap`, and the run time of the oldest ready one (NULL: none)."""
-    return await conn.fetch(
-        """
+# The queued rows of jobs_queue_queued_idx: its predicate is written with the "C" collation,
+# which no claim writes, so that no claim plan can ever use the index (see db/tables.py); the
+# queries here must write it the same way.
+_QUEUED = """j.status COLLATE "C" = 'queued'"""
+
+# The queue names by a loose index scan (one probe each), then per name two bounded counts and
+# the oldest ready run time, all on jobs_queue_queued_idx.
+WAITING = f"""
         WITH RECURSIVE names(queue, n) AS (
-            (SELECT j.queue, 1 FROM jobs j WHERE j.status = 'queued' ORDER BY j.queue LIMIT 1)
+            (SELECT j.queue, 1 FROM jobs j WHERE {_QUEUED} ORDER BY j.queue LIMIT 1)
             UNION ALL
             SELECT s.queue, names.n + 1 FROM names CROSS JOIN LATERAL (
-                SELECT j.queue FROM jobs j WHERE j.status = 'queued' AND j.queue > names.queue
+                SELECT j.queue FROM jobs j WHERE {_QUEUED} AND j.queue > names.queue
                 ORDER BY j.queue LIMIT 1
             ) s
             WHERE names.n < $2
@@ -80,21 +82,24 @@ async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asy
         SELECT n.queue,
             (SELECT count(*) FROM (
                 SELECT 1 FROM jobs j
-                WHERE j.status = 'queued' AND j.queue = n.queue AND j.run_at <= now() LIMIT $1
+                WHERE {_QUEUED} AND j.queue = n.queue AND j.run_at <= now() LIMIT $1
             ) c) AS unclaimed,
             (SELECT count(*) FROM (
                 SELECT 1 FROM jobs j
-                WHERE j.status = 'queued' AND j.queue = n.queue AND j.run_at > now() LIMIT $1
+                WHERE {_QUEUED} AND j.queue = n.queue AND j.run_at > now() LIMIT $1
             ) c) AS scheduled,
             (SELECT min(j.run_at) FROM jobs j
-             WHERE j.status = 'queued' AND j.queue = n.queue AND j.run_at <= now()
-            ) AS oldest_ready
+             WHERE {_QUEUED} AND j.queue = n.queue AND j.run_at <= now()) AS oldest_ready
         FROM names n
         ORDER BY n.queue
-        """,
-        cap,
-        max_queues,
-    )
+        """
+
+
+async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asyncpg.Record]:
+    """(queue, unclaimed, scheduled, oldest_ready) of every queue with queued jobs, in name
+    order, at most `max_queues`: ready jobs (`run_at <= now()`) and delayed ones, each counted
+    up to `cap`, and the run time of the oldest ready one (NULL: none)."""
+    return await conn.fetch(WAITING, cap, max_queues)
 
 
 # Every held job with its split (see the module doc): `pending` (in its live worker's local

@@ -137,12 +137,18 @@ jobs = Table(
     # Queue health (db/queues.py): each queue's queued rows by run time, so the names of the
     # queues with waiting jobs are a loose index scan, and a queue's ready (run_at <= now)
     # and delayed rows two bounded ranges. Only queued rows live here: an insert writes one
-    # entry more, a claim none (its new row version is not queued).
+    # entry more, a claim none (its new row version is not queued). The predicate compares
+    # in the "C" collation, which no claim writes, so no claim can prove it and no claim plan
+    # ever uses this index: a claim of a queue the statistics think small would otherwise
+    # read and sort its ready rows here, or the planner scan the whole index as the smallest
+    # set of queued rows, instead of walking jobs_ready_idx / jobs_owner_queued_idx in order.
+    # (The schema diff does not read the predicate's collation: tests/db/test_queue_index.py
+    # pins it.)
     Index(
         "jobs_queue_queued_idx",
         "queue",
         "run_at",
-        postgresql_where=text("status = 'queued'"),
+        postgresql_where=text("status COLLATE \"C\" = 'queued'"),
     ),
     # Heartbeats and rescue look only at held rows. No index has lease_expires_at (the rescuer
     # walks this one and sorts what it finds): a claim writes one index entry less, and a

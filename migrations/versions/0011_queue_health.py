@@ -12,7 +12,11 @@ loose index scan and each count a bounded range (bench/queue_health.py).
 
 Partial on `status = 'queued'`: every job is inserted queued, so an insert writes one index
 entry more; a claim writes none (its new row version is `running`), nor does a heartbeat,
-an acknowledgement or a finished job. (Down revision 0009: the blobs migration 0010 was not
+an acknowledgement or a finished job. The predicate compares in the "C" collation, which no
+claim writes, so no claim can prove it and no claim plan ever uses this index: otherwise, for
+a worker with `--queues`, the planner would read a queue's ready rows here and sort them
+whenever the statistics (from before a backlog) call the queue small, or scan the whole index
+as the smallest set of queued rows, instead of walking the claim indexes in order. (Down revision 0009: the blobs migration 0010 was not
 on main yet when this was written; the chain is re-linked when both land.)
 """
 
@@ -35,7 +39,7 @@ def upgrade() -> None:
         "jobs",
         ["queue", "run_at"],
         unique=False,
-        postgresql_where=sa.text("status = 'queued'"),
+        postgresql_where=sa.text("status COLLATE \"C\" = 'queued'"),
     )
 
 
@@ -43,5 +47,5 @@ def downgrade() -> None:
     op.drop_index(
         "jobs_queue_queued_idx",
         table_name="jobs",
-        postgresql_where=sa.text("status = 'queued'"),
+        postgresql_where=sa.text("status COLLATE \"C\" = 'queued'"),
     )

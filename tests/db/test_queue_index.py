@@ -1,0 +1,80 @@
+"""jobs_queue_queued_idx (queue health) has a predicate in the "C" collation so that no claim
+can use it: a claim of a queue the statistics think small would read and sort every ready row
+of that queue there, or scan the whole index, instead of walking the claim indexes in order
+(db/tables.py). The schema diff does not read the predicate's collation: this test pins it,
+and checks the plans of claims with and without a queue filter, custom and generic.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from jobserver.db import job_runs
+from jobserver.db.pool import connect
+from jobserver.db.queues import WAITING
+from tests.scheduler.helpers import register_builtin
+
+
+async def test_the_queue_index_predicate_is_in_the_c_collation(pool: asyncpg.Pool) -> None:
+    definition = await pool.fetchval(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'jobs_queue_queued_idx'"
+    )
+    assert definition.endswith("""(queue, run_at) WHERE ((status COLLATE "C") = 'queued'::text)""")
+
+
+async def test_no_claim_plan_uses_the_queue_index(pool: asyncpg.Pool, database_url: str) -> None:
+    await register_builtin(pool)
+    # one big queue and one the statistics call tiny: the plan that would read `tiny`'s rows
+    # through the queue index is the cheapest-looking one for it
+    await pool.execute(
+        "INSERT INTO jobs (definition_key, definition_version, queue, max_attempts)"
+        " SELECT 'echo', 1, CASE WHEN g % 1000 = 0 THEN 'tiny' ELSE 'big' END, 3"
+        " FROM generate_series(1, 20000) g"
+    )
+    await pool.execute("ANALYZE jobs")
+    conn = await connect(database_url, server_settings=job_runs.CLAIM_SESSION_SETTINGS)
+    try:
+        for mode in ("force_custom_plan", "force_generic_plan"):
+            await conn.execute(f"SET plan_cache_mode = {mode}")
+            for queues in (["tiny"], ["big"], ["tiny", "big"], None):
+                async with conn.transaction():
+                    plan = await conn.fetchval(
+                        "EXPLAIN (FORMAT JSON) " + job_runs._CLAIM,
+                        "w-plan",
+                        10,
+                        ["echo@1"],
+                        queues,
+                        60.0,
+                        "",
+                        job_runs.MAX_FAIR_OWNERS,
+                    )
+                text = plan if isinstance(plan, str) else json.dumps(plan)
+                assert "jobs_queue_queued_idx" not in text, (mode, queues)
+                assert "jobs_owner_queued_idx" in text or "jobs_ready_idx" in text
+    finally:
+        await conn.close()
+
+
+async def test_queue_health_reads_waiting_jobs_through_the_index(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The queries of db/queues.py match the predicate (on a small table the planner may still
+    prefer a sequential scan: off here, so only usable indexes are left)."""
+    await pool.execute(
+        "INSERT INTO jobs (definition_key, definition_version, queue, max_attempts, status)"
+        " SELECT 'echo', 1, 'q' || (g % 7), 3, CASE WHEN g % 10 = 0 THEN 'queued'"
+        " ELSE 'succeeded' END FROM generate_series(1, 20000) g"
+    )
+    await pool.execute("ANALYZE jobs")
+    conn = await connect(
+        database_url, server_settings={"enable_seqscan": "off", "enable_bitmapscan": "off"}
+    )
+    try:
+        plan = await conn.fetchval("EXPLAIN (FORMAT JSON) " + WAITING, 1001, 1001)
+    finally:
+        await conn.close()
+    text = plan if isinstance(plan, str) else json.dumps(plan)
+    assert text.count("jobs_queue_queued_idx") == 5, text  # 2 name probes, 2 counts, the oldest
+    assert "jobs_ready_idx" not in text and "jobs_owner_queued_idx" not in text
