@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -401,6 +402,11 @@ async def main() -> None:
         api = None
         if not args.skip_insert_cost:
             result["insert_cost"] = await insert_cost(cluster)
+    except BaseException:
+        log(f"failed; the API's log is in {logdir}")
+        raise
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
     finally:
         if api is not None and api.poll() is None:
             os.killpg(api.pid, signal.SIGKILL)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 
 import asyncpg
 
-from jobserver.api.finished_tally import DAY_MINUTES, MINUTE, Counts, FinishedTally, floor_minute
+from jobserver.api.finished_tally import DAY_MINUTES, Counts, FinishedTally
 from jobserver.api.singleflight import SingleFlight
 from jobserver.config import Settings
 from jobserver.core.queue_health import (
@@ -143,7 +143,6 @@ class Snapshot:
     at: dt.datetime  # the database clock of the snapshot
     db_latency_ms: float
     window_minutes: int
-    window_start: dt.datetime
     queues: dict[str, QueueState]  # by name, in name order
     truncated: bool
     workers: dict[str, int]  # worker rows by status
@@ -182,17 +181,24 @@ class QueueSnapshots:
         self._snapshot: tuple[float, Snapshot] | None = None
         self._durations: dict[str, tuple[float, Durations]] = {}
 
-    async def get(self, pool: asyncpg.Pool, settings: Settings, ttl: float) -> Snapshot:
+    def fresh(self, ttl: float) -> Snapshot | None:
+        """The last snapshot if it is younger than `ttl` seconds."""
         hit = self._snapshot
-        if hit is not None and time.monotonic() - hit[0] < ttl:
-            return hit[1]
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < ttl else None
+
+    async def get(self, pool: asyncpg.Pool, settings: Settings, ttl: float) -> Snapshot:
+        hit = self.fresh(ttl)
+        if hit is not None:
+            return hit
         value = await self._flights.run("snapshot", lambda: self._compute(pool, settings))
         assert isinstance(value, Snapshot)
         return value
 
     async def durations(
-        self, pool: asyncpg.Pool, settings: Settings, queue: str, since: dt.datetime, ttl: float
+        self, pool: asyncpg.Pool, settings: Settings, queue: str, ttl: float
     ) -> Durations:
+        """The run time percentiles of `queue` over the window: a statement of its own, which
+        needs nothing of the snapshot (a health request runs both at once)."""
         hit = self._durations.get(queue)
         if hit is not None and time.monotonic() - hit[0] < ttl:
             return hit[1]
@@ -200,7 +206,7 @@ class QueueSnapshots:
         async def compute() -> Durations:
             started = time.monotonic()
             async with sql.queues_conn(pool, settings.metrics_statement_timeout_ms) as conn:
-                row = await sql.queue_durations(conn, queue, since, DURATION_SCAN)
+                row = await sql.queue_durations(conn, queue, self.window_minutes, DURATION_SCAN)
             value = Durations(
                 row["n"],
                 None if row["p50_ms"] is None else round(row["p50_ms"], 3),
@@ -295,7 +301,6 @@ class QueueSnapshots:
             at=now,
             db_latency_ms=latency_ms,
             window_minutes=self.window_minutes,
-            window_start=floor_minute(now) - (self.window_minutes - 1) * MINUTE,
             queues=queues,
             truncated=len(names) > MAX_QUEUES,
             workers=workers,

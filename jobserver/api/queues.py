@@ -24,6 +24,7 @@ the snapshot.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -126,14 +127,17 @@ async def queue_health(request: web.Request) -> web.Response:
     name = request.match_info.get("name", "")
     if not QUEUE.matches(name):  # no job or worker can name such a queue
         raise not_found("queue")
-    snap = await _snapshot(request)
+    app = request.app
+    snapshots, ttl = app[QUEUE_SNAPSHOTS_KEY], _ttl(request)
+    known = snapshots.fresh(ttl)
+    if known is not None and name not in known.queues:
+        raise not_found("queue")
+    snap, durations = await asyncio.gather(  # two statements of their own: both at once
+        _snapshot(request), snapshots.durations(app[POOL_KEY], app[SETTINGS_KEY], name, ttl)
+    )
     state = snap.queues.get(name)
     if state is None:
         raise not_found("queue")
-    app = request.app
-    durations = await app[QUEUE_SNAPSHOTS_KEY].durations(
-        app[POOL_KEY], app[SETTINGS_KEY], name, snap.window_start, _ttl(request)
-    )
     return json_response(health_json(snap, state, durations))
 
 

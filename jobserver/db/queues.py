@@ -201,10 +201,12 @@ async def queue_finished_minutes(
 
 
 async def queue_durations(
-    conn: ConnOrPool, queue: str, since: datetime, scan: int
+    conn: ConnOrPool, queue: str, window_minutes: int, scan: int
 ) -> asyncpg.Record:
     """(n, p50_ms, p95_ms) of the run times of `queue`'s jobs among the latest `scan` jobs of
-    any queue that succeeded or failed since `since` (bounded whatever the traffic)."""
+    any queue that succeeded or failed in the window of `window_minutes` (the current minute
+    and the ones before it, as `jobserver.api.finished_tally` counts them): bounded whatever
+    the traffic."""
     row: asyncpg.Record | None = await conn.fetchrow(
         """
         SELECT count(*) AS n,
@@ -213,15 +215,15 @@ async def queue_durations(
         FROM (
             SELECT queue, extract(epoch FROM finished_at - started_at)::float8 * 1000 AS ms
             FROM jobs
-            WHERE finished_at >= $2 AND status IN ('succeeded', 'failed')
-                AND started_at IS NOT NULL
+            WHERE finished_at >= date_trunc('minute', now()) - ($2 - 1) * interval '1 minute'
+                AND status IN ('succeeded', 'failed') AND started_at IS NOT NULL
             ORDER BY finished_at DESC
             LIMIT $3
         ) r
         WHERE r.queue = $1
         """,
         queue,
-        since,
+        window_minutes,
         scan,
     )
     assert row is not None  # an aggregate without GROUP BY answers one row
