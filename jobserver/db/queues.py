@@ -5,7 +5,8 @@ A queue has no table of its own: it exists while jobs or live workers name it. E
 here is bounded by an index slice, so the routes answer in milliseconds on a table of ten
 million jobs:
 
-- waiting jobs (`queued`) through `jobs_queue_queued_idx` (queue, run_at): the queue names by a
+- waiting jobs (`queued`) through `jobs_queue_queued_idx` (queue, run_at; its predicate is
+  written in the "C" collation, `_QUEUED`, so that no claim can use it): the queue names by a
   loose index scan (one probe per name), and per queue the ready (`run_at <= now()`) and the
   delayed (`run_at > now()`) entries, each counted up to a cap (an exact count reads one index
   entry, and mostly its heap row, per job);
