@@ -380,6 +380,19 @@ class Settings:
         minimum=1024,
         maximum=1024 * 1024 * 1024,
     )
+    video_max_upload_bytes: int = setting(
+        "VIDEO_MAX_UPLOAD_BYTES",
+        4 * 1024**3,
+        "largest video file POST /v1/videos/encode accepts (streamed to disk, then stored)",
+        minimum=1,
+        maximum=1024**4,
+    )
+    video_upload_dir: str = setting(
+        "VIDEO_UPLOAD_DIR",
+        "",
+        "directory where the API spools an upload before probing and storing it; unset = the"
+        " system's temp directory",
+    )
     auth: Literal["enabled", "disabled"] = setting(
         "JOBSERVER_AUTH", "enabled", "disabled = no tokens needed (local use only)"
     )

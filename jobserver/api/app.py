@@ -70,7 +70,10 @@ def create_app(
     routes = [*all_routes(), *extra_routes]
     app[ROUTES_KEY] = routes
     for route in routes:
-        app.router.add_route(route.method, route.path, wrap_route(route))
+        handler = wrap_route(route)
+        app.router.add_route(route.method, route.path, handler)
+        if route.byte_ranges and route.method == "GET":
+            app.router.add_route("HEAD", route.path, handler)  # a file's headers alone
 
     if pool is not None:
         app[POOL_KEY] = pool

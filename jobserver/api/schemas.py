@@ -1080,3 +1080,87 @@ MAIL_TEMPLATE: Schema = closed(
 )
 MAIL_TEMPLATES_QUERY: Schema = page_query(20, 100, {})
 MAIL_TEMPLATE_LIST = list_schema(MAIL_TEMPLATE)
+
+# ---------------------------------------------------------------- videos
+
+VIDEO_FORMATS = ["mp4", "webm", "mkv"]
+VIDEO_QUALITIES = ["720p", "1080p", "4k"]
+VIDEO_DEFINITION = "encode.video"
+
+# multipart/form-data: a file part and text fields (typed here as the API coerces them)
+VIDEO_ENCODE_FORM: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["video"],
+    "properties": {
+        "video": {
+            "type": "string",
+            "format": "binary",
+            "description": "the video file, streamed to disk (at most VIDEO_MAX_UPLOAD_BYTES)"
+            " and checked with FFmpeg before it is stored",
+        },
+        "format": {
+            "type": "string",
+            "enum": VIDEO_FORMATS,
+            "default": "mp4",
+            "description": "mp4 (H.264 + AAC), webm (VP9 + Opus) or mkv (H.264 + AAC)",
+        },
+        "quality": {
+            "type": "string",
+            "enum": VIDEO_QUALITIES,
+            "default": "1080p",
+            "description": "the bounding box: 1280x720, 1920x1080 or 3840x2160 (aspect kept)",
+        },
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
+        "idempotencyKey": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "a repeat with the same key, fields and file answers the first job"
+            " (200) and stores nothing; other fields or another file: 409",
+        },
+        "upscale": {
+            "type": "boolean",
+            "default": False,
+            "description": "scale a smaller source up to the quality's box (never, by default)",
+        },
+    },
+}
+VIDEO_JOB: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "message": STRING,
+        "inputFile": {"type": "string", "description": "the stored name of the upload"},
+    }
+)
+VIDEO_STATUS: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "definitionKey": STRING,
+        "definitionVersion": INTEGER,
+        "format": NULLABLE_STRING,
+        "quality": NULLABLE_STRING,
+        "inputFile": NULLABLE_STRING,
+        "progress": {
+            "type": ["number", "null"],
+            "description": "percent of the input's duration encoded (100 once succeeded)",
+        },
+        "progressMessage": NULLABLE_STRING,
+        "attempt": INTEGER,
+        "maxAttempts": INTEGER,
+        "createdAt": TIMESTAMP,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "outputPath": {
+            "type": ["string", "null"],
+            "description": "succeeded: where the output is kept (outputs/<outputFilename>)",
+        },
+        "outputFilename": NULLABLE_STRING,
+        "downloadUrl": {"type": ["string", "null"], "description": "succeeded: GET it"},
+        "size": {"type": ["integer", "null"], "description": "succeeded: the output's bytes"},
+        "contentType": NULLABLE_STRING,
+        "error": {"type": ["string", "null"], "description": "failed: why"},
+    }
+)
