@@ -22,6 +22,7 @@ from jobserver.api import (
     saved_jobs,
     schedules,
     simulate,
+    videos,
 )
 from jobserver.api import schemas as s
 from jobserver.api.routing import Route
@@ -30,6 +31,12 @@ from jobserver.api.routing import Route
 # routes alone (a 405 there would otherwise advertise GET in its Allow header); the handler
 # checks the UUID.
 JOB_ID = "{id:(?!(?:batch|count)$)[^/]+}"
+VIDEO_SUMMARY = (
+    "Upload a video (multipart/form-data: the `video` file and format, quality, priority,"
+    " upscale, idempotencyKey fields) and create its encode.video job (201; 200 for an"
+    " idempotent repeat). Streamed to disk under VIDEO_MAX_UPLOAD_BYTES (413), checked with"
+    " FFmpeg (422 naming `video` with the reason), stored with the job in one transaction"
+)
 
 ROUTES: list[Route] = [
     # -- health and meta
@@ -158,6 +165,45 @@ ROUTES: list[Route] = [
         query_schema=s.ATTEMPTS_QUERY,
         response_schema=s.ATTEMPT_LIST,
         tags=("jobs",),
+    ),
+    # -- videos
+    Route(
+        "POST",
+        "/v1/videos/encode",
+        videos.encode_video,
+        "submit",
+        VIDEO_SUMMARY,
+        body_schema=s.VIDEO_ENCODE_FORM,
+        body_media_type="multipart/form-data",
+        query_schema=s.NO_QUERY,
+        response_schema=s.VIDEO_JOB,
+        success_status=201,
+        idempotent=True,
+        tags=("videos",),
+    ),
+    Route(
+        "GET",
+        "/v1/videos/{jobId}/status",
+        videos.video_status,
+        "submit",
+        "An encode.video job's status and progress; its output file and downloadUrl once it"
+        " succeeded, its error once it failed",
+        query_schema=s.NO_QUERY,
+        response_schema=s.VIDEO_STATUS,
+        tags=("videos",),
+    ),
+    Route(
+        "GET",
+        "/v1/videos/{jobId}/download",
+        videos.download_video,
+        "submit",
+        "The encoded file, streamed (HEAD too): one byte range per request (Range, If-Range"
+        " by ETag; several ranges get the whole file); 409 until the job has succeeded",
+        query_schema=s.NO_QUERY,
+        response_media_type="video/*",
+        byte_ranges=True,
+        errors=(409,),
+        tags=("videos",),
     ),
     # -- definitions
     Route(
