@@ -17,7 +17,8 @@ memory stays at a few MiB whatever the size. Statuses, each a JSON error:
   there), or the declared Content-Length cannot fit under it (refused before reading);
 - 408 `request_timeout`: no data for `BODY_READ_TIMEOUT` seconds (an idle limit, not a total
   one: a large file on a slow link is fine while it keeps moving);
-- 400 `invalid_multipart`: a body that does not parse as multipart, a part without a name;
+- 400 `invalid_multipart`: a body that does not parse as multipart, a part without a name, a
+  body cut off by the client going away (logged as a 400, not as an error);
 - 422 naming the field: unknown, repeated, longer than MAX_FIELD_BYTES, not UTF-8, of the
   wrong type or outside its schema; the file field missing.
 """
@@ -174,6 +175,8 @@ async def _read_form(
             raise _malformed(f"more than {MAX_PARTS} parts")
     except (ValueError, HttpProcessingError) as e:  # aiohttp's parse errors of a bad body
         raise _malformed(str(e)[:200] or type(e).__name__) from None
+    except ConnectionResetError:  # the client went away: nobody reads this answer
+        raise _malformed("the connection was lost before the body ended") from None
     if upload is None:
         raise invalid(spec.file_field, "missing: send the file as a part of that name")
     return Form(fields, upload)

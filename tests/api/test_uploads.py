@@ -290,3 +290,30 @@ async def test_a_stalled_upload_is_408(upload: tuple[TestClient, Server]) -> Non
     reply = await asyncio.to_thread(_raw, port, head, chunk, IDLE * 10)
     assert reply.startswith(b"HTTP/1.1 408"), reply[:300]
     assert server.seen == []
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing_and_no_error(
+    upload: tuple[TestClient, Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    client, server = upload
+    port = client.port
+    assert port is not None
+    part = (
+        b'--xyz\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n'
+        + b"v" * 300_000
+    )
+    head = (
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=xyz\r\n"
+        b"Content-Length: 10000000\r\n\r\n"
+    )
+
+    def send_and_leave() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(head + part)
+
+    with caplog.at_level("INFO", logger="jobserver.api"):
+        await asyncio.to_thread(send_and_leave)
+        status, body = await post(client, form(("video", b"after")))  # still serving
+        assert status == 200, body
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    assert len(server.seen) == 1  # only the complete upload reached the handler's body

@@ -77,7 +77,8 @@ async def worker(settings: Settings) -> AsyncIterator[Worker]:
 
 
 def video_form(video: bytes | None, filename: str = "video.mp4", **fields: Any) -> aiohttp.FormData:
-    form = aiohttp.FormData(default_to_multipart=True)
+    # names as curl and browsers send them (aiohttp would percent-encode a space)
+    form = aiohttp.FormData(default_to_multipart=True, quote_fields=False)
     for name, value in fields.items():
         form.add_field(name, str(value))
     if video is not None:
