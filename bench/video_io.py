@@ -10,13 +10,17 @@ probes it as the video it is). Then, best of `--rounds` each:
   disk by the client; timed from the first byte sent to the 201, so it covers the whole path
   (spooled to a temp file and hashed, probed by FFmpeg, copied into the blob store, the job
   inserted with it attached). No worker runs: the job stays queued.
+- receive: the same upload with a file of the same size that is no video (zeros): streamed
+  to disk, hashed and refused by the probe (422), nothing stored. The API's own part of an
+  upload, without the blob store's write;
 - download: `GET /v1/videos/{jobId}/download` of a 200 MB+ output, read to the end and thrown
   away. Encoding a 200 MB video would take minutes and is not what is measured, so the bench
   marks the first upload's job succeeded with its stored input as its output (a result row,
   written here with SQL), which the route then serves like any encoded file.
 
-Reported: MB/s (MB = 10^6 bytes) of each round and the best, the API's peak RSS, and the blob
-backend (`large objects`, or the directory given with --blob-dir). Prints one JSON object.
+Reported: MB/s (MB = 10^6 bytes) of each round and the best (upload, receive, download), the
+API's peak RSS, and the blob backend (`large objects`, or the directory given with
+--blob-dir). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ sys.path.insert(0, ROOT)
 from jobserver.auth import create_token
 from jobserver.db import migrate
 from jobserver.db.definitions import definition_upsert
+from jobserver.db.pool import connect
 from jobserver.registry import load_modules
 from jobserver.testing.cluster import LocalCluster, free_port
 
@@ -191,9 +196,12 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         video = make_video(work / "big.mkv", a.mb)
         size = video.stat().st_size
         log(f"video: {size / MB:.0f} MB")
+        junk = work / "junk.mkv"
+        with junk.open("wb") as f:
+            f.truncate(size)  # zeros: no video
         url = cluster.url()
         await migrate.upgrade_async(url)
-        conn = await asyncpg.connect(url)
+        conn = await connect(url)
         try:
             for d in load_modules().all():
                 await definition_upsert(conn, d.metadata())
@@ -215,6 +223,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         base = f"http://127.0.0.1:{port}"
         await wait_http(f"{base}/healthz")
         ups: list[float] = []
+        receives: list[float] = []
         downs: list[float] = []
         peak = 0
         timeout = aiohttp.ClientTimeout(total=900)
@@ -226,6 +235,11 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
                 peak = max(peak, rss(api.pid))
                 ups.append(size / MB / took)
                 log(f"upload {i + 1}: {ups[-1]:.0f} MB/s ({took:.2f} s)")
+            for i in range(a.rounds):
+                took, _ = await upload(s, base, token, junk, expect=422)
+                peak = max(peak, rss(api.pid))
+                receives.append(size / MB / took)
+                log(f"receive {i + 1}: {receives[-1]:.0f} MB/s ({took:.2f} s)")
             assert first is not None
             await mark_encoded(url, first)
             for i in range(a.rounds):
@@ -239,8 +253,10 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             "file_mb": round(size / MB, 1),
             "blob_backend": f"directory {a.blob_dir}" if a.blob_dir else "large objects",
             "upload_mb_s": [round(x, 1) for x in ups],
+            "receive_mb_s": [round(x, 1) for x in receives],
             "download_mb_s": [round(x, 1) for x in downs],
             "best_upload_mb_s": round(max(ups), 1),
+            "best_receive_mb_s": round(max(receives), 1),
             "best_download_mb_s": round(max(downs), 1),
             "target_mb_s": 200,
             "api_peak_rss_mb": round(peak / 1024 / 1024, 1),
