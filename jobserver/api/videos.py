@@ -137,7 +137,8 @@ async def encode_video(request: web.Request) -> web.Response:
                 "video",
                 {"maxBytes": e.limit},
             ) from None
-    return await _submit(request, info, fields, key, request_fingerprint, store, blob)
+        # called at once: the blob is deleted unless its job is stored (see _submit)
+        return await _submit(request, info, fields, key, request_fingerprint, store, blob)
 
 
 async def _definition(request: web.Request) -> DefinitionInfo:
