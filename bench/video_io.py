@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -127,27 +126,23 @@ async def wait_http(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not answer in {timeout} s")
 
 
-async def file_chunks(path: Path, size: int = 1 << 20) -> AsyncIterator[bytes]:
-    with path.open("rb") as f:  # page-cache reads of 1 MiB
-        while chunk := f.read(size):
-            yield chunk
-
-
-async def upload(s: aiohttp.ClientSession, base: str, token: str, video: Path) -> tuple[float, str]:
-    form = aiohttp.FormData()
-    form.add_field("quality", "720p")
-    form.add_field(
-        "video", file_chunks(video), filename=video.name, content_type="video/x-matroska"
-    )
-    t0 = time.perf_counter()
-    async with s.post(
-        f"{base}/v1/videos/encode", data=form, headers={"Authorization": f"Bearer {token}"}
-    ) as r:
-        body = await r.json()
-        took = time.perf_counter() - t0
-        if r.status != 201:
-            raise RuntimeError(f"upload answered {r.status}: {body}")
-    return took, body["jobId"]
+async def upload(
+    s: aiohttp.ClientSession, base: str, token: str, video: Path, expect: int = 201
+) -> tuple[float, Any]:
+    """One upload, timed to its answer; the job id (None when refused, as expected)."""
+    with video.open("rb") as f:  # aiohttp reads it in a thread and sends its length, as curl
+        form = aiohttp.FormData()
+        form.add_field("quality", "720p")
+        form.add_field("video", f, filename=video.name, content_type="video/x-matroska")
+        t0 = time.perf_counter()
+        async with s.post(
+            f"{base}/v1/videos/encode", data=form, headers={"Authorization": f"Bearer {token}"}
+        ) as r:
+            body = await r.json()
+            took = time.perf_counter() - t0
+            if r.status != expect:
+                raise RuntimeError(f"upload answered {r.status}: {body}")
+    return took, body.get("jobId")
 
 
 async def download(
@@ -172,6 +167,7 @@ async def mark_encoded(url: str, job_id: str) -> None:
         blob = await conn.fetchrow(
             "SELECT id, filename, size, content_type FROM blobs WHERE job_id = $1::uuid", job_id
         )
+        assert blob is not None, "the upload stored no blob"
         output = {
             "blobId": str(blob["id"]),
             "filename": blob["filename"],
