@@ -126,11 +126,11 @@ async def _put_all(conn: Conn, oid: int, source: AsyncIterator[bytes], tally: Ta
             tally.count(piece)
             await tally.hash(piece)
             if in_flight is not None:
-                await in_flight
+                await asyncio.shield(in_flight)  # a cancel stops the upload, not the query
             in_flight = asyncio.ensure_future(sql.large_object_put(conn, oid, offset, piece))
             offset += len(piece)
         if in_flight is not None:
-            await in_flight
+            await asyncio.shield(in_flight)
     finally:
         # a failure elsewhere (the source, the cap): let the write in flight end before the
         # transaction rolls back on this connection
@@ -168,7 +168,7 @@ class Directory:
         temp = final.with_name(f".{draft.id}.tmp")
         await asyncio.to_thread(_make_dirs, final.parent)
         f = await _ThreadFd.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        written = temp
+        renaming: concurrent.futures.Future[None] | None = None
         try:
             try:
                 async with contextlib.aclosing(pieces(chunks, FILE_PIECE)) as source:
@@ -178,8 +178,8 @@ class Directory:
                 await f.call(os.fsync)
             finally:
                 f.close()
-            await asyncio.to_thread(_rename_durably, temp, final)
-            written = final
+            renaming = _IO.submit(_rename_durably, temp, final)
+            await asyncio.wrap_future(renaming)
             row = replace(
                 draft, size=tally.size, sha256=tally.sha256, storage=self.storage, path=relative
             )
@@ -188,8 +188,11 @@ class Directory:
                 raise BlobFenced(f"job {draft.job_id} is no longer held by this worker")
             return row, created
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(written)
+            # once no thread works on it: a rename still running must not land after this
+            if renaming is None:
+                _remove_quietly(temp, final)
+            else:
+                renaming.add_done_callback(lambda _: _remove_quietly(temp, final))
             raise
 
     async def read(
@@ -281,6 +284,12 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _remove_quietly(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _rename_durably(temp: Path, final: Path) -> None:
