@@ -3,8 +3,9 @@
 Runs on its own throwaway cluster with the peers' settings (fsync and synchronous_commit on,
 shared_buffers 256MB) and prints one line per case, best of `--repeat` (3) runs:
 
-- lo write/read at the shipped piece sizes (WRITE_PIECE, READ_PIECE in jobserver/blobs/
-  backends.py), with lz4 compression of large object pages when the server has it
+- lo write/read at the shipped piece sizes (WRITE_PIECE, READ_PIECE and READ_BATCH pieces
+  per round trip, in jobserver/blobs/backends.py), with lz4 compression of large object
+  pages when the server has it
 - `--sweep`: also other piece sizes, and pglz (the server default) instead of lz4
 - dir write/read (BLOB_DIR on a temp directory of this machine, fsync'd)
 
@@ -86,6 +87,7 @@ async def run(mb: int, repeat: int, sweep: bool) -> list[dict[str, Any]]:
                         "backend": name,
                         "write_piece_kib": write_piece // 1024,
                         "read_piece_kib": read_piece // 1024,
+                        "read_batch": backends.READ_BATCH,
                         "lz4": store._lo._lz4,
                         **figures,
                     }

@@ -11,8 +11,9 @@ takes the large object with it). While one `lo_put` is in flight the next piece 
 the source and hashed. When the server has lz4, the transaction compresses with it (SET LOCAL
 default_toast_compression): PostgreSQL tries to compress every 2 KiB large object page, and
 pglz's attempt is what bounds the write speed. Reads are `lo_get(oid, offset, length)` of
-READ_PIECE (no transaction: a blob's bytes never change), one pooled connection per piece so
-a slow reader holds none, the next piece fetched while the caller handles the current one.
+READ_PIECE, READ_BATCH of them per round trip (no transaction: a blob's bytes never change),
+one pooled connection per round trip so a slow reader holds none, the next batch fetched
+while the caller handles the current one.
 
 `Directory` (storage 'dir', BLOB_DIR): `<root>/<2 hex>/<uuid>`, mode 0600 (directories 0700).
 The bytes go to a temporary name in the same directory, are fsync'd and renamed into place
@@ -46,7 +47,8 @@ from jobserver.db import blobs as sql
 from jobserver.db.conn import Conn
 
 WRITE_PIECE = 256 * 1024  # bytes per lo_put
-READ_PIECE = 512 * 1024  # bytes per lo_get at most (a caller may ask for smaller chunks)
+READ_PIECE = 256 * 1024  # bytes per lo_get at most (a caller may ask for smaller chunks)
+READ_BATCH = 8  # pieces per round trip
 FILE_PIECE = 1024 * 1024  # bytes per write to a directory blob
 
 _T = TypeVar("_T")
@@ -90,31 +92,36 @@ class LargeObjects:
         assert blob.lo_oid is not None
         oid, step = blob.lo_oid, max(1, min(chunk, READ_PIECE))
 
-        async def fetch(offset: int) -> bytes:
+        async def fetch(offset: int) -> list[bytes]:
             try:
-                return await sql.large_object_get(self.pool, oid, offset, min(step, end - offset))
+                return await sql.large_object_get_pieces(
+                    self.pool, oid, offset, end, step, READ_BATCH
+                )
             except asyncpg.UndefinedObjectError:  # deleted while being read
                 raise BlobNotFound(blob.id) from None
 
         offset = start
-        next_piece: asyncio.Task[bytes] | None = None
+        next_batch: asyncio.Task[list[bytes]] | None = None
         try:
             if offset < end:
-                next_piece = asyncio.ensure_future(fetch(offset))
-            while next_piece is not None:
-                data = await next_piece
-                next_piece = None
-                if not data:
+                next_batch = asyncio.ensure_future(fetch(offset))
+            while next_batch is not None:
+                batch = await next_batch
+                next_batch = None
+                fetched = sum(len(p) for p in batch)
+                if fetched == 0:
                     raise BlobNotFound(blob.id, "large object shorter than its row")
-                offset += len(data)
+                offset += fetched
                 if offset < end:
-                    next_piece = asyncio.ensure_future(fetch(offset))
-                yield data
+                    next_batch = asyncio.ensure_future(fetch(offset))
+                for data in batch:
+                    if data:
+                        yield data
         finally:
-            if next_piece is not None:
-                next_piece.cancel()
+            if next_batch is not None:
+                next_batch.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await next_piece
+                    await next_batch
 
 
 async def _put_all(conn: Conn, oid: int, source: AsyncIterator[bytes], tally: Tally) -> None:

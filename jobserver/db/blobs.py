@@ -15,9 +15,10 @@ Rows:
   (locked, SKIP LOCKED: run inside a transaction) and dropping their rows once removed.
 
 Large objects (server functions, so they work over any connection and need no descriptor):
-`large_object_create`, `large_object_put` (write at an offset), `large_object_get` (read a
-range), and `toast_lz4_available`: whether the server can compress with lz4, which writes
-large objects much faster than the default pglz (set per transaction with SET LOCAL).
+`large_object_create`, `large_object_put` (write at an offset), `large_object_get_pieces`
+(read consecutive pieces of a range in one round trip), and `toast_lz4_available` /
+`toast_use_lz4`: whether the server can compress with lz4, which writes large objects much
+faster than the default pglz (set per transaction with SET LOCAL).
 """
 
 from __future__ import annotations
@@ -205,10 +206,21 @@ async def large_object_put(conn: Conn, oid: int, offset: int, data: bytes) -> No
     await conn.execute("SELECT lo_put($1, $2, $3)", oid, offset, data)
 
 
-async def large_object_get(conn: ConnOrPool, oid: int, offset: int, length: int) -> bytes:
-    """Bytes [offset, offset + length) of the large object (fewer at its end)."""
-    data: bytes = await conn.fetchval("SELECT lo_get($1, $2, $3)", oid, offset, length)
-    return data
+_GET_PIECES = """
+SELECT lo_get($1::oid, p, least($3::bigint, $4::bigint - p)::int)
+FROM generate_series($2::bigint, $4::bigint - 1, $3::bigint) AS p
+ORDER BY p
+LIMIT $5
+"""
+
+
+async def large_object_get_pieces(
+    conn: ConnOrPool, oid: int, offset: int, end: int, piece: int, count: int
+) -> list[bytes]:
+    """Up to `count` consecutive pieces of `piece` bytes from `offset`, none past `end`, in
+    one round trip (one row each: a few rows of 256 KiB read faster than one big value)."""
+    rows = await conn.fetch(_GET_PIECES, oid, offset, piece, end, count)
+    return [r[0] for r in rows]
 
 
 async def toast_lz4_available(conn: ConnOrPool) -> bool:
