@@ -1,21 +1,8 @@
 """Video with FFmpeg, for the API (probing an upload) and the worker (`encode.video`): which
-binaries to run (`binaries`), what a file holds (`probe`), the command line per format and
-quality (`presets`), and one encode as a coroutine with progress and cancellation (`encode`).
-No SQL here: the blob store moves the files, these modules only see local paths."""
+binaries to run (`binaries`), what a file holds (`probe.probe`), the command line per format and
+quality (`presets`), and one encode as a coroutine with progress and cancellation
+(`encode.encode`). No SQL here: the blob store moves the files, these modules see local paths.
 
-from jobserver.video.binaries import Binaries, FFmpegMissing
-from jobserver.video.encode import EncodeCancelled, EncodeFailed, EncodeResult, Progress, encode
-from jobserver.video.probe import NotAVideo, VideoInfo, probe
-
-__all__ = [
-    "Binaries",
-    "EncodeCancelled",
-    "EncodeFailed",
-    "EncodeResult",
-    "FFmpegMissing",
-    "NotAVideo",
-    "Progress",
-    "VideoInfo",
-    "encode",
-    "probe",
-]
+Import from the modules (`from jobserver.video.probe import probe`): nothing is re-exported
+here, so `jobserver.video.probe` and `jobserver.video.encode` stay the modules.
+"""

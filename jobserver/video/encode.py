@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jobserver.video import binaries as _binaries
 from jobserver.video.presets import encode_argv
@@ -112,22 +113,31 @@ class ProgressReader:
         return round(min(100.0, 100.0 * self.micros / 1e6 / self.duration), 2)
 
 
-async def _follow(
-    stream: asyncio.StreamReader, reader: ProgressReader, on_progress: ProgressCallback | None
-) -> None:
-    """Read the progress pipe to its end, calling `on_progress` when the percent moves."""
-    shown: float | None = None
-    while raw := await stream.readline():
-        report = reader.feed(raw.decode("utf-8", "replace"))
-        if report is None or on_progress is None or report.percent == shown:
-            continue
-        shown = report.percent
-        outcome = on_progress(report)
-        if inspect.isawaitable(outcome):
-            await outcome
+class _Follower:
+    """Reads the progress pipe to its end, calling `on_progress` when the percent moves, until
+    muted (the encode is being stopped: what FFmpeg prints while it winds down, `progress=end`
+    included, is no progress of the encode). The pipe is drained either way."""
+
+    def __init__(self, reader: ProgressReader, on_progress: ProgressCallback | None) -> None:
+        self.reader = reader
+        self.on_progress = on_progress
+        self.muted = False
+
+    async def follow(self, stream: asyncio.StreamReader) -> None:
+        shown: float | None = None
+        while raw := await stream.readline():
+            report = self.reader.feed(raw.decode("utf-8", "replace"))
+            if report is None or self.on_progress is None or self.muted:
+                continue
+            if report.percent == shown:
+                continue
+            shown = report.percent
+            outcome = self.on_progress(report)
+            if inspect.isawaitable(outcome):
+                await outcome
 
 
-async def _settle(tasks: list[asyncio.Task[object]]) -> None:
+async def _settle(tasks: list[asyncio.Task[Any]]) -> None:
     """Cancel the helper tasks and wait for them (quick: the child's pipes are closed by now);
     their errors are taken so none is reported as never retrieved. A cancellation of the caller
     meanwhile goes on (asyncio.wait does not swallow it)."""
@@ -157,15 +167,13 @@ async def encode(
     exe = ffmpeg or (await _binaries.current_async()).ffmpeg
     argv = encode_argv(exe, src, dst, fmt=fmt, quality=quality, upscale=upscale)
     reader = ProgressReader(duration)
+    follower = _Follower(reader, on_progress)
     tail = Tail()
     started = time.monotonic()
     proc = await spawn(argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
-    tasks: list[asyncio.Task[object]] = [
-        asyncio.create_task(_follow(proc.stdout, reader, on_progress)),
-        asyncio.create_task(tail.drain(proc.stderr)),
-    ]
-    following, draining = tasks
+    following = asyncio.create_task(follower.follow(proc.stdout))
+    tasks: list[asyncio.Task[Any]] = [following, asyncio.create_task(tail.drain(proc.stderr))]
     if cancelled is not None:
         tasks.append(asyncio.create_task(cancelled.wait()))
     try:
@@ -174,12 +182,14 @@ async def encode(
                 [following, *tasks[2:]], return_when=asyncio.FIRST_COMPLETED
             )
             if following not in done:
+                follower.muted = True
                 await stop(proc, grace)
                 raise EncodeCancelled("the encode was cancelled; ffmpeg stopped")
             following.result()  # an error of on_progress ends the encode
             returncode = await proc.wait()
-            await draining
+            await tasks[1]  # stderr read to its end
         finally:
+            follower.muted = True
             await stop(proc, grace)
     finally:
         await _settle(tasks)

@@ -11,8 +11,9 @@ Anything else is `NotAVideo(reason)`, the reason readable by whoever uploaded th
 - "not a media file FFmpeg can read: Invalid data found when processing input" (FFmpeg's
   own messages, without the file's path);
 - "no video stream" (audio only, subtitles);
-- only real video containers are read (`presets.INPUT_FORMATS`, given to FFmpeg as
-  `-format_whitelist`; a container outside it reads as "Invalid data"): playlist and list
+- "not a media file FFmpeg can read: its format is none of the video containers read (...)":
+  only real video containers are read (`presets.INPUT_FORMATS`, given to FFmpeg as
+  `-format_whitelist`; a text file is FFmpeg's `tty` format, refused so): playlist and list
   demuxers (HLS, concat, image sequences) would make FFmpeg open further files or URLs named
   inside the upload. FFmpeg is only ever given `file:` paths with `-protocol_whitelist file`
   (no network, whatever the file says);
@@ -140,6 +141,12 @@ _PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
 def _reason(stderr: str, path: Path) -> str:
     """FFmpeg's error lines, deduplicated, without log prefixes or the file's path."""
+    if "not on whitelist" in stderr:  # FFmpeg knows the format, it is not a video container
+        return (
+            "its format is none of the video containers read ("
+            + ", ".join(sorted(INPUT_FORMATS))
+            + ")"
+        )
     seen: list[str] = []
     for raw in stderr.splitlines():
         line = _PREFIX.sub("", raw.strip())
