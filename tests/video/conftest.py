@@ -160,3 +160,7 @@ def ffmpeg_children() -> list[psutil.Process]:
 def gone(pid: int) -> bool:
     """The process no longer exists (a zombie nobody reaped counts as there)."""
     return not psutil.pid_exists(pid)
+
+
+# The worker fixtures (a registered database, in-process workers) for the encode.video job tests
+from tests.worker.conftest import db, fast_settings, start_worker  # noqa: E402, F401
