@@ -11,11 +11,16 @@ block on a full pipe), keeping its last lines for the error.
 Ending:
 - exit 0 -> `EncodeResult` (output path and size, wall seconds, frames, speed);
 - non-zero exit -> `EncodeFailed` with the exit code and the last lines of stderr;
-- `cancelled` set -> FFmpeg is stopped and `EncodeCancelled` raised;
-- the coroutine cancelled (a job's timeout, the worker's cancel) -> FFmpeg is stopped and the
-  cancellation goes on.
-Stopping is SIGTERM, then SIGKILL after `grace` seconds, and waiting until the child is reaped:
-when `encode` returns or raises, no FFmpeg of it is left (see `processes.stop`).
+- `cancelled` set (a cancel request, a lost lease, a hand-back: the worker's polite stop) ->
+  FFmpeg is stopped, SIGTERM then SIGKILL after `grace` seconds (2 by default, within the
+  worker's CANCEL_GRACE_MS of 5 s), and `EncodeCancelled` raised;
+- an error of `on_progress` -> FFmpeg is stopped the same way and the error goes on;
+- the coroutine cancelled (a job's timeout, the end of the worker's cancel grace; also a second
+  cancellation while a polite stop waits) -> FFmpeg is killed at once (SIGKILL) and the
+  cancellation goes on: the worker gives a cancelled job only CANCEL_GRACE_MS to end before it
+  gives up on its lease, and an output that is thrown away needs no orderly ending.
+Either way `encode` waits until the child is reaped: when it returns or raises, no FFmpeg of it
+is left (see `processes.stop` and `processes.kill`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 from jobserver.video import binaries as _binaries
 from jobserver.video.presets import encode_argv
-from jobserver.video.processes import KILL_AFTER, Tail, spawn, stop
+from jobserver.video.processes import KILL_AFTER, Tail, kill, spawn, stop
 
 
 class EncodeFailed(RuntimeError):
@@ -188,6 +193,10 @@ async def encode(
             following.result()  # an error of on_progress ends the encode
             returncode = await proc.wait()
             await tasks[1]  # stderr read to its end
+        except asyncio.CancelledError:
+            follower.muted = True
+            await kill(proc)  # the caller's deadline is now: no grace (module docstring)
+            raise
         finally:
             follower.muted = True
             await stop(proc, grace)

@@ -8,7 +8,8 @@
   event loop's thread (as every caller here does), not from a short-lived worker thread.
   Where prctl is missing (not Linux), the child is started without it (logged once).
 - `stop(proc)`: SIGTERM, then SIGKILL after `grace` seconds, and wait until the child is
-  reaped (no zombie left). A cancellation arriving while it waits kills at once.
+  reaped (no zombie left). A cancellation arriving while it waits kills at once. `kill(proc)`:
+  SIGKILL and wait until reaped.
 - `read_head(stream, cap)` / `Tail`: read a pipe to its end keeping at most `cap` bytes (the
   first ones, or the last lines): a child that writes without end never fills our memory, and
   is never blocked on a full pipe either (everything is drained).
@@ -103,6 +104,12 @@ async def stop(proc: asyncio.subprocess.Process, grace: float = KILL_AFTER) -> N
     except asyncio.CancelledError:
         _signal(proc, signal.SIGKILL)
         raise
+
+
+async def kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the child and wait until it is reaped (at once: SIGKILL cannot be ignored)."""
+    _signal(proc, signal.SIGKILL)
+    await proc.wait()
 
 
 async def read_head(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
