@@ -178,21 +178,21 @@ async def encode(
     proc = await spawn(argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     following = asyncio.create_task(follower.follow(proc.stdout))
-    tasks: list[asyncio.Task[Any]] = [following, asyncio.create_task(tail.drain(proc.stderr))]
+    draining = asyncio.create_task(tail.drain(proc.stderr))
+    watched: list[asyncio.Task[Any]] = [following]  # the first of these to end decides
     if cancelled is not None:
-        tasks.append(asyncio.create_task(cancelled.wait()))
+        watched.append(asyncio.create_task(cancelled.wait()))
+    tasks = [*watched, draining]
     try:
         try:
-            done, _ = await asyncio.wait(
-                [following, *tasks[2:]], return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if following not in done:
                 follower.muted = True
                 await stop(proc, grace)
                 raise EncodeCancelled("the encode was cancelled; ffmpeg stopped")
             following.result()  # an error of on_progress ends the encode
             returncode = await proc.wait()
-            await tasks[1]  # stderr read to its end
+            await draining  # stderr read to its end
         except asyncio.CancelledError:
             follower.muted = True
             await kill(proc)  # the caller's deadline is now: no grace (module docstring)
