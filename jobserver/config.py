@@ -512,6 +512,27 @@ class Settings:
         minimum=0,
         maximum=1024 * 1024 * 1024,
     )
+    # -- files jobs take and produce (jobserver/blobs) ----------------------------------------
+    blob_dir: str = setting(
+        "BLOB_DIR",
+        "",
+        "directory new blobs (job input and output files) are written to, e.g. a mount every"
+        " API and worker host shares; unset = PostgreSQL large objects",
+    )
+    blob_max_bytes: int = setting(
+        "BLOB_MAX_BYTES",
+        10 * 1024**3,
+        "largest blob that may be stored (an upload or a job's output past it is refused)",
+        minimum=1,
+        maximum=1024**5,
+    )
+    blob_unattached_seconds: float = setting(
+        "BLOB_UNATTACHED_SECONDS",
+        3600.0,
+        "a blob no job took within this many seconds is deleted by the scheduler",
+        minimum=1,
+        maximum=365 * DAY,
+    )
     # -- encode.video and upload probing: which FFmpeg (jobserver/video) -----------------------
     ffmpeg_binary: str = setting(
         "FFMPEG_BINARY",

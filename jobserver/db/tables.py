@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, OID, UUID
 
 from jobserver.statuses import JOB_STATUSES
 
@@ -496,4 +496,54 @@ mail_templates = Table(
     Column("created_by", Text, nullable=False),
     Column("updated_by", Text, nullable=False),
     CheckConstraint("text IS NOT NULL OR html IS NOT NULL", name="mail_templates_body_check"),
+)
+
+
+# Files jobs take and produce (jobserver/blobs): one row per blob whatever holds its bytes, a
+# PostgreSQL large object (`lo_oid`) or a file under BLOB_DIR (`path`, relative to it). A blob
+# belongs to its job (deleted with it); one no job took yet is deleted by the scheduler after
+# BLOB_UNATTACHED_SECONDS. The trigger `blobs_free` (migration 0010, plain plpgsql) frees the
+# bytes of every deleted row: it unlinks the large object, or queues the file in
+# `blob_garbage` for the scheduler to remove (only a process with BLOB_DIR can).
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column(
+        "job_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="blobs_job_id_fkey"),
+        nullable=True,
+    ),
+    Column("role", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("storage", Text, nullable=False),
+    Column("lo_oid", OID, nullable=True),
+    Column("path", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    CheckConstraint("storage IN ('lo','dir')", name="blobs_storage_check"),
+    CheckConstraint(
+        "(storage = 'lo' AND lo_oid IS NOT NULL AND path IS NULL)"
+        " OR (storage = 'dir' AND path IS NOT NULL AND lo_oid IS NULL)",
+        name="blobs_location_check",
+    ),
+    CheckConstraint("size >= 0", name="blobs_size_check"),
+    CheckConstraint("char_length(role) BETWEEN 1 AND 32", name="blobs_role_check"),
+    # A job's blobs (and the cascade when a job goes).
+    Index("blobs_job_idx", "job_id"),
+    # The scheduler's walk of blobs no job took, oldest first.
+    Index("blobs_unattached_idx", "created_at", postgresql_where=text("job_id IS NULL")),
+)
+
+# Files of deleted directory blobs, waiting for the scheduler to remove them (then the row).
+blob_garbage = Table(
+    "blob_garbage",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    _ts("created_at", nullable=False, default=True),
 )

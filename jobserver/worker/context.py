@@ -18,10 +18,13 @@
   never blocks the event loop (heartbeats keep flowing); when the job times out or is cancelled
   the call's process is terminated, so the work stops with the job
 - `pool`: the worker's asyncpg pool, for definitions that need the database
+- `blobs`: the blob store bound to the job (`jobserver.blobs.JobBlobs`, made on first use):
+  read the job's inputs and its owner's uploads, save outputs attached to the job (fenced
+  like the other writes: a worker that lost the job keeps nothing)
 
 The context reaches the worker only through `JobHost` (the worker id, the pool, the CPU pool,
-the limits and the fenced writes), which `WorkerHost` implements over the database and unit tests
-implement in memory.
+the limits, the blob store and the fenced writes), which `WorkerHost` implements over the
+database and unit tests implement in memory.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from jobserver.worker.writes import JobWrites, Limits
 if TYPE_CHECKING:
     import pebble
 
+    from jobserver.blobs import BlobStore, JobBlobs
+
 _job_logger = logging.getLogger("jobserver.job")
 
 
@@ -56,6 +61,9 @@ class JobHost(Protocol):
 
     @property
     def limits(self) -> Limits: ...
+
+    @property
+    def blobs(self) -> BlobStore: ...
 
     async def write_event(
         self, job_id: uuid.UUID, attempt: int, event: str, details_json: str | None
@@ -76,6 +84,7 @@ class JobHost(Protocol):
 
 class JobContext:
     __slots__ = (
+        "_blobs",
         "_cancelled",
         "_logger",
         "attempt",
@@ -97,6 +106,7 @@ class JobContext:
         self._cancelled: asyncio.Event | None = None  # made on first use: most jobs never look
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.writes: JobWrites | None = None  # made on the first event or progress report
+        self._blobs: JobBlobs | None = None
 
     @property
     def cancelled(self) -> asyncio.Event:
@@ -112,6 +122,17 @@ class JobContext:
     @property
     def pool(self) -> asyncpg.Pool:
         return self.host.pool
+
+    @property
+    def blobs(self) -> JobBlobs:
+        """The blob store bound to this job (its inputs, its owner's uploads, its outputs)."""
+        if self._blobs is None:
+            from jobserver.blobs import JobBlobs  # on first use: most jobs never need it
+
+            self._blobs = JobBlobs(
+                self.host.blobs, self.job_id, worker_id=self.worker_id, attempt=self.attempt
+            )
+        return self._blobs
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

@@ -37,6 +37,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.blobs.models import BlobOptions
 from jobserver.config import Settings
 from jobserver.db import job_runs, workers
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
@@ -88,7 +89,12 @@ class Worker:
         self.concurrency = concurrency or settings.max_concurrent_executions
         self._own_pool = pool is None
         self._pool = pool
-        self._host = WorkerHost(self.worker_id, self.concurrency, Limits.from_settings(settings))
+        self._host = WorkerHost(
+            self.worker_id,
+            self.concurrency,
+            Limits.from_settings(settings),
+            BlobOptions.from_settings(settings),
+        )
         if pool is not None:
             self._host.set_pool(pool)
         self.acks = AckBuffer(

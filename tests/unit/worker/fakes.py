@@ -31,6 +31,10 @@ class FakeHost:
     def pool(self) -> NoReturn:
         raise AssertionError("no database in unit tests")
 
+    @property
+    def blobs(self) -> NoReturn:
+        raise AssertionError("no blob store in unit tests")
+
     def cpu_pool(self) -> NoReturn:
         raise AssertionError("no process pool in unit tests")
 
