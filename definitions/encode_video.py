@@ -11,8 +11,8 @@ Params:
 - `upscale`: false by default: a source smaller than the box keeps its size.
 (`jobserver.video.presets` holds the codec settings and the scale filter.)
 
-A run downloads the input to a temporary directory on the worker (removed however the run
-ends), probes it, runs FFmpeg as a child process (the worker's event loop never waits on it)
+A run downloads the input to a temporary directory on the worker (`jobserver-encode-*` under
+TMPDIR, which needs room for the input and the output; removed however the run ends), probes it, runs FFmpeg as a child process (the worker's event loop never waits on it)
 and reports its progress as `ctx.progress(percent, 100, message)`, probes the output and saves
 it (`ctx.blobs.save_file`, role `output`, named `<input stem>-<quality>.<ext>`). A cancel, a
 lost lease or a hand-back (`ctx.cancelled`) and the job's timeout stop FFmpeg (SIGTERM, then
@@ -107,7 +107,8 @@ async def encode_video(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         source = await ctx.blobs.get(blob_id)
     except BlobNotFound:
         raise InputNotFound(f"input.blobId: no file {blob_id} for this job") from None
-    name = output_filename(params["input"].get("filename") or source.filename, quality, fmt)
+    given = params["input"].get("filename") or source.filename
+    name = output_filename(given, quality, target.extension)
     work = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="jobserver-encode-"))
     try:
         src, dst = work / "input", work / f"output.{target.extension}"
