@@ -12,11 +12,12 @@ Params:
 (`jobserver.video.presets` holds the codec settings and the scale filter.)
 
 A run downloads the input to a temporary directory on the worker (`jobserver-encode-*` under
-TMPDIR, which needs room for the input and the output; removed however the run ends), probes it, runs FFmpeg as a child process (the worker's event loop never waits on it)
-and reports its progress as `ctx.progress(percent, 100, message)`, probes the output and saves
-it (`ctx.blobs.save_file`, role `output`, named `<input stem>-<quality>.<ext>`). A cancel, a
-lost lease or a hand-back (`ctx.cancelled`) and the job's timeout stop FFmpeg (SIGTERM, then
-SIGKILL) before the run ends.
+TMPDIR, which needs room for the input and the output; removed however the run ends), probes
+it, runs FFmpeg as a child process (the worker's event loop never waits on it) and reports its
+progress as `ctx.progress(percent, 100, message)`, probes the output and saves it
+(`ctx.blobs.save_file`, role `output`, named `<input stem>-<quality>.<ext>`). A cancel, a lost
+lease or a hand-back (`ctx.cancelled`: SIGTERM, then SIGKILL after 2 s) and the job's timeout
+(SIGKILL) stop FFmpeg before the run ends.
 
 Result: `{"output": {"blobId", "filename", "size", "contentType"}, "width", "height",
 "durationSeconds", "videoCodec", "format", "quality", "upscale", "encodeSeconds", "input":
