@@ -4,8 +4,9 @@
 One job's answer adds its place in its queue (`queuePosition`, null unless queued: see
 `jobserver.db.job_counts`; lists leave it out, it costs a walk of the queue per job). A list
 answers, beside its page, `pendingCount` and `runningCount`: the queued and the running (or
-cancelling) jobs its filter matches, exact up to 10,000 and estimated above
-(`countsAreEstimates`), as `GET /v1/jobs/count` counts. `since` is `createdAfter`'s other name.
+cancelling) jobs its filter matches, each reading at most 10,001 rows of those statuses whatever
+the filter (exact while there are no more, the planner's estimate beyond: `countsAreEstimates`;
+see `jobserver.db.job_counts`). `since` is `createdAfter`'s other name.
 
 Access: any valid token submits, and reads/cancels its own jobs (another owner's job is 404,
 never 403, so its existence is not revealed); `view_jobs` reads every job; `manage_jobs` also

@@ -1016,8 +1016,9 @@ JOB_LIST["properties"].update(
     {
         "pendingCount": {
             **_LIST_COUNT,
-            "description": "queued jobs matching the filter (exact up to 10,000, estimated"
-            " above: see countsAreEstimates)",
+            "description": "queued jobs matching the filter: exact while there are at most"
+            " 10,000 queued jobs (of the owner, for a plain token), else estimated (see"
+            " countsAreEstimates)",
         },
         "runningCount": {
             **_LIST_COUNT,
@@ -1025,7 +1026,8 @@ JOB_LIST["properties"].update(
         },
         "countsAreEstimates": {
             "type": "boolean",
-            "description": "a count passed 10,000 and is the planner's estimate",
+            "description": "a count read its 10,000 rows without reaching the end: it is the"
+            " planner's estimate (at least what those rows matched)",
         },
     }
 )

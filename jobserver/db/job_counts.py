@@ -8,10 +8,13 @@ shows wait or run. Each reads a bounded number of index entries whatever the tab
   behind them. Approximate by nature: claims are fair between owners at equal priority, a
   worker takes only its own definitions and queues, concurrency limits skip jobs, and a
   delayed job is counted against the jobs ready now.
-- `job_status_counts`: the queued and the running (or cancelling) jobs a list filter matches,
-  exact up to `cap` each and the planner's estimate above, as `job_count` counts (the
-  `GET /v1/jobs/count` route): queued rows are read through `jobs_ready_idx` (or, for one
-  owner, `jobs_owner_queued_idx`), held rows through `jobs_held_idx`, never the whole table.
+- `job_status_counts`: the queued and the running (or cancelling) jobs a list filter matches.
+  Each count reads at most `cap` + 1 rows of its statuses through their partial index
+  (`jobs_ready_idx`, `jobs_owner_queued_idx` for one owner, `jobs_held_idx`) and applies the
+  rest of the filter to them, so its cost does not grow with the table nor with how selective
+  the filter is. It is exact while there are at most `cap` such rows (queued ones: a backlog;
+  of the owner, for a plain token's list; running ones: never more than the fleet runs), and
+  the planner's estimate beyond (at least what the rows read matched).
 """
 
 from __future__ import annotations
@@ -64,6 +67,16 @@ async def job_queue_position(
     return int(ahead), walked >= scan
 
 
+# The order of each group's partial index (jobs_ready_idx, and jobs_owner_queued_idx after its
+# owner; jobs_held_idx): asked for, it keeps the planner on the index, where a LIMIT alone lets
+# it pick a sequential scan that expects to stop early and may read most of the table first.
+_INDEX_ORDER = {
+    "queued": "priority DESC, run_at, id",
+    "running": "worker_id",
+    "cancelling": "worker_id",
+}
+
+
 def _status_sql(statuses: tuple[str, ...]) -> str:
     """Literal statuses (from the constants above), so the planner matches the partial
     indexes' predicates, which a parameter would hide from a generic plan."""
@@ -76,7 +89,8 @@ async def job_status_counts(
     conn: ConnOrPool, flt: JobFilter, cap: int = 10_000
 ) -> tuple[int, int, bool]:
     """(queued, running or cancelling, whether either is an estimate) among the jobs `flt`
-    matches (its statuses narrow both: a filter on `failed` counts none)."""
+    matches (its statuses narrow both: a filter on `failed` counts none). See the module doc:
+    each count reads at most `cap` + 1 rows of its statuses (of the filter's owner)."""
     wanted = set(flt.statuses)
     groups = [
         tuple(s for s in group if not wanted or s in wanted)
@@ -85,25 +99,31 @@ async def job_status_counts(
     if not any(groups):
         return 0, 0, False
     args: list[Any] = []
-    where = replace(flt, statuses=()).where(args)
+    rest = replace(flt, statuses=(), owner=None).where(args)
+    owner = ""
+    if flt.owner is not None:
+        args.append(flt.owner)
+        owner = f" AND owner = ${len(args)}"
     args.append(cap + 1)
-    limit = f"${len(args)}"
     counts = [
-        f"(SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {_status_sql(g)} AND {where}"
-        f" LIMIT {limit}) t)"
+        # (every column, so any filter of JobFilter applies outside; none is read unless used)
+        f"(SELECT ARRAY[count(*) FILTER (WHERE {rest}), count(*)] FROM (SELECT *"
+        f" FROM jobs WHERE {_status_sql(g)}{owner} ORDER BY {_INDEX_ORDER[g[0]]}"
+        f" LIMIT ${len(args)}) t)"
         if g
-        else "0"
+        else "ARRAY[0, 0]::bigint[]"
         for g in groups
     ]
     row = await conn.fetchrow(f"SELECT {', '.join(counts)}", *args)
     assert row is not None
-    found = [int(row[0]), int(row[1])]
+    found: list[int] = []
     estimated = False
-    for i, group in enumerate(groups):
-        if found[i] > cap:
-            estimate = await job_count_estimate(
-                conn, f"{_status_sql(group)} AND {where}", args[:-1]
-            )
-            found[i] = max(estimate, cap + 1)
-            estimated = True
+    for (matched, seen), group in zip(row, groups, strict=True):
+        if seen <= cap:  # every row of the group was read: exact
+            found.append(int(matched))
+            continue
+        estimated = True
+        full: list[Any] = []
+        where = f"{_status_sql(group)} AND {replace(flt, statuses=()).where(full)}"
+        found.append(max(await job_count_estimate(conn, where, full), int(matched)))
     return found[0], found[1], estimated

@@ -1,7 +1,7 @@
 """Where jobs stand, against real PostgreSQL: a queued job's position follows the claim order
 (priority, run_at, id) within its queue and stops at its scan bound; a list filter's queued and
-running counts are exact up to the cap and estimated above; a job's metadata merges shallowly,
-fenced and bounded."""
+running counts are exact while the rows they read stay within the cap, estimated past it; a
+job's metadata merges shallowly, fenced and bounded."""
 
 from __future__ import annotations
 
@@ -100,8 +100,13 @@ async def test_status_counts_follow_the_filter(pool: asyncpg.Pool) -> None:
     assert await job_status_counts(pool, JobFilter(statuses=["failed"])) == (0, 0, False)
     later = JobFilter(created_after=NOW + dt.timedelta(hours=1))
     assert await job_status_counts(pool, later) == (0, 0, False)
+    # past the cap of rows read: the planner's estimate (at least what the rows read matched);
+    # one owner's count reads only that owner's rows, so it stays exact
     pending, running, estimated = await job_status_counts(pool, JobFilter(), cap=2)
     assert estimated and pending >= 3 and running == 1
+    pending, running, estimated = await job_status_counts(pool, JobFilter(queue="q2"), cap=2)
+    assert estimated and running == 0
+    assert await job_status_counts(pool, JobFilter(owner="alice"), cap=2) == (1, 0, False)
 
 
 async def test_metadata_merges_shallowly_fenced_and_bounded(pool: asyncpg.Pool) -> None:
