@@ -25,10 +25,11 @@ to be retried or cloned, as to be submitted.
   checked as `POST /v1/jobs` checks one (the submission schema, the definition's params
   schema and `check_params`, attempts and timeout within the definition's, the priority bound,
   references, the capability, the queued quota) and linked by `clonedFrom`.
-- `DELETE /v1/jobs/{id}` (204): a terminal job is removed with its events and attempts. A live
-  job is a 409. A failed job whose dead-letter row still waits (not redriven) is a 409 too,
-  unless `?force=true` from a `manage_jobs` token, which discards that row with the job; a
-  row already redriven stays as the record of the redrive.
+- `DELETE /v1/jobs/{id}` (204): a terminal job is removed with its events, attempts and blobs
+  (their foreign keys cascade; a blob's bytes go with its row). A live job is a 409. A failed
+  job whose dead-letter row still waits (not redriven) is a 409 too, unless `?force=true` from
+  a `manage_jobs` token, which discards that row with the job; a row already redriven stays as
+  the record of the redrive.
 """
 
 from __future__ import annotations

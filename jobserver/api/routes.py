@@ -135,8 +135,8 @@ ROUTES: list[Route] = [
         f"/v1/jobs/{JOB_ID}",
         job_actions.delete_job,
         "submit",
-        "Delete a finished job with its events and attempts (live job: 409; waiting in the"
-        " DLQ: 409 unless ?force=true by manage_jobs)",
+        "Delete a finished job with its events, attempts and files (live job: 409; waiting in"
+        " the DLQ: 409 unless ?force=true by manage_jobs)",
         query_schema=s.JOB_DELETE_QUERY,
         success_status=204,
         tags=("jobs",),

@@ -4,8 +4,9 @@ the job it repeats, delete it.
 A retry is written in one transaction (see `jobserver.api.job_actions`): the old row locked
 (`job_lock`), the new job inserted through the one insert path (`jobserver.db.jobs`), the old
 row's `retried_as` set (`job_mark_retried`) and a `retried` event on each. `job_delete`
-removes a job with its events and attempts (their foreign keys cascade); the rows that name it
-(`retried_from`, a schedule's last job, a dead-letter row) keep its id as a plain reference.
+removes a job with its events, attempts and blobs (their foreign keys cascade); the rows that
+name it (`retried_from`, a schedule's last job, a dead-letter row) keep its id as a plain
+reference.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ async def job_mark_retried(conn: Conn, job_id: uuid.UUID, retry_id: uuid.UUID) -
 
 
 async def job_delete(conn: Conn, job_id: uuid.UUID) -> bool:
-    """Delete the job with its events and attempts (ON DELETE CASCADE); False when absent."""
+    """Delete the job with its events, attempts and blobs (ON DELETE CASCADE); False when
+    absent."""
     result = await conn.execute("DELETE FROM jobs WHERE id = $1", job_id)
     return result.endswith(" 1")

@@ -1,7 +1,7 @@
 """a job's metadata; the links of retried and cloned jobs
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-03 09:00:00
 
 - `jobs.metadata`: the object a running job sets with `ctx.set_metadata({...})` (merged
@@ -24,7 +24,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision: str = "0012"
-down_revision: str | None = "0009"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

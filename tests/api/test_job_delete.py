@@ -1,6 +1,6 @@
-"""DELETE /v1/jobs/{id}: a finished job goes with its events and attempts (a real worker made
-them); a live job is a 409; a job waiting in the dead-letter queue is a 409 unless a manage_jobs
-token forces it (the row goes too); a redriven row stays; owners as for cancel."""
+"""DELETE /v1/jobs/{id}: a finished job goes with its events, attempts and files (a real worker
+made them); a live job is a 409; a job waiting in the dead-letter queue is a 409 unless a
+manage_jobs token forces it (the row goes too); a redriven row stays; owners as for cancel."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from jobserver.blobs.store import BlobStore
 from jobserver.config import Settings
 from jobserver.registry import load_modules
 from jobserver.worker.worker import Worker
@@ -89,6 +90,10 @@ async def test_a_redriven_dead_letter_row_stays(api: Api, worker: Worker) -> Non
     assert r.status == 200 and r.body["redrivenJobId"] is not None
 
 
+async def _chunks() -> AsyncIterator[bytes]:
+    yield b"report"
+
+
 async def test_a_succeeded_job_is_deleted_by_its_owner(api: Api, worker: Worker) -> None:
     job = await api.submit("plain")
 
@@ -97,9 +102,17 @@ async def test_a_succeeded_job_is_deleted_by_its_owner(api: Api, worker: Worker)
         return bool(r.body["status"] == "succeeded")
 
     await wait_for(succeeded, within=30)
+    # a file the job holds (blobs reference their job ON DELETE CASCADE) goes with it, bytes too
+    blob = await BlobStore(api.pool).put_stream(
+        _chunks(), owner="alice", filename="r.txt", job_id=uuid.UUID(job["id"]), role="output"
+    )
+    oid = await api.pool.fetchval("SELECT lo_oid FROM blobs WHERE id = $1", blob.id)
     r = await api.call("DELETE", f"/v1/jobs/{job['id']}", token="plain")
     assert r.status == 204 and r.body is None
     assert await _rows(api, job["id"]) == (0, 0, 0, 0)
+    assert await api.pool.fetchval("SELECT count(*) FROM blobs WHERE id = $1", blob.id) == 0
+    objects = "SELECT count(*) FROM pg_largeobject_metadata WHERE oid = $1"
+    assert await api.pool.fetchval(objects, oid) == 0
 
 
 async def test_live_jobs_and_other_owners_are_refused(api: Api) -> None:
