@@ -220,6 +220,90 @@ JOB: Schema = closed(
             "format": "uuid",
             "description": "the saved job's execution this job retries",
         },
+        "isTerminal": {
+            "type": "boolean",
+            "description": "succeeded, failed, cancelled or expired: its status is final",
+        },
+        "isRetriable": {
+            "type": "boolean",
+            "description": "failed, cancelled or expired: POST /v1/jobs/{id}/retry runs it"
+            " again (once: a retried job answers 409 naming its retry)",
+        },
+        "metadata": {
+            "type": ["object", "null"],
+            "description": "what the running job set with ctx.set_metadata (merged"
+            " shallowly), null until it sets any",
+        },
+        "retriedFrom": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job this one retries (POST /v1/jobs/{id}/retry)",
+        },
+        "retriedAs": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job that retries this one (it may since have been deleted)",
+        },
+        "clonedFrom": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job this one was cloned from (POST /v1/jobs/{id}/clone)",
+        },
+    }
+)
+# One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
+# it costs a walk of the queue per job).
+JOB_DETAIL: Schema = closed(
+    {
+        **JOB["properties"],
+        "queuePosition": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "a queued job: the ready jobs of its queue a claim would take"
+            " before it (priority, then run time, then id; approximate: claims are fair"
+            " between owners and workers take only their own definitions); null when it is"
+            " not queued",
+        },
+        "queuePositionCapped": {
+            "type": "boolean",
+            "description": "the count stopped after 10,000 queued jobs (of any queue):"
+            " queuePosition is then a lower bound",
+        },
+    }
+)
+# What POST /v1/jobs/{id}/retry and /clone take (bodies optional): the submission's own bounds.
+_SUBMITTED = JOB_SUBMISSION["properties"]
+JOB_RETRY_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "delaySeconds": {
+            **_SUBMITTED["delaySeconds"],
+            "description": "run the retry this many seconds from now (default: now)",
+        }
+    },
+}
+JOB_CLONE_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "params": {
+            "description": "deep-merged over the template's params (objects key by key,"
+            " anything else replaces), then checked against the definition's params schema"
+        },
+        "queue": _SUBMITTED["queue"],
+        "priority": _SUBMITTED["priority"],
+        "delaySeconds": _SUBMITTED["delaySeconds"],
+        "expiresIn": _SUBMITTED["expiresIn"],
+    },
+}
+JOB_DELETE_QUERY: Schema = query(
+    {
+        "force": {
+            "type": "boolean",
+            "description": "manage_jobs: also discard the job's dead-letter row while it waits"
+            " (without it such a job is a 409)",
+        }
     }
 )
 
@@ -255,6 +339,10 @@ JOB_FILTERS: Schema = {
     "definitionKey": {"type": "string", "maxLength": 200},
     "queue": {"type": "string", "maxLength": 100},
     "createdAfter": DATETIME_INPUT,
+    "since": {
+        **DATETIME_INPUT,
+        "description": "created after this time (createdAfter's other name: not both)",
+    },
     "createdBefore": DATETIME_INPUT,
     "event": {**EVENT_NAME, "description": "jobs with exactly this event"},
     "tag": {
@@ -922,6 +1010,28 @@ OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "an OpenAPI 3.1 doc
 # ---------------------------------------------------------------- lists
 
 JOB_LIST = list_schema(JOB, numbered=True)
+# The job list also counts the waiting and running jobs its filter matches.
+_LIST_COUNT = {"type": "integer", "minimum": 0}
+JOB_LIST["properties"].update(
+    {
+        "pendingCount": {
+            **_LIST_COUNT,
+            "description": "queued jobs matching the filter: exact while there are at most"
+            " 10,000 queued jobs (of the owner, for a plain token), else estimated (see"
+            " countsAreEstimates)",
+        },
+        "runningCount": {
+            **_LIST_COUNT,
+            "description": "running or cancelling jobs matching the filter",
+        },
+        "countsAreEstimates": {
+            "type": "boolean",
+            "description": "a count read its 10,000 rows without reaching the end: it is the"
+            " planner's estimate (at least what those rows matched)",
+        },
+    }
+)
+JOB_LIST["required"] += ["pendingCount", "runningCount", "countsAreEstimates"]
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)

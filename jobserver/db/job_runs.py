@@ -13,7 +13,8 @@ columns by the readers (`db/events.py`, `db/attempts.py`). Rarer outcomes store 
 failure, a timeout, a cancellation or a hand-back inserts the closed `job_attempts` row of that
 attempt and its events (retry_scheduled, timed_out, failed, dead_lettered, cancelled,
 handed_back); progress, custom (ctx.emit_event: details {"name", "data"}), hook_failed and
-events_truncated (the worker's per-job event cap was reached) are stored events.
+events_truncated (the worker's per-job event cap was reached) are stored events. A job's
+metadata (ctx.set_metadata) is merged into `jobs.metadata` by a fenced write of its own.
 """
 
 from __future__ import annotations
@@ -375,6 +376,43 @@ async def job_progress(
         event,
     )
     return bool(row)
+
+
+async def job_metadata_merge(
+    conn: Conn,
+    worker_id: str,
+    job_id: uuid.UUID,
+    attempt: int,
+    patch_json: str,
+    max_bytes: int,
+) -> tuple[bool, int | None]:
+    """Merge the object `patch_json` shallowly into the job's metadata (its keys replace the
+    stored ones), fenced; the merged object must print to at most `max_bytes` bytes.
+
+    Returns (stored, size): stored False with a size is a merge over `max_bytes` (nothing
+    written); with size None the write was fenced off (the job is no longer held)."""
+    row = await conn.fetchrow(
+        f"""
+        WITH m AS (
+            UPDATE jobs j SET metadata = coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb,
+                updated_at = now()
+            WHERE j.id = $2 AND j.attempt = $3 AND {_HELD}
+                AND octet_length((coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb)::text)
+                    <= $5
+            RETURNING j.id
+        )
+        SELECT (SELECT count(*) FROM m) AS stored,
+            (SELECT octet_length((coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb)::text)
+             FROM jobs j WHERE j.id = $2 AND j.attempt = $3 AND {_HELD}) AS size
+        """,
+        worker_id,
+        job_id,
+        attempt,
+        patch_json,
+        max_bytes,
+    )
+    assert row is not None
+    return bool(row["stored"]), row["size"]
 
 
 async def job_event_emit(

@@ -112,6 +112,13 @@ jobs = Table(
     # reference, and deleting one never rewrites its jobs.
     Column("saved_job_id", UUID(as_uuid=True), nullable=True),
     Column("retry_of", UUID(as_uuid=True), nullable=True),
+    # What the running job set with ctx.set_metadata (merged shallowly; NULL until then).
+    Column("metadata", JSONB, nullable=True),
+    # A retry and the job it repeats, linked both ways, and the job a clone was made from:
+    # plain references like saved_job_id (no foreign keys, no indexes: looked up by the id held).
+    Column("retried_from", UUID(as_uuid=True), nullable=True),
+    Column("retried_as", UUID(as_uuid=True), nullable=True),
+    Column("cloned_from", UUID(as_uuid=True), nullable=True),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),

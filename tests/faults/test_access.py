@@ -4,9 +4,9 @@ The routes are enumerated from the route table itself (`jobserver.api.routes.all
 new route is covered the day it is added. For each one: no token and a bad token -> 401 unless
 the route is public; each token scope (and an outbound-capability token, of submit rank) -> 403
 below the route's scope, otherwise a status the route documents in /openapi.json (never
-401/403, never 5xx). One owner can never read, list or cancel another owner's job; only
-outbound and manage_jobs tokens submit `call.api`. The plaintext tokens appear nowhere in the
-database nor in the process' logs (run at DEBUG).
+401/403, never 5xx). One owner can never read, list, cancel, retry, clone or delete another
+owner's job; only outbound and manage_jobs tokens submit `call.api`. The plaintext tokens
+appear nowhere in the database nor in the process' logs (run at DEBUG).
 """
 
 from __future__ import annotations
@@ -78,6 +78,12 @@ async def test_every_route_scope_and_owner_isolation(
         assert status == 404
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["view"], stats)
         assert status in (403, 404)
+        for method, suffix in (("POST", "/retry"), ("POST", "/clone"), ("DELETE", "")):
+            url = f"{base}/v1/jobs/{a_id}{suffix}"
+            status, _ = await call(s, method, url, tokens["bob"], stats)
+            assert status == 404, (method, suffix, status)
+        made = "SELECT count(*) FROM jobs WHERE retried_from IS NOT NULL OR cloned_from IS NOT NULL"
+        assert await db.fetchval(made) == 0
         assert await db.fetchval("SELECT status FROM jobs WHERE id = $1", uuid.UUID(a_id)) == (
             "queued"
         )
