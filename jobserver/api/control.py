@@ -10,8 +10,8 @@
   and names the live runners that did not answer (`notAnswered`). `pause`/`resume` stop and
   start one runner's own claims (not durable: a restart resumes).
 - `POST /v1/queues/{name}/pause` {reason?, timeoutMs} and `/resume` {timeoutMs}: the durable,
-  fleet-wide pause (`paused_queues`); the live runners of the queue are told and the answer
-  says which applied it (`acknowledged`: none of those claims the queue once the answer is
+  fleet-wide pause (`paused_queues`); every live runner is told, and the answer says which
+  runners of the queue applied it (`acknowledged`: none of those claims the queue once the answer is
   given) and which did not answer. Pausing a paused queue, or resuming one that is not, changes
   nothing (`changed: false`).
 - `GET /v1/queues/paused`: the paused queues by name (limit, cursor).
@@ -157,13 +157,19 @@ def _queue(request: web.Request) -> str:
     return name
 
 
-async def _tell_runners(request: web.Request, queue: str, timeout_ms: int) -> Sent:
-    """Every live runner re-reads the paused queues; those of `queue` are waited for."""
+async def _tell_runners(
+    request: web.Request, queue: str, timeout_ms: int
+) -> tuple[list[str], list[str]]:
+    """Every live runner re-reads the paused queues; those of `queue` are waited for. Returns
+    (the runners of the queue that applied it, those that did not answer)."""
     expect = await worker_live_ids(request.app[POOL_KEY], queue)
-    return await _send(request, None, control.PAUSED_QUEUES, {}, expect, timeout_ms)
+    sent = await _send(request, None, control.PAUSED_QUEUES, {}, expect, timeout_ms)
+    return sorted(r.worker_id for r in sent.replies if r.worker_id in expect), sent.missing
 
 
-def _pause_answer(queue: str, paused: bool, row: Any, changed: bool, sent: Sent) -> dict[str, Any]:
+def _pause_answer(
+    queue: str, paused: bool, row: Any, changed: bool, told: tuple[list[str], list[str]]
+) -> dict[str, Any]:
     return {
         "queue": queue,
         "paused": paused,
@@ -171,8 +177,8 @@ def _pause_answer(queue: str, paused: bool, row: Any, changed: bool, sent: Sent)
         "pausedAt": None if row is None else row["paused_at"],
         "pausedBy": None if row is None else row["paused_by"],
         "reason": None if row is None else row["reason"],
-        "acknowledged": sorted(r.worker_id for r in sent.replies),
-        "notAnswered": sent.missing,
+        "acknowledged": told[0],
+        "notAnswered": told[1],
     }
 
 
@@ -182,15 +188,15 @@ async def pause_queue(request: web.Request) -> web.Response:
     row, changed = await paused_queue_pause(
         request.app[POOL_KEY], queue, _who(request), body.get("reason")
     )
-    sent = await _tell_runners(request, queue, _timeout_ms(body))
-    return json_response(_pause_answer(queue, True, row, changed, sent))
+    told = await _tell_runners(request, queue, _timeout_ms(body))
+    return json_response(_pause_answer(queue, True, row, changed, told))
 
 
 async def resume_queue(request: web.Request) -> web.Response:
     queue = _queue(request)
     row = await paused_queue_resume(request.app[POOL_KEY], queue)
-    sent = await _tell_runners(request, queue, _timeout_ms(request[BODY_KEY]))
-    return json_response(_pause_answer(queue, False, None, row is not None, sent))
+    told = await _tell_runners(request, queue, _timeout_ms(request[BODY_KEY]))
+    return json_response(_pause_answer(queue, False, None, row is not None, told))
 
 
 def paused_queue_json(r: Any) -> dict[str, Any]:
