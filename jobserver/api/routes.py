@@ -31,6 +31,8 @@ from jobserver.api.routing import Route
 # routes alone (a 405 there would otherwise advertise GET in its Allow header); the handler
 # checks the UUID.
 JOB_ID = "{id:(?!(?:batch|count)$)[^/]+}"
+# A runner id in a path: anything but "broadcast", for the same reason.
+RUNNER_ID = "{id:(?!broadcast$)[^/]+}"
 
 ROUTES: list[Route] = [
     # -- health and meta
@@ -490,7 +492,7 @@ ROUTES: list[Route] = [
     ),
     Route(
         "GET",
-        "/v1/runners/{id}",
+        f"/v1/runners/{RUNNER_ID}",
         runners.get_runner,
         "view_jobs",
         "One worker process",
@@ -513,7 +515,7 @@ ROUTES: list[Route] = [
     ),
     Route(
         "POST",
-        "/v1/runners/{id}/ping",
+        f"/v1/runners/{RUNNER_ID}/ping",
         control.ping_runner,
         "manage_jobs",
         "Round trip to one runner through the control channel: the measured time",
@@ -525,7 +527,7 @@ ROUTES: list[Route] = [
     ),
     Route(
         "POST",
-        "/v1/runners/{id}/shutdown",
+        f"/v1/runners/{RUNNER_ID}/shutdown",
         control.shutdown_runner,
         "manage_jobs",
         "Stop one runner: graceful (running jobs finish or are handed back after the grace)"

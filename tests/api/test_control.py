@@ -108,6 +108,12 @@ async def test_bad_requests_name_their_field_and_write_nothing(api: Api) -> None
     assert r.status == 400
 
 
+async def test_broadcast_is_its_own_resource(api: Api) -> None:
+    # not a runner named "broadcast": a 405 that advertises POST alone
+    r = await api.call("GET", "/v1/runners/broadcast")
+    assert (r.status, r.headers["Allow"]) == (405, "POST")
+
+
 async def test_scopes(api: Api) -> None:
     await worker_register(api.pool, "w1", "h", 1, None, [], 1)
     for path, body in (
