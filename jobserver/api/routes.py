@@ -8,6 +8,7 @@ each other or the app; schemas live in `schemas.py`.
 from __future__ import annotations
 
 from jobserver.api import (
+    control,
     credentials,
     definitions,
     dlq,
@@ -31,6 +32,8 @@ from jobserver.api.routing import Route
 # routes alone (a 405 there would otherwise advertise GET in its Allow header); the handler
 # checks the UUID.
 JOB_ID = "{id:(?!(?:batch|count)$)[^/]+}"
+# A runner id in a path: anything but "broadcast", for the same reason.
+RUNNER_ID = "{id:(?!broadcast$)[^/]+}"
 
 ROUTES: list[Route] = [
     # -- health and meta
@@ -521,21 +524,94 @@ ROUTES: list[Route] = [
         "GET",
         "/v1/runners",
         runners.list_runners,
-        "manage_jobs",
-        "List worker processes, live ones first",
+        "view_jobs",
+        "List worker processes, live ones first (`queue`: those taking jobs of that queue)",
         query_schema=s.RUNNERS_QUERY,
         response_schema=s.RUNNER_LIST,
         tags=("runners",),
     ),
     Route(
         "GET",
-        "/v1/runners/{id}",
+        f"/v1/runners/{RUNNER_ID}",
         runners.get_runner,
-        "manage_jobs",
+        "view_jobs",
         "One worker process",
         query_schema=s.NO_QUERY,
         response_schema=s.RUNNER,
         tags=("runners",),
+    ),
+    # -- runner control (the control channel)
+    Route(
+        "POST",
+        "/v1/runners/broadcast",
+        control.broadcast,
+        "manage_jobs",
+        "A command (status, shutdown, pause, resume, reload) to every live runner (of `queue`):"
+        " their replies, and the runners that did not answer",
+        body_schema=s.BROADCAST_BODY,
+        query_schema=s.NO_QUERY,
+        response_schema=s.BROADCAST_ANSWER,
+        tags=("runners",),
+    ),
+    Route(
+        "POST",
+        f"/v1/runners/{RUNNER_ID}/ping",
+        control.ping_runner,
+        "manage_jobs",
+        "Round trip to one runner through the control channel: the measured time",
+        body_schema=s.PING_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.RUNNER_COMMAND_ANSWER,
+        tags=("runners",),
+    ),
+    Route(
+        "POST",
+        f"/v1/runners/{RUNNER_ID}/shutdown",
+        control.shutdown_runner,
+        "manage_jobs",
+        "Stop one runner: graceful (running jobs finish or are handed back after the grace)"
+        " or immediate (handed back now); its process exits 0",
+        body_schema=s.SHUTDOWN_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.RUNNER_COMMAND_ANSWER,
+        tags=("runners",),
+    ),
+    # -- queue pause (durable, fleet-wide)
+    Route(
+        "GET",
+        "/v1/queues/paused",
+        control.list_paused_queues,
+        "view_jobs",
+        "The paused queues, by name",
+        query_schema=s.PAUSED_QUEUES_QUERY,
+        response_schema=s.PAUSED_QUEUE_LIST,
+        tags=("queues",),
+    ),
+    Route(
+        "POST",
+        "/v1/queues/{name}/pause",
+        control.pause_queue,
+        "manage_jobs",
+        "Pause a queue: no runner claims it, including runners started later, until resumed",
+        body_schema=s.QUEUE_PAUSE_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.QUEUE_PAUSE_ANSWER,
+        tags=("queues",),
+    ),
+    Route(
+        "POST",
+        "/v1/queues/{name}/resume",
+        control.resume_queue,
+        "manage_jobs",
+        "Resume a paused queue",
+        body_schema=s.QUEUE_RESUME_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.QUEUE_PAUSE_ANSWER,
+        tags=("queues",),
     ),
     # -- metrics
     Route(

@@ -15,6 +15,7 @@ from jobserver.api.paging import list_schema, page_query
 from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
+from jobserver.core import control
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
@@ -925,9 +926,125 @@ RUNNERS_QUERY: Schema = page_query(
             "items": {"type": "string", "enum": list(WORKER_STATUSES)},
             "maxItems": 4,
             "description": "repeatable and/or comma-separated",
-        }
+        },
+        "queue": QUEUE.schema(description="only the runners that take jobs of this queue"),
     },
 )
+
+# -- runner control (jobserver/core/control.py): commands, their replies, queue pause
+
+TIMEOUT_MS: Schema = {
+    "type": "integer",
+    "minimum": control.MIN_TIMEOUT_MS,
+    "maximum": control.MAX_TIMEOUT_MS,
+    "default": control.DEFAULT_TIMEOUT_MS,
+    "description": "how long to wait for the runners' replies, milliseconds",
+}
+SHUTDOWN_MODE: Schema = {
+    "type": "string",
+    "enum": list(control.SHUTDOWN_MODES),
+    "default": "graceful",
+    "description": "graceful: stop claiming, let running jobs finish within"
+    " SHUTDOWN_GRACE_SECONDS, hand the rest back; immediate: hand them back now",
+}
+RUNNER_REPLY_BODY: Schema = {
+    "type": "object",
+    "description": "the runner's reply; its fields depend on the command",
+}
+PING_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"timeoutMs": TIMEOUT_MS},
+}
+SHUTDOWN_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"mode": SHUTDOWN_MODE, "timeoutMs": TIMEOUT_MS},
+}
+BROADCAST_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["command"],
+    "properties": {
+        "command": {"type": "string", "enum": list(control.BROADCAST_COMMANDS)},
+        "timeoutMs": TIMEOUT_MS,
+        "queue": QUEUE.schema(description="only the runners that take jobs of this queue"),
+        "mode": {**SHUTDOWN_MODE, "description": "for shutdown: " + SHUTDOWN_MODE["description"]},
+    },
+}
+RUNNER_COMMAND_ANSWER: Schema = closed(
+    {
+        "runnerId": STRING,
+        "commandId": UUID,
+        "command": STRING,
+        "answered": BOOLEAN,
+        "ms": {**NULLABLE_NUMBER, "description": "the measured round trip; null: no reply"},
+        "timeoutMs": INTEGER,
+        "reply": {"type": ["object", "null"], "description": RUNNER_REPLY_BODY["description"]},
+    }
+)
+RUNNER_REPLY: Schema = closed(
+    {
+        "runnerId": STRING,
+        "ms": {"type": "number", "description": "the measured round trip"},
+        "answeredAt": TIMESTAMP,
+        "reply": RUNNER_REPLY_BODY,
+    }
+)
+BROADCAST_ANSWER: Schema = closed(
+    {
+        "commandId": UUID,
+        "command": STRING,
+        "queue": NULLABLE_STRING,
+        "timeoutMs": INTEGER,
+        "expected": {"type": "integer", "description": "the live runners asked"},
+        "answered": INTEGER,
+        "replies": {"type": "array", "items": RUNNER_REPLY},
+        "notAnswered": {
+            "type": "array",
+            "items": STRING,
+            "description": "live runners that did not answer within the timeout",
+        },
+    }
+)
+QUEUE_PAUSE_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "reason": {"type": "string", "maxLength": 1000},
+        "timeoutMs": TIMEOUT_MS,
+    },
+}
+QUEUE_RESUME_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"timeoutMs": TIMEOUT_MS},
+}
+PAUSED_QUEUE: Schema = closed(
+    {
+        "queue": STRING,
+        "pausedAt": TIMESTAMP,
+        "pausedBy": NULLABLE_STRING,
+        "reason": NULLABLE_STRING,
+    }
+)
+QUEUE_PAUSE_ANSWER: Schema = closed(
+    {
+        "queue": STRING,
+        "paused": BOOLEAN,
+        "changed": {"type": "boolean", "description": "false: it already was so"},
+        "pausedAt": NULLABLE_TIMESTAMP,
+        "pausedBy": NULLABLE_STRING,
+        "reason": NULLABLE_STRING,
+        "acknowledged": {
+            "type": "array",
+            "items": STRING,
+            "description": "live runners that applied it: none of them claims the queue now",
+        },
+        "notAnswered": {"type": "array", "items": STRING},
+    }
+)
+PAUSED_QUEUES_QUERY: Schema = page_query(100, 1000, {})
 
 # ---------------------------------------------------------------- metrics
 
@@ -1039,6 +1156,7 @@ SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)
+PAUSED_QUEUE_LIST = list_schema(PAUSED_QUEUE)
 
 # ---------------------------------------------------------------- credentials
 

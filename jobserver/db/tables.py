@@ -554,3 +554,44 @@ blob_garbage = Table(
     Column("path", Text, nullable=False),
     _ts("created_at", nullable=False, default=True),
 )
+
+# The control channel (jobserver/db/runner_commands.py): a command to one worker (`target`) or
+# to every live one (NULL), announced by NOTIFY with its id; each worker that acts on it writes
+# one reply row. Both go with the scheduler's pruner after a day.
+runner_commands = Table(
+    "runner_commands",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("target", Text, nullable=True),
+    Column("command", Text, nullable=False),
+    Column("args", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("created_at", nullable=False, default=True),
+    Column("created_by", Text, nullable=True),
+    Index("runner_commands_created_idx", "created_at"),
+)
+
+runner_replies = Table(
+    "runner_replies",
+    metadata,
+    Column(
+        "command_id",
+        UUID(as_uuid=True),
+        ForeignKey("runner_commands.id", ondelete="CASCADE", name="runner_replies_command_id_fkey"),
+        nullable=False,
+    ),
+    Column("worker_id", Text, nullable=False),
+    Column("reply", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("answered_at", nullable=False, default=True),
+    PrimaryKeyConstraint("command_id", "worker_id", name="runner_replies_pkey"),
+)
+
+# Durable per-queue pause (jobserver/db/paused_queues.py): a queue listed here is claimed by no
+# worker until its row is deleted (resume). Workers keep the set in memory.
+paused_queues = Table(
+    "paused_queues",
+    metadata,
+    Column("queue", Text, primary_key=True),
+    _ts("paused_at", nullable=False, default=True),
+    Column("paused_by", Text, nullable=True),
+    Column("reason", Text, nullable=True),
+)

@@ -78,6 +78,9 @@ async def _seed(api: Api) -> dict[str, str]:
     assert (await api.call("POST", f"/v1/jobs/{r.body['id']}/cancel")).status == 200
     template = {"name": "every", "subject": "s", "text": "t"}  # a mail template to list
     assert (await api.call("POST", "/v1/mail-templates", json=template)).status == 201
+    await api.pool.execute(  # paused queues to list (pausing is tested in test_control.py)
+        "INSERT INTO paused_queues (queue, paused_by) VALUES ('emails', 'admin'), ('sms', NULL)"
+    )
     return {"id": job["jobId"], "name": "every", "savedJobId": saved_id}
 
 
