@@ -546,6 +546,19 @@ class Settings:
         minimum=1,
         maximum=365 * DAY,
     )
+    # -- encode.video and upload probing: which FFmpeg (jobserver/video) -----------------------
+    ffmpeg_binary: str = setting(
+        "FFMPEG_BINARY",
+        "",
+        "the ffmpeg that encodes and probes videos: a path or a name on PATH (a system FFmpeg);"
+        " unset = the one in the imageio-ffmpeg wheel",
+    )
+    ffprobe_binary: str = setting(
+        "FFPROBE_BINARY",
+        "",
+        "the ffprobe that probes videos: a path or a name on PATH; unset = the one beside"
+        " FFMPEG_BINARY when it is set and has one, else none (probing reads `ffmpeg -i`)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

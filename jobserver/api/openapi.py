@@ -46,6 +46,8 @@ _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
 SUBMISSION_PATHS = (
     "/v1/jobs",
     "/v1/jobs/batch",
+    "/v1/jobs/{id}/retry",
+    "/v1/jobs/{id}/clone",
     "/v1/saved-jobs",
     "/v1/saved-jobs/{id}/execute",
     "/v1/saved-jobs/{id}/executions/{jobId}/retry",
@@ -83,13 +85,18 @@ def _error_statuses(route: Route) -> list[int]:
         out.append(409)
     if route.body_schema is not None or route.query_schema or "{" in route.path:
         out.append(422)
-    if route.method == "POST" and route.path in SUBMISSION_PATHS:
+    if route.method == "POST" and _template(route.path) in SUBMISSION_PATHS:
         out.append(429)
     if route.byte_ranges:
         out.append(416)
     out.append(503)
     out += route.errors
     return sorted(set(out))
+
+
+def _template(path: str) -> str:
+    """A route's path as the document writes it: `{id}`, without the router's pattern."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
 def _query_parameters(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -151,7 +158,7 @@ def _operation(route: Route) -> dict[str, Any]:
 def build_openapi(routes: list[Route]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        path = _PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
+        path = _template(route.path)
         paths.setdefault(path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",

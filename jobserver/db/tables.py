@@ -112,6 +112,13 @@ jobs = Table(
     # reference, and deleting one never rewrites its jobs.
     Column("saved_job_id", UUID(as_uuid=True), nullable=True),
     Column("retry_of", UUID(as_uuid=True), nullable=True),
+    # What the running job set with ctx.set_metadata (merged shallowly; NULL until then).
+    Column("metadata", JSONB, nullable=True),
+    # A retry and the job it repeats, linked both ways, and the job a clone was made from:
+    # plain references like saved_job_id (no foreign keys, no indexes: looked up by the id held).
+    Column("retried_from", UUID(as_uuid=True), nullable=True),
+    Column("retried_as", UUID(as_uuid=True), nullable=True),
+    Column("cloned_from", UUID(as_uuid=True), nullable=True),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
@@ -546,4 +553,45 @@ blob_garbage = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("path", Text, nullable=False),
     _ts("created_at", nullable=False, default=True),
+)
+
+# The control channel (jobserver/db/runner_commands.py): a command to one worker (`target`) or
+# to every live one (NULL), announced by NOTIFY with its id; each worker that acts on it writes
+# one reply row. Both go with the scheduler's pruner after a day.
+runner_commands = Table(
+    "runner_commands",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("target", Text, nullable=True),
+    Column("command", Text, nullable=False),
+    Column("args", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("created_at", nullable=False, default=True),
+    Column("created_by", Text, nullable=True),
+    Index("runner_commands_created_idx", "created_at"),
+)
+
+runner_replies = Table(
+    "runner_replies",
+    metadata,
+    Column(
+        "command_id",
+        UUID(as_uuid=True),
+        ForeignKey("runner_commands.id", ondelete="CASCADE", name="runner_replies_command_id_fkey"),
+        nullable=False,
+    ),
+    Column("worker_id", Text, nullable=False),
+    Column("reply", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("answered_at", nullable=False, default=True),
+    PrimaryKeyConstraint("command_id", "worker_id", name="runner_replies_pkey"),
+)
+
+# Durable per-queue pause (jobserver/db/paused_queues.py): a queue listed here is claimed by no
+# worker until its row is deleted (resume). Workers keep the set in memory.
+paused_queues = Table(
+    "paused_queues",
+    metadata,
+    Column("queue", Text, primary_key=True),
+    _ts("paused_at", nullable=False, default=True),
+    Column("paused_by", Text, nullable=True),
+    Column("reason", Text, nullable=True),
 )

@@ -9,6 +9,10 @@
   event; both fenced, so a worker that lost the job writes nothing. At most one write per
   PROGRESS_MIN_INTERVAL_MS: a report inside the interval is kept and written when it ends (or
   when the code ends), replaced by any newer one
+- `await set_metadata({...})`: merge an object into the job's `metadata` (shown in its
+  answer), shallowly: its keys replace the stored ones, the others stay. Fenced like progress
+  (False once the job is no longer held) and written at once, one statement per call (call it
+  at milestones, not per item); the merged object is bounded by MAX_RESULT_BYTES
 - an event or progress report that cannot be stored (NUL, lone surrogate, over
   MAX_RESULT_BYTES) raises `NotStorable` (a ValueError) in the job's code, so it fails that
   attempt with `result_not_storable: …` unless the code catches it
@@ -79,6 +83,11 @@ class JobHost(Protocol):
 
     async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
         """(custom and progress events stored for the job, whether one `events_truncated` is)."""
+        ...
+
+    async def write_metadata(self, job_id: uuid.UUID, attempt: int, patch_json: str) -> bool:
+        """Merge the object into the job's metadata, fenced; False when fenced; `NotStorable`
+        when the merged object would pass the limit."""
         ...
 
 
@@ -165,6 +174,14 @@ class JobContext:
             body["message"] = message
         body_json = dumps_storable(body, self.host.limits.max_result_bytes, "progress")
         return await self._writes().progress(body_json)
+
+    async def set_metadata(self, values: dict[str, Any]) -> bool:
+        """Merge `values` into the job's metadata (see the module docstring); False once
+        fenced off."""
+        if not isinstance(values, dict):
+            raise TypeError(f"metadata must be a dict, not {type(values).__name__}")
+        patch = dumps_storable(values, self.host.limits.max_result_bytes, "metadata")
+        return await self.host.write_metadata(self.job_id, self.attempt, patch)
 
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in the worker's shared process pool and await its result.

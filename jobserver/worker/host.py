@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from jobserver.codec import NotStorable
 from jobserver.db import events, job_runs
 from jobserver.worker import metrics
 from jobserver.worker.writes import Limits
@@ -116,6 +117,21 @@ class WorkerHost:
         if not ok:
             self._fenced(job_id, attempt, "progress")
         return ok
+
+    async def write_metadata(self, job_id: uuid.UUID, attempt: int, patch_json: str) -> bool:
+        limit = self._limits.max_result_bytes
+        async with self.pool.acquire() as conn:
+            stored, size = await job_runs.job_metadata_merge(
+                conn, self._worker_id, job_id, attempt, patch_json, limit
+            )
+        if stored:
+            return True
+        if size is not None and size > limit:
+            raise NotStorable(
+                "metadata", f"would be {size} bytes of JSON, over the limit of {limit}"
+            )
+        self._fenced(job_id, attempt, "metadata")
+        return False
 
     async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
         return await events.job_events_stored(self.pool, job_id)

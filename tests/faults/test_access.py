@@ -5,10 +5,10 @@ new route is covered the day it is added. For each one: no token and a bad token
 the route is public; each token scope (and an outbound-capability token, of submit rank) -> 403
 below the route's scope, otherwise a status the route documents in /openapi.json (never
 401/403, never 5xx). A route that takes multipart/form-data (the video upload) gets a form
-with a small file, others a JSON body. One owner can never read, list or cancel another
-owner's job, nor read the status of or download another owner's video; only outbound and
-manage_jobs tokens submit `call.api`. The plaintext tokens appear nowhere in the database nor
-in the process' logs (run at DEBUG).
+with a small file, others a JSON body. One owner can never read, list, cancel, retry, clone or
+delete another owner's job, nor read the status of or download another owner's video; only
+outbound and manage_jobs tokens submit `call.api`. The plaintext tokens appear nowhere in the
+database nor in the process' logs (run at DEBUG).
 """
 
 from __future__ import annotations
@@ -133,6 +133,12 @@ async def test_every_route_scope_and_owner_isolation(
             assert status == expected, (token, status)
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["view"], stats)
         assert status in (403, 404)
+        for method, suffix in (("POST", "/retry"), ("POST", "/clone"), ("DELETE", "")):
+            url = f"{base}/v1/jobs/{a_id}{suffix}"
+            status, _ = await call(s, method, url, tokens["bob"], stats)
+            assert status == 404, (method, suffix, status)
+        made = "SELECT count(*) FROM jobs WHERE retried_from IS NOT NULL OR cloned_from IS NOT NULL"
+        assert await db.fetchval(made) == 0
         assert await db.fetchval("SELECT status FROM jobs WHERE id = $1", uuid.UUID(a_id)) == (
             "queued"
         )

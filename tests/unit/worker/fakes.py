@@ -22,6 +22,7 @@ class FakeHost:
         self.fail_writes = fail_writes
         self.limits = limits or Limits()
         self.stored = (0, False)  # what events_stored answers (earlier attempts' events)
+        self.metadata: dict[str, Any] = {}  # what write_metadata merged
 
     @property
     def worker_id(self) -> str:
@@ -55,3 +56,7 @@ class FakeHost:
 
     async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
         return self.stored
+
+    async def write_metadata(self, job_id: uuid.UUID, attempt: int, patch_json: str) -> bool:
+        self.metadata.update(json.loads(patch_json))
+        return not self.fenced
