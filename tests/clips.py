@@ -1,9 +1,10 @@
 """Short test videos made with FFmpeg's own test sources, and ffprobe of what comes back.
 
 `make_clip(path, size=..., seconds=...)` writes an H.264/AAC mp4 of `testsrc` (moving
-pattern, frame counter) with a `sine` tone; `describe(path)` is ffprobe's view of a file
-(width, height, codec, duration). Both use the system ffmpeg/ffprobe when there is one
-(Debian's package, which scripts/test installs), else the imageio-ffmpeg wheel's ffmpeg.
+pattern, frame counter) with a `sine` tone, with the imageio-ffmpeg wheel's ffmpeg (every
+install has it); `describe(path)` is ffprobe's view of a file (width, height, codec, duration),
+with Debian's ffprobe (scripts/test installs the `ffmpeg` package): a second FFmpeg build reads
+what the server wrote.
 """
 
 from __future__ import annotations
@@ -14,20 +15,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-
-def ffmpeg() -> str:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+from jobserver.video.binaries import wheel_ffmpeg
 
 
 def make_clip(path: Path, *, size: str = "320x240", seconds: float = 2.0, rate: int = 25) -> Path:
     subprocess.run(
         [
-            ffmpeg(),
+            wheel_ffmpeg(),
             "-v",
             "error",
             "-nostdin",

@@ -26,6 +26,8 @@ from jobserver.db.workers import WORKER_STATUSES
 from jobserver.mail.templates import MAX_BODY_CHARS as MAIL_BODY_CHARS
 from jobserver.mail.templates import MAX_SUBJECT_CHARS as MAIL_SUBJECT_CHARS
 from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
+from jobserver.video.presets import FORMATS as VIDEO_PRESETS
+from jobserver.video.presets import QUALITIES as VIDEO_BOXES
 
 Schema = dict[str, Any]
 
@@ -1311,8 +1313,8 @@ MAIL_TEMPLATE_LIST = list_schema(MAIL_TEMPLATE)
 
 # ---------------------------------------------------------------- videos
 
-VIDEO_FORMATS = ["mp4", "webm", "mkv"]
-VIDEO_QUALITIES = ["720p", "1080p", "4k"]
+VIDEO_FORMATS = list(VIDEO_PRESETS)  # the encoder's own tables: one list of choices
+VIDEO_QUALITIES = list(VIDEO_BOXES)
 VIDEO_DEFINITION = "encode.video"
 
 # multipart/form-data: a file part and text fields (typed here as the API coerces them)
