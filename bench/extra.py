@@ -11,6 +11,8 @@ shared_buffers 256MB, max_connections 200):
 - memory:      one worker's RSS after 100k and after M processed jobs (default 1,000,000)
 - webhooks:    `http.request` jobs against a loopback sink at concurrency 10 and 100, and the
                added latency of rendering with and without sources (bench/webhooks.py)
+- video:       a 10 s 1080p clip to 720p mp4 through `jobserver.video.encode` vs the same
+               FFmpeg command by hand: seconds, fps, their ratio (bench/video.py)
 
 Every count is read back from the database. Usage: `python bench/extra.py --out FILE [--quick]`.
 """
@@ -36,6 +38,7 @@ import asyncpg
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import video as video_bench  # bench/video.py
 import webhooks  # bench/ is this script's directory
 
 from jobserver.auth import create_token
@@ -474,6 +477,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, Any]:
             ("fairness", lambda: fairness(env, a.scale_queued, a.timeout)),
             ("memory", lambda: memory(env, a.memory_jobs, a.memory_wave, a.timeout * 4)),
             ("webhooks", lambda: webhooks.throughput(env, a.webhook_jobs, a.timeout)),
+            ("video", lambda: video_bench.encode_overhead(a.video_seconds, a.video_runs)),
         ]
         for name, fn in steps:
             if a.only and name not in a.only.split(","):
@@ -503,6 +507,8 @@ def main() -> None:
     ap.add_argument("--memory-jobs", type=int, default=1_000_000)
     ap.add_argument("--memory-wave", type=int, default=100_000)
     ap.add_argument("--webhook-jobs", type=int, default=20_000)
+    ap.add_argument("--video-seconds", type=int, default=10, help="clip length (bench/video.py)")
+    ap.add_argument("--video-runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=120)
     a = ap.parse_args()
     if a.quick:
@@ -510,6 +516,7 @@ def main() -> None:
         a.scale_queued, a.scale_finished = 2000, 20_000
         a.memory_jobs, a.memory_wave = 4000, 2000
         a.webhook_jobs = 1000
+        a.video_seconds, a.video_runs = 2, 2
         a.timeout = 60
     res = asyncio.run(main_async(a))
     with open(a.out, "w") as f:

@@ -104,6 +104,7 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
     fa = extra.get("fairness", {})
     wh = extra.get("webhooks", {})
     rd = wh.get("render", {})
+    vi = extra.get("video", {})
     lines += [
         "| workload | figure | goal |",
         "| --- | --- | --- |",
@@ -131,6 +132,11 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
         f"{fmt(rd.get('plain_p50_us'))} us, p99 {fmt(rd.get('plain_p99_us'))} us / p50 "
         f"{fmt(rd.get('sources_p50_ms'))} ms, p99 {fmt(rd.get('sources_p99_ms'))} ms | "
         "< 0.2 ms without sources |",
+        f"| encode {vi.get('clip', 'video')}: encode() / the same ffmpeg by hand, best of "
+        f"{vi.get('runs', '-')} | {fmt(vi.get('encode_seconds'))} s ({fmt(vi.get('encode_fps'))}"
+        f" fps) / {fmt(vi.get('by_hand_seconds'))} s ({fmt(vi.get('by_hand_fps'))} fps), ratio "
+        f"{fmt(vi.get('ratio'))}, CPU ratio {fmt(vi.get('cpu_ratio'))} {vi.get('error', '')} | "
+        "ratio <= 1.05 |",
     ]
     if sc.get("claim_plan"):
         lines += ["", "Claim plan with the finished rows present:", "", "```"]
@@ -172,7 +178,7 @@ def failures(peer_res: dict[str, Any], extra: dict[str, Any]) -> list[str]:
             out.append(f"burn-down procs={run.get('procs')}: {run.get('error', 'not ok')}")
     if not js.get("B", {}).get("ok"):
         out.append(f"latency: {js.get('B', {}).get('error', 'not ok')}")
-    for name in ("rest_batch", "rest_single", "scale", "fairness", "memory", "webhooks"):
+    for name in ("rest_batch", "rest_single", "scale", "fairness", "memory", "webhooks", "video"):
         res = extra.get(name)
         if not isinstance(res, dict) or "error" in res:
             out.append(f"{name}: {res.get('error') if isinstance(res, dict) else 'missing'}")

@@ -444,6 +444,19 @@ class Settings:
         minimum=1024,
         maximum=1024 * 1024 * 1024,
     )
+    video_max_upload_bytes: int = setting(
+        "VIDEO_MAX_UPLOAD_BYTES",
+        4 * 1024**3,
+        "largest video file POST /v1/videos/encode accepts (streamed to disk, then stored)",
+        minimum=1,
+        maximum=1024**4,
+    )
+    video_upload_dir: str = setting(
+        "VIDEO_UPLOAD_DIR",
+        "",
+        "directory where the API spools an upload before probing and storing it; unset = the"
+        " system's temp directory",
+    )
     auth: Literal["enabled", "disabled"] = setting(
         "JOBSERVER_AUTH", "enabled", "disabled = no tokens needed (local use only)"
     )
@@ -575,6 +588,40 @@ class Settings:
         "total decoded size of one mail's attachments",
         minimum=0,
         maximum=1024 * 1024 * 1024,
+    )
+    # -- files jobs take and produce (jobserver/blobs) ----------------------------------------
+    blob_dir: str = setting(
+        "BLOB_DIR",
+        "",
+        "directory new blobs (job input and output files) are written to, e.g. a mount every"
+        " API and worker host shares; unset = PostgreSQL large objects",
+    )
+    blob_max_bytes: int = setting(
+        "BLOB_MAX_BYTES",
+        10 * 1024**3,
+        "largest blob that may be stored (an upload or a job's output past it is refused)",
+        minimum=1,
+        maximum=1024**5,
+    )
+    blob_unattached_seconds: float = setting(
+        "BLOB_UNATTACHED_SECONDS",
+        3600.0,
+        "a blob no job took within this many seconds is deleted by the scheduler",
+        minimum=1,
+        maximum=365 * DAY,
+    )
+    # -- encode.video and upload probing: which FFmpeg (jobserver/video) -----------------------
+    ffmpeg_binary: str = setting(
+        "FFMPEG_BINARY",
+        "",
+        "the ffmpeg that encodes and probes videos: a path or a name on PATH (a system FFmpeg);"
+        " unset = the one in the imageio-ffmpeg wheel",
+    )
+    ffprobe_binary: str = setting(
+        "FFPROBE_BINARY",
+        "",
+        "the ffprobe that probes videos: a path or a name on PATH; unset = the one beside"
+        " FFMPEG_BINARY when it is set and has one, else none (probing reads `ffmpeg -i`)",
     )
 
     @classmethod

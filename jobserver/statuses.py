@@ -9,3 +9,5 @@ from __future__ import annotations
 JOB_STATUSES = ("queued", "running", "cancelling", "succeeded", "failed", "cancelled", "expired")
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "expired")
 ACTIVE_STATUSES = ("running", "cancelling")
+# A job in one of these may be run again by POST /v1/jobs/{id}/retry (a success is not retried).
+RETRIABLE_STATUSES = ("failed", "cancelled", "expired")

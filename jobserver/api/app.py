@@ -4,8 +4,8 @@
 (`jobserver.api.routes.ROUTES`, plus `extra_routes`), each route behind the request pipeline
 (`pipeline.wrap_route`: authentication, scope, query and body checks). It puts every shared
 object on the app under its typed key (`keys.py`): settings, pool, routes, the token,
-definition and metrics caches, the queue snapshots, the Prometheus job registry and the group
-committer.
+definition and metrics caches, the queue snapshots, the Prometheus job registry, the
+group committer and the control channel (closed at cleanup).
 
 Middlewares, outermost first: the access log (`middleware.py`), Prometheus HTTP counters
 (`prometheus.py`), then the error middleware that renders every failure as `{"error", "code"}`
@@ -25,10 +25,12 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.auth import TokenCache
+from jobserver.api.control_channel import ControlChannel
 from jobserver.api.definitions_cache import DefinitionCache
 from jobserver.api.errors import error_middleware
 from jobserver.api.group_commit import GroupCommitter
 from jobserver.api.keys import (
+    CONTROL_KEY,
     DEFINITION_CACHE_KEY,
     GROUP_COMMIT_KEY,
     METRICS_CACHE_KEY,
@@ -71,16 +73,21 @@ def create_app(
     app[PROMETHEUS_KEY] = jobs_exposition(settings.metrics_max_queues)
     app[QUEUE_SNAPSHOTS_KEY] = QueueSnapshots(settings.queue_health_window_minutes)
     app[GROUP_COMMIT_KEY] = GroupCommitter()
+    app[CONTROL_KEY] = ControlChannel(settings.database_url)
     routes = [*all_routes(), *extra_routes]
     app[ROUTES_KEY] = routes
     for route in routes:
-        app.router.add_route(route.method, route.path, wrap_route(route))
+        handler = wrap_route(route)
+        app.router.add_route(route.method, route.path, handler)
+        if route.byte_ranges and route.method == "GET":
+            app.router.add_route("HEAD", route.path, handler)  # a file's headers alone
 
     if pool is not None:
         app[POOL_KEY] = pool
     else:
         app.cleanup_ctx.append(_pool_ctx)
     app.cleanup_ctx.append(_group_commit_ctx)
+    app.on_cleanup.append(_close_control)
     app.on_startup.append(_announce)
     return app
 
@@ -101,6 +108,10 @@ async def _group_commit_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[GROUP_COMMIT_KEY].close()  # before the pool closes (cleanups run reversed)
     await close_source_driver()  # the dry runs' source pool
+
+
+async def _close_control(app: web.Application) -> None:
+    await app[CONTROL_KEY].close()
 
 
 async def _announce(app: web.Application) -> None:

@@ -7,7 +7,7 @@ status. Codes used across the API:
 
 | status | code |
 | --- | --- |
-| 400 | invalid_json |
+| 400 | invalid_json, invalid_multipart (an upload's body does not parse as multipart) |
 | 401 | unauthorized |
 | 403 | forbidden |
 | 404 | not_found |
@@ -17,12 +17,15 @@ status. Codes used across the API:
   job's trigger owns: change it through the saved job) |
 | 413 | body_too_large |
 | 415 | unsupported_media_type |
+| 416 | range_not_satisfiable (a download's Range outside the file; `Content-Range: bytes */size`) |
 | 422 | validation_error, unknown_definition, unknown_credential |
 | 503 | database_unavailable (`database_unavailable(exc)`: asyncpg's connection errors, and
   OSError/TimeoutError raised inside asyncpg: connecting, pool acquire, statement timeout),
   database_busy (no pooled connection free within DB_ACQUIRE_TIMEOUT_MS: `PoolBusy`; or a
   query PostgreSQL cancelled past its statement timeout, METRICS_STATEMENT_TIMEOUT_MS),
-  secret_key_missing (storing a credential without JOBSERVER_SECRET_KEY) |
+  secret_key_missing (storing a credential without JOBSERVER_SECRET_KEY), storage_unavailable
+  (an upload could not be spooled to disk), unavailable (video uploads with encode.video not
+  registered) |
 | 500 | internal_error (a bug: logged with its traceback; tests assert it never happens) |
 """
 

@@ -1,4 +1,12 @@
 """Job handlers: submit (single and batch), read, list, count, cancel, events and attempts.
+(Retry, clone and delete: `job_actions.py`.)
+
+One job's answer adds its place in its queue (`queuePosition`, null unless queued: see
+`jobserver.db.job_counts`; lists leave it out, it costs a walk of the queue per job). A list
+answers, beside its page, `pendingCount` and `runningCount`: the queued and the running (or
+cancelling) jobs its filter matches, each reading at most 10,001 rows of those statuses whatever
+the filter (exact while there are no more, the planner's estimate beyond: `countsAreEstimates`;
+see `jobserver.db.job_counts`). `since` is `createdAfter`'s other name.
 
 Access: any valid token submits, and reads/cancels its own jobs (another owner's job is 404,
 never 403, so its existence is not revealed); `view_jobs` reads every job; `manage_jobs` also
@@ -46,12 +54,13 @@ from jobserver.api.quotas import check_priority, insert_within_quota, queued_quo
 from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.stored_checks import check_stored
-from jobserver.api.views import attempt_json, event_json, job_json, new_job_json
+from jobserver.api.views import attempt_json, event_json, job_detail_json, job_json, new_job_json
 from jobserver.core.idempotency import batch_keys, same_request
 from jobserver.core.submission import build_job
 from jobserver.core.timing import parse_datetime
 from jobserver.db.attempts import attempt_list
 from jobserver.db.events import job_events_list
+from jobserver.db.job_counts import job_queue_position, job_status_counts
 from jobserver.db.jobs import (
     JobFilter,
     NewJob,
@@ -229,7 +238,13 @@ async def visible_job(request: web.Request) -> asyncpg.Record:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    return json_response(job_json(await visible_job(request)))
+    row = await visible_job(request)
+    position = None
+    if row["status"] == "queued":
+        position = await job_queue_position(
+            request.app[POOL_KEY], row["queue"], row["priority"], row["run_at"], row["id"]
+        )
+    return json_response(job_detail_json(row, position))
 
 
 def _filter(request: web.Request) -> JobFilter:
@@ -239,11 +254,19 @@ def _filter(request: web.Request) -> JobFilter:
         if s not in JOB_STATUSES:
             raise invalid("status", f"unknown status {s!r}: expected {', '.join(JOB_STATUSES)}")
     after, before = q.get("createdAfter"), q.get("createdBefore")
+    if "since" in q:
+        if after is not None:
+            raise invalid("since, createdAfter", "give since or createdAfter, not both")
+        after = q["since"]
     return JobFilter(
         statuses=sorted(set(statuses)),
         definition_key=q.get("definitionKey"),
         queue=q.get("queue"),
-        created_after=parse_datetime(after, "createdAfter") if after is not None else None,
+        created_after=(
+            parse_datetime(after, "since" if "since" in q else "createdAfter")
+            if after is not None
+            else None
+        ),
         created_before=parse_datetime(before, "createdBefore") if before is not None else None,
         owner=request[PRINCIPAL_KEY].owner_filter(),
         event=q.get("event"),
@@ -280,13 +303,15 @@ async def list_jobs(request: web.Request) -> web.Response:
     def render(r: asyncpg.Record) -> dict[str, Any]:
         return job_json(r, now)
 
+    pending, running, estimated = await job_status_counts(pool, flt, COUNT_CAP)
+    counts = {"pendingCount": pending, "runningCount": running, "countsAreEstimates": estimated}
     if number is None:
-        return json_response(pager.page(rows, limit, key, render))
+        return json_response({**pager.page(rows, limit, key, render), **counts})
 
     async def count() -> int:
         return await job_count_upto(pool, flt, COUNT_LIMIT, with_event=sort_by == "event")
 
-    return json_response(await pager.numbered(rows, number, count, key, render))
+    return json_response({**await pager.numbered(rows, number, count, key, render), **counts})
 
 
 async def count_jobs(request: web.Request) -> web.Response:

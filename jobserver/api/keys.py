@@ -4,7 +4,8 @@ App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TO
 `DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through),
 `METRICS_CACHE_KEY` (recent `/v1/metrics` answers), `PROMETHEUS_KEY` (the registry and
 collector of the job metrics `/metrics` exposes), `QUEUE_SNAPSHOTS_KEY` (the queue health and
-stats snapshots and the finished-jobs tally behind them).
+stats snapshots and the finished-jobs tally behind them), `CONTROL_KEY` (the control
+channel's end that sends runner commands and waits for replies).
 Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
 `QUERY_KEY` (the parsed, coerced, validated query as a dict).
 """
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from jobserver.api.auth import Principal, TokenCache
+    from jobserver.api.control_channel import ControlChannel
     from jobserver.api.definitions_cache import DefinitionCache
     from jobserver.api.group_commit import GroupCommitter
     from jobserver.api.metrics_cache import MetricsCache
@@ -38,6 +40,7 @@ GROUP_COMMIT_KEY: web.AppKey[GroupCommitter] = web.AppKey("group_commit")
 METRICS_CACHE_KEY: web.AppKey[MetricsCache] = web.AppKey("metrics_cache")
 PROMETHEUS_KEY: web.AppKey[tuple[CollectorRegistry, JobsCollector]] = web.AppKey("prometheus")
 QUEUE_SNAPSHOTS_KEY: web.AppKey[QueueSnapshots] = web.AppKey("queue_snapshots")
+CONTROL_KEY: web.AppKey[ControlChannel] = web.AppKey("control")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")

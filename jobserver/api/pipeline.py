@@ -1,9 +1,10 @@
 """What runs before every handler: `wrap_route(route)` puts the handler behind, in order,
 1. authentication and the route's scope (401/403, see auth.py);
 2. the query, coerced and checked against `Route.query_schema` (stored under `QUERY_KEY`);
-3. for routes with a `body_schema`: the JSON body, read and checked (stored under `BODY_KEY`;
-   see request.py for the statuses). A route whose body is optional (`body_required=False`)
-   gets `{}` when the request carries none.
+3. for routes with a JSON `body_schema`: the JSON body, read and checked (stored under
+   `BODY_KEY`; see request.py for the statuses). A route whose body is optional
+   (`body_required=False`) gets `{}` when the request carries none. A route whose body is not
+   JSON (`Route.body_media_type`: an upload) reads it in its handler.
 Schemas are compiled once, when the app is built.
 """
 
@@ -28,8 +29,8 @@ from jobserver.validation import compile_schema
 def wrap_route(route: Route) -> Handler:
     """The route's handler behind authentication, scope, query and body checks."""
     parse_query = query_parser(route.query_schema)
-    check_body = compile_schema(route.body_schema) if route.body_schema is not None else None
-    has_body = route.body_schema is not None
+    has_body = route.json_body
+    check_body = compile_schema(route.body_schema) if has_body else None
     body_optional = has_body and not route.body_required
     handler = route.handler
     scope = route.scope

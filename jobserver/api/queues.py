@@ -6,7 +6,8 @@
   scheduled, running, stuck}, `runners` {active, total}, `stuckJobs` (the longest stuck first,
   at most 20: id, workerId, since, reason), `alerts` (rule, severity, value, threshold,
   message), `metrics` over the window: jobsPerMinute, successRate (0-1), avgDurationMs,
-  p50DurationMs and p95DurationMs. 404 for a queue that does not exist.
+  p50DurationMs and p95DurationMs. 404 for a queue that does not exist, 422 (naming `name`)
+  for a name no queue can have.
 - `GET /v1/health`: the system: `status` (the worst queue's, and `degraded` while no
   scheduler holds the leader lease), `database` {ok, latencyMs}, `scheduler` {leader,
   acquiredAt, leaseExpiresAt, ok}, `workers` by status, every queue's status.
@@ -29,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from jobserver.api.errors import not_found
+from jobserver.api.errors import invalid, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY, QUERY_KEY, QUEUE_SNAPSHOTS_KEY, SETTINGS_KEY
 from jobserver.api.paging import Pager
@@ -125,8 +126,8 @@ def health_json(snap: Snapshot, s: QueueState, d: Durations) -> dict[str, Any]:
 
 async def queue_health(request: web.Request) -> web.Response:
     name = request.match_info.get("name", "")
-    if not QUEUE.matches(name):  # no job or worker can name such a queue
-        raise not_found("queue")
+    if not QUEUE.matches(name):
+        raise invalid("name", f"queue {name[:120]!r}: expected {QUEUE.description}")
     app = request.app
     snapshots, ttl = app[QUEUE_SNAPSHOTS_KEY], _ttl(request)
     known = snapshots.fresh(ttl)

@@ -22,6 +22,7 @@ from jobserver.api.auth import Principal
 from jobserver.api.errors import ApiError
 from jobserver.config import Settings
 from jobserver.core.errors import at
+from jobserver.db.conn import Conn
 from jobserver.db.jobs import NewJob, QuotaExceeded, job_insert_within_quota
 from jobserver.owners import INTERNAL_PREFIX
 
@@ -52,14 +53,22 @@ async def insert_within_quota(
 ) -> list[tuple[datetime, datetime]]:
     """Insert all of `jobs` or raise the 429 `quota_exceeded`."""
     async with pool.acquire() as conn:
-        try:
-            return await job_insert_within_quota(conn, jobs, owner, quota)
-        except QuotaExceeded as e:
-            raise ApiError(
-                429,
-                "quota_exceeded",
-                f"owner {owner!r} has {e.queued} queued jobs; {len(jobs)} more would pass its"
-                f" quota of {quota} (maxQueued)",
-                None,
-                {"maxQueued": quota, "queued": e.queued},
-            ) from None
+        return await insert_within_quota_on(conn, jobs, owner, quota)
+
+
+async def insert_within_quota_on(
+    conn: Conn, jobs: Sequence[NewJob], owner: str, quota: int
+) -> list[tuple[datetime, datetime]]:
+    """`insert_within_quota` on the caller's connection (inside its transaction, if any: the
+    video upload attaches its file in the same one)."""
+    try:
+        return await job_insert_within_quota(conn, jobs, owner, quota)
+    except QuotaExceeded as e:
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"owner {owner!r} has {e.queued} queued jobs; {len(jobs)} more would pass its"
+            f" quota of {quota} (maxQueued)",
+            None,
+            {"maxQueued": quota, "queued": e.queued},
+        ) from None

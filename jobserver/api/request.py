@@ -4,6 +4,7 @@
   of `schema` (integer, number, boolean, string; "array" = repeatable and/or comma-separated),
   refuses unknown or repeated parameters and checks the result against the schema (422 naming
   the parameter). Values are at most MAX_QUERY_VALUE characters, never with NUL.
+  `coerce_text(name, raw, kind)` is that coercion for one value (form fields use it too).
 - `read_json_body(request, check)`: the content type must be JSON (415), the body at most
   MAX_BODY_BYTES (413, refused from Content-Length before reading, or while reading) and in
   within BODY_READ_TIMEOUT (408), valid and storable JSON (400/422, see jsonio) and valid
@@ -39,7 +40,9 @@ _INTEGER = re.compile(r"[+-]?\d{1,18}")
 QueryParser = Callable[[web.Request], dict[str, Any]]
 
 
-def _coerce(name: str, raw: str, kind: str | None) -> Any:
+def coerce_text(name: str, raw: str, kind: str | None) -> Any:
+    """A text value (a query parameter, a form field) as the JSON Schema type `kind` wants it:
+    integer, number, boolean, else the string itself; 422 naming `name` when it is not one."""
     if len(raw) > MAX_QUERY_VALUE:
         raise invalid(name, f"longer than {MAX_QUERY_VALUE} characters")
     if "\x00" in raw:
@@ -85,7 +88,7 @@ def query_parser(schema: dict[str, Any] | None) -> QueryParser:
                 items: list[Any] = []
                 for v in values:
                     items.extend(
-                        _coerce(name, part.strip(), item_kind)
+                        coerce_text(name, part.strip(), item_kind)
                         for part in v.split(",")
                         if part.strip()
                     )
@@ -95,7 +98,7 @@ def query_parser(schema: dict[str, Any] | None) -> QueryParser:
             else:
                 if len(values) > 1:
                     raise invalid(name, "given more than once")
-                out[name] = _coerce(name, values[0], spec.get("type"))
+                out[name] = coerce_text(name, values[0], spec.get("type"))
         if check is not None:
             failure = check(out)
             if failure is not None:

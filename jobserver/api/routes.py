@@ -8,10 +8,12 @@ each other or the app; schemas live in `schemas.py`.
 from __future__ import annotations
 
 from jobserver.api import (
+    control,
     credentials,
     definitions,
     dlq,
     health,
+    job_actions,
     jobs,
     logs,
     mail_templates,
@@ -23,6 +25,7 @@ from jobserver.api import (
     saved_jobs,
     schedules,
     simulate,
+    videos,
 )
 from jobserver.api import schemas as s
 from jobserver.api.routing import Route
@@ -31,6 +34,14 @@ from jobserver.api.routing import Route
 # routes alone (a 405 there would otherwise advertise GET in its Allow header); the handler
 # checks the UUID.
 JOB_ID = "{id:(?!(?:batch|count)$)[^/]+}"
+# A runner id in a path: anything but "broadcast", for the same reason.
+RUNNER_ID = "{id:(?!broadcast$)[^/]+}"
+VIDEO_SUMMARY = (
+    "Upload a video (multipart/form-data: the `video` file and format, quality, priority,"
+    " upscale, idempotencyKey fields) and create its encode.video job (201; 200 for an"
+    " idempotent repeat). Streamed to disk under VIDEO_MAX_UPLOAD_BYTES (413), checked with"
+    " FFmpeg (422 naming `video` with the reason), stored with the job in one transaction"
+)
 
 ROUTES: list[Route] = [
     # -- health and meta
@@ -125,9 +136,20 @@ ROUTES: list[Route] = [
         f"/v1/jobs/{JOB_ID}",
         jobs.get_job,
         "submit",
-        "One job with timings",
+        "One job with timings (and its place in its queue while queued)",
         query_schema=s.NO_QUERY,
-        response_schema=s.JOB,
+        response_schema=s.JOB_DETAIL,
+        tags=("jobs",),
+    ),
+    Route(
+        "DELETE",
+        f"/v1/jobs/{JOB_ID}",
+        job_actions.delete_job,
+        "submit",
+        "Delete a finished job with its events, attempts and files (live job: 409; waiting in"
+        " the DLQ: 409 unless ?force=true by manage_jobs)",
+        query_schema=s.JOB_DELETE_QUERY,
+        success_status=204,
         tags=("jobs",),
     ),
     Route(
@@ -138,6 +160,34 @@ ROUTES: list[Route] = [
         "Cancel: queued -> cancelled, running -> cancelling; terminal -> 409",
         query_schema=s.NO_QUERY,
         response_schema=s.JOB,
+        tags=("jobs",),
+    ),
+    Route(
+        "POST",
+        f"/v1/jobs/{JOB_ID}/retry",
+        job_actions.retry_job,
+        "submit",
+        "Run a failed, cancelled or expired job again as a new job (optional body"
+        " {delaySeconds}), linked both ways (retriedFrom, retriedAs); once per job",
+        body_schema=s.JOB_RETRY_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.JOB,
+        success_status=201,
+        tags=("jobs",),
+    ),
+    Route(
+        "POST",
+        f"/v1/jobs/{JOB_ID}/clone",
+        job_actions.clone_job,
+        "submit",
+        "A new job with a job as its template (optional body: params deep-merged, queue,"
+        " priority, delaySeconds, expiresIn), checked as a submission (clonedFrom links it)",
+        body_schema=s.JOB_CLONE_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.JOB,
+        success_status=201,
         tags=("jobs",),
     ),
     Route(
@@ -159,6 +209,45 @@ ROUTES: list[Route] = [
         query_schema=s.ATTEMPTS_QUERY,
         response_schema=s.ATTEMPT_LIST,
         tags=("jobs",),
+    ),
+    # -- videos
+    Route(
+        "POST",
+        "/v1/videos/encode",
+        videos.encode_video,
+        "submit",
+        VIDEO_SUMMARY,
+        body_schema=s.VIDEO_ENCODE_FORM,
+        body_media_type="multipart/form-data",
+        query_schema=s.NO_QUERY,
+        response_schema=s.VIDEO_JOB,
+        success_status=201,
+        idempotent=True,
+        tags=("videos",),
+    ),
+    Route(
+        "GET",
+        "/v1/videos/{jobId}/status",
+        videos.video_status,
+        "submit",
+        "An encode.video job's status and progress; its output file and downloadUrl once it"
+        " succeeded, its error once it failed",
+        query_schema=s.NO_QUERY,
+        response_schema=s.VIDEO_STATUS,
+        tags=("videos",),
+    ),
+    Route(
+        "GET",
+        "/v1/videos/{jobId}/download",
+        videos.download_video,
+        "submit",
+        "The encoded file, streamed (HEAD too): one byte range per request (Range, If-Range"
+        " by ETag; several ranges get the whole file); 409 until the job has succeeded",
+        query_schema=s.NO_QUERY,
+        response_media_type="video/*",
+        byte_ranges=True,
+        errors=(409,),
+        tags=("videos",),
     ),
     # -- definitions
     Route(
@@ -482,21 +571,94 @@ ROUTES: list[Route] = [
         "GET",
         "/v1/runners",
         runners.list_runners,
-        "manage_jobs",
-        "List worker processes, live ones first",
+        "view_jobs",
+        "List worker processes, live ones first (`queue`: those taking jobs of that queue)",
         query_schema=s.RUNNERS_QUERY,
         response_schema=s.RUNNER_LIST,
         tags=("runners",),
     ),
     Route(
         "GET",
-        "/v1/runners/{id}",
+        f"/v1/runners/{RUNNER_ID}",
         runners.get_runner,
-        "manage_jobs",
+        "view_jobs",
         "One worker process",
         query_schema=s.NO_QUERY,
         response_schema=s.RUNNER,
         tags=("runners",),
+    ),
+    # -- runner control (the control channel)
+    Route(
+        "POST",
+        "/v1/runners/broadcast",
+        control.broadcast,
+        "manage_jobs",
+        "A command (status, shutdown, pause, resume, reload) to every live runner (of `queue`):"
+        " their replies, and the runners that did not answer",
+        body_schema=s.BROADCAST_BODY,
+        query_schema=s.NO_QUERY,
+        response_schema=s.BROADCAST_ANSWER,
+        tags=("runners",),
+    ),
+    Route(
+        "POST",
+        f"/v1/runners/{RUNNER_ID}/ping",
+        control.ping_runner,
+        "manage_jobs",
+        "Round trip to one runner through the control channel: the measured time",
+        body_schema=s.PING_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.RUNNER_COMMAND_ANSWER,
+        tags=("runners",),
+    ),
+    Route(
+        "POST",
+        f"/v1/runners/{RUNNER_ID}/shutdown",
+        control.shutdown_runner,
+        "manage_jobs",
+        "Stop one runner: graceful (running jobs finish or are handed back after the grace)"
+        " or immediate (handed back now); its process exits 0",
+        body_schema=s.SHUTDOWN_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.RUNNER_COMMAND_ANSWER,
+        tags=("runners",),
+    ),
+    # -- queue pause (durable, fleet-wide)
+    Route(
+        "GET",
+        "/v1/queues/paused",
+        control.list_paused_queues,
+        "view_jobs",
+        "The paused queues, by name",
+        query_schema=s.PAUSED_QUEUES_QUERY,
+        response_schema=s.PAUSED_QUEUE_LIST,
+        tags=("queues",),
+    ),
+    Route(
+        "POST",
+        "/v1/queues/{name}/pause",
+        control.pause_queue,
+        "manage_jobs",
+        "Pause a queue: no runner claims it, including runners started later, until resumed",
+        body_schema=s.QUEUE_PAUSE_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.QUEUE_PAUSE_ANSWER,
+        tags=("queues",),
+    ),
+    Route(
+        "POST",
+        "/v1/queues/{name}/resume",
+        control.resume_queue,
+        "manage_jobs",
+        "Resume a paused queue",
+        body_schema=s.QUEUE_RESUME_BODY,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.QUEUE_PAUSE_ANSWER,
+        tags=("queues",),
     ),
     # -- metrics
     Route(

@@ -5,6 +5,13 @@ query and answer (used both to validate requests and to build `/openapi.json`), 
 the validator, the OpenAPI document and the access tests all read one table. A body may be
 optional (`body_required=False`): a request without one gets `{}`.
 
+Bodies and answers are JSON unless a route says otherwise: a route whose `body_media_type` is
+another type (`multipart/form-data` for uploads) reads its body itself, and its `body_schema`
+only documents it; `response_media_type` names what a non-JSON answer is (`video/*`). A route
+with `byte_ranges` streams a file: it answers HEAD as well as GET, and Range requests with
+206 or 416. `errors` lists statuses it may answer beyond those derived from its shape (see
+openapi.py), e.g. 409 for a download whose job has not finished.
+
 Scopes: "public" (no token), "submit" (any valid token: own jobs only), "view_jobs",
 "manage_jobs" (everything). A token with `manage_jobs` also has `view_jobs`.
 """
@@ -17,6 +24,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Scope = Literal["public", "submit", "view_jobs", "manage_jobs"]
 
@@ -35,3 +43,12 @@ class Route:
     success_status: int = 200
     idempotent: bool = False  # a repeat answers 200 with the same schema (submissions)
     tags: tuple[str, ...] = field(default_factory=tuple)
+    body_media_type: str = JSON
+    response_media_type: str = JSON
+    byte_ranges: bool = False
+    errors: tuple[int, ...] = ()
+
+    @property
+    def json_body(self) -> bool:
+        """Whether the pipeline reads and checks the body as JSON before the handler runs."""
+        return self.body_schema is not None and self.body_media_type == JSON

@@ -1,9 +1,11 @@
-"""Runner handlers (manage_jobs): the worker processes of the fleet.
+"""Runner handlers (view_jobs): the worker processes of the fleet.
 
 Each worker records itself in `workers` at start (host, pid, queues, definitions, concurrency)
 and on every heartbeat (last seen, running count); the scheduler marks one not seen for three
 heartbeats `gone`. `held` is counted from `jobs` at read time, so it includes jobs the worker
-claimed into its local buffer. The list shows live workers first, then the most recently seen.
+claimed into its local buffer. The list shows live workers first, then the most recently seen;
+`queue` keeps the workers that take jobs of that queue (theirs, or they take every queue).
+Commands to runners (ping, shutdown, broadcast) are in control.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ async def list_runners(request: web.Request) -> web.Response:
         statuses=sorted(set(statuses)),
         limit=limit + 1,
         after=None if after is None else (after[0], after[1], after[2]),
+        queue=q.get("queue"),
     )
     return json_response(
         RUNNERS.page(rows, limit, lambda r: (r["gone"], r["last_seen_at"], r["id"]), runner_json)

@@ -15,6 +15,7 @@ from jobserver.api.paging import list_schema, page_query
 from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
+from jobserver.core import control
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.queue_health import RULES as HEALTH_RULES
 from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
@@ -28,6 +29,8 @@ from jobserver.db.workers import WORKER_STATUSES
 from jobserver.mail.templates import MAX_BODY_CHARS as MAIL_BODY_CHARS
 from jobserver.mail.templates import MAX_SUBJECT_CHARS as MAIL_SUBJECT_CHARS
 from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
+from jobserver.video.presets import FORMATS as VIDEO_PRESETS
+from jobserver.video.presets import QUALITIES as VIDEO_BOXES
 
 Schema = dict[str, Any]
 
@@ -223,6 +226,90 @@ JOB: Schema = closed(
             "format": "uuid",
             "description": "the saved job's execution this job retries",
         },
+        "isTerminal": {
+            "type": "boolean",
+            "description": "succeeded, failed, cancelled or expired: its status is final",
+        },
+        "isRetriable": {
+            "type": "boolean",
+            "description": "failed, cancelled or expired: POST /v1/jobs/{id}/retry runs it"
+            " again (once: a retried job answers 409 naming its retry)",
+        },
+        "metadata": {
+            "type": ["object", "null"],
+            "description": "what the running job set with ctx.set_metadata (merged"
+            " shallowly), null until it sets any",
+        },
+        "retriedFrom": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job this one retries (POST /v1/jobs/{id}/retry)",
+        },
+        "retriedAs": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job that retries this one (it may since have been deleted)",
+        },
+        "clonedFrom": {
+            "type": ["string", "null"],
+            "format": "uuid",
+            "description": "the job this one was cloned from (POST /v1/jobs/{id}/clone)",
+        },
+    }
+)
+# One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
+# it costs a walk of the queue per job).
+JOB_DETAIL: Schema = closed(
+    {
+        **JOB["properties"],
+        "queuePosition": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "description": "a queued job: the ready jobs of its queue a claim would take"
+            " before it (priority, then run time, then id; approximate: claims are fair"
+            " between owners and workers take only their own definitions); null when it is"
+            " not queued",
+        },
+        "queuePositionCapped": {
+            "type": "boolean",
+            "description": "the count stopped after 10,000 queued jobs (of any queue):"
+            " queuePosition is then a lower bound",
+        },
+    }
+)
+# What POST /v1/jobs/{id}/retry and /clone take (bodies optional): the submission's own bounds.
+_SUBMITTED = JOB_SUBMISSION["properties"]
+JOB_RETRY_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "delaySeconds": {
+            **_SUBMITTED["delaySeconds"],
+            "description": "run the retry this many seconds from now (default: now)",
+        }
+    },
+}
+JOB_CLONE_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "params": {
+            "description": "deep-merged over the template's params (objects key by key,"
+            " anything else replaces), then checked against the definition's params schema"
+        },
+        "queue": _SUBMITTED["queue"],
+        "priority": _SUBMITTED["priority"],
+        "delaySeconds": _SUBMITTED["delaySeconds"],
+        "expiresIn": _SUBMITTED["expiresIn"],
+    },
+}
+JOB_DELETE_QUERY: Schema = query(
+    {
+        "force": {
+            "type": "boolean",
+            "description": "manage_jobs: also discard the job's dead-letter row while it waits"
+            " (without it such a job is a 409)",
+        }
     }
 )
 
@@ -258,6 +345,10 @@ JOB_FILTERS: Schema = {
     "definitionKey": {"type": "string", "maxLength": 200},
     "queue": {"type": "string", "maxLength": 100},
     "createdAfter": DATETIME_INPUT,
+    "since": {
+        **DATETIME_INPUT,
+        "description": "created after this time (createdAfter's other name: not both)",
+    },
     "createdBefore": DATETIME_INPUT,
     "event": {**EVENT_NAME, "description": "jobs with exactly this event"},
     "tag": {
@@ -840,9 +931,125 @@ RUNNERS_QUERY: Schema = page_query(
             "items": {"type": "string", "enum": list(WORKER_STATUSES)},
             "maxItems": 4,
             "description": "repeatable and/or comma-separated",
-        }
+        },
+        "queue": QUEUE.schema(description="only the runners that take jobs of this queue"),
     },
 )
+
+# -- runner control (jobserver/core/control.py): commands, their replies, queue pause
+
+TIMEOUT_MS: Schema = {
+    "type": "integer",
+    "minimum": control.MIN_TIMEOUT_MS,
+    "maximum": control.MAX_TIMEOUT_MS,
+    "default": control.DEFAULT_TIMEOUT_MS,
+    "description": "how long to wait for the runners' replies, milliseconds",
+}
+SHUTDOWN_MODE: Schema = {
+    "type": "string",
+    "enum": list(control.SHUTDOWN_MODES),
+    "default": "graceful",
+    "description": "graceful: stop claiming, let running jobs finish within"
+    " SHUTDOWN_GRACE_SECONDS, hand the rest back; immediate: hand them back now",
+}
+RUNNER_REPLY_BODY: Schema = {
+    "type": "object",
+    "description": "the runner's reply; its fields depend on the command",
+}
+PING_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"timeoutMs": TIMEOUT_MS},
+}
+SHUTDOWN_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"mode": SHUTDOWN_MODE, "timeoutMs": TIMEOUT_MS},
+}
+BROADCAST_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["command"],
+    "properties": {
+        "command": {"type": "string", "enum": list(control.BROADCAST_COMMANDS)},
+        "timeoutMs": TIMEOUT_MS,
+        "queue": QUEUE.schema(description="only the runners that take jobs of this queue"),
+        "mode": {**SHUTDOWN_MODE, "description": "for shutdown: " + SHUTDOWN_MODE["description"]},
+    },
+}
+RUNNER_COMMAND_ANSWER: Schema = closed(
+    {
+        "runnerId": STRING,
+        "commandId": UUID,
+        "command": STRING,
+        "answered": BOOLEAN,
+        "ms": {**NULLABLE_NUMBER, "description": "the measured round trip; null: no reply"},
+        "timeoutMs": INTEGER,
+        "reply": {"type": ["object", "null"], "description": RUNNER_REPLY_BODY["description"]},
+    }
+)
+RUNNER_REPLY: Schema = closed(
+    {
+        "runnerId": STRING,
+        "ms": {"type": "number", "description": "the measured round trip"},
+        "answeredAt": TIMESTAMP,
+        "reply": RUNNER_REPLY_BODY,
+    }
+)
+BROADCAST_ANSWER: Schema = closed(
+    {
+        "commandId": UUID,
+        "command": STRING,
+        "queue": NULLABLE_STRING,
+        "timeoutMs": INTEGER,
+        "expected": {"type": "integer", "description": "the live runners asked"},
+        "answered": INTEGER,
+        "replies": {"type": "array", "items": RUNNER_REPLY},
+        "notAnswered": {
+            "type": "array",
+            "items": STRING,
+            "description": "live runners that did not answer within the timeout",
+        },
+    }
+)
+QUEUE_PAUSE_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "reason": {"type": "string", "maxLength": 1000},
+        "timeoutMs": TIMEOUT_MS,
+    },
+}
+QUEUE_RESUME_BODY: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"timeoutMs": TIMEOUT_MS},
+}
+PAUSED_QUEUE: Schema = closed(
+    {
+        "queue": STRING,
+        "pausedAt": TIMESTAMP,
+        "pausedBy": NULLABLE_STRING,
+        "reason": NULLABLE_STRING,
+    }
+)
+QUEUE_PAUSE_ANSWER: Schema = closed(
+    {
+        "queue": STRING,
+        "paused": BOOLEAN,
+        "changed": {"type": "boolean", "description": "false: it already was so"},
+        "pausedAt": NULLABLE_TIMESTAMP,
+        "pausedBy": NULLABLE_STRING,
+        "reason": NULLABLE_STRING,
+        "acknowledged": {
+            "type": "array",
+            "items": STRING,
+            "description": "live runners that applied it: none of them claims the queue now",
+        },
+        "notAnswered": {"type": "array", "items": STRING},
+    }
+)
+PAUSED_QUEUES_QUERY: Schema = page_query(100, 1000, {})
 
 # ---------------------------------------------------------------- metrics
 
@@ -1070,6 +1277,28 @@ OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "an OpenAPI 3.1 doc
 # ---------------------------------------------------------------- lists
 
 JOB_LIST = list_schema(JOB, numbered=True)
+# The job list also counts the waiting and running jobs its filter matches.
+_LIST_COUNT = {"type": "integer", "minimum": 0}
+JOB_LIST["properties"].update(
+    {
+        "pendingCount": {
+            **_LIST_COUNT,
+            "description": "queued jobs matching the filter: exact while there are at most"
+            " 10,000 queued jobs (of the owner, for a plain token), else estimated (see"
+            " countsAreEstimates)",
+        },
+        "runningCount": {
+            **_LIST_COUNT,
+            "description": "running or cancelling jobs matching the filter",
+        },
+        "countsAreEstimates": {
+            "type": "boolean",
+            "description": "a count read its 10,000 rows without reaching the end: it is the"
+            " planner's estimate (at least what those rows matched)",
+        },
+    }
+)
+JOB_LIST["required"] += ["pendingCount", "runningCount", "countsAreEstimates"]
 EVENT_LIST = list_schema(EVENT)
 ATTEMPT_LIST = list_schema(ATTEMPT)
 DEFINITION_LIST = list_schema(DEFINITION)
@@ -1077,6 +1306,7 @@ SCHEDULE_LIST = list_schema(SCHEDULE, numbered=True)
 SCHEDULE_RUN_LIST = list_schema(SCHEDULE_RUN)
 DLQ_LIST = list_schema(DLQ_ENTRY, numbered=True)
 RUNNER_LIST = list_schema(RUNNER)
+PAUSED_QUEUE_LIST = list_schema(PAUSED_QUEUE)
 
 # ---------------------------------------------------------------- credentials
 
@@ -1228,3 +1458,87 @@ MAIL_TEMPLATE: Schema = closed(
 )
 MAIL_TEMPLATES_QUERY: Schema = page_query(20, 100, {})
 MAIL_TEMPLATE_LIST = list_schema(MAIL_TEMPLATE)
+
+# ---------------------------------------------------------------- videos
+
+VIDEO_FORMATS = list(VIDEO_PRESETS)  # the encoder's own tables: one list of choices
+VIDEO_QUALITIES = list(VIDEO_BOXES)
+VIDEO_DEFINITION = "encode.video"
+
+# multipart/form-data: a file part and text fields (typed here as the API coerces them)
+VIDEO_ENCODE_FORM: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["video"],
+    "properties": {
+        "video": {
+            "type": "string",
+            "format": "binary",
+            "description": "the video file, streamed to disk (at most VIDEO_MAX_UPLOAD_BYTES)"
+            " and checked with FFmpeg before it is stored",
+        },
+        "format": {
+            "type": "string",
+            "enum": VIDEO_FORMATS,
+            "default": "mp4",
+            "description": "mp4 (H.264 + AAC), webm (VP9 + Opus) or mkv (H.264 + AAC)",
+        },
+        "quality": {
+            "type": "string",
+            "enum": VIDEO_QUALITIES,
+            "default": "1080p",
+            "description": "the bounding box: 1280x720, 1920x1080 or 3840x2160 (aspect kept)",
+        },
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
+        "idempotencyKey": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "description": "a repeat with the same key, fields and file answers the first job"
+            " (200) and stores nothing; other fields or another file: 409",
+        },
+        "upscale": {
+            "type": "boolean",
+            "default": False,
+            "description": "scale a smaller source up to the quality's box (never, by default)",
+        },
+    },
+}
+VIDEO_JOB: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "message": STRING,
+        "inputFile": {"type": "string", "description": "the stored name of the upload"},
+    }
+)
+VIDEO_STATUS: Schema = closed(
+    {
+        "jobId": UUID,
+        "status": {"type": "string", "enum": list(JOB_STATUSES)},
+        "definitionKey": STRING,
+        "definitionVersion": INTEGER,
+        "format": NULLABLE_STRING,
+        "quality": NULLABLE_STRING,
+        "inputFile": NULLABLE_STRING,
+        "progress": {
+            "type": ["number", "null"],
+            "description": "percent of the input's duration encoded (100 once succeeded)",
+        },
+        "progressMessage": NULLABLE_STRING,
+        "attempt": INTEGER,
+        "maxAttempts": INTEGER,
+        "createdAt": TIMESTAMP,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "outputPath": {
+            "type": ["string", "null"],
+            "description": "succeeded: where the output is kept (outputs/<outputFilename>)",
+        },
+        "outputFilename": NULLABLE_STRING,
+        "downloadUrl": {"type": ["string", "null"], "description": "succeeded: GET it"},
+        "size": {"type": ["integer", "null"], "description": "succeeded: the output's bytes"},
+        "contentType": NULLABLE_STRING,
+        "error": {"type": ["string", "null"], "description": "failed: why"},
+    }
+)

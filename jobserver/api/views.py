@@ -16,7 +16,7 @@ import asyncpg
 from jobserver.core.retry_delays import shown_delays
 from jobserver.db.jobs import NewJob
 from jobserver.registry import registry
-from jobserver.statuses import TERMINAL_STATUSES
+from jobserver.statuses import RETRIABLE_STATUSES, TERMINAL_STATUSES
 
 log = logging.getLogger(__name__)
 UTC = dt.UTC
@@ -57,7 +57,8 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
     isScheduled: submitted to run later (more than a second after submission: its
     `scheduled_for` is then the run time asked for, kept when a retry moves run_at) or fired by
     a schedule (`scheduled_for` = the fire time); isRecurring: fired by a schedule.
-    finishReason: the terminal status, null before."""
+    finishReason: the terminal status, null before; isRetriable: POST .../retry may run it
+    again (failed, cancelled, expired)."""
     now = now or dt.datetime.now(UTC)
     status = r["status"]
     created, started, finished = r["created_at"], r["started_at"], r["finished_at"]
@@ -102,10 +103,25 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "isScheduled": scheduled_for is not None or schedule is not None,
         "isRecurring": schedule is not None,
         "finishReason": status if status in TERMINAL_STATUSES else None,
+        "isTerminal": status in TERMINAL_STATUSES,
+        "isRetriable": status in RETRIABLE_STATUSES,
         "retryDelays": shown_delays(r["retry_delays"]),
         "savedJobId": r["saved_job_id"],
         "retryOf": r["retry_of"],
+        "metadata": r["metadata"],
+        "retriedFrom": r["retried_from"],
+        "retriedAs": r["retried_as"],
+        "clonedFrom": r["cloned_from"],
     }
+
+
+def job_detail_json(r: Row, position: tuple[int, bool] | None) -> dict[str, Any]:
+    """`job_json` with the queue position of a queued job (`position`: (jobs ahead, capped)
+    from `jobserver.db.job_counts.job_queue_position`; None when it is not queued)."""
+    out = job_json(r)
+    out["queuePosition"] = position[0] if position is not None else None
+    out["queuePositionCapped"] = position[1] if position is not None else False
+    return out
 
 
 def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> dict[str, Any]:
@@ -141,6 +157,10 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "retry_delays": job.retry_delays,
             "saved_job_id": job.saved_job_id,
             "retry_of": job.retry_of,
+            "metadata": None,
+            "retried_from": job.retried_from,
+            "retried_as": None,
+            "cloned_from": job.cloned_from,
         }
     )
 

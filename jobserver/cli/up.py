@@ -9,6 +9,9 @@
    start, prints it in full that once and keeps its plaintext in `<home>/dev-token` (mode 0600);
    later starts show its prefix only (`jobserver up --show-token` prints it). A revoked dev token
    is not replaced unless `--new-dev-token` asks for it. On DATABASE_URL no token is made.
+   Likewise, with JOBSERVER_SECRET_KEY unset, a dev key that encrypts stored credentials is
+   made on first start and kept in `<home>/secret-key` (0600), so `/v1/credentials` works out
+   of the box; the children get it as JOBSERVER_SECRET_KEY. On DATABASE_URL none is made.
 4. Prints the URL, where the API listens (HOST, default 127.0.0.1 for `up`), the token and a curl
    example, then runs the API, a worker and the scheduler as child processes
    (`python -m jobserver.cli.api|worker|scheduler`, each only if installed), with the same
@@ -28,6 +31,7 @@ itself dies (PR_SET_PDEATHSIG), so none is left behind.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import ctypes
 import dataclasses
@@ -251,6 +255,17 @@ def dev_token(url: str, token_path: Path, *, replace_revoked: bool) -> TokenShow
     return TokenShown("new", token)
 
 
+def dev_secret_key(key_path: Path) -> tuple[str, bool]:
+    """The embedded database's credential key: the saved one, else a new one saved 0600.
+    Returns (key, whether it is new)."""
+    saved = _read_saved(key_path)
+    if saved is not None:
+        return saved, False
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    _write_secret(key_path, key)
+    return key, True
+
+
 def _bind_host(args_host: str | None) -> str:
     """--host, else HOST when set, else loopback: `up` is not exposed unless asked to be."""
     return args_host or os.environ.get("HOST") or UP_DEFAULT_HOST
@@ -291,7 +306,9 @@ def _prefix(token: str) -> str:
     return token[:8] + "…"
 
 
-def banner(settings: Settings, database: str, shown: TokenShown, token_path: Path) -> str:
+def banner(
+    settings: Settings, database: str, shown: TokenShown, token_path: Path, key_note: str = ""
+) -> str:
     base = _public_url(settings)
     lines = [
         "",
@@ -326,6 +343,8 @@ def banner(settings: Settings, database: str, shown: TokenShown, token_path: Pat
             "  auth:      enabled; no dev token on DATABASE_URL: make one with "
             "'jobserver tokens create --name NAME --scope manage_jobs' and set TOKEN"
         )
+    if key_note:
+        lines.append(f"  credentials key: {key_note} (set JOBSERVER_SECRET_KEY in production)")
     lines += [
         "  submit a job:",
         f"    curl -s -X POST {base}/v1/jobs {header}-H 'Content-Type: application/json' \\",
@@ -418,7 +437,13 @@ def main(argv: list[str] | None = None) -> None:
         shown = TokenShown("none")
         if settings.auth_enabled and embedded is not None:
             shown = dev_token(url, token_path, replace_revoked=args.new_dev_token)
-        print(banner(settings, where, shown, token_path), flush=True)
+        key_note = ""
+        child_env = {"DATABASE_URL": url, "HOST": settings.host}
+        if embedded is not None and not settings.secret_key:
+            key_path = home / "secret-key"
+            child_env["JOBSERVER_SECRET_KEY"], new_key = dev_secret_key(key_path)
+            key_note = f"{'new dev key' if new_key else 'dev key'} in {key_path}"
+        print(banner(settings, where, shown, token_path, key_note), flush=True)
 
         wanted = [
             Child(name, module)
@@ -428,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
         missing = [n for n, m in CHILDREN if importlib.util.find_spec(m) is None]
         if missing:
             log.warning("not installed, not started: %s", ", ".join(missing))
-        env = {**os.environ, "DATABASE_URL": url, "HOST": settings.host}
+        env = {**os.environ, **child_env}
         supervisor = Supervisor(env, settings.shutdown_grace_seconds, wanted)
         supervisor.start()
         code = _watch(supervisor)

@@ -31,6 +31,7 @@ from typing import Any
 import asyncpg
 
 from jobserver.core.retry_delays import stored_delays
+from jobserver.core.submission import repeated_job
 from jobserver.db.jobs import NewJob
 
 Row = Mapping[str, Any] | asyncpg.Record  # a saved job's columns (a stored row or checked input)
@@ -126,18 +127,4 @@ def owned_schedule_columns(cols: Row, saved_job_id: uuid.UUID, owner: str) -> di
 def retried_job(execution: Row) -> NewJob:
     """A new job repeating one execution of a saved job (a `jobs` row), linked by retry_of.
     It is no fire of a schedule: it carries no schedule name or fire time."""
-    return NewJob(
-        definition_key=execution["definition_key"],
-        definition_version=execution["definition_version"],
-        max_attempts=execution["max_attempts"],
-        params=execution["params"],
-        queue=execution["queue"],
-        priority=execution["priority"],
-        owner=execution["owner"],
-        timeout_seconds=execution["timeout_seconds"],
-        retry_delays=stored_delays(execution["retry_delays"]),
-        event=execution["event"],
-        tags=execution["tags"],
-        saved_job_id=execution["saved_job_id"],
-        retry_of=execution["id"],
-    )
+    return repeated_job(execution, saved_job_id=execution["saved_job_id"], retry_of=execution["id"])

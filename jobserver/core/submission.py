@@ -12,6 +12,10 @@ and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
 for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
 beyond the `NewJob`, and builds error paths only on failure.
+
+Other producers: `schedule_job` (a schedule's fire), and `repeated_job`, the one copy of a
+stored job that a retry (saved jobs' and `POST /v1/jobs/{id}/retry`), a redrive
+(`redriven_job`) and a clone's template start from (see `jobserver.core.reruns`).
 """
 
 from __future__ import annotations
@@ -74,9 +78,7 @@ def build_job(
         raise RuleError(format_path(failure[0], at(item_path(index), "params")), failure[1])
     run_at = expires_at = scheduled_for = None
     if default_expires is not None or not _TIMING.isdisjoint(item):
-        run_at, expires_at = run_window(item, item_path(index), now, default_expires)
-        if run_at is not None and run_at > now + SCHEDULED_AFTER:
-            scheduled_for = run_at
+        run_at, expires_at, scheduled_for = job_timing(item, item_path(index), now, default_expires)
     key = get("idempotencyKey")
     timeout = get("timeoutSeconds")
     max_attempts = definition.default_max_attempts
@@ -101,6 +103,19 @@ def build_job(
         id=job_id if job_id is not None else new_job_id(),
         retry_delays=stored_delays(get("retryDelays")),
     )
+
+
+def job_timing(
+    item: Mapping[str, Any],
+    where: str,
+    now: dt.datetime,
+    default_expires: dt.timedelta | None = None,
+) -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    """(run_at, expires_at, scheduled_for) of a submission's timing fields (`run_window`); a
+    job asked to run more than SCHEDULED_AFTER from now is scheduled for its run time."""
+    run_at, expires_at = run_window(item, where, now, default_expires)
+    scheduled = run_at if run_at is not None and run_at > now + SCHEDULED_AFTER else None
+    return run_at, expires_at, scheduled
 
 
 def _tags(item: Mapping[str, Any], index: int | None) -> list[str] | None:
@@ -160,16 +175,34 @@ def schedule_job(
     )
 
 
+def repeated_job(row: Row, **fields: Any) -> NewJob:
+    """A new job doing again what a stored one (a `jobs` or dead-letter row) did: its
+    definition version, params, queue, priority, attempts and owner, and, when the row has
+    them (a dead-letter row has not), its timeout, retry delays and labels. `fields` are the
+    NewJob fields that differ: the link to the row, timing, attempts. It carries no schedule
+    name, fire time or idempotency key: it is no fire of a schedule and no repeated request.
+    The one way a retry (saved jobs' and /v1/jobs'), a redrive and a clone's template copy
+    a job."""
+    get = row.get
+    copied: dict[str, Any] = {
+        "definition_key": row["definition_key"],
+        "definition_version": row["definition_version"],
+        "max_attempts": row["max_attempts"],
+        "params": row["params"],
+        "queue": row["queue"],
+        "priority": row["priority"],
+        "owner": row["owner"],
+        "timeout_seconds": get("timeout_seconds"),
+        "retry_delays": stored_delays(get("retry_delays")),
+        "event": get("event"),
+        "tags": get("tags"),
+    }
+    return NewJob(**{**copied, **fields})
+
+
 def redriven_job(dead: Row, max_attempts: int | None = None) -> NewJob:
     """A new job from a dead-letter row: same definition, params, queue, priority and owner;
     `max_attempts` defaults to the failed job's."""
-    return NewJob(
-        definition_key=dead["definition_key"],
-        definition_version=dead["definition_version"],
-        max_attempts=max_attempts if max_attempts is not None else dead["max_attempts"],
-        params=dead["params"],
-        queue=dead["queue"],
-        priority=dead["priority"],
-        owner=dead["owner"],
-        redriven_from=dead["id"],
-    )
+    if max_attempts is None:
+        return repeated_job(dead, redriven_from=dead["id"])
+    return repeated_job(dead, redriven_from=dead["id"], max_attempts=max_attempts)

@@ -13,7 +13,8 @@ columns by the readers (`db/events.py`, `db/attempts.py`). Rarer outcomes store 
 failure, a timeout, a cancellation or a hand-back inserts the closed `job_attempts` row of that
 attempt and its events (retry_scheduled, timed_out, failed, dead_lettered, cancelled,
 handed_back); progress, custom (ctx.emit_event: details {"name", "data"}), hook_failed and
-events_truncated (the worker's per-job event cap was reached) are stored events.
+events_truncated (the worker's per-job event cap was reached) are stored events. A job's
+metadata (ctx.set_metadata) is merged into `jobs.metadata` by a fenced write of its own.
 """
 
 from __future__ import annotations
@@ -82,11 +83,15 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 #
 # With a single owner this is the walk it always was plus a few index probes.
 
-# The filters every candidate passes: ready, not expired, one of ours, in our queues.
-_READY = """j.status = 'queued' AND j.run_at <= now()
+# The filters every candidate passes: ready, not expired, one of ours, in our queues, not in a
+# paused queue. The paused queues come as a parameter ({skip}: NULL when none is paused, the
+# common case, which costs nothing), from the set the worker keeps in memory: the claim never
+# reads paused_queues.
+_READY_WITH = """j.status = 'queued' AND j.run_at <= now()
       AND (j.expires_at IS NULL OR j.expires_at > now())
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
-      AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))"""
+      AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
+      AND ({skip}::text[] IS NULL OR j.queue <> ALL({skip}::text[]))"""
 
 # The next owner with queued rows below `{before}` in name order, wrapping to the highest one.
 # The walk goes down the index: each probe lands on the newest queued rows of an owner, which
@@ -157,7 +162,7 @@ _ORDER = "ORDER BY priority DESC, extra, rn, run_at, id"
 # No limits among ours: fair pick and take, nothing else.
 _CLAIM = f"""
 WITH RECURSIVE {_OWNERS},
-{_CANDIDATES.format(ready=_READY, owner_open="true", fill_extra="")},
+{_CANDIDATES.format(ready=_READY_WITH.format(skip="$8"), owner_open="true", fill_extra="")},
 chosen AS (SELECT id, extra, rn FROM ranked {_ORDER} LIMIT $2),
 {_TAKE}
 """
@@ -189,7 +194,8 @@ ocaps AS (
 ),
 {
     _CANDIDATES.format(
-        ready=_READY + " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)",
+        ready=_READY_WITH.format(skip="$12")
+        + " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)",
         owner_open="o.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
         fill_extra="AND j.owner IN (SELECT owner FROM owners)"
         " AND j.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
@@ -254,9 +260,10 @@ async def job_claim_available(
     owner_quotas: bool = False,
     owner_default: int | None = None,
     cursor: str = "",
+    skip_queues: Sequence[str] | None = None,
 ) -> list[asyncpg.Record]:
     """Claim up to `limit` ready jobs of `refs` ("key@version") in one round trip, fairly
-    between owners (see above).
+    between owners (see above), none of the queues in `skip_queues` (the paused ones).
 
     Returns (id, definition_key, definition_version, params, attempt, max_attempts,
     timeout_seconds, expires_at, owner) in claim order. Without limits this is one autocommit
@@ -269,10 +276,19 @@ async def job_claim_available(
     if limit <= 0:
         return []
     qs = list(queues) if queues else None
+    skip = list(skip_queues) if skip_queues else None
     quotas = owner_quotas or owner_default is not None
     if not limits and not quotas:
         return await conn.fetch(
-            _CLAIM, worker_id, limit, list(refs), qs, float(lease_seconds), cursor, MAX_FAIR_OWNERS
+            _CLAIM,
+            worker_id,
+            limit,
+            list(refs),
+            qs,
+            float(lease_seconds),
+            cursor,
+            MAX_FAIR_OWNERS,
+            skip,
         )
     keys = sorted(limits or {})
     async with conn.transaction():
@@ -293,6 +309,7 @@ async def job_claim_available(
             [(limits or {})[k] for k in keys],
             owner_default,
             owners,
+            skip,
         )
 
 
@@ -375,6 +392,43 @@ async def job_progress(
         event,
     )
     return bool(row)
+
+
+async def job_metadata_merge(
+    conn: Conn,
+    worker_id: str,
+    job_id: uuid.UUID,
+    attempt: int,
+    patch_json: str,
+    max_bytes: int,
+) -> tuple[bool, int | None]:
+    """Merge the object `patch_json` shallowly into the job's metadata (its keys replace the
+    stored ones), fenced; the merged object must print to at most `max_bytes` bytes.
+
+    Returns (stored, size): stored False with a size is a merge over `max_bytes` (nothing
+    written); with size None the write was fenced off (the job is no longer held)."""
+    row = await conn.fetchrow(
+        f"""
+        WITH m AS (
+            UPDATE jobs j SET metadata = coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb,
+                updated_at = now()
+            WHERE j.id = $2 AND j.attempt = $3 AND {_HELD}
+                AND octet_length((coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb)::text)
+                    <= $5
+            RETURNING j.id
+        )
+        SELECT (SELECT count(*) FROM m) AS stored,
+            (SELECT octet_length((coalesce(j.metadata, '{{}}'::jsonb) || $4::text::jsonb)::text)
+             FROM jobs j WHERE j.id = $2 AND j.attempt = $3 AND {_HELD}) AS size
+        """,
+        worker_id,
+        job_id,
+        attempt,
+        patch_json,
+        max_bytes,
+    )
+    assert row is not None
+    return bool(row["stored"]), row["size"]
 
 
 async def job_event_emit(

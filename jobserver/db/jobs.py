@@ -98,6 +98,8 @@ class NewJob:
     retry_delays: list[float] | None = None  # the job's own retry delays (seconds)
     saved_job_id: uuid.UUID | None = None  # the saved job that made it (execute, trigger, retry)
     retry_of: uuid.UUID | None = None  # the execution of a saved job this one repeats
+    retried_from: uuid.UUID | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
+    cloned_from: uuid.UUID | None = None  # the job this one was cloned from
 
 
 JOB_COLUMNS = (
@@ -105,7 +107,7 @@ JOB_COLUMNS = (
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
-    " retry_delays, saved_job_id, retry_of"
+    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -141,6 +143,8 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("retry_delays", "float8[]"),  # as arrays: one JSON text per job, as tags
     ("saved_job_id", "uuid"),
     ("retry_of", "uuid"),
+    ("retried_from", "uuid"),
+    ("cloned_from", "uuid"),
 )
 # Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
 _NESTED = {"tags": "t", "retry_delays": "t::float8"}
@@ -482,13 +486,15 @@ async def job_count(conn: ConnOrPool, flt: JobFilter, cap: int = 10_000) -> tupl
     )
     if exact <= cap:
         return exact, False
-    plan = await conn.fetchval(
-        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {where}", *args[:-1]
-    )
+    return max(await job_count_estimate(conn, where, args[:-1]), cap + 1), True
+
+
+async def job_count_estimate(conn: ConnOrPool, where: str, args: Sequence[Any]) -> int:
+    """The planner's estimate of the jobs matching `where` (no row is read)."""
+    plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM jobs WHERE {where}", *args)
     if isinstance(plan, str):
         plan = loads(plan)
-    estimate = int(plan[0]["Plan"]["Plan Rows"])
-    return max(estimate, cap + 1), True
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 async def job_cancel(

@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, OID, UUID
 
 from jobserver.statuses import JOB_STATUSES
 
@@ -112,6 +112,13 @@ jobs = Table(
     # reference, and deleting one never rewrites its jobs.
     Column("saved_job_id", UUID(as_uuid=True), nullable=True),
     Column("retry_of", UUID(as_uuid=True), nullable=True),
+    # What the running job set with ctx.set_metadata (merged shallowly; NULL until then).
+    Column("metadata", JSONB, nullable=True),
+    # A retry and the job it repeats, linked both ways, and the job a clone was made from:
+    # plain references like saved_job_id (no foreign keys, no indexes: looked up by the id held).
+    Column("retried_from", UUID(as_uuid=True), nullable=True),
+    Column("retried_as", UUID(as_uuid=True), nullable=True),
+    Column("cloned_from", UUID(as_uuid=True), nullable=True),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
@@ -512,4 +519,95 @@ mail_templates = Table(
     Column("created_by", Text, nullable=False),
     Column("updated_by", Text, nullable=False),
     CheckConstraint("text IS NOT NULL OR html IS NOT NULL", name="mail_templates_body_check"),
+)
+
+
+# Files jobs take and produce (jobserver/blobs): one row per blob whatever holds its bytes, a
+# PostgreSQL large object (`lo_oid`) or a file under BLOB_DIR (`path`, relative to it). A blob
+# belongs to its job (deleted with it); one no job took yet is deleted by the scheduler after
+# BLOB_UNATTACHED_SECONDS. The trigger `blobs_free` (migration 0010, plain plpgsql) frees the
+# bytes of every deleted row: it unlinks the large object, or queues the file in
+# `blob_garbage` for the scheduler to remove (only a process with BLOB_DIR can).
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column(
+        "job_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="blobs_job_id_fkey"),
+        nullable=True,
+    ),
+    Column("role", Text, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", Text, nullable=False),
+    Column("storage", Text, nullable=False),
+    Column("lo_oid", OID, nullable=True),
+    Column("path", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    CheckConstraint("storage IN ('lo','dir')", name="blobs_storage_check"),
+    CheckConstraint(
+        "(storage = 'lo' AND lo_oid IS NOT NULL AND path IS NULL)"
+        " OR (storage = 'dir' AND path IS NOT NULL AND lo_oid IS NULL)",
+        name="blobs_location_check",
+    ),
+    CheckConstraint("size >= 0", name="blobs_size_check"),
+    CheckConstraint("char_length(role) BETWEEN 1 AND 32", name="blobs_role_check"),
+    # A job's blobs (and the cascade when a job goes).
+    Index("blobs_job_idx", "job_id"),
+    # The scheduler's walk of blobs no job took, oldest first.
+    Index("blobs_unattached_idx", "created_at", postgresql_where=text("job_id IS NULL")),
+)
+
+# Files of deleted directory blobs, waiting for the scheduler to remove them (then the row).
+blob_garbage = Table(
+    "blob_garbage",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("path", Text, nullable=False),
+    _ts("created_at", nullable=False, default=True),
+)
+
+# The control channel (jobserver/db/runner_commands.py): a command to one worker (`target`) or
+# to every live one (NULL), announced by NOTIFY with its id; each worker that acts on it writes
+# one reply row. Both go with the scheduler's pruner after a day.
+runner_commands = Table(
+    "runner_commands",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
+    Column("target", Text, nullable=True),
+    Column("command", Text, nullable=False),
+    Column("args", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("created_at", nullable=False, default=True),
+    Column("created_by", Text, nullable=True),
+    Index("runner_commands_created_idx", "created_at"),
+)
+
+runner_replies = Table(
+    "runner_replies",
+    metadata,
+    Column(
+        "command_id",
+        UUID(as_uuid=True),
+        ForeignKey("runner_commands.id", ondelete="CASCADE", name="runner_replies_command_id_fkey"),
+        nullable=False,
+    ),
+    Column("worker_id", Text, nullable=False),
+    Column("reply", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _ts("answered_at", nullable=False, default=True),
+    PrimaryKeyConstraint("command_id", "worker_id", name="runner_replies_pkey"),
+)
+
+# Durable per-queue pause (jobserver/db/paused_queues.py): a queue listed here is claimed by no
+# worker until its row is deleted (resume). Workers keep the set in memory.
+paused_queues = Table(
+    "paused_queues",
+    metadata,
+    Column("queue", Text, primary_key=True),
+    _ts("paused_at", nullable=False, default=True),
+    Column("paused_by", Text, nullable=True),
+    Column("reason", Text, nullable=True),
 )

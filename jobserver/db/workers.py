@@ -84,17 +84,20 @@ async def worker_list(
     statuses: Sequence[str] = (),
     limit: int = 100,
     after: tuple[bool, datetime, str] | None = None,
+    queue: str | None = None,
 ) -> list[asyncpg.Record]:
     """Worker rows, live ones first (active, stopping), then the most recently seen, with
     `held`: the jobs each holds right now (running, cancelling or buffered), counted on
     jobs_held_idx. `after` = (gone, last_seen_at, id) of the previous page's last row
-    (keyset paging; `gone` is the row's `gone` column: not active nor stopping)."""
+    (keyset paging; `gone` is the row's `gone` column: not active nor stopping). `queue`:
+    only the workers that take jobs of that queue (it is one of theirs, or they take all)."""
     return await conn.fetch(
         f"""
         SELECT * FROM (
             SELECT w.*, {_HELD} AS held, w.status NOT IN ('active', 'stopping') AS gone
             FROM workers w
-            WHERE cardinality($1::text[]) = 0 OR w.status = ANY($1::text[])
+            WHERE (cardinality($1::text[]) = 0 OR w.status = ANY($1::text[]))
+              AND ($6::text IS NULL OR w.queues IS NULL OR $6 = ANY(w.queues))
         ) w
         WHERE $3::bool IS NULL OR w.gone > $3
             OR (w.gone = $3 AND (w.last_seen_at, w.id) < ($4::timestamptz, $5::text))
@@ -104,4 +107,28 @@ async def worker_list(
         list(statuses),
         limit,
         *(after if after else (None, None, None)),
+        queue,
     )
+
+
+LIVE_STATUSES = ("active", "stopping")
+
+
+async def worker_live_ids(conn: ConnOrPool, queue: str | None = None) -> list[str]:
+    """The ids of the live workers (active or stopping), those of `queue` only when given:
+    the ones a command to every worker expects a reply from."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM workers
+        WHERE status IN ('active', 'stopping')
+          AND ($1::text IS NULL OR queues IS NULL OR $1 = ANY(queues))
+        ORDER BY id
+        """,
+        queue,
+    )
+    return [r[0] for r in rows]
+
+
+async def worker_set_max_concurrency(conn: ConnOrPool, worker_id: str, n: int) -> None:
+    """Record the worker's new concurrency (a reload changed it)."""
+    await conn.execute("UPDATE workers SET max_concurrency = $2 WHERE id = $1", worker_id, n)

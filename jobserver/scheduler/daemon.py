@@ -65,6 +65,8 @@ class SchedulerDaemon:
                 cancelled_seconds=s.retention_cancelled_seconds,
                 failed_seconds=s.retention_failed_seconds,
                 audit_days=s.log_retention_days,
+                blob_unattached_seconds=s.blob_unattached_seconds,
+                blob_dir=s.blob_dir or None,
                 batch=s.prune_batch_size,
             ),
             WorkersGone(

@@ -4,7 +4,13 @@ Retention per status (settings, seconds): succeeded RETENTION_SUCCEEDED_SECONDS 
 cancelled and expired RETENTION_CANCELLED_SECONDS (7 days), failed RETENTION_FAILED_SECONDS
 (7 days) counted only once the job left the DLQ (redriven or discarded): a failed job whose DLQ
 row still waits is kept. Events and attempts go with their job (ON DELETE CASCADE). Audit log
-rows (`log.message`) go after LOG_RETENTION_DAYS (30; 0 keeps them forever).
+rows (`log.message`) go after LOG_RETENTION_DAYS (30; 0 keeps them forever). Runner commands
+of the control channel and their replies go after `commands_seconds` (a day).
+
+Blobs (jobserver/blobs): those attached to a pruned job go with it (cascade; the trigger frees
+their bytes). After the jobs, blobs no job took within BLOB_UNATTACHED_SECONDS (3600) are
+deleted, and the files of deleted directory blobs (`blob_garbage`) are removed: only by a
+scheduler that has BLOB_DIR (`blob_dir`); a queued file already gone just drops its row.
 
 Each run deletes batches of `batch` rows (PRUNE_BATCH_SIZE, 1000), oldest `finished_at` first
 on `jobs_finished_idx`, until a batch comes back short or `max_batches` (100) ran, so one run
@@ -12,18 +18,23 @@ never holds locks for long and a backlog drains over a few runs; audit rows the 
 oldest `created_at` first on `audit_log_created_idx`.
 
 Options: `interval` (PRUNE_INTERVAL_SECONDS, 60 s), the retentions (`audit_days` for the audit
-log), `batch`, `max_batches`.
+log, `blob_unattached_seconds`, `commands_seconds` for runner commands), `blob_dir` (None: no
+file sweep), `batch`, `max_batches`.
 Emits: `jobserver_scheduler_jobs_pruned_total{status}`,
 `jobserver_scheduler_audit_rows_pruned_total` and one log line per run (its figures add
-`audit_log` when audit rows went).
+`audit_log`, `blobs_unattached`, `blob_files` and `runner_commands` when such rows went).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import asyncpg
 
+from jobserver.blobs import BlobStore
 from jobserver.db.audit_log import audit_log_prune
 from jobserver.db.maintenance import job_prune_finished
+from jobserver.db.runner_commands import runner_commands_prune
 from jobserver.scheduler import metrics
 from jobserver.scheduler.base import BaseService, LeaderCheck
 
@@ -43,16 +54,22 @@ class Pruner(BaseService):
         cancelled_seconds: float = 7 * DAY,
         failed_seconds: float = 7 * DAY,
         audit_days: int = 30,
+        blob_unattached_seconds: float = 3600.0,
+        blob_dir: Path | str | None = None,
         batch: int = 1000,
         max_batches: int = 100,
+        commands_seconds: float = DAY,
     ) -> None:
         super().__init__(pool, interval=interval, leader=leader)
         self.succeeded_seconds = succeeded_seconds
         self.cancelled_seconds = cancelled_seconds
         self.failed_seconds = failed_seconds
         self.audit_days = audit_days  # 0: audit rows are kept forever
+        self.blob_unattached_seconds = blob_unattached_seconds
+        self.blobs = BlobStore(pool, directory=blob_dir)  # no directory: no file sweep
         self.batch = batch
         self.max_batches = max_batches
+        self.commands_seconds = commands_seconds
 
     async def run_once(self) -> dict[str, int]:
         totals: dict[str, int] = {"pruned": 0}
@@ -75,7 +92,30 @@ class Pruner(BaseService):
         audit = await self._prune_audit_log()
         if audit:  # like the status counts: present only when rows went
             totals["audit_log"] = audit
+        unattached = await self.blobs.delete_unattached(
+            self.blob_unattached_seconds, batch=self.batch, max_batches=self.max_batches
+        )
+        if unattached:
+            totals["blobs_unattached"] = unattached
+        files = await self.blobs.sweep_garbage(batch=self.batch, max_batches=self.max_batches)
+        if files:
+            totals["blob_files"] = files
+        commands = await self._prune_commands()
+        if commands:
+            totals["runner_commands"] = commands
         return totals
+
+    async def _prune_commands(self) -> int:
+        """Runner commands (and their replies) past their retention, in batches."""
+        total = 0
+        for _ in range(self.max_batches):
+            n = await runner_commands_prune(
+                self.pool, older_than_seconds=self.commands_seconds, limit=self.batch
+            )
+            total += n
+            if n < self.batch:
+                break
+        return total
 
     async def _prune_audit_log(self) -> int:
         """Audit rows past their retention, in batches (none when kept forever)."""

@@ -25,8 +25,10 @@ claims instead of one round trip per `concurrency` jobs:
   token has one, and while none does (and no default is set) claims skip the quota locks.
 
 After a short claim the loop sleeps until the doorbell rings (a NOTIFY on JOBS_CHANNEL, a retry
-falling due, a slot freeing after a full claim) or POLL_INTERVAL_MS pass: it never busy-loops
-on an empty queue. In burst mode it returns once nothing is ready, running or buffered.
+falling due, a slot freeing after a full claim) or POLL_INTERVAL_MS pass (the doorbell's `poll`,
+which a reload may change): it never busy-loops on an empty queue. In burst mode it returns once
+nothing is ready, running or buffered. While the `gate` (gate.py) is closed (the worker paused,
+or all of its queues paused) it claims nothing; paused queues are left out of every claim.
 The claim session is its own connection (see CLAIM_SESSION_SETTINGS), reopened after an error
 with back-off (0.1 s doubling to 5 s). Emits the claim counters and batch size histogram.
 """
@@ -47,6 +49,7 @@ from jobserver.db.tokens import token_quotas_exist
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
 from jobserver.worker.doorbell import Doorbell
+from jobserver.worker.gate import ClaimGate
 from jobserver.worker.slots import SlotPool
 
 log = logging.getLogger("jobserver.worker")
@@ -70,6 +73,7 @@ class ClaimLoop:
         queues: list[str] | None,
         limits: dict[str, int],
         prefetch_max: int,
+        gate: ClaimGate | None = None,
     ) -> None:
         self._settings = settings
         self._worker_id = worker_id
@@ -79,6 +83,7 @@ class ClaimLoop:
         self._refs = refs
         self._queues = queues
         self._limits = limits
+        self._gate = gate
         self.prefetch_max = prefetch_max
         self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
         self._stopping = False
@@ -98,6 +103,8 @@ class ClaimLoop:
 
     def on_jobs_notify(self, payload: str) -> None:
         """A NOTIFY on JOBS_CHANNEL (payload: a queue, or "*" for several)."""
+        if self._gate is not None and not self._gate.wanted(payload):
+            return
         if self._queues is None or payload == "*" or payload in self._queues:
             self._bell.ring()
 
@@ -164,36 +171,44 @@ class ClaimLoop:
         if now - self._quotas_checked >= QUOTA_CHECK_SECONDS:
             self._owner_quotas = await token_quotas_exist(conn)
             self._quotas_checked = now
+        gate = self._gate
         rows = await job_runs.job_claim_available(
             conn,
             self._worker_id,
             want,
             self._refs,
-            self._queues,
+            self._queues if gate is None else gate.claim_queues,
             self._settings.lease_duration_seconds,
             self._limits,
             owner_quotas=self._owner_quotas,
             owner_default=self._owner_default,
             cursor=self._owner_cursor,
+            skip_queues=None if gate is None else gate.skip_queues,
         )
         self._owner_cursor = job_runs.next_owner_cursor(self._owner_cursor, rows)
         return rows
 
     async def _rounds(self) -> None:
-        poll = self._settings.poll_interval_ms / 1000
         slots = self._slots
         ready = slots.ready
         bell = self._bell
         backlog_limit = max(1000, 4 * slots.concurrency)
         error_delay = 0.1
         deep = False  # the last claim came back full
+        gate = self._gate
         while not self._stopping:
+            if gate is not None and not gate.open:
+                if bell.burst and gate.loaded and not gate.paused and not (slots.running or ready):
+                    return  # every queue of ours is paused: nothing to drain
+                bell.event.clear()
+                await self._wait(bell.poll)
+                continue
             prefetch = self._prefetch() if deep else 0
             want = slots.concurrency + prefetch - slots.running - len(ready)
             if want <= 0 or len(ready) > prefetch // 2 or self._acks.backlog() > backlog_limit:
                 bell.refill_at = prefetch // 2
                 bell.event.clear()
-                await self._wait(poll)
+                await self._wait(bell.poll)
                 continue
             bell.event.clear()
             bell.more = False
@@ -227,11 +242,11 @@ class ClaimLoop:
             if bell.burst:
                 if rows or slots.running or ready:
                     bell.more = True  # claim again when one of these ends
-                    await self._wait(poll)
+                    await self._wait(bell.poll)
                     continue
                 before = slots.processed
                 await self._acks.flush()  # a retry due at once becomes visible: look again
                 if slots.processed != before:
                     continue
                 return
-            await self._wait(poll)
+            await self._wait(bell.poll)

@@ -9,6 +9,10 @@
   event; both fenced, so a worker that lost the job writes nothing. At most one write per
   PROGRESS_MIN_INTERVAL_MS: a report inside the interval is kept and written when it ends (or
   when the code ends), replaced by any newer one
+- `await set_metadata({...})`: merge an object into the job's `metadata` (shown in its
+  answer), shallowly: its keys replace the stored ones, the others stay. Fenced like progress
+  (False once the job is no longer held) and written at once, one statement per call (call it
+  at milestones, not per item); the merged object is bounded by MAX_RESULT_BYTES
 - an event or progress report that cannot be stored (NUL, lone surrogate, over
   MAX_RESULT_BYTES) raises `NotStorable` (a ValueError) in the job's code, so it fails that
   attempt with `result_not_storable: …` unless the code catches it
@@ -18,10 +22,13 @@
   never blocks the event loop (heartbeats keep flowing); when the job times out or is cancelled
   the call's process is terminated, so the work stops with the job
 - `pool`: the worker's asyncpg pool, for definitions that need the database
+- `blobs`: the blob store bound to the job (`jobserver.blobs.JobBlobs`, made on first use):
+  read the job's inputs and its owner's uploads, save outputs attached to the job (fenced
+  like the other writes: a worker that lost the job keeps nothing)
 
 The context reaches the worker only through `JobHost` (the worker id, the pool, the CPU pool,
-the limits and the fenced writes), which `WorkerHost` implements over the database and unit tests
-implement in memory.
+the limits, the blob store and the fenced writes), which `WorkerHost` implements over the
+database and unit tests implement in memory.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from jobserver.worker.writes import JobWrites, Limits
 if TYPE_CHECKING:
     import pebble
 
+    from jobserver.blobs import BlobStore, JobBlobs
+
 _job_logger = logging.getLogger("jobserver.job")
 
 
@@ -57,6 +66,9 @@ class JobHost(Protocol):
     @property
     def limits(self) -> Limits: ...
 
+    @property
+    def blobs(self) -> BlobStore: ...
+
     async def write_event(
         self, job_id: uuid.UUID, attempt: int, event: str, details_json: str | None
     ) -> bool:
@@ -73,9 +85,15 @@ class JobHost(Protocol):
         """(custom and progress events stored for the job, whether one `events_truncated` is)."""
         ...
 
+    async def write_metadata(self, job_id: uuid.UUID, attempt: int, patch_json: str) -> bool:
+        """Merge the object into the job's metadata, fenced; False when fenced; `NotStorable`
+        when the merged object would pass the limit."""
+        ...
+
 
 class JobContext:
     __slots__ = (
+        "_blobs",
         "_cancelled",
         "_logger",
         "attempt",
@@ -97,6 +115,7 @@ class JobContext:
         self._cancelled: asyncio.Event | None = None  # made on first use: most jobs never look
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.writes: JobWrites | None = None  # made on the first event or progress report
+        self._blobs: JobBlobs | None = None
 
     @property
     def cancelled(self) -> asyncio.Event:
@@ -112,6 +131,17 @@ class JobContext:
     @property
     def pool(self) -> asyncpg.Pool:
         return self.host.pool
+
+    @property
+    def blobs(self) -> JobBlobs:
+        """The blob store bound to this job (its inputs, its owner's uploads, its outputs)."""
+        if self._blobs is None:
+            from jobserver.blobs import JobBlobs  # on first use: most jobs never need it
+
+            self._blobs = JobBlobs(
+                self.host.blobs, self.job_id, worker_id=self.worker_id, attempt=self.attempt
+            )
+        return self._blobs
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -144,6 +174,14 @@ class JobContext:
             body["message"] = message
         body_json = dumps_storable(body, self.host.limits.max_result_bytes, "progress")
         return await self._writes().progress(body_json)
+
+    async def set_metadata(self, values: dict[str, Any]) -> bool:
+        """Merge `values` into the job's metadata (see the module docstring); False once
+        fenced off."""
+        if not isinstance(values, dict):
+            raise TypeError(f"metadata must be a dict, not {type(values).__name__}")
+        patch = dumps_storable(values, self.host.limits.max_result_bytes, "metadata")
+        return await self.host.write_metadata(self.job_id, self.attempt, patch)
 
     async def run_cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run `fn(*args)` in the worker's shared process pool and await its result.

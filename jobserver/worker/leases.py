@@ -5,9 +5,10 @@
   answer lost its lease (`on_lost`); rows found `cancelling` are cancelled (`on_cancel`). A job
   that swallowed the cancellation of its timeout is no longer renewed (`drop_overdue`), so it
   is rescued.
-- `cancel_check_once`: every CANCEL_CHECK_INTERVAL_MS, one query reads the status of the held
-  jobs (only when there are some): the fallback for a missed cancel NOTIFY, and a quick way to
-  notice a lease taken over.
+- `cancel_check_once`: every CANCEL_CHECK_INTERVAL_MS (`cancel_check_seconds`, which a reload
+  may change: the next wait uses it), one query reads the status of the held jobs (only when
+  there are some): the fallback for a missed cancel NOTIFY, and a quick way to notice a lease
+  taken over.
 
 Both only judge jobs that were buffered or running (not finished, not being acknowledged,
 not stopping for good) before and after the query, so a job acknowledged meanwhile is never
@@ -57,6 +58,7 @@ class LeaseKeeper:
         self._on_cancel = on_cancel
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.cancel_check_seconds = settings.cancel_check_interval_ms / 1000
 
     def start(self) -> None:
         if self._tasks:
@@ -70,7 +72,7 @@ class LeaseKeeper:
             ),
             loop.create_task(
                 every(
-                    s.cancel_check_interval_ms / 1000,
+                    lambda: self.cancel_check_seconds,
                     self._stop,
                     self.cancel_check_once,
                     "cancel_check",
@@ -144,12 +146,17 @@ class LeaseKeeper:
 
 
 async def every(
-    interval: float, stop: asyncio.Event, fn: Callable[[], Awaitable[None]], name: str
+    interval: float | Callable[[], float],
+    stop: asyncio.Event,
+    fn: Callable[[], Awaitable[None]],
+    name: str,
 ) -> None:
-    """Run `fn` every `interval` seconds until `stop` is set; errors are logged and survived."""
+    """Run `fn` every `interval` seconds (a function: read before each wait) until `stop` is
+    set; errors are logged and survived."""
     while not stop.is_set():
+        wait = interval() if callable(interval) else interval
         with contextlib.suppress(TimeoutError):  # the interval passed: run once
-            await asyncio.wait_for(stop.wait(), interval)
+            await asyncio.wait_for(stop.wait(), wait)
         if stop.is_set():
             return
         try:

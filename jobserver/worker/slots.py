@@ -144,7 +144,8 @@ class SlotPool:
         deadlines = self.deadlines
         streak = 0
         while True:
-            if not ready or self._stopping:
+            if not ready or self._stopping or self.running >= self.concurrency:
+                # (over `concurrency` only after a reload lowered it: the extra slots park)
                 fut: asyncio.Future[None] = loop.create_future()
                 self._idle.append(fut)
                 await fut

@@ -10,11 +10,14 @@
 The parts, each in its own module: `ClaimLoop` (claims.py) claims into the `SlotPool`
 (slots.py), whose slots run jobs with `executor.run` and hand outcomes to the `AckBuffer`
 (acks.py); `LeaseKeeper` (leases.py) renews leases and checks for cancel requests; the shared
-`Listener` (db/listener.py) wakes the claim loop on JOBS_CHANNEL and cancels held jobs on
-CANCEL_CHANNEL, and after every (re)connection triggers a claim and a cancel check, since
-anything may have been missed. Options: `queues` (None = all), `concurrency` (default
-MAX_CONCURRENT_EXECUTIONS), `burst`, `pool` (else one of its own), `ack_delay` and
-`ack_max_batch` (see acks.py), `prefetch_max` (default 50 times concurrency, at most 1,000).
+`Listener` (db/listener.py) wakes the claim loop on JOBS_CHANNEL, cancels held jobs on
+CANCEL_CHANNEL and hands runner commands on CONTROL_CHANNEL to `RunnerControl` (control.py),
+and after every (re)connection triggers a claim, a cancel check and the control channel's
+catch-up, since anything may have been missed. The `ClaimGate` (gate.py) holds the claims of a
+paused worker and leaves paused queues out; the paused queues are read before the first claim.
+Options: `queues` (None = all), `concurrency` (default MAX_CONCURRENT_EXECUTIONS), `burst`,
+`pool` (else one of its own), `ack_delay` and `ack_max_batch` (see acks.py), `prefetch_max`
+(default 50 times concurrency, at most 1,000).
 
 Shutdown (`stop`): stop claiming, hand the buffered jobs back, let running jobs finish for
 SHUTDOWN_GRACE_SECONDS, then cancel the rest and hand them back to `queued` without using an
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -37,9 +41,10 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.blobs.models import BlobOptions
 from jobserver.config import Settings
 from jobserver.db import job_runs, workers
-from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
+from jobserver.db.channels import CANCEL_CHANNEL, CONTROL_CHANNEL, JOBS_CHANNEL
 from jobserver.db.listener import Listener
 from jobserver.db.pool import connect, create_pool
 from jobserver.registry import Definition, Registry
@@ -48,10 +53,13 @@ from jobserver.sources.shared import close_all as close_source_driver
 from jobserver.worker import metrics
 from jobserver.worker.acks import AckBuffer
 from jobserver.worker.claims import ClaimLoop
+from jobserver.worker.control import RunnerControl
 from jobserver.worker.doorbell import Doorbell
+from jobserver.worker.gate import ClaimGate
 from jobserver.worker.held import DONE, HAND_BACK, HeldJob
 from jobserver.worker.host import WorkerHost
 from jobserver.worker.leases import LeaseKeeper
+from jobserver.worker.reload import RELOADABLE
 from jobserver.worker.slots import SlotPool, report_fenced
 from jobserver.worker.writes import Limits
 
@@ -86,9 +94,15 @@ class Worker:
         self.limits = limits
         self.queues = list(queues) if queues else None
         self.concurrency = concurrency or settings.max_concurrent_executions
+        self._concurrency_pinned = concurrency is not None
         self._own_pool = pool is None
         self._pool = pool
-        self._host = WorkerHost(self.worker_id, self.concurrency, Limits.from_settings(settings))
+        self._host = WorkerHost(
+            self.worker_id,
+            self.concurrency,
+            Limits.from_settings(settings),
+            BlobOptions.from_settings(settings),
+        )
         if pool is not None:
             self._host.set_pool(pool)
         self.acks = AckBuffer(
@@ -101,6 +115,8 @@ class Worker:
             retry_due=lambda delay: self._bell.ring_after(delay),
         )
         self._bell = Doorbell(burst=burst, poll=settings.poll_interval_ms / 1000)
+        self.gate = ClaimGate(self.queues, self._bell.ring)
+        self.control = RunnerControl(self, self.gate)
         self.slots = SlotPool(
             settings,
             self.concurrency,
@@ -122,6 +138,7 @@ class Worker:
             prefetch_max=(
                 prefetch_max if prefetch_max is not None else min(1000, 50 * self.concurrency)
             ),
+            gate=self.gate,
         )
         self._listener: Listener | None = None
         self._leases: LeaseKeeper | None = None
@@ -198,10 +215,18 @@ class Worker:
             )
         finally:
             await early
+        try:
+            await self.control.load_paused_queues()
+        except Exception as e:  # the gate stays shut until the LISTEN session's catch-up
+            log.warning("could not read the paused queues (%s)", e)
         self.acks.start()
         self._listener = Listener(
             url,
-            {JOBS_CHANNEL: self.claims.on_jobs_notify, CANCEL_CHANNEL: self._on_cancel_notify},
+            {
+                JOBS_CHANNEL: self.claims.on_jobs_notify,
+                CANCEL_CHANNEL: self._on_cancel_notify,
+                CONTROL_CHANNEL: self.control.on_notify,
+            },
             on_connect=self._caught_up,
             name="worker-listener",
         )
@@ -280,6 +305,7 @@ class Worker:
             await self._leases.stop()
         if self._listener is not None:
             await self._listener.stop()
+        await self.control.close()
         await self._set_status("stopped")
         await self._host.close_cpu_pool()
         await close_source_driver()
@@ -343,6 +369,7 @@ class Worker:
         self._bell.ring()
         if self.slots.held and self._leases is not None:
             self._spawn(self._check_cancels())
+        self.control.caught_up()
 
     async def _check_cancels(self) -> None:
         assert self._leases is not None
@@ -350,6 +377,39 @@ class Worker:
             await self._leases.cancel_check_once()
         except Exception as e:
             log.warning("cancel check after the LISTEN (re)connection failed (%s)", e)
+
+    # -- the control channel's hooks (control.py) ----------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_task is not None
+
+    def request_stop(self, grace: float | None = None) -> None:
+        """Begin the shutdown without waiting for it (a `shutdown` command)."""
+        if self._stop_task is None:
+            self._spawn(self.stop(grace))
+
+    async def apply_settings(self, new: Settings) -> dict[str, str]:
+        """Apply the reloadable settings of `new` (reload.py); returns those left as they were,
+        by environment variable, with the reason."""
+        ignored: dict[str, str] = {}
+        n = new.max_concurrent_executions
+        if n != self.settings.max_concurrent_executions:
+            if self._concurrency_pinned:
+                ignored["MAX_CONCURRENT_EXECUTIONS"] = f"--concurrency {self.concurrency} given"
+                n = self.settings.max_concurrent_executions
+            else:
+                self.concurrency = self.slots.concurrency = n
+                await workers.worker_set_max_concurrency(self.pool, self.worker_id, n)
+                self._bell.ring()  # more slots: claim for them now
+        self._bell.poll = new.poll_interval_ms / 1000
+        if self._leases is not None:
+            self._leases.cancel_check_seconds = new.cancel_check_interval_ms / 1000
+        logging.getLogger().setLevel(new.log_level)
+        values = {f: getattr(new, f) for f in RELOADABLE}
+        values["max_concurrent_executions"] = n
+        self.settings = dataclasses.replace(self.settings, **values)
+        return ignored
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,23 +1,36 @@
 """Every request of the core reference (`shared/reference/job-server.md`, our own `/v1` API) as
-written there, with only a token added and its example ids replaced by real ones; each answer
-carries the fields the reference documents, with their documented meaning (rates as fractions)."""
+written there, with only a token added, its example ids replaced by real ones and a real clip
+in place of `/path/to/video.mp4`; each answer carries the fields the reference documents, with
+their documented meaning (rates as fractions)."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from jobserver.scheduler.rescuer import Rescuer
-from tests.api.conftest import Api
-from tests.scheduler.helpers import insert_job
+import aiohttp
 
-# Issue 14: the video routes are built in another part of the issue; they join this test then.
-PENDING_VIDEO_REQUESTS = [
-    ("POST", "/v1/videos/encode"),  # multipart video, format, quality, priority
-    ("GET", "/v1/videos/{jobId}/status"),
-    ("GET", "/v1/videos/{jobId}/download"),
+from jobserver.config import Settings
+from jobserver.registry import load_modules
+from jobserver.scheduler.rescuer import Rescuer
+from jobserver.worker.worker import Worker
+from tests.api.conftest import Api
+from tests.clips import make_clip
+from tests.scheduler.helpers import insert_job
+from tests.waiting import wait_for
+
+# The video uploads, as written (`curl -F`): "Video Encoding Endpoints", the `encode.video@1`
+# definition, and the "Complete Video Encoding Workflow" (the same fields as the definition's).
+VIDEO_UPLOADS: list[dict[str, str]] = [
+    {"format": "mp4", "quality": "1080p", "priority": "10"},
+    {"quality": "1080p", "priority": "10"},
+    {"quality": "1080p", "priority": "10"},
 ]
 
-# The "Available Job Definitions" examples, verbatim (encode.video is a video route, pending).
+# The "Available Job Definitions" examples, verbatim (encode.video is uploaded: VIDEO_UPLOADS).
 SUBMISSIONS: list[dict[str, Any]] = [
     {"definitionKey": "echo", "definitionVersion": 1, "params": {"message": "Hello World"}},
     {
@@ -172,3 +185,53 @@ async def test_metrics_requests(api: Api) -> None:
     assert r.status == 200, r.body
     assert set(r.body) >= PERFORMANCE and r.body["successRate"] == 0.5
     assert _is_fraction(r.body["retryRate"])
+
+
+async def test_video_requests(api: Api, settings: Settings, tmp_path: Path) -> None:
+    path = await asyncio.to_thread(make_clip, tmp_path / "video.mp4")  # /path/to/video.mp4
+    clip = await asyncio.to_thread(path.read_bytes)
+    auth = {"Authorization": f"Bearer {api.tokens['manage']}"}
+    created = []
+    for fields in VIDEO_UPLOADS:
+        form = aiohttp.FormData()
+        form.add_field("video", clip, filename="video.mp4")
+        for name, value in fields.items():
+            form.add_field(name, value)
+        async with api.client.post("/v1/videos/encode", data=form, headers=auth) as r:
+            body = await r.json()
+            assert r.status == 201, (fields, body)
+        assert (body["status"], body["message"]) == ("queued", "Video encoding job created")
+        assert re.fullmatch(r"\d+-video\.mp4", body["inputFile"]), body
+        created.append(body)
+    job_id = created[-1]["jobId"]
+
+    r = await api.call("GET", f"/v1/videos/{job_id}/status")
+    assert r.status == 200, r.body
+    assert (r.body["jobId"], r.body["definitionKey"]) == (job_id, "encode.video")
+    assert r.body["status"] in ("queued", "running", "succeeded")
+    r = await api.call("GET", f"/v1/jobs/{job_id}/events")
+    assert r.status == 200, r.body
+    r = await api.call("GET", "/v1/jobs", params={"definitionKey": "encode.video"})
+    assert {j["jobId"] for j in r.body["items"]} == {c["jobId"] for c in created}
+
+    worker = Worker(replace(settings, poll_interval_ms=100), load_modules())
+    await worker.start()
+    try:
+
+        async def done() -> dict[str, Any] | None:
+            r = await api.call("GET", f"/v1/videos/{job_id}/status")
+            return r.body if r.body["status"] in ("succeeded", "failed") else None
+
+        status = await wait_for(done, within=120, step=0.2)
+    finally:
+        await worker.stop(grace=0)
+    # "Response (when completed)"
+    assert status["status"] == "succeeded", status
+    name = created[-1]["inputFile"].removesuffix(".mp4") + "-1080p.mp4"
+    assert (status["outputPath"], status["outputFilename"]) == (f"outputs/{name}", name)
+    assert status["downloadUrl"] == f"/v1/videos/{job_id}/download"
+    # curl -o encoded-video.mp4 http://localhost:3000/v1/videos/{jobId}/download
+    async with api.client.get(status["downloadUrl"], headers=auth) as r:
+        data = await r.read()
+        assert r.status == 200 and r.headers["Content-Type"] == "video/mp4"
+    assert len(data) == status["size"] and data[4:8] == b"ftyp"

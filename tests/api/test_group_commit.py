@@ -162,4 +162,5 @@ async def test_submit_answer_matches_the_stored_job(api: Api) -> None:
     assert got.status == 200
     answer, stored = dict(j), dict(got.body)
     assert answer.pop("queueTimeMs") is not None and stored.pop("queueTimeMs") is not None
-    assert answer == stored
+    assert stored.pop("queuePosition") == 0 and stored.pop("queuePositionCapped") is False
+    assert answer == stored  # (the queue position is the single GET's alone)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobserver.api.schemas import JOB
+from jobserver.api.schemas import JOB_DETAIL
 from jobserver.db.jobs import NewJob, job_insert_many
 from tests.api.conftest import Api
 from tests.scheduler.helpers import insert_job
@@ -30,7 +30,7 @@ async def test_event_and_tags_are_stored_and_shown(api: Api) -> None:
     assert (row["event"], row["tags"]) == ("user.signup", ["eu", "vip"])
     got = (await api.call("GET", f"/v1/jobs/{job['jobId']}")).body
     assert (got["event"], got["tags"]) == ("user.signup", ["eu", "vip"])
-    assert set(got) == set(JOB["properties"])
+    assert set(got) == set(JOB_DETAIL["properties"])
     plain = await api.submit()
     assert (plain["event"], plain["tags"]) == (None, None)
     row = await api.pool.fetchrow("SELECT event, tags FROM jobs WHERE id = $1", plain["jobId"])

@@ -38,7 +38,8 @@ async def test_no_claim_plan_uses_the_queue_index(pool: asyncpg.Pool, database_u
     try:
         for mode in ("force_custom_plan", "force_generic_plan"):
             await conn.execute(f"SET plan_cache_mode = {mode}")
-            for queues in (["tiny"], ["big"], ["tiny", "big"], None):
+            cases = [(["tiny"], None), (["big"], None), (["tiny", "big"], ["big"]), (None, None)]
+            for queues, paused in cases:
                 async with conn.transaction():
                     plan = await conn.fetchval(
                         "EXPLAIN (FORMAT JSON) " + job_runs._CLAIM,
@@ -49,9 +50,10 @@ async def test_no_claim_plan_uses_the_queue_index(pool: asyncpg.Pool, database_u
                         60.0,
                         "",
                         job_runs.MAX_FAIR_OWNERS,
+                        paused,
                     )
                 text = plan if isinstance(plan, str) else json.dumps(plan)
-                assert "jobs_queue_queued_idx" not in text, (mode, queues)
+                assert "jobs_queue_queued_idx" not in text, (mode, queues, paused)
                 assert "jobs_owner_queued_idx" in text or "jobs_ready_idx" in text
     finally:
         await conn.close()

@@ -4,15 +4,19 @@ The routes are enumerated from the route table itself (`jobserver.api.routes.all
 new route is covered the day it is added. For each one: no token and a bad token -> 401 unless
 the route is public; each token scope (and an outbound-capability token, of submit rank) -> 403
 below the route's scope, otherwise a status the route documents in /openapi.json (never
-401/403, never 5xx). One owner can never read, list or cancel another owner's job; only
+401/403, never 5xx). A route that takes multipart/form-data (the video upload) gets a form
+with a small file, others a JSON body. One owner can never read, list, cancel, retry, clone or
+delete another owner's job, nor read the status of or download another owner's video; only
 outbound and manage_jobs tokens submit `call.api`. The plaintext tokens appear nowhere in the
 database nor in the process' logs (run at DEBUG).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +24,7 @@ import asyncpg
 import pytest
 
 from jobserver.api.routes import all_routes
+from tests.clips import make_clip
 from tests.faults.conftest import Row
 from tests.faults.helpers import HttpStats, Procs, job_body
 
@@ -30,6 +35,28 @@ RANK = {"public": 0, "submit": 1, "view_jobs": 2, "manage_jobs": 3}
 TOKEN_RANK = {"alice": 1, "outbound": 1, "view": 2, "manage": 3}
 
 
+class Form:
+    """A multipart form: text fields and one file part."""
+
+    def __init__(self, file_field: str, content: bytes, **fields: str) -> None:
+        self.file_field, self.content, self.fields = file_field, content, fields
+
+    def data(self) -> aiohttp.FormData:
+        form = aiohttp.FormData(default_to_multipart=True)
+        for name, value in self.fields.items():
+            form.add_field(name, value)
+        form.add_field(self.file_field, self.content, filename="upload.mp4")
+        return form
+
+
+def request_body(route: Any) -> Any:
+    if route.body_schema is None:
+        return None
+    if route.body_media_type == "multipart/form-data":
+        return Form("video", b"not a video")
+    return {}
+
+
 async def call(
     session: aiohttp.ClientSession,
     method: str,
@@ -38,9 +65,12 @@ async def call(
     stats: HttpStats,
     body: Any = None,
 ) -> tuple[int, Any]:
+    """`body`: JSON, or a `Form` (sent as multipart/form-data, built anew for each call)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     kw: dict[str, Any] = {"headers": headers}
-    if body is not None:
+    if isinstance(body, Form):
+        kw["data"] = body.data()
+    elif body is not None:
         kw["json"] = body
     async with session.request(method, url, **kw) as r:
         try:
@@ -52,8 +82,10 @@ async def call(
 
 
 async def test_every_route_scope_and_owner_isolation(
-    db: asyncpg.Pool, procs: Procs, tokens: dict[str, str], report: Row
+    db: asyncpg.Pool, procs: Procs, tokens: dict[str, str], report: Row, tmp_path: Path
 ) -> None:
+    clip_path = await asyncio.to_thread(make_clip, tmp_path / "clip.mp4")
+    clip = await asyncio.to_thread(clip_path.read_bytes)
     api, base = await procs.api(env={"LOG_LEVEL": "DEBUG"})
     stats = HttpStats()
     async with aiohttp.ClientSession() as s:
@@ -76,8 +108,37 @@ async def test_every_route_scope_and_owner_isolation(
             assert status == 200 and a_id not in {j["id"] for j in listed["items"]}, filt
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["bob"], stats)
         assert status == 404
+        upload = Form("video", clip, quality="720p")
+        status, a_video = await call(
+            s, "POST", f"{base}/v1/videos/encode", tokens["alice"], stats, upload
+        )
+        assert status == 201, a_video
+        v_id = a_video["jobId"]
+        for suffix in ("status", "download"):
+            status, _ = await call(
+                s, "GET", f"{base}/v1/videos/{v_id}/{suffix}", tokens["bob"], stats
+            )
+            assert status == 404, (suffix, status)
+        status, seen = await call(
+            s, "GET", f"{base}/v1/videos/{v_id}/status", tokens["alice"], stats
+        )
+        assert status == 200 and seen["jobId"] == v_id, seen
+        status, seen = await call(
+            s, "GET", f"{base}/v1/videos/{v_id}/status", tokens["view"], stats
+        )
+        assert status == 200, seen
+        download = f"{base}/v1/videos/{v_id}/download"  # HEAD: the same rules as its GET
+        for token, expected in ((None, 401), (tokens["bob"], 404), (tokens["alice"], 409)):
+            status, _ = await call(s, "HEAD", download, token, stats)
+            assert status == expected, (token, status)
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["view"], stats)
         assert status in (403, 404)
+        for method, suffix in (("POST", "/retry"), ("POST", "/clone"), ("DELETE", "")):
+            url = f"{base}/v1/jobs/{a_id}{suffix}"
+            status, _ = await call(s, method, url, tokens["bob"], stats)
+            assert status == 404, (method, suffix, status)
+        made = "SELECT count(*) FROM jobs WHERE retried_from IS NOT NULL OR cloned_from IS NOT NULL"
+        assert await db.fetchval(made) == 0
         assert await db.fetchval("SELECT status FROM jobs WHERE id = $1", uuid.UUID(a_id)) == (
             "queued"
         )
@@ -106,7 +167,7 @@ async def test_every_route_scope_and_owner_isolation(
             op = doc["paths"][op_path][route.method.lower()]
             assert op["x-scope"] == route.scope, route.path
             documented = {int(k) for k in op["responses"]}
-            body = {} if route.body_schema is not None else None
+            body = request_body(route)
             url = f"{base}{template}"
             for token in (None, "not-a-real-token"):
                 status, reply = await call(s, route.method, url, token, stats, body)

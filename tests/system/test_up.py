@@ -94,7 +94,8 @@ def _alive(p: psutil.Process) -> bool:
 
 def _env(**extra: str) -> dict[str, str]:
     """The test's environment for `up`; HOST is left unset: `up` must choose loopback itself."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HOST")}
+    dropped = ("DATABASE_URL", "HOST", "JOBSERVER_SECRET_KEY")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(
         LOG_FORMAT="text",
         SHUTDOWN_GRACE_SECONDS="2",
@@ -240,6 +241,11 @@ async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up
     token = token_file.read_text().strip()
     assert token_file.stat().st_mode & 0o777 == 0o600
     assert f"dev token: {token}" in first.log()  # new: shown in full, once
+    key_file = first.home / "secret-key"  # no JOBSERVER_SECRET_KEY: a dev key, kept 0600
+    key = key_file.read_text().strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600 and key not in first.log()
+    assert f"credentials key: new dev key in {key_file}" in first.log()
+    await _store_credential(first, token)  # 201, not 503 secret_key_missing
     job_id = await _submit_and_read(first, token)
     await _stop(first)
 
@@ -249,6 +255,7 @@ async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up
     second.remember_postmaster()
     assert token_file.read_text().strip() == token
     assert token not in second.log() and f"dev token: {token[:8]}…" in second.log()
+    assert key_file.read_text().strip() == key and f"dev key in {key_file}" in second.log()
     shown = await _cli(workdir, env, "up", "--show-token")
     assert (shown.returncode, shown.stdout.strip()) == (0, token)
     headers = {"Authorization": f"Bearer {token}"}
@@ -279,6 +286,15 @@ async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up
     assert new != token and f"dev token: {new}" in fourth.log()
     await _submit_and_read(fourth, new)
     await _stop(fourth)
+
+
+async def _store_credential(up: Up, token: str) -> None:
+    body = {"name": "mail", "kind": "smtp", "username": "u", "password": "p" * 12}
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.request(
+        "POST", f"{up.base}/v1/credentials", json=body, headers=headers
+    ) as r:
+        assert r.status == 201, await r.text()
 
 
 async def _cli(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -22,6 +22,7 @@ class FakeHost:
         self.fail_writes = fail_writes
         self.limits = limits or Limits()
         self.stored = (0, False)  # what events_stored answers (earlier attempts' events)
+        self.metadata: dict[str, Any] = {}  # what write_metadata merged
 
     @property
     def worker_id(self) -> str:
@@ -30,6 +31,10 @@ class FakeHost:
     @property
     def pool(self) -> NoReturn:
         raise AssertionError("no database in unit tests")
+
+    @property
+    def blobs(self) -> NoReturn:
+        raise AssertionError("no blob store in unit tests")
 
     def cpu_pool(self) -> NoReturn:
         raise AssertionError("no process pool in unit tests")
@@ -51,3 +56,7 @@ class FakeHost:
 
     async def events_stored(self, job_id: uuid.UUID) -> tuple[int, bool]:
         return self.stored
+
+    async def write_metadata(self, job_id: uuid.UUID, attempt: int, patch_json: str) -> bool:
+        self.metadata.update(json.loads(patch_json))
+        return not self.fenced

@@ -1,0 +1,327 @@
+"""Where blob bytes live: PostgreSQL large objects, or files under a directory.
+
+Both backends stream: they write a blob piece by piece while the `Tally` counts and hashes it,
+insert its row (`jobserver.db.blobs.blob_insert`, fenced for a worker's output) and read a
+byte range back piece by piece. Neither ever holds a whole blob.
+
+`LargeObjects` (storage 'lo', the default: nothing more to run): the bytes go in with
+`lo_create` and `lo_put(oid, offset, bytea)` in pieces of WRITE_PIECE, inside ONE transaction
+with the row insert, so a failed, cancelled or too-large upload leaves nothing (the rollback
+takes the large object with it). While one `lo_put` is in flight the next piece is read from
+the source and hashed. When the server has lz4, the transaction compresses with it (SET LOCAL
+default_toast_compression): PostgreSQL tries to compress every 2 KiB large object page, and
+pglz's attempt is what bounds the write speed. Reads are `lo_get(oid, offset, length)` of
+READ_PIECE, READ_BATCH of them per round trip (no transaction: a blob's bytes never change),
+one pooled connection per round trip so a slow reader holds none, the next batch fetched
+while the caller handles the current one.
+
+`Directory` (storage 'dir', BLOB_DIR): `<root>/<2 hex>/<uuid>`, mode 0600 (directories 0700).
+The bytes go to a temporary name in the same directory, are fsync'd and renamed into place
+(then the directory is fsync'd), and only then is the row inserted; any failure removes the
+file. Reads are `pread` in a thread. `remove(path)` deletes a file the garbage queue names
+(only paths of that exact shape: a row can never make it delete anything else).
+
+Chunk sizes were measured on loopback with a 200 MB blob (bench/blobs.py): large object writes
+are bound by the server (each 2 KiB page is a row), reads by the client; see the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import datetime as dt
+import os
+import re
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from jobserver.blobs.models import Blob, BlobFenced, BlobNotFound
+from jobserver.blobs.streams import Tally, pieces
+from jobserver.db import blobs as sql
+from jobserver.db.conn import Conn
+
+WRITE_PIECE = 256 * 1024  # bytes per lo_put
+READ_PIECE = 256 * 1024  # bytes per lo_get at most (a caller may ask for smaller chunks)
+READ_BATCH = 8  # pieces per round trip
+FILE_PIECE = 1024 * 1024  # bytes per write to a directory blob
+
+_T = TypeVar("_T")
+_RELATIVE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+class LargeObjects:
+    storage = "lo"
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._lz4: bool | None = None  # asked of the server on the first write
+
+    async def write(
+        self,
+        chunks: AsyncIterable[bytes],
+        tally: Tally,
+        draft: sql.NewBlob,
+        fence: sql.Fence | None,
+    ) -> tuple[sql.NewBlob, dt.datetime]:
+        """Store the stream and its row in one transaction; returns (row, created_at)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if self._lz4 is None:
+                self._lz4 = await sql.toast_lz4_available(conn)
+            if self._lz4:
+                await sql.toast_use_lz4(conn)
+            oid = await sql.large_object_create(conn)
+            async with contextlib.aclosing(pieces(chunks, WRITE_PIECE)) as source:
+                await _put_all(conn, oid, source, tally)
+            row = replace(
+                draft, size=tally.size, sha256=tally.sha256, storage=self.storage, lo_oid=oid
+            )
+            created = await sql.blob_insert(conn, row, fence)
+            if created is None:
+                raise BlobFenced(f"job {draft.job_id} is no longer held by this worker")
+            return row, created
+
+    async def read(
+        self, blob: Blob, start: int, end: int, chunk: int
+    ) -> AsyncGenerator[bytes, None]:
+        assert blob.lo_oid is not None
+        oid, step = blob.lo_oid, max(1, min(chunk, READ_PIECE))
+
+        async def fetch(offset: int) -> list[bytes]:
+            try:
+                return await sql.large_object_get_pieces(
+                    self.pool, oid, offset, end, step, READ_BATCH
+                )
+            except asyncpg.UndefinedObjectError:  # deleted while being read
+                raise BlobNotFound(blob.id) from None
+
+        offset = start
+        next_batch: asyncio.Task[list[bytes]] | None = None
+        try:
+            if offset < end:
+                next_batch = asyncio.ensure_future(fetch(offset))
+            while next_batch is not None:
+                batch = await next_batch
+                next_batch = None
+                fetched = sum(len(p) for p in batch)
+                if fetched == 0:
+                    raise BlobNotFound(blob.id, "large object shorter than its row")
+                offset += fetched
+                if offset < end:
+                    next_batch = asyncio.ensure_future(fetch(offset))
+                for data in batch:
+                    if data:
+                        yield data
+        finally:
+            if next_batch is not None:
+                next_batch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await next_batch
+
+
+async def _put_all(conn: Conn, oid: int, source: AsyncIterator[bytes], tally: Tally) -> None:
+    """Write the pieces in order, the next one read and hashed while one is in flight."""
+    offset = 0
+    in_flight: asyncio.Task[None] | None = None
+    try:
+        async for piece in source:
+            tally.count(piece)
+            await tally.hash(piece)
+            if in_flight is not None:
+                await asyncio.shield(in_flight)  # a cancel stops the upload, not the query
+            in_flight = asyncio.ensure_future(sql.large_object_put(conn, oid, offset, piece))
+            offset += len(piece)
+        if in_flight is not None:
+            await asyncio.shield(in_flight)
+    finally:
+        # a failure elsewhere (the source, the cap): let the write in flight end before the
+        # transaction rolls back on this connection
+        if in_flight is not None and not in_flight.done():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await in_flight
+
+
+class Directory:
+    storage = "dir"
+
+    def __init__(self, pool: asyncpg.Pool, root: Path) -> None:
+        self.pool = pool
+        self.root = root
+
+    @staticmethod
+    def relative_path(blob_id: uuid.UUID) -> str:
+        return f"{blob_id.hex[:2]}/{blob_id}"
+
+    def full_path(self, relative: str) -> Path:
+        if _RELATIVE.fullmatch(relative) is None:
+            raise ValueError(f"not a blob path: {relative!r}")
+        return self.root / relative
+
+    async def write(
+        self,
+        chunks: AsyncIterable[bytes],
+        tally: Tally,
+        draft: sql.NewBlob,
+        fence: sql.Fence | None,
+    ) -> tuple[sql.NewBlob, dt.datetime]:
+        """Write the file, then insert the row; any failure removes the file."""
+        relative = self.relative_path(draft.id)
+        final = self.full_path(relative)
+        temp = final.with_name(f".{draft.id}.tmp")
+        await asyncio.to_thread(_make_dirs, final.parent)
+        f = await _ThreadFd.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        renaming: concurrent.futures.Future[None] | None = None
+        try:
+            try:
+                async with contextlib.aclosing(pieces(chunks, FILE_PIECE)) as source:
+                    async for piece in source:
+                        tally.count(piece)
+                        await asyncio.gather(tally.hash(piece), f.call(_write_all, piece))
+                await f.call(os.fsync)
+            finally:
+                f.close()
+            renaming = _IO.submit(_rename_durably, temp, final)
+            await asyncio.wrap_future(renaming)
+            row = replace(
+                draft, size=tally.size, sha256=tally.sha256, storage=self.storage, path=relative
+            )
+            created = await sql.blob_insert(self.pool, row, fence)
+            if created is None:
+                raise BlobFenced(f"job {draft.job_id} is no longer held by this worker")
+            return row, created
+        except BaseException:
+            # once no thread works on it: a rename still running must not land after this
+            if renaming is None:
+                _remove_quietly(temp, final)
+            else:
+                renaming.add_done_callback(lambda _: _remove_quietly(temp, final))
+            raise
+
+    async def read(
+        self, blob: Blob, start: int, end: int, chunk: int
+    ) -> AsyncGenerator[bytes, None]:
+        assert blob.path is not None
+        try:
+            f = await _ThreadFd.open(self.full_path(blob.path), os.O_RDONLY)
+        except FileNotFoundError:
+            raise BlobNotFound(blob.id, "its file is gone") from None
+        try:
+            offset, step = start, max(1, chunk)
+            while offset < end:
+                data = await f.call(_read_at, min(step, end - offset), offset)
+                if not data:
+                    raise BlobNotFound(blob.id, "its file is shorter than its row")
+                offset += len(data)
+                yield data
+        finally:
+            f.close()
+
+    async def remove(self, relative: str) -> bool:
+        """Delete the file; True when it is gone (now or before), False when it could not be
+        deleted. A path of another shape is never touched (True: nothing to keep it for)."""
+        try:
+            path = self.full_path(relative)
+        except ValueError:
+            return True
+        try:
+            await asyncio.to_thread(os.unlink, path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        return True
+
+
+# File work runs on these threads; a descriptor is closed only once no call on it runs (a task
+# cancelled mid-write must not close an fd a thread still writes to, or one reused meanwhile).
+_IO = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-io")
+
+
+class _ThreadFd:
+    __slots__ = ("_last", "fd")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._last: concurrent.futures.Future[Any] | None = None
+
+    @classmethod
+    async def open(cls, path: Path, flags: int, mode: int = 0o600) -> _ThreadFd:
+        opening = _IO.submit(os.open, path, flags | os.O_CLOEXEC, mode)
+        try:
+            return cls(await asyncio.wrap_future(opening))
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
+
+    async def call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """`fn(fd, *args)` on an I/O thread."""
+        self._last = _IO.submit(fn, self.fd, *args)
+        return await asyncio.wrap_future(self._last)
+
+    def close(self) -> None:
+        """Close now, or when the call still running ends (add_done_callback runs at once
+        on a finished call)."""
+        last, fd = self._last, self.fd
+        if last is None:
+            os.close(fd)
+        else:
+            last.add_done_callback(lambda _: os.close(fd))
+
+
+def _close_opened(opening: concurrent.futures.Future[int]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
+
+
+def _read_at(fd: int, length: int, offset: int) -> bytes:
+    return os.pread(fd, length, offset)
+
+
+def _make_dirs(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _remove_quietly(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _rename_durably(temp: Path, final: Path) -> None:
+    os.rename(temp, final)
+    dir_fd = os.open(final.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+async def write_local_file(path: Path, chunks: AsyncIterable[bytes]) -> int:
+    """Write the stream to a local file (created or truncated, mode 0600 when created);
+    returns the bytes written. A failure removes the partial file."""
+    f = await _ThreadFd.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    try:
+        try:
+            async for chunk in chunks:
+                await f.call(_write_all, chunk)
+                written += len(chunk)
+        finally:
+            f.close()
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+    return written
