@@ -12,11 +12,13 @@ same `Snapshot`, so their figures agree by construction. Per queue (definitions 
   past their timeout by QUEUE_STUCK_MARGIN_SECONDS, counted in pending or running too;
 - `total` = unclaimed + scheduled + pending + running: the queue's unfinished jobs;
 - runners: live workers that serve it (by name, or every queue), `active` those claiming;
+- `paused`: its durable pause (`jobserver.db.paused_queues`), if any;
 - the window (QUEUE_HEALTH_WINDOW_MINUTES): jobs that finished in it, per status, and their
   run times (`jobserver.api.finished_tally`).
 
-A queue exists while it has queued or held jobs, a live worker names it, or some of its jobs
-finished in the last day; at most MAX_QUEUES of them (by name) are shown (`truncated`).
+A queue exists while it has queued or held jobs, a live worker names it, it is paused, or some
+of its jobs finished in the last day; at most MAX_QUEUES of them (by name) are shown
+(`truncated`).
 The system figures are sums over the same queues: `pending` (status queued: unclaimed +
 scheduled), `running` (held: pending + running), throughput = jobs that succeeded or failed
 in the last minute / hour / day.
@@ -50,6 +52,7 @@ from jobserver.core.queue_health import (
 )
 from jobserver.db import queues as sql
 from jobserver.db.leader import leader_get
+from jobserver.db.paused_queues import paused_queue_list
 from jobserver.db.workers import WORKER_STATUSES
 from jobserver.scheduler.leader import ELECTION
 
@@ -130,6 +133,7 @@ class QueueState:
     runners_total: int = 0
     window: Finished = field(default_factory=lambda: Finished({}, 0, 0.0))
     stuck_jobs: tuple[StuckJob, ...] = ()
+    paused: asyncpg.Record | None = None  # its paused_queues row (paused_at, paused_by, reason)
     alerts: tuple[Alert, ...] = ()
     status: Status = "healthy"
 
@@ -234,12 +238,13 @@ class QueueSnapshots:
             live = await sql.queue_live_workers(conn)
             statuses = await sql.queue_worker_statuses(conn)
             leader = await leader_get(conn, ELECTION)
+            paused = {r["queue"]: r for r in await paused_queue_list(conn, limit=MAX_QUEUES + 1)}
             view = await self.tally.refresh(conn, now)
         window = view.window(self.window_minutes)
         day = view.window(DAY_MINUTES)
         names = {r["queue"] for r in waiting} | {r["queue"] for r in held}
         names |= {q for r in live for q in (r["queues"] or ())}
-        names |= {q for q, _ in day}
+        names |= {q for q, _ in day} | set(paused)
         window_by: dict[str, list[tuple[str, Counts]]] = {}
         for (q, s), c in window.items():
             window_by.setdefault(q, []).append((s, c))
@@ -281,6 +286,7 @@ class QueueSnapshots:
                 runners_total=len(serving),
                 window=_finished(window_by.get(name, ())),
                 stuck_jobs=stuck_by.get(name, ()),
+                paused=paused.get(name),
             )
             alerts = queue_alerts(
                 QueueFigures(
@@ -291,6 +297,7 @@ class QueueSnapshots:
                     stuck=state.stuck,
                     active_runners=state.runners_active,
                     unclaimed_capped=unclaimed > cap,
+                    paused=name in paused,
                 ),
                 rules,
             )

@@ -94,6 +94,13 @@ def queue_json(snap: Snapshot, s: QueueState) -> dict[str, Any]:
         "countsCapped": s.capped,
         "oldestWaitingSince": s.oldest_ready,
         "runners": {"active": s.runners_active, "total": s.runners_total},
+        "paused": None
+        if s.paused is None
+        else {
+            "pausedAt": s.paused["paused_at"],
+            "pausedBy": s.paused["paused_by"],
+            "reason": s.paused["reason"],
+        },
         "alerts": [_alert_json(a) for a in s.alerts],
         "metrics": _metrics_json(snap, s),
     }

@@ -1188,6 +1188,19 @@ QUEUE_FIELDS: Schema = {
             "total": {**COUNT, "description": "live workers serving the queue"},
         }
     ),
+    "paused": {
+        "oneOf": [
+            {"type": "null"},
+            closed(
+                {
+                    "pausedAt": TIMESTAMP,
+                    "pausedBy": NULLABLE_STRING,
+                    "reason": NULLABLE_STRING,
+                }
+            ),
+        ],
+        "description": "its durable pause (POST /v1/queues/{name}/pause); null: not paused",
+    },
     "alerts": {"type": "array", "items": QUEUE_ALERT},
     "metrics": closed(QUEUE_METRIC_FIELDS),
 }

@@ -9,7 +9,9 @@ Each rule compares one figure of the queue with a threshold (settings; 0 turns a
   QUEUE_ALERT_FAILURE_RATE (0.1);
 - `stuck`: stuck jobs (held past their lease, or past their timeout by a margin),
   QUEUE_ALERT_STUCK (1);
-- `no_runners`: active runners serving the queue while it has unclaimed jobs, always on.
+- `no_runners`: active runners serving the queue while it has unclaimed jobs, always on;
+- `paused`: the queue is paused (`POST /v1/queues/{name}/pause`): nobody claims its jobs until
+  it is resumed; a warning, always on.
 
 An alert is a `warning` when its figure reaches the threshold and `critical` at twice the
 threshold (a rate: twice, at most 1); `no_runners` is always critical (nobody will run the
@@ -30,7 +32,7 @@ Severity = Literal["warning", "critical"]
 
 STATUSES: tuple[Status, ...] = ("healthy", "degraded", "unhealthy")
 SEVERITIES: tuple[Severity, ...] = ("warning", "critical")
-RULES = ("backlog", "oldest_waiting", "failure_rate", "stuck", "no_runners")
+RULES = ("backlog", "oldest_waiting", "failure_rate", "stuck", "no_runners", "paused")
 # A failure rate says little about a handful of jobs.
 FAILURE_RATE_MIN_FINISHED = 10
 
@@ -56,6 +58,7 @@ class QueueFigures:
     stuck: int
     active_runners: int
     unclaimed_capped: bool = False  # `unclaimed` is the count cap: a lower bound
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,10 @@ def queue_alerts(f: QueueFigures, t: Thresholds) -> list[Alert]:
                 1,
                 f"{f.unclaimed} unclaimed jobs and no active runner serves the queue",
             )
+        )
+    if f.paused:
+        out.append(
+            Alert("paused", "warning", 1, 1, "paused: no worker claims its jobs until resumed")
         )
     return out
 

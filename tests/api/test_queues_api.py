@@ -377,3 +377,28 @@ async def test_view_jobs_scope(api: Api) -> None:
     for path in ("/v1/queues", "/v1/stats", "/v1/health"):
         assert (await api.call("GET", path, token="plain")).status == 403
         assert (await api.call("GET", path, token="view")).status == 200
+
+
+async def test_a_paused_queue_says_so(api: Api) -> None:
+    await insert_job(api.pool, queue="mail", created_ago=5)
+    r = await api.call(
+        "POST", "/v1/queues/mail/pause", json={"reason": "smtp maintenance", "timeoutMs": 100}
+    )
+    assert r.status == 200, r.body
+    # a paused queue with no job is still a queue
+    r = await api.call("POST", "/v1/queues/later/pause", json={"timeoutMs": 100})
+    assert r.status == 200, r.body
+    listed = (await api.call("GET", "/v1/queues", token="view", params=FRESH)).body["items"]
+    queues = {q["name"]: q for q in listed}
+    assert set(queues) == {"mail", "later"}
+    mail = queues["mail"]
+    assert mail["paused"]["reason"] == "smtp maintenance" and mail["paused"]["pausedBy"]
+    assert "paused" in [a["rule"] for a in mail["alerts"]]
+    assert queues["later"]["status"] == "degraded"
+    assert [a["rule"] for a in queues["later"]["alerts"]] == ["paused"]
+    r = await api.call("POST", "/v1/queues/later/resume", json={"timeoutMs": 100})
+    assert r.status == 200, r.body
+    listed = (await api.call("GET", "/v1/queues", token="view", params=FRESH)).body["items"]
+    assert [q["name"] for q in listed] == ["mail"]
+    health = (await api.call("GET", "/v1/queues/mail/health", params=FRESH)).body
+    assert health["paused"] == mail["paused"]

@@ -94,3 +94,9 @@ def test_the_worst_status_wins() -> None:
     assert worst(["degraded", "unhealthy", "healthy"]) == "unhealthy"
     warning = queue_alerts(replace(CALM, stuck=2), RULES)
     assert status_of(warning) == "degraded"
+
+
+def test_a_paused_queue_is_degraded() -> None:
+    [alert] = queue_alerts(replace(CALM, paused=True), RULES)
+    assert (alert.rule, alert.severity) == ("paused", "warning")
+    assert status_of([alert]) == "degraded"
