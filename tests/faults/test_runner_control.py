@@ -8,7 +8,10 @@
 - broadcast: reaches 3 live workers and names a SIGKILLed fourth as not answering; a worker's
   own pause (broadcast pause) holds only that worker, until resume;
 - reload: a worker re-reads its `.env` and says which settings changed (a `--concurrency`
-  given at start stays).
+  given at start stays);
+- stuck jobs: a worker SIGSTOPped past its lease (no scheduler, so nobody rescues the job)
+  makes its job show in the queue's health as stuck (id, worker, since = the lease), with the
+  stuck alert; woken with SIGCONT it renews the lease and the job is no longer stuck.
 
 Each "stays queued" is read once something that happened after it proves the workers were
 claiming meanwhile (a later job of another queue ran), never after a sleep.
@@ -24,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +37,16 @@ import pytest
 
 from jobserver.db.jobs import NewJob, job_insert_many
 from tests.faults.conftest import Row
-from tests.faults.helpers import ROOT, Proc, Procs, active_workers, audit, wait_for, wait_terminal
+from tests.faults.helpers import (
+    LEASE,
+    ROOT,
+    Proc,
+    Procs,
+    active_workers,
+    audit,
+    wait_for,
+    wait_terminal,
+)
 
 pytestmark = [pytest.mark.faults]
 
@@ -289,3 +302,86 @@ async def test_reload_reports_the_changed_settings(
     reply = await api.status_of("reloaded")
     assert (reply["concurrency"], reply["settings"]["LOG_LEVEL"]) == (5, "DEBUG")
     report.note = "MAX_CONCURRENT_EXECUTIONS and LOG_LEVEL changed; --concurrency kept"
+
+
+async def _health(api: Api, queue: str) -> dict[str, Any]:
+    status, body = await api.get(f"/v1/queues/{queue}/health?ttl=0")
+    assert status == 200, body
+    return dict(body)
+
+
+@pytest.mark.scenario("queue health: SIGSTOPped worker")
+async def test_a_job_whose_worker_is_stopped_past_its_lease_is_stuck(
+    db: asyncpg.Pool, procs: Procs, api: Api, report: Row
+) -> None:
+    """No scheduler runs, so nobody rescues the job: it stays held, past its lease, for as
+    long as its worker is stopped, and the queue's health must say so."""
+    frozen = procs.worker("frozen", "--queues", "stuckq")
+    await _listening(api, "frozen")
+    [job] = await _submit(db, 1, 120_000, queue="stuckq")
+
+    async def started() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM fault_ledger WHERE job_id = $1", job))
+
+    await wait_for(started, within=20)
+
+    async def running() -> dict[str, Any] | None:  # as of the heartbeat after the start
+        h = await _health(api, "stuckq")
+        return h if h["counts"]["running"] == 1 else None
+
+    before = await wait_for(running, within=10, step=0.05)
+    assert (before["counts"]["pending"], before["counts"]["stuck"]) == (0, 0), before
+    assert before["stuckJobs"] == [] and before["alerts"] == [] and before["status"] == "healthy"
+
+    frozen.signal(signal.SIGSTOP)
+    try:
+
+        async def lease_passed() -> Any:
+            return await db.fetchval(
+                "SELECT lease_expires_at FROM jobs"
+                " WHERE id = $1 AND status = 'running' AND lease_expires_at < now()",
+                job,
+            )
+
+        lease = await wait_for(lease_passed, within=LEASE * 5, step=0.1)
+        h = await _health(api, "stuckq")
+        assert h["counts"]["stuck"] == 1 and h["counts"]["running"] == 1, h
+        assert h["stuckJobs"] == [
+            {
+                "id": str(job),
+                "workerId": "frozen",
+                "since": h["stuckJobs"][0]["since"],
+                "reason": "lease_expired",
+            }
+        ], h["stuckJobs"]
+        assert datetime.fromisoformat(h["stuckJobs"][0]["since"]) == lease
+        assert h["alerts"] == [
+            {
+                "rule": "stuck",
+                "severity": "warning",  # critical from 2 (twice QUEUE_ALERT_STUCK)
+                "value": 1,
+                "threshold": 1,
+                "message": "1 stuck jobs (threshold 1)",
+            }
+        ]
+        assert h["status"] == "degraded"
+        status, listed = await api.get("/v1/queues?ttl=0")
+        assert status == 200, listed
+        [row] = [q for q in listed["items"] if q["name"] == "stuckq"]
+        assert (row["counts"]["stuck"], row["status"]) == (1, "degraded")
+        status, system = await api.get("/v1/health?ttl=0")
+        assert status == 200, system
+        assert {"name": "stuckq", "status": "degraded", "alerts": 1} in system["queues"]
+    finally:
+        frozen.signal(signal.SIGCONT)
+
+    # woken, the worker renews the lease it still holds (nobody rescued it): no longer stuck
+    async def renewed() -> bool:
+        h = await _health(api, "stuckq")
+        return h["counts"]["stuck"] == 0 and h["counts"]["running"] == 1
+
+    await wait_for(renewed, within=LEASE * 5, step=0.1)
+    assert (await _job(db, job))["worker_id"] == "frozen"
+    frozen.kill()
+    report.accepted = 1
+    report.note = "stuck (lease_expired, since = the lease) and a stuck warning while stopped"
