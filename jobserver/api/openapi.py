@@ -99,6 +99,11 @@ def _template(path: str) -> str:
     return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
 
 
+def _path_schema(route: Route, name: str) -> dict[str, Any]:
+    """The route's own schema of the path variable, else the fixed shape of its name."""
+    return route.path_schemas.get(name) or _PATH_SCHEMAS.get(name, _STRING)
+
+
 def _query_parameters(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
     params = []
     for name, spec in (schema or {}).get("properties", {}).items():
@@ -123,7 +128,7 @@ def _operation(route: Route) -> dict[str, Any]:
         "x-scope": route.scope,
     }
     params = [
-        {"name": n, "in": "path", "required": True, "schema": _PATH_SCHEMAS.get(n, _STRING)}
+        {"name": n, "in": "path", "required": True, "schema": _path_schema(route, n)}
         for n in _PARAM.findall(route.path)
     ]
     params += _query_parameters(route.query_schema)

@@ -646,6 +646,7 @@ ROUTES: list[Route] = [
         body_required=False,
         query_schema=s.NO_QUERY,
         response_schema=s.QUEUE_PAUSE_ANSWER,
+        path_schemas=s.QUEUE_PATH,
         tags=("queues",),
     ),
     Route(
@@ -658,6 +659,7 @@ ROUTES: list[Route] = [
         body_required=False,
         query_schema=s.NO_QUERY,
         response_schema=s.QUEUE_PAUSE_ANSWER,
+        path_schemas=s.QUEUE_PATH,
         tags=("queues",),
     ),
     # -- metrics
@@ -732,6 +734,7 @@ ROUTES: list[Route] = [
         " window",
         query_schema=s.QUEUE_HEALTH_QUERY,
         response_schema=s.QUEUE_HEALTH,
+        path_schemas=s.QUEUE_PATH,
         tags=("queues", "health"),
     ),
     Route(

@@ -10,7 +10,9 @@ another type (`multipart/form-data` for uploads) reads its body itself, and its 
 only documents it; `response_media_type` names what a non-JSON answer is (`video/*`). A route
 with `byte_ranges` streams a file: it answers HEAD as well as GET, and Range requests with
 206 or 416. `errors` lists statuses it may answer beyond those derived from its shape (see
-openapi.py), e.g. 409 for a download whose job has not finished.
+openapi.py), e.g. 409 for a download whose job has not finished. `path_schemas` gives the
+JSON Schema of a path variable whose handler checks it against a rule (a queue name): the
+document then says what the handler accepts, rather than any string.
 
 Scopes: "public" (no token), "submit" (any valid token: own jobs only), "view_jobs",
 "manage_jobs" (everything). A token with `manage_jobs` also has `view_jobs`.
@@ -47,6 +49,7 @@ class Route:
     response_media_type: str = JSON
     byte_ranges: bool = False
     errors: tuple[int, ...] = ()
+    path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def json_body(self) -> bool:

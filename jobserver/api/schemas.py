@@ -1126,6 +1126,9 @@ PERFORMANCE_ANSWER: Schema = closed({**PERFORMANCE_FIELDS, "cachedAt": CACHED_AT
 
 # ---------------------------------------------------------------- queues and health
 
+# `{name}` of /v1/queues/{name}/...: the handlers answer 422 for a name outside the queue rule.
+QUEUE_PATH: dict[str, Schema] = {"name": QUEUE.schema(description="the queue's name")}
+
 HEALTH_STATUS: Schema = {"type": "string", "enum": list(HEALTH_STATUSES)}
 CHECKED_AT: Schema = {
     "type": "string",

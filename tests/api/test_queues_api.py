@@ -8,6 +8,7 @@ must show them and agree with each other.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,6 +19,7 @@ import pytest
 
 from jobserver.api.keys import QUEUE_SNAPSHOTS_KEY
 from jobserver.config import ConfigError, Settings
+from jobserver.core.names import QUEUE
 from jobserver.db.workers import worker_heartbeat, worker_register, worker_set_status
 from tests.api.conftest import Api, start_api
 from tests.scheduler.helpers import insert_job
@@ -402,3 +404,30 @@ async def test_a_paused_queue_says_so(api: Api) -> None:
     assert [q["name"] for q in listed] == ["mail"]
     health = (await api.call("GET", "/v1/queues/mail/health", params=FRESH)).body
     assert health["paused"] == mail["paused"]
+
+
+async def test_the_document_gives_queue_paths_the_queue_rule(api: Api) -> None:
+    """Every `{name}` of a /v1/queues/{name}/... path carries the queue rule as its pattern,
+    and the pattern accepts and refuses what the handlers do."""
+    doc = (await api.call("GET", "/openapi.json", token=None)).body
+    queue_paths = {p: ops for p, ops in doc["paths"].items() if p.startswith("/v1/queues/{name}")}
+    assert set(queue_paths) == {
+        "/v1/queues/{name}/pause",
+        "/v1/queues/{name}/resume",
+        "/v1/queues/{name}/health",
+    }
+    for path, ops in queue_paths.items():
+        for method, op in ops.items():
+            [param] = [p for p in op["parameters"] if p["in"] == "path"]
+            assert param["name"] == "name"
+            assert param["schema"]["pattern"] == QUEUE.pattern, (method, path)
+    rule = re.compile(QUEUE.pattern.removeprefix("^").removesuffix("$"), re.ASCII)
+    await insert_job(api.pool, queue="a.b:c-d_1")
+    for name in ("a.b:c-d_1", "q" * 100):
+        assert rule.fullmatch(name)
+        r = await api.call("GET", f"/v1/queues/{name}/health", token="view", params=FRESH)
+        assert r.status in (200, 404), (name, r.body)
+    for name, sent in (("café", "caf%C3%A9"), ("a b", "a%20b"), ("q" * 101, "q" * 101)):
+        assert not rule.fullmatch(name)
+        r = await api.call("GET", f"/v1/queues/{sent}/health", token="view", params=FRESH)
+        assert (r.status, r.body["field"]) == (422, "name"), (name, r.body)
