@@ -53,7 +53,7 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
 )
 from jobserver.api.quotas import check_priority, insert_within_quota_on, queued_quota
-from jobserver.api.reference_checks import check_references
+from jobserver.api.reference_checks import check_references, check_rerun
 from jobserver.api.request import uuid_param
 from jobserver.api.schemas import JOB_SUBMISSION
 from jobserver.api.views import new_job_json
@@ -124,12 +124,7 @@ async def retry_job(request: web.Request) -> web.Response:
     info = await request.app[DEFINITION_CACHE_KEY].resolve(
         pool, row["definition_key"], row["definition_version"]
     )
-    if info.outbound:
-        require_outbound(principal, info.key, info.version)
-    failure = info.check_params(row["params"])
-    if failure is not None:
-        raise RuleError(format_path(failure[0], "params"), failure[1])
-    await check_references(pool, principal, info, row["params"])
+    await check_rerun(pool, principal, info, row["params"])
     job = retry_of_job(row, request[BODY_KEY], dt.datetime.now(UTC), settings.default_expires)
     quota = queued_quota(principal, settings) if principal.owner == job.owner else None
     async with pool.acquire() as conn, conn.transaction():

@@ -56,10 +56,9 @@ from jobserver.api.keys import (
 )
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.quotas import insert_within_quota, queued_quota
-from jobserver.api.reference_checks import check_references
+from jobserver.api.reference_checks import check_references, check_rerun
 from jobserver.api.request import uuid_param
 from jobserver.api.views import new_job_json, shown_params
-from jobserver.core.errors import RuleError, format_path
 from jobserver.core.retry_delays import shown_delays, stored_delays
 from jobserver.core.saved_jobs import (
     DEFAULTS,
@@ -473,12 +472,7 @@ async def retry_execution(request: web.Request) -> web.Response:
     info = await request.app[DEFINITION_CACHE_KEY].resolve(
         pool, execution["definition_key"], execution["definition_version"]
     )
-    if info.outbound:
-        require_outbound(principal, info.key, info.version)
-    failure = info.check_params(execution["params"])
-    if failure is not None:
-        raise RuleError(format_path(failure[0], "params"), failure[1])
-    await check_references(pool, principal, info, execution["params"])
+    await check_rerun(pool, principal, info, execution["params"])
     return await _insert(request, retried_job(execution))
 
 

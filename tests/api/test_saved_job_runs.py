@@ -187,6 +187,26 @@ async def test_an_unfinished_execution_is_not_retried(api: Api) -> None:
     assert await api.pool.fetchval("SELECT count(*) FROM jobs") == 1
 
 
+async def test_an_execution_retry_rechecks_its_stored_params(api: Api) -> None:
+    """The execution's params are checked against the definition again, as a job's retry
+    checks them: params that no longer pass are a 422 naming the field, and nothing is
+    inserted."""
+    saved = await create(
+        api, definitionKey="strict", definitionVersion=None, params={"name": "a", "count": 1}
+    )
+    run = await execute(api, saved["id"])  # no worker: ended by hand below
+    await api.pool.execute(
+        "UPDATE jobs SET status = 'cancelled', finished_at = now(),"
+        """ params = '{"name": "a", "count": 99}' WHERE id = $1::uuid""",
+        run["id"],
+    )
+    r = await api.call(
+        "POST", f"/v1/saved-jobs/{saved['id']}/executions/{run['id']}/retry", token="plain"
+    )
+    assert (r.status, r.body["field"]) == (422, "params.count"), r.body
+    assert await api.pool.fetchval("SELECT count(*) FROM jobs") == 1
+
+
 async def test_a_disabled_saved_jobs_trigger_does_not_fire(api: Api) -> None:
     off = await create(api, name="off", everySeconds=1, enabled=False)
     on = await create(api, name="on", everySeconds=1)
