@@ -249,6 +249,7 @@ async def _rendered(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
     check_stored=check_stored,
     preview=preview,
     credentials={"credential": "smtp"},
+    mail_templates=("template",),
 )
 async def mail_send(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """Send one mail over SMTP under the outbound policy; record what the server answered."""

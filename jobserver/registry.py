@@ -23,7 +23,11 @@ the jobs of definitions it has in code. Like `check_params`, code, not metadata.
 kind it must be: `{"credential": "ssh"}`. The API checks them at submission (the credential
 exists and is of that kind, else a 422 naming the param; naming one needs manage_jobs, else a
 403): credentials are the operators', so a job may not borrow one. The definition loads it at
-run time with `load_credential`. Code, not metadata, like `check_params`.
+run time with `load_credential`. Code, not metadata, like `check_params`. While a saved job
+or schedule names a credential in one of these params, deleting it is refused (409 `in_use`).
+
+`mail_templates`: params that name a stored mail template (`mail.send`: `template`); deleting
+a template a saved job or schedule names there is refused the same way. Code, not metadata.
 
 `check_stored`: an optional coroutine `check_stored(params, conn) -> [(field path, message)]`
 for what only the database knows at submission (`mail.send`: that its `template` exists).
@@ -147,6 +151,7 @@ class Definition:
     extra: dict[str, Any] = field(default_factory=dict)
     # params naming a stored credential -> the kind it must be (checked at submission)
     credentials: dict[str, str] = field(default_factory=dict)
+    mail_templates: tuple[str, ...] = ()  # params naming a stored mail template
     check_stored: StoredCheck | None = None  # submission checks against the database
     preview: Preview | None = None  # what a run would send, for the dry run
 
@@ -268,6 +273,7 @@ def definition(
     redact_params: ParamsRedact | None = None,
     templated: tuple[str, ...] = (),
     credentials: dict[str, str] | None = None,
+    mail_templates: tuple[str, ...] = (),
     target: Registry | None = None,
     check_stored: StoredCheck | None = None,
     preview: Preview | None = None,
@@ -299,6 +305,7 @@ def definition(
                 redact_params=redact_params,
                 templated=templated,
                 credentials=dict(credentials or {}),
+                mail_templates=tuple(mail_templates),
                 check_stored=check_stored,
                 preview=preview,
             )

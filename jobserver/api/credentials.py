@@ -11,7 +11,8 @@ which secret fields are stored, never a secret nor the sealed bytes. Lists page 
 
 Without JOBSERVER_SECRET_KEY in the API's settings, storing is refused: 503
 `secret_key_missing`, before anything is read or written (listing, reading and deleting still
-work). A taken name is a 409 naming `name`.
+work). A taken name is a 409 naming `name`. `DELETE /v1/credentials/{name}` is a 409 `in_use`
+naming the saved jobs and schedules that still name it (`jobserver.api.reference_users`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,16 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, POOL_KEY, PRINCIPAL_KEY, QUERY_KEY, SETTINGS_KEY
+from jobserver.api.keys import (
+    BODY_KEY,
+    DEFINITION_CACHE_KEY,
+    POOL_KEY,
+    PRINCIPAL_KEY,
+    QUERY_KEY,
+    SETTINGS_KEY,
+)
 from jobserver.api.paging import Pager
+from jobserver.api.reference_users import credential_params, refuse_if_named
 from jobserver.api.request import name_param
 from jobserver.credentials.crypto import seal
 from jobserver.credentials.keyring import Keyring, keyring_for
@@ -35,6 +44,7 @@ from jobserver.db.credentials import (
     credential_get,
     credential_insert,
     credential_list,
+    credential_lock,
     credential_replace,
 )
 
@@ -165,6 +175,15 @@ async def replace_credential(request: web.Request) -> web.Response:
 
 
 async def delete_credential(request: web.Request) -> web.Response:
-    if not await credential_delete(request.app[POOL_KEY], name_param(request, "credential")):
-        raise not_found("credential")
+    """204; 409 `in_use` while a saved job or schedule names it
+    (`jobserver.api.reference_users`)."""
+    name = name_param(request, "credential")
+    pool = request.app[POOL_KEY]
+    infos = await request.app[DEFINITION_CACHE_KEY].infos(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        kind = await credential_lock(conn, name)
+        if kind is None:
+            raise not_found("credential")
+        await refuse_if_named(conn, credential_params(infos, kind), "credential", name)
+        await credential_delete(conn, name)
     return web.Response(status=204)

@@ -46,6 +46,8 @@ class DefinitionInfo:
     # params naming a stored credential -> its kind (from the code: `Definition.credentials`)
     credentials: Mapping[str, str] = field(default_factory=dict)
     check_stored: StoredCheck | None = None  # checks against the database (code in process)
+    # params naming a stored mail template (from the code: `Definition.mail_templates`)
+    mail_templates: tuple[str, ...] = ()
 
 
 def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
@@ -104,6 +106,7 @@ class DefinitionCache:
                 r["outbound"],
                 in_code.credentials if in_code is not None else {},
                 in_code.check_stored if in_code is not None else None,
+                in_code.mail_templates if in_code is not None else (),
             )
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:
@@ -132,6 +135,11 @@ class DefinitionCache:
             await self._ensure(pool, MISS_REFRESH_INTERVAL)
             found = self._find(key, version)
         return found
+
+    async def infos(self, pool: asyncpg.Pool) -> list[DefinitionInfo]:
+        """Every registered definition, by (key, version)."""
+        await self._ensure(pool, self.ttl)
+        return [self._by_ref[k] for k in sorted(self._by_ref)]
 
     async def rows(self, pool: asyncpg.Pool) -> list[asyncpg.Record]:
         """Every row, ordered by (key, version) as Python compares them."""

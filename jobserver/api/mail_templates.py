@@ -7,7 +7,9 @@ so bad syntax is a 422 naming the part with Jinja's line and message (`html: lin
 unexpected '}'`), and a template left with neither body is a 422 naming `text`. A taken name is
 a 409 naming `name`. `PUT` replaces a template (parts not given are cleared, the description
 becomes empty), `PATCH` changes only what it gives (`null` clears `text` or `html`). Writes
-record the token's owner in `createdBy`/`updatedBy`. Lists page by name.
+record the token's owner in `createdBy`/`updatedBy`. Lists page by name. A delete is a 409
+`in_use` naming the saved jobs and schedules that still name the template
+(`jobserver.api.reference_users`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError, invalid, not_found
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, POOL_KEY, PRINCIPAL_KEY, QUERY_KEY
+from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, PRINCIPAL_KEY, QUERY_KEY
 from jobserver.api.paging import Pager
+from jobserver.api.reference_users import refuse_if_named, template_params
 from jobserver.api.request import name_param
 from jobserver.db.mail_templates import (
     WRITABLE,
@@ -28,6 +31,7 @@ from jobserver.db.mail_templates import (
     mail_template_get,
     mail_template_insert,
     mail_template_list,
+    mail_template_lock,
     mail_template_update,
 )
 from jobserver.mail.templates import PARTS, TemplateProblem, check_syntax
@@ -123,6 +127,14 @@ async def patch_mail_template(request: web.Request) -> web.Response:
 
 
 async def delete_mail_template(request: web.Request) -> web.Response:
-    if not await mail_template_delete(request.app[POOL_KEY], name_param(request, WHAT)):
-        raise not_found(WHAT)
+    """204; 409 `in_use` while a saved job or schedule names it
+    (`jobserver.api.reference_users`)."""
+    name = name_param(request, WHAT)
+    pool = request.app[POOL_KEY]
+    infos = await request.app[DEFINITION_CACHE_KEY].infos(pool)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await mail_template_lock(conn, name):
+            raise not_found(WHAT)
+        await refuse_if_named(conn, template_params(infos), WHAT, name)
+        await mail_template_delete(conn, name)
     return web.Response(status=204)

@@ -517,7 +517,8 @@ ROUTES: list[Route] = [
         "/v1/mail-templates/{name}",
         mail_templates.delete_mail_template,
         "manage_jobs",
-        "Delete a mail template (jobs naming it then fail for good)",
+        "Delete a mail template (409 in_use while a saved job or schedule names it; jobs"
+        " naming it then fail for good)",
         query_schema=s.NO_QUERY,
         success_status=204,
         tags=("mail",),
@@ -806,7 +807,8 @@ ROUTES: list[Route] = [
         "/v1/credentials/{name}",
         credentials.delete_credential,
         "manage_jobs",
-        "Delete a credential (jobs naming it then fail for good)",
+        "Delete a credential (409 in_use while a saved job or schedule names it; jobs naming"
+        " it then fail for good)",
         query_schema=s.NO_QUERY,
         success_status=204,
         tags=("credentials",),

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool
 
 COLUMNS = (
     "name, kind, username, host_keys, public_key, public_key_fingerprint, secret_fields,"
@@ -24,6 +24,15 @@ COLUMNS = (
 async def credential_delete(conn: ConnOrPool, name: str) -> bool:
     result = await conn.execute("DELETE FROM credentials WHERE name = $1", name)
     return result.endswith(" 1")
+
+
+async def credential_lock(conn: Conn, name: str) -> str | None:
+    """The kind of credential `name`, its row locked until the transaction ends (a delete
+    that first checks who names it); None: no such credential."""
+    kind: str | None = await conn.fetchval(
+        "SELECT kind FROM credentials WHERE name = $1 FOR UPDATE", name
+    )
+    return kind
 
 
 async def credential_get(conn: ConnOrPool, name: str) -> asyncpg.Record | None:

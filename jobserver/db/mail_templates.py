@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool
 
 COLUMNS = "name, subject, text, html, description, created_at, updated_at, created_by, updated_by"
 # Columns a caller may set (besides the name and the bookkeeping).
@@ -36,6 +36,13 @@ async def mail_template_exists(conn: ConnOrPool, name: str) -> bool:
         "SELECT EXISTS (SELECT 1 FROM mail_templates WHERE name = $1)", name
     )
     return found
+
+
+async def mail_template_lock(conn: Conn, name: str) -> bool:
+    """Whether template `name` exists, its row locked until the transaction ends (a delete
+    that first checks who names it)."""
+    found = await conn.fetchval("SELECT 1 FROM mail_templates WHERE name = $1 FOR UPDATE", name)
+    return found is not None
 
 
 async def mail_template_get(

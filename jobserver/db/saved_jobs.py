@@ -249,3 +249,29 @@ async def saved_job_update(conn: Conn, saved_job_id: uuid.UUID, by: str, **value
         *[values[c] for c in cols],
     )
     return result.endswith(" 1")
+
+
+async def saved_jobs_naming(
+    conn: ConnOrPool, refs: Sequence[tuple[str, str]], value: str, limit: int
+) -> list[asyncpg.Record]:
+    """(id, name, owner, total) of the saved jobs whose params name `value` in a param of
+    their definition that names a stored thing: `refs` holds (definition key, param) pairs.
+    The first `limit` by id; `total` counts them all (a delete refused while some do)."""
+    if not refs:
+        return []
+    return await conn.fetch(
+        """
+        SELECT sj.id, sj.name, sj.owner, count(*) OVER () AS total
+        FROM saved_jobs sj
+        WHERE EXISTS (
+            SELECT 1 FROM unnest($1::text[], $2::text[]) AS r(key, param)
+            WHERE sj.definition_key = r.key AND sj.params ->> r.param = $3
+        )
+        ORDER BY sj.id
+        LIMIT $4
+        """,
+        [k for k, _ in refs],
+        [p for _, p in refs],
+        value,
+        limit,
+    )

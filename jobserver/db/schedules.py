@@ -374,3 +374,30 @@ async def schedule_upsert_code(conn: Conn, name: str, **values: Any) -> str:
         changed["next_fire_at"] = values.get("next_fire_at")
     await schedule_update(conn, name, **changed)
     return "updated"
+
+
+async def schedules_naming(
+    conn: ConnOrPool, refs: Sequence[tuple[str, str]], value: str, limit: int
+) -> list[asyncpg.Record]:
+    """(name, total) of the schedules, other than saved jobs' triggers (their saved job names
+    it), whose params name `value` in a param of their definition that names a stored thing:
+    `refs` holds (definition key, param) pairs. The first `limit` by name; `total` counts
+    them all."""
+    if not refs:
+        return []
+    return await conn.fetch(
+        """
+        SELECT s.name, count(*) OVER () AS total
+        FROM schedules s
+        WHERE EXISTS (
+            SELECT 1 FROM unnest($1::text[], $2::text[]) AS r(key, param)
+            WHERE s.definition_key = r.key AND s.params ->> r.param = $3
+        ) AND s.saved_job_id IS NULL
+        ORDER BY s.name
+        LIMIT $4
+        """,
+        [k for k, _ in refs],
+        [p for _, p in refs],
+        value,
+        limit,
+    )

@@ -279,3 +279,39 @@ async def test_naming_a_credential_needs_manage_jobs(capi: Api) -> None:
     r = await capi.call("POST", "/v1/jobs", token="plain", json=ssh_job())
     assert (r.status, r.body["capability"]) == (403, "outbound")  # ssh.command calls out
     assert await capi.job_count() == 0
+
+
+async def test_a_credential_named_by_saved_jobs_or_schedules_is_not_deleted(capi: Api) -> None:
+    assert (await capi.call("POST", "/v1/credentials", json=ssh_body())).status == 201
+    spare = {"name": "spare", "kind": "smtp", "username": "u", "password": PASSWORD}
+    assert (await capi.call("POST", "/v1/credentials", json=spare)).status == 201
+    saved_ids = []
+    for name, trigger in (("deploy-now", {}), ("deploy-hourly", {"everySeconds": 3600})):
+        r = await capi.call("POST", "/v1/saved-jobs", json={"name": name, **ssh_job(), **trigger})
+        assert r.status == 201, r.body
+        saved_ids.append(r.body["id"])
+    r = await capi.call(
+        "POST", "/v1/schedules", json={"name": "nightly", "everySeconds": 3600, **ssh_job()}
+    )
+    assert r.status == 201, r.body
+
+    r = await capi.call("DELETE", "/v1/credentials/deploy")
+    assert (r.status, r.body["code"], r.body["field"]) == (409, "in_use", "name"), r.body
+    used = r.body["usedBy"]
+    assert sorted(s["id"] for s in used["savedJobs"]) == sorted(saved_ids)
+    assert {s["name"] for s in used["savedJobs"]} == {"deploy-now", "deploy-hourly"}
+    # the hourly saved job's trigger is its own schedule: only the plain one is listed
+    assert used["schedules"] == [{"name": "nightly"}]
+    assert (used["savedJobCount"], used["scheduleCount"]) == (2, 1)
+    assert "nightly" in r.body["error"] and saved_ids[0] in r.body["error"]
+    assert (await capi.call("GET", "/v1/credentials/deploy")).status == 200
+    # a credential nobody names goes (an smtp one: the ssh jobs' param wants ssh)
+    assert (await capi.call("DELETE", "/v1/credentials/spare")).status == 204
+
+    for sid in saved_ids:
+        assert (await capi.call("DELETE", f"/v1/saved-jobs/{sid}")).status == 204
+    r = await capi.call("DELETE", "/v1/credentials/deploy")
+    assert r.status == 409 and r.body["usedBy"]["savedJobs"] == [], r.body
+    assert (await capi.call("DELETE", "/v1/schedules/nightly")).status == 204
+    assert (await capi.call("DELETE", "/v1/credentials/deploy")).status == 204
+    assert (await capi.call("DELETE", "/v1/credentials/deploy")).status == 404

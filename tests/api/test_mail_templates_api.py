@@ -222,3 +222,40 @@ async def test_simulate_shows_the_message_it_would_send(api: Api, small_cap: Non
     )
     assert r.status == 422 and r.body["field"] == "params.template", r.body
     assert "'name' is undefined" in r.body["error"]
+
+
+async def test_a_template_named_by_a_saved_job_or_schedule_is_not_deleted(api: Api) -> None:
+    for name in ("welcome", "unused"):
+        r = await api.call("POST", "/v1/mail-templates", json={**WELCOME, "name": name})
+        assert r.status == 201, r.body
+    job = mail(template="welcome", variables={"name": "Ann"})
+    r = await api.call("POST", "/v1/saved-jobs", json={"name": "greet", **job})
+    assert r.status == 201, r.body
+    saved = r.body["id"]
+    r = await api.call(
+        "POST", "/v1/schedules", json={"name": "weekly", "everySeconds": 3600, **job}
+    )
+    assert r.status == 201, r.body
+    # a job naming it is no user: it fails for good at run time if the template is gone
+    assert (await api.call("POST", "/v1/jobs", json=job)).status == 201
+
+    r = await api.call("DELETE", "/v1/mail-templates/welcome")
+    assert (r.status, r.body["code"]) == (409, "in_use"), r.body
+    assert r.body["usedBy"] == {
+        "savedJobs": [{"id": saved, "name": "greet", "owner": "admin"}],
+        "schedules": [{"name": "weekly"}],
+        "savedJobCount": 1,
+        "scheduleCount": 1,
+    }
+    assert (await api.call("GET", "/v1/mail-templates/welcome")).status == 200
+    assert (await api.call("DELETE", "/v1/mail-templates/unused")).status == 204
+
+    # a saved job that stops naming it is no longer a user
+    r = await api.call(
+        "PATCH", f"/v1/saved-jobs/{saved}", json={"params": {"to": "ann@example.com", "text": "hi"}}
+    )
+    assert r.status == 200, r.body
+    r = await api.call("DELETE", "/v1/mail-templates/welcome")
+    assert r.status == 409 and r.body["usedBy"]["savedJobCount"] == 0, r.body
+    assert (await api.call("DELETE", "/v1/schedules/weekly")).status == 204
+    assert (await api.call("DELETE", "/v1/mail-templates/welcome")).status == 204
