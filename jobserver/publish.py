@@ -16,31 +16,40 @@ transaction when `conn` is in one (the job and its NOTIFY then commit with the c
 writes). It takes what `POST /v1/jobs` takes, as keywords (`event`, `tags`, `run_at` or
 `delay_seconds`, `expires_at` or `expires_in`, `priority`, `queue`, `retry_delays`, ...), and
 applies the same
-rules through `jobserver.core.submission.build_job`: the submission schema, the stored
-definition's params schema, the run/expiry rules (with `default_expires`, e.g.
-`Settings.from_env().default_expires` for DEFAULT_EXPIRES_DURATION) and the idempotency
-fingerprint. A bad value raises `RuleError` naming the field as the REST API would.
+rules as `POST /v1/jobs` through `jobserver.core.submission.build_job`: the submission schema,
+the stored definition's params schema and then its code's `check_params` when this process
+has the code (the shipped definitions and any imported here, as the API sees them), the
+run/expiry rules (with `default_expires`, e.g. `Settings.from_env().default_expires` for
+DEFAULT_EXPIRES_DURATION) and the idempotency fingerprint; then the references
+(`jobserver.api.reference_checks`): a stored credential the params name must exist and be of
+the kind the definition wants, and the definition's `check_stored` hook must pass (`mail.send`:
+its template exists). The caller is trusted code: no token scope, capability or quota applies.
+A bad value raises `RuleError` naming the field (and the API's error code) as the REST API
+would answer it, and nothing is inserted.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import functools
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
 
+from jobserver.api.definitions_cache import definition_info
+from jobserver.api.errors import ApiError
+from jobserver.api.reference_checks import check_references
 from jobserver.api.schemas import JOB_SUBMISSION
 from jobserver.core.errors import RuleError, format_path
-from jobserver.core.submission import ParamsFailure, build_job
+from jobserver.core.submission import build_job
 from jobserver.db.definitions import definition_get, definition_replace, definition_upsert
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.db.pool import connect
 from jobserver.owners import ANONYMOUS
-from jobserver.registry import Definition
+from jobserver.registry import Definition, Registry, load_modules
 from jobserver.schedules import sync_code_schedules
-from jobserver.validation import compile_schema, compile_schema_cached
+from jobserver.validation import compile_schema
 
 _CHECK_SUBMISSION = compile_schema(JOB_SUBMISSION)
 # enqueue keyword -> submission field
@@ -60,15 +69,11 @@ _FIELDS = {
 }
 
 
-@dataclass(frozen=True)
-class _StoredDefinition:
-    """A definition row as `build_job` reads it (`DefinitionRules`)."""
-
-    key: str
-    version: int
-    default_max_attempts: int
-    timeout_seconds: float | None
-    check_params: Callable[[Any], ParamsFailure | None]
+@functools.cache
+def _code() -> Registry:
+    """The definitions this process has in code: the shipped ones (imported once) and any
+    the caller imported (the registry they register in)."""
+    return load_modules(check_schemas=False)
 
 
 async def enqueue(
@@ -98,15 +103,14 @@ async def enqueue(
     row = await definition_get(conn, definition_key, version)
     if row is None:
         raise RuleError("definitionKey", f"unknown definition {definition_key!r}")
-    rules = _StoredDefinition(
-        row["key"],
-        row["version"],
-        row["default_max_attempts"],
-        row["timeout_seconds"],
-        compile_schema_cached(row["params_schema"]),
-    )
+    info = definition_info(row, _code().get(row["key"], row["version"]))
     now = dt.datetime.now(dt.UTC)
-    job = build_job(item, None, rules, owner, now, None, default_expires)
+    job = build_job(item, None, info, owner, now, None, default_expires)
+    try:
+        await check_references(conn, None, info, job.params)
+    except ApiError as e:  # the API's 422 for a credential: the same rule, raised as one
+        field = e.field or ""
+        raise RuleError(field, e.message.removeprefix(f"{field}: "), e.code) from None
     await job_insert_many(conn, [job])
     return job
 

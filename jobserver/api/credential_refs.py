@@ -17,11 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import asyncpg
-
 from jobserver.api.auth import Principal
 from jobserver.api.errors import ApiError, invalid
 from jobserver.core.errors import at, format_path
+from jobserver.db.conn import ConnOrPool
 from jobserver.db.credentials import credential_kinds
 
 # (the definition's credential params -> kinds, the job's params, where the params sit)
@@ -29,7 +28,7 @@ CredentialRefs = tuple[Mapping[str, str], Any, str]
 
 
 async def check_credential_refs(
-    pool: asyncpg.Pool, principal: Principal | None, refs: Iterable[CredentialRefs]
+    pool: ConnOrPool, principal: Principal | None, refs: Iterable[CredentialRefs]
 ) -> None:
     """Raise the 403 or 422 of the first bad credential param among `refs` (see the module
     doc); `principal` None skips the scope check (the route already needs manage_jobs)."""

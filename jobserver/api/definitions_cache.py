@@ -24,7 +24,7 @@ import asyncpg
 
 from jobserver.core.errors import RuleError, at
 from jobserver.db.definitions import definition_list
-from jobserver.registry import ParamsCheck, Registry, StoredCheck, load_modules
+from jobserver.registry import Definition, ParamsCheck, Registry, StoredCheck, load_modules
 from jobserver.validation import MAX_MESSAGE, Check, Failure, compile_schema_cached
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,28 @@ def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: st
     return check
 
 
+def definition_info(r: asyncpg.Record, in_code: Definition | None) -> DefinitionInfo:
+    """The entry of stored definition `r`, with the checks of its code when this process has
+    it (`in_code`): what every producer checks a job of it against."""
+    return DefinitionInfo(
+        r["key"],
+        r["version"],
+        r["default_max_attempts"],
+        r["timeout_seconds"],
+        r["params_schema"],
+        with_code_check(
+            compile_schema_cached(r["params_schema"]),
+            in_code.check_params if in_code is not None else None,
+            f"{r['key']}@{r['version']}",
+        ),
+        r,
+        r["outbound"],
+        in_code.credentials if in_code is not None else {},
+        in_code.check_stored if in_code is not None else None,
+        in_code.mail_templates if in_code is not None else (),
+    )
+
+
 class DefinitionCache:
     def __init__(self, ttl: float = DEFINITION_CACHE_TTL, code: Registry | None = None) -> None:
         self.ttl = ttl
@@ -90,24 +112,7 @@ class DefinitionCache:
         by_ref: dict[tuple[str, int], DefinitionInfo] = {}
         latest: dict[str, DefinitionInfo] = {}
         for r in rows:
-            in_code = self._code.get(r["key"], r["version"])
-            info = DefinitionInfo(
-                r["key"],
-                r["version"],
-                r["default_max_attempts"],
-                r["timeout_seconds"],
-                r["params_schema"],
-                with_code_check(
-                    compile_schema_cached(r["params_schema"]),
-                    in_code.check_params if in_code is not None else None,
-                    f"{r['key']}@{r['version']}",
-                ),
-                r,
-                r["outbound"],
-                in_code.credentials if in_code is not None else {},
-                in_code.check_stored if in_code is not None else None,
-                in_code.mail_templates if in_code is not None else (),
-            )
+            info = definition_info(r, self._code.get(r["key"], r["version"]))
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:
                 latest[info.key] = info
