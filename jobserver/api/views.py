@@ -132,7 +132,7 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "definition_key": job.definition_key,
             "definition_version": job.definition_version,
             "queue": job.queue,
-            "status": "queued",
+            "status": job.status or "queued",
             "priority": job.priority,
             "attempt": 0,
             "max_attempts": job.max_attempts,

@@ -119,7 +119,20 @@ jobs = Table(
     Column("retried_from", UUID(as_uuid=True), nullable=True),
     Column("retried_as", UUID(as_uuid=True), nullable=True),
     Column("cloned_from", UUID(as_uuid=True), nullable=True),
+    # Dependencies (db/dependencies.py; NULL/false for a plain job): the parents in the order
+    # given, what a parent's failure does to it, its name in its batch, how many parents have
+    # not settled yet (status `waiting` while > 0), and whether some job waits on it (the one
+    # thing the trigger jobs_settle_dependents tests on every status change).
+    Column("depends_on", ARRAY(UUID(as_uuid=True)), nullable=True),
+    Column("on_parent_failure", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("waiting_on", Integer, nullable=True),
+    Column("has_dependents", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
+    CheckConstraint(
+        "on_parent_failure IS NULL OR on_parent_failure IN ('cancel', 'continue')",
+        name="jobs_on_parent_failure_check",
+    ),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
     # The claim path: only queued rows live in this index, ordered as claims are.
@@ -180,12 +193,14 @@ jobs = Table(
         unique=True,
         postgresql_where=text("schedule_name IS NOT NULL"),
     ),
-    # The expirer walks only queued rows that carry a deadline.
+    # The expirer walks only queued (or waiting) rows that carry a deadline.
     Index(
         "jobs_expiry_idx",
         "expires_at",
-        postgresql_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+        postgresql_where=text("status IN ('queued', 'waiting') AND expires_at IS NOT NULL"),
     ),
+    # Waiting rows only (outside the claim indexes): quota and queue counts.
+    Index("jobs_waiting_idx", "owner", "queue", postgresql_where=text("status = 'waiting'")),
     # Listing. Every index here costs an entry per job and per status change (a status change
     # is never a HOT update), so listing leans on the primary key: ids are time-ordered
     # (UUIDv7), so newest-first is a backward walk of the primary key. An owner's jobs (plain
@@ -238,6 +253,27 @@ job_events = Table(
     Column("attempt", Integer, nullable=True),
     Column("details", JSONB, nullable=True),
     Index("job_events_job_idx", "job_id", "id"),
+)
+
+# One edge per (child, parent). Both ends cascade: a pruned (finished) parent was counted by
+# its children when it finished; a deleted unfinished one is settled first (jobs_deleted_parent).
+job_dependencies = Table(
+    "job_dependencies",
+    metadata,
+    Column(
+        "child_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_child_id_fkey"),
+        nullable=False,
+    ),
+    Column(
+        "parent_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_parent_id_fkey"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("child_id", "parent_id", name="job_dependencies_pkey"),
+    Index("job_dependencies_parent_idx", "parent_id"),
 )
 
 job_attempts = Table(
