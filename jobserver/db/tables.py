@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -646,4 +647,104 @@ paused_queues = Table(
     _ts("paused_at", nullable=False, default=True),
     Column("paused_by", Text, nullable=True),
     Column("reason", Text, nullable=True),
+)
+
+# Stored workflows (jobserver/db/workflows.py): a named DAG of steps per owner, versioned. The
+# `workflows` row holds the latest version's fields; every version (the first included) is a
+# `workflow_versions` row that runs point at, so an edit never changes a run under way. DELETE
+# is soft (`deleted_at`): the name is free again, the versions stay for the runs.
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("steps", JSONB, nullable=False),
+    Column("created_by", Text, nullable=True),
+    Column("updated_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    _ts("deleted_at"),
+    Index(
+        "workflows_owner_name_idx",
+        "owner",
+        "name",
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column(
+        "workflow_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflows.id", ondelete="CASCADE", name="workflow_versions_workflow_id_fkey"),
+        nullable=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("steps", JSONB, nullable=False),
+    Column("created_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    PrimaryKeyConstraint("workflow_id", "version", name="workflow_versions_pkey"),
+)
+
+# One run of one version: its input and the resolved plan of its steps (definition version,
+# attempts, timeout), so a step made later (an expander's) is built as the run started it.
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("input_data", JSONB, nullable=True),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("plan", JSONB, nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("idempotency_key", Text, nullable=True),
+    Column("request_fingerprint", Text, nullable=True),
+    Column("created_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("cancelled_at"),
+    ForeignKeyConstraint(
+        ["workflow_id", "version"],
+        ["workflow_versions.workflow_id", "workflow_versions.version"],
+        ondelete="CASCADE",
+        name="workflow_runs_version_fkey",
+    ),
+    Index("workflow_runs_workflow_idx", "workflow_id", "id"),
+    Index(
+        "workflow_runs_idempotency_idx",
+        "owner",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+# The jobs of a run: per step its job (item -1) or its forEach children (item 0..n-1), and the
+# expander job (kind 'expand') of a step made once its parents end. The primary key is what
+# makes an expander idempotent: a retried one finds its step's rows and adds nothing. Plain
+# references to jobs (no foreign key): a pruned job leaves its row, shown as pruned.
+workflow_run_jobs = Table(
+    "workflow_run_jobs",
+    metadata,
+    Column(
+        "run_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflow_runs.id", ondelete="CASCADE", name="workflow_run_jobs_run_id_fkey"),
+        nullable=False,
+    ),
+    Column("kind", Text, nullable=False),
+    Column("step", Text, nullable=False),
+    Column("item", Integer, nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    PrimaryKeyConstraint("run_id", "kind", "step", "item", name="workflow_run_jobs_pkey"),
+    CheckConstraint("kind IN ('step', 'expand')", name="workflow_run_jobs_kind_check"),
 )
