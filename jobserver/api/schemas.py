@@ -16,6 +16,7 @@ from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core import control
+from jobserver.core.dependencies import MAX_PARENTS
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.queue_health import RULES as HEALTH_RULES
 from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
@@ -28,7 +29,7 @@ from jobserver.credentials.models import TLS_MODES as CREDENTIAL_TLS_MODES
 from jobserver.db.workers import WORKER_STATUSES
 from jobserver.mail.templates import MAX_BODY_CHARS as MAIL_BODY_CHARS
 from jobserver.mail.templates import MAX_SUBJECT_CHARS as MAIL_SUBJECT_CHARS
-from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
+from jobserver.statuses import JOB_STATUSES, ON_PARENT_FAILURE, TERMINAL_STATUSES
 from jobserver.video.presets import FORMATS as VIDEO_PRESETS
 from jobserver.video.presets import QUALITIES as VIDEO_BOXES
 
@@ -153,6 +154,29 @@ JOB_SUBMISSION: Schema = {
             "uniqueItems": True,
             "description": f"at most {MAX_TAGS} distinct labels",
         },
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
+            "description": "the job's name in its batch (unique there): other items' dependsOn"
+            " may name it, and its dependents read it as parents.<name>",
+        },
+        "dependsOn": {
+            "type": "array",
+            "maxItems": MAX_PARENTS,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+            "description": "jobs this one waits for (status waiting until they end): job ids,"
+            " or names of other items of the same batch",
+        },
+        "onParentFailure": {
+            "type": "string",
+            "enum": list(ON_PARENT_FAILURE),
+            "default": "cancel",
+            "description": "when a parent fails for good, is cancelled or expires: cancel"
+            " this job (and its own dependents), or continue as if it succeeded",
+        },
     },
 }
 
@@ -255,6 +279,17 @@ JOB: Schema = closed(
             "format": "uuid",
             "description": "the job this one was cloned from (POST /v1/jobs/{id}/clone)",
         },
+        "dependsOn": {
+            "type": ["array", "null"],
+            "items": UUID,
+            "description": "the jobs this one waits for, in the order given; null: none",
+        },
+        "onParentFailure": {
+            "type": ["string", "null"],
+            "enum": [*ON_PARENT_FAILURE, None],
+            "description": "what a parent's failure does to this job; null without parents",
+        },
+        "name": {"type": ["string", "null"], "description": "its name in its batch"},
     }
 )
 # One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
