@@ -165,7 +165,7 @@ async def add_parents(conn: Conn, child_id: uuid.UUID, parent_ids: Sequence[uuid
                 await conn.execute(_SETTLE, p, found[p], [child_id])
 
 
-async def parent_results(conn: Conn, child_id: uuid.UUID) -> list[asyncpg.Record]:
+async def parent_results(conn: ConnOrPool, child_id: uuid.UUID) -> list[asyncpg.Record]:
     """The job's parents in dependsOn order: (id, name, status, result); a parent pruned
     since has NULL name, status and result."""
     return await conn.fetch(

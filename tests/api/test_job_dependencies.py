@@ -64,7 +64,9 @@ async def test_errors_name_the_field_and_write_nothing(api: Api) -> None:
     missing = str(uuid.uuid4())
     r = await api.call("POST", "/v1/jobs", json=item("x", missing))
     assert r.status == 422 and r.body["field"] == "dependsOn[0]", r.body
-    r = await api.call("POST", "/v1/jobs/batch", json={"jobs": [item("a"), item("b", "a", missing)]})
+    r = await api.call(
+        "POST", "/v1/jobs/batch", json={"jobs": [item("a"), item("b", "a", missing)]}
+    )
     assert r.status == 422 and r.body["field"] == "jobs[1].dependsOn[1]", r.body
     r = await api.call("POST", "/v1/jobs/batch", json={"jobs": [item("a", "b"), item("b", "a")]})
     assert r.status == 422 and r.body["field"] == "jobs[0].dependsOn", r.body
