@@ -1171,7 +1171,11 @@ COUNT: Schema = {"type": "integer", "minimum": 0}
 QUEUE_TTL: Schema = {**TTL, "description": "reuse an answer computed less than this ago (s)"}
 QUEUE_COUNTS: Schema = closed(
     {
-        "total": {**COUNT, "description": "unfinished: unclaimed + scheduled + pending + running"},
+        "total": {
+            **COUNT,
+            "description": "unfinished: waiting + unclaimed + scheduled + pending + running",
+        },
+        "waiting": {**COUNT, "description": "waiting for their parents (dependsOn)"},
         "unclaimed": {**COUNT, "description": "queued and ready to run now"},
         "pending": {**COUNT, "description": "claimed by a worker, not started (its buffer)"},
         "scheduled": {**COUNT, "description": "queued with a run time in the future"},
@@ -1303,6 +1307,7 @@ SYSTEM_HEALTH: Schema = closed(
 STATS: Schema = closed(
     {
         "pending": {**COUNT, "description": "queued jobs (unclaimed + scheduled)"},
+        "waiting": {**COUNT, "description": "jobs waiting for their parents (dependsOn)"},
         "running": {**COUNT, "description": "held jobs (pending + running of the queues)"},
         "completed": {**COUNT, "description": "succeeded in the last 24 hours"},
         "failed": {**COUNT, "description": "failed in the last 24 hours"},
