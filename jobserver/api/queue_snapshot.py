@@ -18,9 +18,9 @@ same `Snapshot`, so their figures agree by construction. Per queue (definitions 
 - the window (QUEUE_HEALTH_WINDOW_MINUTES): jobs that finished in it, per status, and their
   run times (`jobserver.api.finished_tally`).
 
-A queue exists while it has waiting, queued or held jobs, a live worker names it, it is paused, or some
-of its jobs finished in the last day; at most MAX_QUEUES of them (by name) are shown
-(`truncated`).
+A queue exists while it has waiting, queued or held jobs, a live worker names it, it is
+paused, or some of its jobs finished in the last day; at most MAX_QUEUES of them (by name) are
+shown (`truncated`).
 The system figures are sums over the same queues: `pending` (status queued: unclaimed +
 scheduled), `running` (held: pending + running), throughput = jobs that succeeded or failed
 in the last minute / hour / day.
