@@ -16,6 +16,7 @@ from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core import control
+from jobserver.core.dependencies import MAX_PARENTS
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.queue_health import RULES as HEALTH_RULES
 from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
@@ -153,6 +154,29 @@ JOB_SUBMISSION: Schema = {
             "uniqueItems": True,
             "description": f"at most {MAX_TAGS} distinct labels",
         },
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
+            "description": "the job's name in its batch (unique there): other items' dependsOn"
+            " may name it, and its dependents read it as parents.<name>",
+        },
+        "dependsOn": {
+            "type": "array",
+            "maxItems": MAX_PARENTS,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+            "description": "jobs this one waits for (status waiting until they end): job ids,"
+            " or names of other items of the same batch",
+        },
+        "onParentFailure": {
+            "type": "string",
+            "enum": list(ON_PARENT_FAILURE),
+            "default": "cancel",
+            "description": "when a parent fails for good, is cancelled or expires: cancel"
+            " this job (and its own dependents), or continue as if it succeeded",
+        },
     },
 }
 
@@ -255,6 +279,17 @@ JOB: Schema = closed(
             "format": "uuid",
             "description": "the job this one was cloned from (POST /v1/jobs/{id}/clone)",
         },
+        "dependsOn": {
+            "type": ["array", "null"],
+            "items": UUID,
+            "description": "the jobs this one waits for, in the order given; null: none",
+        },
+        "onParentFailure": {
+            "type": ["string", "null"],
+            "enum": [*ON_PARENT_FAILURE, None],
+            "description": "what a parent's failure does to this job; null without parents",
+        },
+        "name": {"type": ["string", "null"], "description": "its name in its batch"},
     }
 )
 # One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
@@ -1136,7 +1171,11 @@ COUNT: Schema = {"type": "integer", "minimum": 0}
 QUEUE_TTL: Schema = {**TTL, "description": "reuse an answer computed less than this ago (s)"}
 QUEUE_COUNTS: Schema = closed(
     {
-        "total": {**COUNT, "description": "unfinished: unclaimed + scheduled + pending + running"},
+        "total": {
+            **COUNT,
+            "description": "unfinished: waiting + unclaimed + scheduled + pending + running",
+        },
+        "waiting": {**COUNT, "description": "waiting for their parents (dependsOn)"},
         "unclaimed": {**COUNT, "description": "queued and ready to run now"},
         "pending": {**COUNT, "description": "claimed by a worker, not started (its buffer)"},
         "scheduled": {**COUNT, "description": "queued with a run time in the future"},
@@ -1268,6 +1307,7 @@ SYSTEM_HEALTH: Schema = closed(
 STATS: Schema = closed(
     {
         "pending": {**COUNT, "description": "queued jobs (unclaimed + scheduled)"},
+        "waiting": {**COUNT, "description": "jobs waiting for their parents (dependsOn)"},
         "running": {**COUNT, "description": "held jobs (pending + running of the queues)"},
         "completed": {**COUNT, "description": "succeeded in the last 24 hours"},
         "failed": {**COUNT, "description": "failed in the last 24 hours"},

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 
-from jobserver.db.conn import Conn
+from jobserver.db.conn import Conn, ConnOrPool
 
 if TYPE_CHECKING:
     from jobserver.db.jobs import NewJob
@@ -165,7 +165,7 @@ async def add_parents(conn: Conn, child_id: uuid.UUID, parent_ids: Sequence[uuid
                 await conn.execute(_SETTLE, p, found[p], [child_id])
 
 
-async def parent_results(conn: Conn, child_id: uuid.UUID) -> list[asyncpg.Record]:
+async def parent_results(conn: ConnOrPool, child_id: uuid.UUID) -> list[asyncpg.Record]:
     """The job's parents in dependsOn order: (id, name, status, result); a parent pruned
     since has NULL name, status and result."""
     return await conn.fetch(
@@ -178,3 +178,12 @@ async def parent_results(conn: Conn, child_id: uuid.UUID) -> list[asyncpg.Record
         """,
         child_id,
     )
+
+
+async def job_owners(conn: ConnOrPool, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """{id: owner} of the stored jobs among `ids` (a submission's parents, checked before
+    the insert locks them)."""
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT id, owner FROM jobs WHERE id = ANY($1::uuid[])", list(ids))
+    return {r["id"]: r["owner"] for r in rows}

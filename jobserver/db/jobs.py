@@ -118,7 +118,8 @@ JOB_COLUMNS = (
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
-    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from"
+    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from,"
+    " depends_on, on_parent_failure, name"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert

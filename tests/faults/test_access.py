@@ -108,6 +108,24 @@ async def test_every_route_scope_and_owner_isolation(
             assert status == 200 and a_id not in {j["id"] for j in listed["items"]}, filt
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["bob"], stats)
         assert status == 404
+        # another owner's job is no parent for a plain token (422, as an id that is no job)
+        waits = {**job_body(3), "dependsOn": [a_id]}
+        status, refused = await call(s, "POST", f"{base}/v1/jobs", tokens["bob"], stats, waits)
+        assert status == 422 and refused["field"] == "dependsOn[0]", refused
+        batch = {"jobs": [{**job_body(4), "dependsOn": [a_id]}]}
+        status, refused = await call(
+            s, "POST", f"{base}/v1/jobs/batch", tokens["bob"], stats, batch
+        )
+        assert status == 422 and refused["field"] == "jobs[0].dependsOn[0]", refused
+        status, own = await call(
+            s,
+            "POST",
+            f"{base}/v1/jobs",
+            tokens["bob"],
+            stats,
+            {**job_body(5), "dependsOn": [b_job["id"]]},
+        )
+        assert status == 201 and own["status"] == "waiting", own
         upload = Form("video", clip, quality="720p")
         status, a_video = await call(
             s, "POST", f"{base}/v1/videos/encode", tokens["alice"], stats, upload
