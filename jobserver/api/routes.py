@@ -547,7 +547,7 @@ ROUTES: list[Route] = [
     ),
     Route(
         "GET",
-        f"/v1/workflows/{WORKFLOW_ID}/versions/{{version:[0-9]{{1,9}}}}",
+        f"/v1/workflows/{WORKFLOW_ID}/versions/{{version:[0-9]+}}",
         workflows.get_version,
         "view_jobs",
         "One version of a workflow",

@@ -35,7 +35,7 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.auth import Principal, require_outbound
-from jobserver.api.errors import ApiError, invalid, not_found
+from jobserver.api.errors import ApiError, not_found
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import (
     BODY_KEY,
@@ -307,11 +307,10 @@ async def get_workflow(request: web.Request) -> web.Response:
 
 async def get_version(request: web.Request) -> web.Response:
     row = await _visible(request)
-    try:
-        n = int(request.match_info["version"])
-    except ValueError:
-        raise invalid("version", "must be a positive integer") from None
-    version = await db.workflow_version_get(request.app[POOL_KEY], row["id"], n)
+    text = request.match_info["version"]
+    if not text.isdigit() or len(text) > 9:  # the router's pattern; a version fits an int4
+        raise not_found("workflow version")
+    version = await db.workflow_version_get(request.app[POOL_KEY], row["id"], int(text))
     if version is None:
         raise not_found("workflow version")
     return json_response(version_json(version))

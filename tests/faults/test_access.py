@@ -163,6 +163,24 @@ async def test_every_route_scope_and_owner_isolation(
         status, seen = await call(s, "GET", f"{base}/v1/jobs/{a_id}", tokens["view"], stats)
         assert status == 200 and seen["owner"] == "alice"
 
+        # -- workflows: manage_jobs writes and runs, view_jobs reads, a plain token neither --
+        flow = {"name": "acl", "steps": [{"name": "a", "jobType": "faults.work"}]}
+        status, made = await call(s, "POST", f"{base}/v1/workflows", tokens["alice"], stats, flow)
+        assert status == 403, made
+        status, made = await call(s, "POST", f"{base}/v1/workflows", tokens["manage"], stats, flow)
+        assert status == 201, made
+        runs = f"{base}/v1/workflows/{made['id']}/runs"
+        status, _ = await call(s, "POST", runs, tokens["view"], stats, {})
+        assert status == 403
+        status, started = await call(s, "POST", runs, tokens["manage"], stats, {})
+        assert status == 201, started
+        run_url = f"{base}/v1/workflows/runs/{started['runId']}"
+        for name, expected in (("alice", 403), ("view", 200), ("manage", 200)):
+            status, _ = await call(s, "GET", run_url, tokens[name], stats)
+            assert status == expected, (name, status)
+        status, _ = await call(s, "POST", f"{run_url}/cancel", tokens["view"], stats)
+        assert status == 403
+
         # -- the outbound capability: only outbound (or manage_jobs) tokens submit call.api --
         call_api = {"definitionKey": "call.api", "params": {"endpoint": "http://x.invalid/"}}
         for name, expected in (("alice", 403), ("view", 403), ("outbound", 201), ("manage", 201)):
@@ -181,6 +199,7 @@ async def test_every_route_scope_and_owner_isolation(
             op_path = PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
             template = op_path.replace("{id}", str(uuid.uuid4())).replace("{name}", "nope")
             template = template.replace("{jobId}", str(uuid.uuid4()))
+            template = template.replace("{runId}", str(uuid.uuid4())).replace("{version}", "1")
             assert "{" not in template, f"unhandled path variable in {route.path}"
             op = doc["paths"][op_path][route.method.lower()]
             assert op["x-scope"] == route.scope, route.path
