@@ -93,6 +93,17 @@ async def one_round(
     flow = time.perf_counter() - t0
     done = await pool.fetchval("SELECT count(*) FROM jobs WHERE status = 'succeeded'")
     assert done == n + 3, done
+    phases = await pool.fetch(
+        "SELECT CASE WHEN name LIKE 'each[%' THEN 'children' ELSE name END AS part,"
+        " extract(epoch FROM min(started_at) - min(t0)) AS started,"
+        " extract(epoch FROM max(finished_at) - min(t0)) AS finished"
+        " FROM jobs, (SELECT min(created_at) AS t0 FROM jobs) s GROUP BY 1 ORDER BY 3"
+    )
+    print(
+        "  workflow phases (s from the run's insert):",
+        ", ".join(f"{r['part']} {r['started']:.3f}-{r['finished']:.3f}" for r in phases),
+        flush=True,
+    )
     return plain, flow
 
 
