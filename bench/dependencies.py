@@ -15,7 +15,11 @@ real `jobserver-worker` (bench/peers/bench_defs.py's `bench.noop@1`, default con
    - `after+waiting`: head with `--waiting` jobs in status `waiting` elsewhere in the table (each
      waits on one of 100 parents delayed by a year).
    Between rounds the finished jobs are deleted and the table vacuumed.
-2. graphs on the `after` database, each timed from its insert's commit to its last finish:
+2. the ack statement alone (less noisy than a burn-down on a small machine): per database,
+   `--acks` repetitions, interleaved, of 1,000 jobs inserted, claimed in one
+   `job_claim_available` and acknowledged in one `job_complete_many` (the worker's batched
+   `UPDATE ... FROM unnest`), timed around each of the two calls; medians in ms per 1,000.
+3. graphs on the `after` database, each timed from its insert's commit to its last finish:
    a chain of 200 jobs (each waits on the one before), 250 diamonds (a -> b, c -> d: 1,000
    jobs), a fan-out/fan-in (1 -> 1,000 -> 1) and, for comparison, 1,002 independent jobs.
 
@@ -43,6 +47,7 @@ PEERS = os.path.join(ROOT, "bench", "peers")
 sys.path.insert(0, ROOT)
 
 from jobserver.db import migrate
+from jobserver.db.job_runs import job_claim_available, job_complete_many
 from jobserver.db.jobs import NewJob, job_insert_many, new_job_ids
 from jobserver.testing.cluster import LocalCluster
 
@@ -215,6 +220,44 @@ async def burn_down(urls: dict[str, str], a: argparse.Namespace) -> dict[str, An
     return out
 
 
+async def statements(urls: dict[str, str], reps: int) -> dict[str, Any]:
+    """Median ms of one claim and one ack of 1,000 jobs, per database (see the module doc)."""
+    conns = {name: await asyncpg.connect(url) for name, url in urls.items()}
+    times: dict[str, dict[str, list[float]]] = {n: {"claim": [], "ack": []} for n in urls}
+    try:
+        for r in range(reps):
+            for name, conn in conns.items():
+                jobs = [noop() for _ in range(1000)]
+                await job_insert_many(conn, jobs)
+                t0 = time.perf_counter()
+                rows = await job_claim_available(conn, "bench", 1000, ["bench.noop@1"], None, 60)
+                t1 = time.perf_counter()
+                ids = [row["id"] for row in rows]
+                done = await job_complete_many(
+                    conn, "bench", ids, [1] * len(ids), ["null"] * len(ids), [0.0] * len(ids)
+                )
+                t2 = time.perf_counter()
+                if len(done) != 1000:
+                    raise RuntimeError(f"{name}: acked {len(done)} of 1000")
+                times[name]["claim"].append(1000 * (t1 - t0))
+                times[name]["ack"].append(1000 * (t2 - t1))
+                if r % 10 == 9:
+                    await clean(conn)
+    finally:
+        for conn in conns.values():
+            await clean(conn)
+            await conn.close()
+    out: dict[str, Any] = {}
+    for name, t in times.items():
+        out[name] = {k: round(statistics.median(v), 2) for k, v in t.items()}
+    for name in out:
+        for k in ("claim", "ack"):
+            out[name][f"{k}_vs_before_pct"] = round(100 * (out[name][k] / out["before"][k] - 1), 1)
+    for name, r in out.items():
+        print(f"  {name:14} claim {r['claim']:7.2f} ms  ack {r['ack']:7.2f} ms", flush=True)
+    return out
+
+
 async def graphs(url: str, a: argparse.Namespace) -> dict[str, Any]:
     shapes = {
         "chain": lambda: chain(a.chain),
@@ -251,6 +294,7 @@ async def main() -> tuple[str, dict[str, Any]]:
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--waiting", type=int, default=20_000)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--acks", type=int, default=40)
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--diamonds", type=int, default=250)
     ap.add_argument("--fan", type=int, default=1000)
@@ -259,6 +303,7 @@ async def main() -> tuple[str, dict[str, Any]]:
     a = ap.parse_args()
     if a.quick:
         a.jobs, a.waiting, a.rounds, a.chain, a.diamonds, a.fan = 2000, 2000, 1, 20, 25, 100
+        a.acks = 4
     cluster = LocalCluster(fast=True, settings=SETTINGS).start()
     try:
         urls = {
@@ -274,6 +319,8 @@ async def main() -> tuple[str, dict[str, Any]]:
         t0 = time.perf_counter()
         print(f"burn-down of {a.jobs} no-op jobs, {a.rounds} rounds", flush=True)
         burn = await burn_down(urls, a)
+        print(f"claim and ack of 1,000 jobs, {a.acks} times each", flush=True)
+        acks = await statements(urls, a.acks)
         print("graphs", flush=True)
         shapes = await graphs(urls["after"], a)
         result = {
@@ -281,6 +328,7 @@ async def main() -> tuple[str, dict[str, Any]]:
             "waiting": a.waiting,
             "rounds": a.rounds,
             "burn_down": burn,
+            "statements": acks,
             "graphs": shapes,
             "took_s": round(time.perf_counter() - t0, 1),
         }
@@ -291,6 +339,14 @@ async def main() -> tuple[str, dict[str, Any]]:
     print("|---|---|---|---|")
     for name, r in burn.items():
         print(f"| {name} | {r['median_s']} | {r['jobs_per_s']} | {r['vs_before_pct']:+.1f}% |")
+    print()
+    print("| 1,000 jobs | claim ms | vs before | ack ms | vs before |")
+    print("|---|---|---|---|---|")
+    for name, r in acks.items():
+        print(
+            f"| {name} | {r['claim']} | {r['claim_vs_before_pct']:+.1f}% | {r['ack']} "
+            f"| {r['ack_vs_before_pct']:+.1f}% |"
+        )
     print()
     print("| graph | jobs | s | jobs/s |")
     print("|---|---|---|---|")

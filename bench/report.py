@@ -163,6 +163,12 @@ def dependencies_lines(dep: dict[str, Any] | None) -> list[str]:
         lines.append(
             f"| {name} | {fmt(r.get('jobs_per_s'))} | {r.get('vs_before_pct')}% | within 5% |"
         )
+    lines += ["", "| 1,000 jobs | claim ms | ack ms |", "| --- | --- | --- |"]
+    for name, r in dep.get("statements", {}).items():
+        lines.append(
+            f"| {name} | {r['claim']} ({r['claim_vs_before_pct']}%) "
+            f"| {r['ack']} ({r['ack_vs_before_pct']}%) |"
+        )
     lines += ["", "| graph | jobs | seconds | jobs/s |", "| --- | --- | --- | --- |"]
     for name, g in dep.get("graphs", {}).items():
         if isinstance(g, dict):
