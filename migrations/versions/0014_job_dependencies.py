@@ -12,7 +12,8 @@ Create Date: 2026-12-02 14:00:00
   finished parent may be pruned: its children counted its end already).
 - `job_dependents_settle(parent, status, children)`: a parent's end applied to its waiting
   children (all, or only `children`): a success (or a failure under 'continue') lowers
-  `waiting_on`, and the last one makes the child `queued` (NOTIFY on jobserver_jobs); a failure,
+  `waiting_on`, and the last one makes the child `queued` (a `ready` event naming that parent,
+  NOTIFY on jobserver_jobs); a failure,
   cancel or expiry under 'cancel' cancels the child with a `cancelled` event naming the parent,
   which in turn settles the child's own dependents (the trigger fires for it).
 - Trigger `jobs_settle_dependents` AFTER UPDATE OF status, only for rows with dependents that
@@ -60,7 +61,11 @@ BEGIN
             WHERE d.parent_id = p_id AND c.id = d.child_id AND c.status = 'waiting'
                 AND (p_children IS NULL OR c.id = ANY(p_children))
                 AND (p_status = 'succeeded' OR c.on_parent_failure = 'continue')
-            RETURNING c.queue, c.status
+            RETURNING c.id, c.queue, c.status, c.attempt
+        ), ev AS (
+            INSERT INTO job_events (job_id, event, attempt, details)
+            SELECT ready.id, 'ready', ready.attempt, jsonb_build_object('lastParentId', p_id)
+            FROM ready WHERE ready.status = 'queued'
         )
         SELECT DISTINCT ready.queue FROM ready WHERE ready.status = 'queued'
     LOOP

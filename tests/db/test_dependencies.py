@@ -104,6 +104,10 @@ async def test_child_is_queued_in_the_ack_transaction(
         assert await statuses(other, a, b) == ["running", "waiting"]
         await tx.commit()
         assert await statuses(other, a, b) == ["succeeded", "queued"]
+        ready = await other.fetchrow(
+            "SELECT details FROM job_events WHERE job_id = $1 AND event = 'ready'", b.id
+        )
+        assert ready is not None and ready["details"] == {"lastParentId": str(a.id)}
     finally:
         await ack.close()
         await other.close()
