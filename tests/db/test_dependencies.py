@@ -3,6 +3,7 @@ parent_results (db/dependencies.py, migration 0014)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import asyncpg
@@ -107,7 +108,7 @@ async def test_child_is_queued_in_the_ack_transaction(
         ready = await other.fetchrow(
             "SELECT details FROM job_events WHERE job_id = $1 AND event = 'ready'", b.id
         )
-        assert ready is not None and ready["details"] == {"lastParentId": str(a.id)}
+        assert ready is not None and json.loads(ready["details"]) == {"lastParentId": str(a.id)}
     finally:
         await ack.close()
         await other.close()
