@@ -138,10 +138,46 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
         f"{fmt(vi.get('ratio'))}, CPU ratio {fmt(vi.get('cpu_ratio'))} {vi.get('error', '')} | "
         "ratio <= 1.05 |",
     ]
+    lines += dependencies_lines(extra.get("dependencies"))
     if sc.get("claim_plan"):
         lines += ["", "Claim plan with the finished rows present:", "", "```"]
         lines += sc["claim_plan"] + ["```"]
     return "\n".join(lines) + "\n"
+
+
+def dependencies_lines(dep: dict[str, Any] | None) -> list[str]:
+    """The rows of bench/dependencies.py: burn-down before/after and graph throughput."""
+    if not dep:
+        return []
+    if "error" in dep:
+        return ["", f"Dependencies: {dep['error']}"]
+    lines = [
+        "",
+        f"Dependencies (bench/dependencies.py, {fmt(dep.get('jobs'))} no-op jobs, "
+        f"median of {dep.get('rounds')} rounds):",
+        "",
+        "| burn-down | jobs/s | vs before | goal |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, r in dep.get("burn_down", {}).items():
+        lines.append(
+            f"| {name} | {fmt(r.get('jobs_per_s'))} | {r.get('vs_before_pct')}% | within 5% |"
+        )
+    lines += ["", "| 1,000 jobs | claim ms | ack ms |", "| --- | --- | --- |"]
+    for name, r in dep.get("statements", {}).items():
+        lines.append(
+            f"| {name} | {r['claim']} ({r['claim_vs_before_pct']}%) "
+            f"| {r['ack']} ({r['ack_vs_before_pct']}%) |"
+        )
+    lines += ["", "| graph | jobs | seconds | jobs/s |", "| --- | --- | --- | --- |"]
+    for name, g in dep.get("graphs", {}).items():
+        if isinstance(g, dict):
+            lines.append(f"| {name} | {g['jobs']} | {g['seconds']} | {fmt(g['jobs_per_s'])} |")
+    lines.append(
+        f"\nfan-out/fan-in vs independent: {dep.get('graphs', {}).get('fan_vs_independent')}x"
+        " (goal: within 2x)"
+    )
+    return lines
 
 
 def chart(peer_res: dict[str, Any], path: str) -> None:
@@ -192,6 +228,7 @@ def main() -> None:
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--check", action="store_true", help="exit 1 if a jobserver run failed")
+    ap.add_argument("--dependencies-json", default="", help="bench/dependencies.py --out")
     a = ap.parse_args()
     with open(a.peers_json) as f:
         peer_res = json.load(f)
@@ -199,6 +236,9 @@ def main() -> None:
     if os.path.exists(a.extra_json):
         with open(a.extra_json) as f:
             extra = json.load(f)
+    if a.dependencies_json and os.path.exists(a.dependencies_json):
+        with open(a.dependencies_json) as f:
+            extra["dependencies"] = json.load(f)
     os.makedirs(a.out_dir, exist_ok=True)
     base = os.path.join(a.out_dir, a.name)
     with open(base + ".json", "w") as f:

@@ -18,13 +18,17 @@ to be retried or cloned, as to be submitted.
   redrive settled already is a 409 naming the redriven job: either way a failure is run
   again once, whichever route asks. A link to a job deleted since does not count. A job
   still live (queued, running, cancelling) or succeeded is a 409 (`jobStatus`). DLQ redrive
-  (`POST /v1/dlq/{id}/retry`) is unchanged.
+  (`POST /v1/dlq/{id}/retry`) is unchanged. A job with parents (`dependsOn`) is retried with
+  the same parents (waiting again until they succeed; a parent that failed cancels it again
+  at once under the 'cancel' policy; a parent pruned since is a 409). Dependents of the old
+  job that were cancelled because of it are NOT revived: the retry has no dependents.
 - `POST /v1/jobs/{id}/clone` (optional body: `params` deep-merged over the template's,
   `queue`, `priority`, `delaySeconds`, `expiresIn`; 201, the new job): a job of any status
   as the template of a new submission by the caller (`jobserver.core.reruns.clone_submission`),
   checked as `POST /v1/jobs` checks one (the submission schema, the definition's params
   schema and `check_params`, attempts and timeout within the definition's, the priority bound,
-  references, the capability, the queued quota) and linked by `clonedFrom`.
+  references, the capability, the queued quota) and linked by `clonedFrom`. The clone keeps
+  the template's parents (`dependsOn`, `onParentFailure`) and name.
 - `DELETE /v1/jobs/{id}` (204): a terminal job is removed with its events, attempts and blobs
   (their foreign keys cascade; a blob's bytes go with its row). A live job is a 409. A failed
   job whose dead-letter row still waits (not redriven) is a 409 too, unless `?force=true` from
@@ -52,6 +56,7 @@ from jobserver.api.keys import (
     QUERY_KEY,
     SETTINGS_KEY,
 )
+from jobserver.api.parents import check_parents, unknown_parent
 from jobserver.api.quotas import check_priority, insert_within_quota_on, queued_quota
 from jobserver.api.reference_checks import check_references, check_rerun
 from jobserver.api.request import uuid_param
@@ -61,6 +66,7 @@ from jobserver.core.errors import RuleError, format_path
 from jobserver.core.reruns import clone_submission, retry_of_job
 from jobserver.core.submission import build_job
 from jobserver.db.conn import Conn
+from jobserver.db.dependencies import UnknownParent
 from jobserver.db.dlq import dlq_delete, dlq_get, dlq_mark_redriven
 from jobserver.db.events import job_events_insert
 from jobserver.db.job_links import job_delete, job_exists, job_lock, job_mark_retried
@@ -139,10 +145,18 @@ async def retry_job(request: web.Request) -> web.Response:
             if await job_exists(conn, dead["redriven_job_id"]):
                 raise _already_retried(dead["redriven_job_id"], "redriven")
             dead = None  # its redrive is gone: the row stays as it is
-        if quota is not None:
-            [(created_at, run_at)] = await insert_within_quota_on(conn, [job], job.owner, quota)
-        else:
-            [(created_at, run_at)] = await job_insert_times(conn, [job])
+        try:
+            if quota is not None:
+                [(created_at, run_at)] = await insert_within_quota_on(conn, [job], job.owner, quota)
+            else:
+                [(created_at, run_at)] = await job_insert_times(conn, [job])
+        except UnknownParent as err:
+            raise ApiError(
+                409,
+                "invalid_state",
+                f"job {row['id']} waits for job {err.parent_id}, which no longer exists",
+                extra={"jobStatus": row["status"]},
+            ) from None
         await job_mark_retried(conn, current["id"], job.id)
         if dead is not None:
             await dlq_mark_redriven(conn, dead["id"], job.id)
@@ -179,12 +193,19 @@ async def clone_job(request: web.Request) -> web.Response:
     )
     job.cloned_from = row["id"]
     await check_references(pool, principal, info, job.params)
+    if job.depends_on:
+        await check_parents(pool, principal, [job], batch=False)
     quota = queued_quota(principal, settings)
-    if quota is not None:
-        async with pool.acquire() as conn:
-            [(created_at, run_at)] = await insert_within_quota_on(conn, [job], job.owner, quota)
-    else:
-        created_at, run_at = await request.app[GROUP_COMMIT_KEY].submit(pool, job)
+    try:
+        if quota is not None:
+            async with pool.acquire() as conn:
+                [(created_at, run_at)] = await insert_within_quota_on(conn, [job], job.owner, quota)
+        elif job.depends_on:  # its own transaction: a missing parent fails it alone
+            [(created_at, run_at)] = await job_insert_times(pool, [job])
+        else:
+            created_at, run_at = await request.app[GROUP_COMMIT_KEY].submit(pool, job)
+    except UnknownParent as err:
+        raise unknown_parent(err) from None
     return json_response(new_job_json(job, created_at, run_at), status=201)
 
 

@@ -50,15 +50,18 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
 )
 from jobserver.api.paging import COUNT_LIMIT, Kind, Pager, page_number
+from jobserver.api.parents import check_parents, unknown_parent
 from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
 from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import attempt_json, event_json, job_detail_json, job_json, new_job_json
+from jobserver.core.dependencies import batch_names, check_acyclic
 from jobserver.core.idempotency import batch_keys, same_request
 from jobserver.core.submission import build_job
 from jobserver.core.timing import parse_datetime
 from jobserver.db.attempts import attempt_list
+from jobserver.db.dependencies import UnknownParent
 from jobserver.db.events import job_events_list
 from jobserver.db.job_counts import job_queue_position, job_status_counts
 from jobserver.db.jobs import (
@@ -70,6 +73,7 @@ from jobserver.db.jobs import (
     job_get,
     job_get_by_idempotency_keys,
     job_insert_many,
+    job_insert_times,
     job_list,
     new_job_ids,
 )
@@ -119,6 +123,8 @@ async def submit_job(request: web.Request) -> web.Response:
     now = dt.datetime.now(UTC)
     job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
     await check_references(pool, principal, info, job.params)
+    if job.depends_on:
+        await check_parents(pool, principal, [job], batch=False)
     committer = request.app[GROUP_COMMIT_KEY]
     quota = queued_quota(principal, settings)
     for _ in range(INSERT_RETRIES):
@@ -127,9 +133,13 @@ async def submit_job(request: web.Request) -> web.Response:
                 if job.idempotency_key is not None and (repeat := await _repeat(pool, job)):
                     return repeat  # a repeat adds nothing: it never counts against the quota
                 [(created_at, run_at)] = await insert_within_quota(pool, [job], job.owner, quota)
+            elif job.depends_on:  # its own transaction: a missing parent fails it alone
+                [(created_at, run_at)] = await job_insert_times(pool, [job])
             else:
                 created_at, run_at = await committer.submit(pool, job)  # committed on return
             return json_response(new_job_json(job, created_at, run_at), status=201)
+        except UnknownParent as err:
+            raise unknown_parent(err) from None
         except asyncpg.UniqueViolationError:
             if job.idempotency_key is None:
                 raise
@@ -171,6 +181,7 @@ async def submit_batch(request: web.Request) -> web.Response:
     now = dt.datetime.now(UTC)
     ids = new_job_ids(len(items))
     default_expires = settings.default_expires
+    names = batch_names(items, ids)
     jobs = [
         build_job(
             item,
@@ -180,9 +191,15 @@ async def submit_batch(request: web.Request) -> web.Response:
             now,
             job_id,
             default_expires,
+            names,
+            ids,
         )
         for i, (item, job_id) in enumerate(zip(items, ids, strict=True))
     ]
+    with_parents = any(j.depends_on for j in jobs)
+    if with_parents:
+        check_acyclic([j.depends_on for j in jobs], ids)
+        await check_parents(pool, principal, jobs, batch=True)
     if any(info.credentials for info in defs.values()):
         refs = []
         for i, (item, j) in enumerate(zip(items, jobs, strict=True)):
@@ -203,12 +220,16 @@ async def submit_batch(request: web.Request) -> web.Response:
                 if not same_request(row["request_fingerprint"], jobs[i].request_fingerprint):
                     raise _conflict(key, f"jobs[{i}].idempotencyKey")
         new = [j for j in jobs if j.idempotency_key is None or j.idempotency_key not in existing]
+        if with_parents and existing:  # a parent that repeated a stored job is that job
+            _point_at_stored(new, jobs, existing)
         try:
             if new and (quota := queued_quota(principal, settings)) is not None:
                 await insert_within_quota(pool, new, owner, quota)
             elif new:
                 async with pool.acquire() as conn:
                     await job_insert_many(conn, new)  # one statement: all or none
+        except UnknownParent as err:
+            raise unknown_parent(err, ids) from None
         except asyncpg.UniqueViolationError:
             if not seen:
                 raise
@@ -225,6 +246,20 @@ async def submit_batch(request: web.Request) -> web.Response:
             status=201 if new else 200,
         )
     raise ApiError(409, "conflict", "could not store the batch; retry")
+
+
+def _point_at_stored(
+    new: list[NewJob], jobs: list[NewJob], existing: dict[str, asyncpg.Record]
+) -> None:
+    """Parents of `new` that are items repeating a stored idempotency key: the stored job."""
+    stored = {
+        j.id: existing[j.idempotency_key]["id"]
+        for j in jobs
+        if j.idempotency_key is not None and j.idempotency_key in existing
+    }
+    for j in new:
+        if j.depends_on:
+            j.depends_on = [stored.get(p, p) for p in j.depends_on]
 
 
 async def visible_job(request: web.Request) -> asyncpg.Record:

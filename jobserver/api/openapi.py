@@ -40,6 +40,8 @@ QUERY_INT_LIMIT = 10**18 - 1
 _PATH_SCHEMAS: dict[str, dict[str, Any]] = {
     "id": {"type": "string", "format": "uuid"},
     "jobId": {"type": "string", "format": "uuid"},
+    "runId": {"type": "string", "format": "uuid"},
+    "version": {"type": "integer", "minimum": 1},
 }
 
 # Routes that add jobs (or saved jobs) for the caller's owner, so its quota applies.
@@ -52,6 +54,7 @@ SUBMISSION_PATHS = (
     "/v1/saved-jobs/{id}/execute",
     "/v1/saved-jobs/{id}/executions/{jobId}/retry",
     "/v1/videos/encode",
+    "/v1/workflows/{id}/runs",
 )
 # Methods that change something: 409 when the change conflicts with what is stored.
 _CHANGES = ("POST", "PUT", "PATCH", "DELETE")

@@ -7,7 +7,7 @@ scheduler running in the same process does not leak into it):
   do not explode the label set; unmatched paths are "unmatched").
 - Jobs, computed from the database by `JobsCollector` from a snapshot refreshed at most every
   `SNAPSHOT_TTL` seconds (bounded, indexed queries: see `jobserver.db.metrics`):
-  `jobserver_jobs{status,definition,queue}` queue depth of queued/running/cancelling jobs;
+  `jobserver_jobs{status,definition,queue}` queue depth of waiting/queued/running/cancelling jobs;
   `jobserver_jobs_finished_recent{status,definition,queue}` and
   `jobserver_jobs_retried_recent{...}` over the last `RECENT_SECONDS` (1 h);
   `jobserver_job_duration_seconds` / `jobserver_job_queue_wait_seconds` gauge histograms over
@@ -150,7 +150,9 @@ class JobsCollector(Collector):
             return
         labels = ["status", "definition", "queue"]
         jobs = GaugeMetricFamily(
-            "jobserver_jobs", "Jobs queued, running or cancelling (queue depth)", labels=labels
+            "jobserver_jobs",
+            "Jobs waiting, queued, running or cancelling (queue depth)",
+            labels=labels,
         )
         for r in s["active"]:
             jobs.add_metric([r["status"], r["definition_key"], r["queue"]], r["n"])

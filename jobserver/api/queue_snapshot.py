@@ -10,15 +10,17 @@ same `Snapshot`, so their figures agree by construction. Per queue (definitions 
 - `pending`: claimed by a worker but not started (in its local buffer); `running`: the rest of
   what workers hold (`running` and `cancelling` jobs); `stuck`: held jobs past their lease or
   past their timeout by QUEUE_STUCK_MARGIN_SECONDS, counted in pending or running too;
-- `total` = unclaimed + scheduled + pending + running: the queue's unfinished jobs;
+- `waiting`: jobs whose parents (`dependsOn`) have not all finished (status waiting),
+  counted up to QUEUE_COUNT_CAP over all queues (`capped` past it);
+- `total` = waiting + unclaimed + scheduled + pending + running: the queue's unfinished jobs;
 - runners: live workers that serve it (by name, or every queue), `active` those claiming;
 - `paused`: its durable pause (`jobserver.db.paused_queues`), if any;
 - the window (QUEUE_HEALTH_WINDOW_MINUTES): jobs that finished in it, per status, and their
   run times (`jobserver.api.finished_tally`).
 
-A queue exists while it has queued or held jobs, a live worker names it, it is paused, or some
-of its jobs finished in the last day; at most MAX_QUEUES of them (by name) are shown
-(`truncated`).
+A queue exists while it has waiting, queued or held jobs, a live worker names it, it is
+paused, or some of its jobs finished in the last day; at most MAX_QUEUES of them (by name) are
+shown (`truncated`).
 The system figures are sums over the same queues: `pending` (status queued: unclaimed +
 scheduled), `running` (held: pending + running), throughput = jobs that succeeded or failed
 in the last minute / hour / day.
@@ -121,6 +123,7 @@ def _finished(counts: Iterable[tuple[str, Counts]]) -> Finished:
 @dataclass(frozen=True)
 class QueueState:
     name: str
+    waiting: int = 0
     unclaimed: int = 0
     scheduled: int = 0
     pending: int = 0
@@ -139,7 +142,7 @@ class QueueState:
 
     @property
     def total(self) -> int:
-        return self.unclaimed + self.scheduled + self.pending + self.running
+        return self.waiting + self.unclaimed + self.scheduled + self.pending + self.running
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ class QueueSnapshots:
             now = await sql.queue_clock(conn)
             latency_ms = round((time.perf_counter() - t0) * 1000, 3)
             waiting = await sql.queue_waiting(conn, cap + 1, MAX_QUEUES + 1)
+            dependents = await sql.queue_dependents_waiting(conn, cap + 1)
             held = await sql.queue_held(conn, margin, STUCK_LIST)
             live = await sql.queue_live_workers(conn)
             statuses = await sql.queue_worker_statuses(conn)
@@ -242,7 +246,8 @@ class QueueSnapshots:
             view = await self.tally.refresh(conn, now)
         window = view.window(self.window_minutes)
         day = view.window(DAY_MINUTES)
-        names = {r["queue"] for r in waiting} | {r["queue"] for r in held}
+        names = {r["queue"] for r in waiting} | {r["queue"] for r in held} | set(dependents)
+        dependents_capped = sum(dependents.values()) > cap
         names |= {q for r in live for q in (r["queues"] or ())}
         names |= {q for q, _ in day} | set(paused)
         window_by: dict[str, list[tuple[str, Counts]]] = {}
@@ -274,12 +279,15 @@ class QueueSnapshots:
             wait = None if oldest is None else round(max((now - oldest).total_seconds(), 0.0), 3)
             state = QueueState(
                 name=name,
+                waiting=min(dependents.get(name, 0), cap),
                 unclaimed=min(unclaimed, cap),
                 scheduled=min(scheduled, cap),
                 pending=0 if h is None else h["pending"],
                 running=0 if h is None else h["running"],
                 stuck=0 if h is None else h["stuck"],
-                capped=unclaimed > cap or scheduled > cap,
+                capped=unclaimed > cap
+                or scheduled > cap
+                or (dependents_capped and name in dependents),
                 oldest_ready=oldest,
                 oldest_wait_seconds=wait,
                 runners_active=sum(1 for r in serving if r["status"] == "active"),

@@ -2,7 +2,7 @@
 
 - `GET /v1/queues`: every queue with its counts, runners, status and alerts, by name (paged:
   `limit`, `cursor`).
-- `GET /v1/queues/{name}/health`: one queue: `status`, `counts` {total, unclaimed, pending,
+- `GET /v1/queues/{name}/health`: one queue: `status`, `counts` {total, waiting, unclaimed, pending,
   scheduled, running, stuck}, `runners` {active, total}, `stuckJobs` (the longest stuck first,
   at most 20: id, workerId, since, reason), `alerts` (rule, severity, value, threshold,
   message), `metrics` over the window: jobsPerMinute, successRate (0-1), avgDurationMs,
@@ -11,7 +11,8 @@
 - `GET /v1/health`: the system: `status` (the worst queue's, and `degraded` while no
   scheduler holds the leader lease), `database` {ok, latencyMs}, `scheduler` {leader,
   acquiredAt, leaseExpiresAt, ok}, `workers` by status, every queue's status.
-- `GET /v1/stats`: `pending` (queued jobs), `running` (held jobs), `completed` and `failed`
+- `GET /v1/stats`: `pending` (queued jobs), `waiting` (jobs waiting for their parents),
+  `running` (held jobs), `completed` and `failed`
   (in the last 24 hours), `workers` (active), `queueType` "postgresql", `avgProcessingTime`
   (ms, over the window), `throughput` {lastMinute, lastHour, lastDay} (jobs that succeeded or
   failed).
@@ -64,6 +65,7 @@ def _alert_json(a: Alert) -> dict[str, Any]:
 def _counts_json(s: QueueState) -> dict[str, int]:
     return {
         "total": s.total,
+        "waiting": s.waiting,
         "unclaimed": s.unclaimed,
         "pending": s.pending,
         "scheduled": s.scheduled,
@@ -181,6 +183,7 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(
         {
             "pending": sum(s.unclaimed + s.scheduled for s in queues),
+            "waiting": sum(s.waiting for s in queues),
             "running": sum(s.pending + s.running for s in queues),
             "completed": snap.last_day.succeeded,
             "failed": snap.last_day.failed,

@@ -26,6 +26,7 @@ from jobserver.api import (
     schedules,
     simulate,
     videos,
+    workflows,
 )
 from jobserver.api import schemas as s
 from jobserver.api.routing import Route
@@ -36,6 +37,8 @@ from jobserver.api.routing import Route
 JOB_ID = "{id:(?!(?:batch|count)$)[^/]+}"
 # A runner id in a path: anything but "broadcast", for the same reason.
 RUNNER_ID = "{id:(?!broadcast$)[^/]+}"
+# A workflow id in a path: anything but "runs" (the runs' own routes).
+WORKFLOW_ID = "{id:(?!runs$)[^/]+}"
 VIDEO_SUMMARY = (
     "Upload a video (multipart/form-data: the `video` file and format, quality, priority,"
     " upscale, idempotencyKey fields) and create its encode.video job (201; 200 for an"
@@ -456,6 +459,125 @@ ROUTES: list[Route] = [
         response_schema=s.JOB,
         success_status=201,
         tags=("saved-jobs",),
+    ),
+    # -- workflows (the runs' routes first: /v1/workflows/runs/... is theirs)
+    Route(
+        "GET",
+        "/v1/workflows/runs/{runId}",
+        workflows.get_run,
+        "view_jobs",
+        "A workflow run: derived status, every step's status, timings, result or error",
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW_RUN,
+        tags=("workflows",),
+    ),
+    Route(
+        "POST",
+        "/v1/workflows/runs/{runId}/cancel",
+        workflows.cancel_run,
+        "manage_jobs",
+        "Cancel every unfinished step of a run (one statement); 409 once it ended",
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW_RUN,
+        tags=("workflows",),
+    ),
+    Route(
+        "POST",
+        "/v1/workflows",
+        workflows.create_workflow,
+        "manage_jobs",
+        "Create a stored workflow (version 1): named steps with dependsOn, forEach, retries",
+        body_schema=s.WORKFLOW_CREATE,
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW,
+        success_status=201,
+        tags=("workflows",),
+    ),
+    Route(
+        "GET",
+        "/v1/workflows",
+        workflows.list_workflows,
+        "view_jobs",
+        "List workflows by name",
+        query_schema=s.WORKFLOWS_QUERY,
+        response_schema=s.WORKFLOW_LIST,
+        tags=("workflows",),
+    ),
+    Route(
+        "GET",
+        f"/v1/workflows/{WORKFLOW_ID}",
+        workflows.get_workflow,
+        "view_jobs",
+        "A workflow's latest version",
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW,
+        tags=("workflows",),
+    ),
+    Route(
+        "PUT",
+        f"/v1/workflows/{WORKFLOW_ID}",
+        workflows.replace_workflow,
+        "manage_jobs",
+        "Replace a workflow: a new version (runs keep theirs)",
+        body_schema=s.WORKFLOW_CREATE,
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW,
+        tags=("workflows",),
+    ),
+    Route(
+        "PATCH",
+        f"/v1/workflows/{WORKFLOW_ID}",
+        workflows.patch_workflow,
+        "manage_jobs",
+        "Change the fields given of a workflow: a new version",
+        body_schema=s.WORKFLOW_PATCH,
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW,
+        tags=("workflows",),
+    ),
+    Route(
+        "DELETE",
+        f"/v1/workflows/{WORKFLOW_ID}",
+        workflows.delete_workflow,
+        "manage_jobs",
+        "Delete a workflow (soft: its versions stay, its runs go on)",
+        query_schema=s.NO_QUERY,
+        success_status=204,
+        tags=("workflows",),
+    ),
+    Route(
+        "GET",
+        f"/v1/workflows/{WORKFLOW_ID}/versions/{{version:[0-9]+}}",
+        workflows.get_version,
+        "view_jobs",
+        "One version of a workflow",
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW_VERSION,
+        tags=("workflows",),
+    ),
+    Route(
+        "POST",
+        f"/v1/workflows/{WORKFLOW_ID}/runs",
+        workflows.start_run,
+        "manage_jobs",
+        "Start a run (inputData, priority, idempotencyKey): its jobs in one transaction",
+        body_schema=s.WORKFLOW_RUN_CREATE,
+        body_required=False,
+        query_schema=s.NO_QUERY,
+        response_schema=s.WORKFLOW_RUN_STARTED,
+        success_status=201,
+        idempotent=True,
+        tags=("workflows",),
+    ),
+    Route(
+        "GET",
+        f"/v1/workflows/{WORKFLOW_ID}/runs",
+        workflows.list_runs,
+        "view_jobs",
+        "A workflow's runs, newest first",
+        query_schema=s.WORKFLOW_RUNS_QUERY,
+        response_schema=s.WORKFLOW_RUN_LIST,
+        tags=("workflows",),
     ),
     # -- mail templates
     Route(

@@ -16,6 +16,7 @@ from jobserver.audit import ACCEPTED_LEVELS as AUDIT_ACCEPTED_LEVELS
 from jobserver.audit import CATEGORY as AUDIT_CATEGORY
 from jobserver.audit import LEVELS as AUDIT_LEVELS
 from jobserver.core import control
+from jobserver.core.dependencies import MAX_PARENTS
 from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHEDULE_NAME
 from jobserver.core.queue_health import RULES as HEALTH_RULES
 from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
@@ -28,7 +29,7 @@ from jobserver.credentials.models import TLS_MODES as CREDENTIAL_TLS_MODES
 from jobserver.db.workers import WORKER_STATUSES
 from jobserver.mail.templates import MAX_BODY_CHARS as MAIL_BODY_CHARS
 from jobserver.mail.templates import MAX_SUBJECT_CHARS as MAIL_SUBJECT_CHARS
-from jobserver.statuses import JOB_STATUSES, TERMINAL_STATUSES
+from jobserver.statuses import JOB_STATUSES, ON_PARENT_FAILURE, TERMINAL_STATUSES
 from jobserver.video.presets import FORMATS as VIDEO_PRESETS
 from jobserver.video.presets import QUALITIES as VIDEO_BOXES
 
@@ -153,6 +154,29 @@ JOB_SUBMISSION: Schema = {
             "uniqueItems": True,
             "description": f"at most {MAX_TAGS} distinct labels",
         },
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": "^[A-Za-z_][A-Za-z0-9_-]*$",
+            "description": "the job's name in its batch (unique there): other items' dependsOn"
+            " may name it, and its dependents read it as parents.<name>",
+        },
+        "dependsOn": {
+            "type": "array",
+            "maxItems": MAX_PARENTS,
+            "uniqueItems": True,
+            "items": {"type": "string", "minLength": 1, "maxLength": 100},
+            "description": "jobs this one waits for (status waiting until they end): job ids,"
+            " or names of other items of the same batch",
+        },
+        "onParentFailure": {
+            "type": "string",
+            "enum": list(ON_PARENT_FAILURE),
+            "default": "cancel",
+            "description": "when a parent fails for good, is cancelled or expires: cancel"
+            " this job (and its own dependents), or continue as if it succeeded",
+        },
     },
 }
 
@@ -255,6 +279,17 @@ JOB: Schema = closed(
             "format": "uuid",
             "description": "the job this one was cloned from (POST /v1/jobs/{id}/clone)",
         },
+        "dependsOn": {
+            "type": ["array", "null"],
+            "items": UUID,
+            "description": "the jobs this one waits for, in the order given; null: none",
+        },
+        "onParentFailure": {
+            "type": ["string", "null"],
+            "enum": [*ON_PARENT_FAILURE, None],
+            "description": "what a parent's failure does to this job; null without parents",
+        },
+        "name": {"type": ["string", "null"], "description": "its name in its batch"},
     }
 )
 # One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
@@ -1139,7 +1174,11 @@ COUNT: Schema = {"type": "integer", "minimum": 0}
 QUEUE_TTL: Schema = {**TTL, "description": "reuse an answer computed less than this ago (s)"}
 QUEUE_COUNTS: Schema = closed(
     {
-        "total": {**COUNT, "description": "unfinished: unclaimed + scheduled + pending + running"},
+        "total": {
+            **COUNT,
+            "description": "unfinished: waiting + unclaimed + scheduled + pending + running",
+        },
+        "waiting": {**COUNT, "description": "waiting for their parents (dependsOn)"},
         "unclaimed": {**COUNT, "description": "queued and ready to run now"},
         "pending": {**COUNT, "description": "claimed by a worker, not started (its buffer)"},
         "scheduled": {**COUNT, "description": "queued with a run time in the future"},
@@ -1271,6 +1310,7 @@ SYSTEM_HEALTH: Schema = closed(
 STATS: Schema = closed(
     {
         "pending": {**COUNT, "description": "queued jobs (unclaimed + scheduled)"},
+        "waiting": {**COUNT, "description": "jobs waiting for their parents (dependsOn)"},
         "running": {**COUNT, "description": "held jobs (pending + running of the queues)"},
         "completed": {**COUNT, "description": "succeeded in the last 24 hours"},
         "failed": {**COUNT, "description": "failed in the last 24 hours"},
@@ -1558,3 +1598,175 @@ VIDEO_STATUS: Schema = closed(
         "error": {"type": ["string", "null"], "description": "failed: why"},
     }
 )
+
+# ---------------------------------------------------------------- workflows
+
+WORKFLOW_STEP: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "jobType"],
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "jobType": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 210,
+            "description": "a definition: key or key@version (no version: the latest when a"
+            " run starts)",
+        },
+        "params": {
+            "description": "templated: {{input...}}, {{steps.<name>.result...}} of a parent"
+            " (transitively), {{item}} and {{index}} in a forEach step"
+        },
+        "dependsOn": {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": 64},
+            "maxItems": 100,
+        },
+        "maxAttempts": {"type": "integer", "minimum": 1, "maximum": 100},
+        "retries": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 99,
+            "description": "maxAttempts - 1 (give one of them)",
+        },
+        "timeoutSeconds": TIMEOUT_SECONDS,
+        "forEach": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 500,
+            "description": "input.<path> or steps.<name>.result<.path>: one job per item",
+        },
+        "onParentFailure": {"type": "string", "enum": list(ON_PARENT_FAILURE)},
+    },
+}
+_WORKFLOW_FIELDS: Schema = {
+    "name": SAVED_JOB_NAME,
+    "description": {"type": "string", "maxLength": 2000, "default": ""},
+    "steps": {"type": "array", "items": WORKFLOW_STEP, "minItems": 1, "maxItems": 100},
+}
+WORKFLOW_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "steps"],
+    "properties": _WORKFLOW_FIELDS,
+}
+WORKFLOW_PATCH: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": _WORKFLOW_FIELDS,
+}
+WORKFLOW: Schema = closed(
+    {
+        "id": UUID,
+        "owner": STRING,
+        "name": STRING,
+        "description": STRING,
+        "version": INTEGER,
+        "steps": {"type": "array", "items": {"type": "object"}},
+        "createdBy": NULLABLE_STRING,
+        "updatedBy": NULLABLE_STRING,
+        "createdAt": TIMESTAMP,
+        "updatedAt": TIMESTAMP,
+    }
+)
+WORKFLOW_VERSION: Schema = closed(
+    {
+        "workflowId": UUID,
+        "version": INTEGER,
+        "name": STRING,
+        "description": STRING,
+        "steps": {"type": "array", "items": {"type": "object"}},
+        "createdBy": NULLABLE_STRING,
+        "createdAt": TIMESTAMP,
+    }
+)
+WORKFLOW_LIST: Schema = list_schema(WORKFLOW)
+WORKFLOWS_QUERY: Schema = page_query(100, 1000, {})
+WORKFLOW_RUN_CREATE: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "inputData": {"description": "any JSON value: {{input...}} in the steps' params"},
+        "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
+        "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+}
+RUN_STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
+WORKFLOW_RUN_STARTED: Schema = closed(
+    {
+        "runId": UUID,
+        "jobId": {**UUID, "description": "the run's own job (workflow.run@1)"},
+        "workflowId": UUID,
+        "version": INTEGER,
+        "status": {"type": "string", "enum": RUN_STATUSES},
+    }
+)
+_STEP_STATUSES = [*JOB_STATUSES, "pruned"]
+WORKFLOW_RUN_JOB: Schema = closed(
+    {
+        "index": NULLABLE_INTEGER,
+        "jobId": UUID,
+        "status": {"type": "string", "enum": _STEP_STATUSES},
+        "attempt": NULLABLE_INTEGER,
+        "maxAttempts": NULLABLE_INTEGER,
+        "createdAt": NULLABLE_TIMESTAMP,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "result": ANY_JSON,
+        "error": NULLABLE_STRING,
+    }
+)
+WORKFLOW_RUN_STEP: Schema = closed(
+    {
+        "name": STRING,
+        "jobType": STRING,
+        "dependsOn": {"type": "array", "items": STRING},
+        "status": {"type": "string", "enum": _STEP_STATUSES},
+        "jobId": NULLABLE_UUID,
+        "expanderJobId": NULLABLE_UUID,
+        "attempt": NULLABLE_INTEGER,
+        "startedAt": NULLABLE_TIMESTAMP,
+        "finishedAt": NULLABLE_TIMESTAMP,
+        "result": ANY_JSON,
+        "error": NULLABLE_STRING,
+        "forEach": {
+            "anyOf": [
+                closed(
+                    {
+                        "total": INTEGER,
+                        "counts": {
+                            "type": "object",
+                            "additionalProperties": INTEGER,
+                        },
+                        "jobs": {"type": "array", "items": WORKFLOW_RUN_JOB},
+                    }
+                ),
+                {"type": "null"},
+            ]
+        },
+    }
+)
+_RUN_FIELDS: Schema = {
+    "runId": UUID,
+    "jobId": UUID,
+    "workflowId": UUID,
+    "workflowName": STRING,
+    "version": INTEGER,
+    "status": {"type": "string", "enum": RUN_STATUSES},
+    "owner": STRING,
+    "priority": INTEGER,
+    "inputData": ANY_JSON,
+    "idempotencyKey": NULLABLE_STRING,
+    "createdAt": TIMESTAMP,
+    "finishedAt": NULLABLE_TIMESTAMP,
+    "cancelledAt": NULLABLE_TIMESTAMP,
+    "result": ANY_JSON,
+    "error": NULLABLE_STRING,
+}
+WORKFLOW_RUN_SUMMARY: Schema = closed(_RUN_FIELDS)
+WORKFLOW_RUN: Schema = closed(
+    {**_RUN_FIELDS, "steps": {"type": "array", "items": WORKFLOW_RUN_STEP}}
+)
+WORKFLOW_RUN_LIST: Schema = list_schema(WORKFLOW_RUN_SUMMARY)
+WORKFLOW_RUNS_QUERY: Schema = page_query(100, 1000, {})

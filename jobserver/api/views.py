@@ -112,6 +112,9 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "retriedFrom": r["retried_from"],
         "retriedAs": r["retried_as"],
         "clonedFrom": r["cloned_from"],
+        "dependsOn": r.get("depends_on"),
+        "onParentFailure": r.get("on_parent_failure"),
+        "name": r.get("name"),
     }
 
 
@@ -132,7 +135,7 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "definition_key": job.definition_key,
             "definition_version": job.definition_version,
             "queue": job.queue,
-            "status": "queued",
+            "status": job.status or "queued",
             "priority": job.priority,
             "attempt": 0,
             "max_attempts": job.max_attempts,
@@ -161,6 +164,9 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "retried_from": job.retried_from,
             "retried_as": None,
             "cloned_from": job.cloned_from,
+            "depends_on": job.depends_on,
+            "on_parent_failure": job.on_parent_failure,
+            "name": job.name,
         }
     )
 

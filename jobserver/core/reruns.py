@@ -66,6 +66,9 @@ def clone_submission(row: Row, body: Mapping[str, Any]) -> dict[str, Any]:
         ("retryDelays", template.retry_delays),
         ("event", template.event),
         ("tags", template.tags),
+        ("name", template.name),
+        ("onParentFailure", template.on_parent_failure),
+        ("dependsOn", None if template.depends_on is None else list(map(str, template.depends_on))),
     ):
         if value is not None:
             item[api] = value

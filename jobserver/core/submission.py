@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import asyncpg
 
+from jobserver.core.dependencies import parent_ids
 from jobserver.core.errors import RuleError, at, format_path
 from jobserver.core.idempotency import fingerprint
 from jobserver.core.retry_delays import stored_delays
@@ -68,9 +69,13 @@ def build_job(
     now: dt.datetime,
     job_id: uuid.UUID | None = None,
     default_expires: dt.timedelta | None = None,
+    names: Mapping[str, int] | None = None,
+    ids: Sequence[uuid.UUID] = (),
 ) -> NewJob:
     """The job `item` asks for; `index` is its place in a batch (None: a single submission).
-    `default_expires` is the expiry (from the run time) of a job that gives none."""
+    `default_expires` is the expiry (from the run time) of a job that gives none. `names`
+    and `ids` are its batch's names and minted ids, which `dependsOn` may refer to
+    (`jobserver.core.dependencies`)."""
     get = item.get
     params = get("params", {})
     failure = definition.check_params(params)
@@ -84,6 +89,11 @@ def build_job(
     max_attempts = definition.default_max_attempts
     if "maxAttempts" in item or timeout is not None:
         max_attempts = _within_definition(item, index, definition)
+    if job_id is None:
+        job_id = new_job_id()
+    parents = None
+    if "dependsOn" in item:
+        parents = parent_ids(item, item_path(index), job_id, names, ids)
     return NewJob(
         definition_key=definition.key,
         definition_version=definition.version,
@@ -100,8 +110,11 @@ def build_job(
         scheduled_for=scheduled_for,
         event=get("event"),
         tags=_tags(item, index) if "tags" in item else None,
-        id=job_id if job_id is not None else new_job_id(),
+        id=job_id,
         retry_delays=stored_delays(get("retryDelays")),
+        depends_on=parents,
+        on_parent_failure=get("onParentFailure", "cancel") if parents else None,
+        name=get("name"),
     )
 
 
@@ -178,7 +191,9 @@ def schedule_job(
 def repeated_job(row: Row, **fields: Any) -> NewJob:
     """A new job doing again what a stored one (a `jobs` or dead-letter row) did: its
     definition version, params, queue, priority, attempts and owner, and, when the row has
-    them (a dead-letter row has not), its timeout, retry delays and labels. `fields` are the
+    them (a dead-letter row has not), its timeout, retry delays, labels, name and parents
+    (`dependsOn`: the copy waits for them again, and one that failed applies its policy at
+    once; the old job's dependents are not moved to the copy). `fields` are the
     NewJob fields that differ: the link to the row, timing, attempts. It carries no schedule
     name, fire time or idempotency key: it is no fire of a schedule and no repeated request.
     The one way a retry (saved jobs' and /v1/jobs'), a redrive and a clone's template copy
@@ -196,6 +211,9 @@ def repeated_job(row: Row, **fields: Any) -> NewJob:
         "retry_delays": stored_delays(get("retry_delays")),
         "event": get("event"),
         "tags": get("tags"),
+        "depends_on": get("depends_on"),
+        "on_parent_failure": get("on_parent_failure"),
+        "name": get("name"),
     }
     return NewJob(**{**copied, **fields})
 

@@ -6,7 +6,7 @@ fired by a schedule, with the schedule and fire time as details), one
 see db/attempts.py), and `succeeded` from jobs.finished_at of a succeeded job. Everything else
 (progress, custom, cancel_requested, cancelled, retry_scheduled, timed_out, failed,
 dead_lettered, lease_expired, rescued, expired, redriven, retried, handed_back, hook_failed,
-events_truncated) is a row
+events_truncated, and `ready`: a waiting job's last parent ended, see db/dependencies.py) is a row
 written in the transaction of the transition it records. A stored `created` row (schedule fires
 used to write one) is ignored, so no job shows two.
 

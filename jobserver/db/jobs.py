@@ -10,7 +10,8 @@ import os
 import struct
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -23,6 +24,7 @@ from asyncpg.pgproto.pgproto import UUID as _FastUUID
 from jobserver.codec import dumps_stored, loads
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.dependencies import insert_with_parents
 
 _RAND_B = (1 << 62) - 1
 _VARIANT = 0b10 << 62
@@ -100,6 +102,15 @@ class NewJob:
     retry_of: uuid.UUID | None = None  # the execution of a saved job this one repeats
     retried_from: uuid.UUID | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
     cloned_from: uuid.UUID | None = None  # the job this one was cloned from
+    # Dependencies (see db/dependencies.py): the parents' ids in the order given, what a
+    # parent's failure does ('cancel' | 'continue'), the job's name in its batch. `status`,
+    # `waiting_on` and `has_dependents` are set by the insert itself (None: the defaults).
+    depends_on: list[uuid.UUID] | None = None
+    on_parent_failure: str | None = None
+    name: str | None = None
+    status: str | None = None
+    waiting_on: int | None = None
+    has_dependents: bool | None = None
 
 
 JOB_COLUMNS = (
@@ -107,7 +118,8 @@ JOB_COLUMNS = (
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
-    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from"
+    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from,"
+    " depends_on, on_parent_failure, name"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -145,10 +157,18 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("retry_of", "uuid"),
     ("retried_from", "uuid"),
     ("cloned_from", "uuid"),
+    ("depends_on", "uuid[]"),  # as arrays: one JSON text per job, as tags
+    ("on_parent_failure", "text"),
+    ("name", "text"),
+    ("status", "text"),
+    ("waiting_on", "int"),
+    ("has_dependents", "bool"),
 )
 # Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
-_NESTED = {"tags": "t", "retry_delays": "t::float8"}
+_NESTED = {"tags": "t", "retry_delays": "t::float8", "depends_on": "t::uuid"}
 _OMIT, _SCALAR, _ARRAY = 0, 1, 2
+# Columns whose None in an array stands for the column default.
+_DEFAULTS = {"status": "'queued'", "has_dependents": "false"}
 
 # A schedule's fire time has at most one job: the unique index jobs_schedule_fire_idx on
 # (schedule_name, scheduled_for) is the arbiter, and a repeat (another scheduler, a restart, a
@@ -188,6 +208,8 @@ def _insert_sql(modes: tuple[int, ...], returning: str, skip_fired: bool = False
             )
         elif col == "run_at" and mode == _ARRAY:
             src = f"COALESCE({src}, now())"  # None = now, as the column default
+        elif col in _DEFAULTS and mode == _ARRAY:
+            src = f"COALESCE({src}, {_DEFAULTS[col]})"
         names.append(col)
         exprs.append(src)
     source = f" FROM unnest({', '.join(arrays)}) AS t({', '.join(aliases)})" if arrays else ""
@@ -218,6 +240,8 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
         first = values[0]
         if col in _NESTED and values.count(first) != len(values):  # mixed: JSON text per job
             modes.append(_ARRAY)
+            if col == "depends_on":
+                values = [None if t is None else list(map(str, t)) for t in values]
             args.append([None if t is None else dumps_stored(t) for t in values])
         elif col == "id" and len(values) > 1:  # distinct by construction (and UUID == is slow)
             modes.append(_ARRAY)
@@ -235,6 +259,29 @@ def _insert_args(jobs: Sequence[NewJob], notify: bool) -> tuple[tuple[int, ...],
     payload = next(iter(queues)) if len(queues) == 1 else "*"
     args.extend((JOBS_CHANNEL, payload, notify))
     return tuple(modes), args
+
+
+class _Plain(list["NewJob"]):
+    """Jobs whose parents are already resolved (`insert_with_parents` calls back with them)."""
+
+
+def _plain(jobs: Sequence[NewJob]) -> _Plain:
+    return _Plain(jobs)
+
+
+def _with_parents(jobs: Sequence[NewJob]) -> bool:
+    """Whether some of `jobs` name parents still to resolve (see db/dependencies.py)."""
+    return not isinstance(jobs, _Plain) and any(j.depends_on for j in jobs)
+
+
+@asynccontextmanager
+async def _connection(conn: ConnOrPool) -> AsyncIterator[Conn]:
+    """`conn` itself, or a connection of the pool `conn` for one transaction."""
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as c:
+            yield c
+    else:
+        yield conn
 
 
 async def job_insert_many(
@@ -258,6 +305,10 @@ async def job_insert_many(
     """
     if not jobs:
         return []
+    if _with_parents(jobs):
+        return await insert_with_parents(
+            conn, jobs, lambda c: job_insert_many(c, _plain(jobs), notify=notify)
+        )
     modes, args = _insert_args(jobs, notify)
     if skip_fired:
         sql = _insert_sql(modes, "id", True) + "SELECT ins.id FROM ins LEFT JOIN n ON true"
@@ -279,6 +330,11 @@ async def job_insert_times(
     NewJob, all a client needs to see the stored job, at half the cost of returning rows."""
     if not jobs:
         return []
+    if _with_parents(jobs):
+        async with _connection(conn) as c:
+            return await insert_with_parents(
+                c, jobs, lambda c: job_insert_times(c, _plain(jobs), notify=notify)
+            )
     modes, args = _insert_args(jobs, notify)
     sql = _insert_sql(modes, "id, created_at, run_at") + (
         "SELECT ins.id, ins.created_at, ins.run_at FROM ins LEFT JOIN n ON true"
@@ -288,7 +344,8 @@ async def job_insert_times(
 
 
 class QuotaExceeded(Exception):
-    """The owner already has `queued` queued jobs: adding these would pass its quota."""
+    """The owner already has `queued` queued (or waiting) jobs: adding these would pass its
+    quota."""
 
     def __init__(self, queued: int) -> None:
         super().__init__(f"{queued} jobs queued")
@@ -309,9 +366,11 @@ async def job_insert_within_quota(
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('jobserver.queued:' || $1, 0))", owner
         )
-        queued: int = await conn.fetchval(
-            "SELECT count(*) FROM (SELECT 1 FROM jobs"
-            " WHERE owner = $1 AND status = 'queued' LIMIT $2) s",
+        queued: int = await conn.fetchval(  # waiting jobs count: they will be queued
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs"
+            " WHERE owner = $1 AND status = 'queued' LIMIT $2) s)"
+            " + (SELECT count(*) FROM (SELECT 1 FROM jobs"
+            " WHERE owner = $1 AND status = 'waiting' LIMIT $2) w)",
             owner,
             max_queued,
         )
@@ -329,6 +388,11 @@ async def job_insert_returning(
     """`job_insert_many` returning the stored rows (`JOB_COLUMNS`, in input order)."""
     if not jobs:
         return []
+    if _with_parents(jobs):
+        async with _connection(conn) as c:
+            return await insert_with_parents(
+                c, jobs, lambda c: job_insert_returning(c, _plain(jobs), notify=notify)
+            )
     modes, args = _insert_args(jobs, notify)
     sql = _insert_sql(modes, JOB_COLUMNS)
     sql += "SELECT ins.* FROM ins LEFT JOIN n ON true"
@@ -500,7 +564,9 @@ async def job_count_estimate(conn: ConnOrPool, where: str, args: Sequence[Any]) 
 async def job_cancel(
     conn: ConnOrPool, job_id: uuid.UUID, owner: str | None = None
 ) -> asyncpg.Record | None:
-    """Cancel in one statement: queued -> cancelled (finished now, 'cancelled' event);
+    """Cancel in one statement: queued or waiting -> cancelled (finished now, 'cancelled'
+    event; a cancelled parent's dependents are settled by their policy in this statement, by
+    the trigger of db/dependencies.py);
     running -> cancelling (cancel_requested_at, 'cancel_requested' event, NOTIFY on
     CANCEL_CHANNEL with the job id). Returns the updated row, or None when the job is not
     queued/running (absent, other owner, already cancelling or terminal): the caller reads it.
@@ -512,11 +578,11 @@ async def job_cancel(
         f"""
         WITH upd AS (
             UPDATE jobs SET
-                status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE 'cancelling' END,
-                finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END,
+                status = CASE WHEN status = 'running' THEN 'cancelling' ELSE 'cancelled' END,
+                finished_at = CASE WHEN status = 'running' THEN finished_at ELSE now() END,
                 cancel_requested_at = now(),
                 updated_at = now()
-            WHERE id = $1 AND status IN ('queued', 'running')
+            WHERE id = $1 AND status IN ('queued', 'waiting', 'running')
                 AND ($2::text IS NULL OR owner = $2)
             RETURNING {JOB_COLUMNS}
         ), ev AS (

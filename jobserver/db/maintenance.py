@@ -110,17 +110,21 @@ async def job_rescue_expired(
 
 
 async def job_expire_queued(conn: Conn, limit: int = 1000) -> list[uuid.UUID]:
-    """Queued jobs whose `expires_at` passed become `expired` (event `expired`)."""
+    """Queued (or waiting) jobs whose `expires_at` passed become `expired` (event `expired`);
+    an expired parent's dependents are settled by their policy in the same statement (the
+    trigger of db/dependencies.py)."""
     rows = await conn.fetch(
         """
         WITH e AS (
             SELECT id FROM jobs
-            WHERE status = 'queued' AND expires_at IS NOT NULL AND expires_at < now()
+            WHERE status IN ('queued', 'waiting') AND expires_at IS NOT NULL
+                AND expires_at < now()
             ORDER BY expires_at LIMIT $1
             FOR UPDATE SKIP LOCKED
         ), done AS (
             UPDATE jobs j SET status = 'expired', finished_at = now(), updated_at = now()
-            FROM e WHERE j.id = e.id AND j.status = 'queued' AND j.expires_at < now()
+            FROM e WHERE j.id = e.id AND j.status IN ('queued', 'waiting')
+                AND j.expires_at < now()
             RETURNING j.id, j.attempt, j.expires_at
         ), ev AS (
             INSERT INTO job_events (job_id, event, attempt, details)

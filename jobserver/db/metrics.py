@@ -130,11 +130,12 @@ async def metrics_job_totals(conn: ConnOrPool) -> list[asyncpg.Record]:
 
 
 async def metrics_active_by_queue(conn: ConnOrPool) -> list[asyncpg.Record]:
-    """(status, definition_key, queue, n) of queued/running/cancelling jobs (queue depth)."""
+    """(status, definition_key, queue, n) of waiting/queued/running/cancelling jobs (queue
+    depth; waiting rows are read through jobs_waiting_idx)."""
     return await conn.fetch(
         """
         SELECT status, definition_key, queue, count(*) AS n FROM jobs
-        WHERE status IN ('queued', 'running', 'cancelling')
+        WHERE status IN ('waiting', 'queued', 'running', 'cancelling')
         GROUP BY status, definition_key, queue
         """
     )

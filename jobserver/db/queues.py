@@ -96,6 +96,17 @@ WAITING = f"""
         """
 
 
+async def queue_dependents_waiting(conn: ConnOrPool, cap: int) -> dict[str, int]:
+    """{queue: jobs in status `waiting`} (their parents have not finished), reading at most
+    `cap` rows of jobs_waiting_idx in all: past it the counts are lower bounds."""
+    rows = await conn.fetch(
+        "SELECT queue, count(*) AS n FROM"
+        " (SELECT j.queue FROM jobs j WHERE j.status = 'waiting' LIMIT $1) w GROUP BY queue",
+        cap,
+    )
+    return {r["queue"]: r["n"] for r in rows}
+
+
 async def queue_waiting(conn: ConnOrPool, cap: int, max_queues: int) -> list[asyncpg.Record]:
     """(queue, unclaimed, scheduled, oldest_ready) of every queue with queued jobs, in name
     order, at most `max_queues`: ready jobs (`run_at <= now()`) and delayed ones, each counted

@@ -9,7 +9,8 @@ import asyncpg
 from jobserver.db.conn import ConnOrPool
 
 _RUN_INFO = """
-SELECT queue, event, tags, created_at, schedule_name, scheduled_for, max_attempts
+SELECT queue, event, tags, created_at, schedule_name, scheduled_for, max_attempts,
+    depends_on IS NOT NULL AS has_parents
 FROM jobs WHERE id = $1
 """
 

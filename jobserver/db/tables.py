@@ -17,6 +17,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -119,7 +120,20 @@ jobs = Table(
     Column("retried_from", UUID(as_uuid=True), nullable=True),
     Column("retried_as", UUID(as_uuid=True), nullable=True),
     Column("cloned_from", UUID(as_uuid=True), nullable=True),
+    # Dependencies (db/dependencies.py; NULL/false for a plain job): the parents in the order
+    # given, what a parent's failure does to it, its name in its batch, how many parents have
+    # not settled yet (status `waiting` while > 0), and whether some job waits on it (the one
+    # thing the trigger jobs_settle_dependents tests on every status change).
+    Column("depends_on", ARRAY(UUID(as_uuid=True)), nullable=True),
+    Column("on_parent_failure", Text, nullable=True),
+    Column("name", Text, nullable=True),
+    Column("waiting_on", Integer, nullable=True),
+    Column("has_dependents", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
+    CheckConstraint(
+        "on_parent_failure IS NULL OR on_parent_failure IN ('cancel', 'continue')",
+        name="jobs_on_parent_failure_check",
+    ),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
     # The claim path: only queued rows live in this index, ordered as claims are.
@@ -180,12 +194,14 @@ jobs = Table(
         unique=True,
         postgresql_where=text("schedule_name IS NOT NULL"),
     ),
-    # The expirer walks only queued rows that carry a deadline.
+    # The expirer walks only queued (or waiting) rows that carry a deadline.
     Index(
         "jobs_expiry_idx",
         "expires_at",
-        postgresql_where=text("status = 'queued' AND expires_at IS NOT NULL"),
+        postgresql_where=text("status IN ('queued', 'waiting') AND expires_at IS NOT NULL"),
     ),
+    # Waiting rows only (outside the claim indexes): quota and queue counts.
+    Index("jobs_waiting_idx", "owner", "queue", postgresql_where=text("status = 'waiting'")),
     # Listing. Every index here costs an entry per job and per status change (a status change
     # is never a HOT update), so listing leans on the primary key: ids are time-ordered
     # (UUIDv7), so newest-first is a backward walk of the primary key. An owner's jobs (plain
@@ -238,6 +254,27 @@ job_events = Table(
     Column("attempt", Integer, nullable=True),
     Column("details", JSONB, nullable=True),
     Index("job_events_job_idx", "job_id", "id"),
+)
+
+# One edge per (child, parent). Both ends cascade: a pruned (finished) parent was counted by
+# its children when it finished; a deleted unfinished one is settled first (jobs_deleted_parent).
+job_dependencies = Table(
+    "job_dependencies",
+    metadata,
+    Column(
+        "child_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_child_id_fkey"),
+        nullable=False,
+    ),
+    Column(
+        "parent_id",
+        UUID(as_uuid=True),
+        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_parent_id_fkey"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("child_id", "parent_id", name="job_dependencies_pkey"),
+    Index("job_dependencies_parent_idx", "parent_id"),
 )
 
 job_attempts = Table(
@@ -610,4 +647,104 @@ paused_queues = Table(
     _ts("paused_at", nullable=False, default=True),
     Column("paused_by", Text, nullable=True),
     Column("reason", Text, nullable=True),
+)
+
+# Stored workflows (jobserver/db/workflows.py): a named DAG of steps per owner, versioned. The
+# `workflows` row holds the latest version's fields; every version (the first included) is a
+# `workflow_versions` row that runs point at, so an edit never changes a run under way. DELETE
+# is soft (`deleted_at`): the name is free again, the versions stay for the runs.
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("version", Integer, nullable=False, server_default=text("1")),
+    Column("steps", JSONB, nullable=False),
+    Column("created_by", Text, nullable=True),
+    Column("updated_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("updated_at", nullable=False, default=True),
+    _ts("deleted_at"),
+    Index(
+        "workflows_owner_name_idx",
+        "owner",
+        "name",
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+)
+
+workflow_versions = Table(
+    "workflow_versions",
+    metadata,
+    Column(
+        "workflow_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflows.id", ondelete="CASCADE", name="workflow_versions_workflow_id_fkey"),
+        nullable=False,
+    ),
+    Column("version", Integer, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=text("''")),
+    Column("steps", JSONB, nullable=False),
+    Column("created_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    PrimaryKeyConstraint("workflow_id", "version", name="workflow_versions_pkey"),
+)
+
+# One run of one version: its input and the resolved plan of its steps (definition version,
+# attempts, timeout), so a step made later (an expander's) is built as the run started it.
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("workflow_id", UUID(as_uuid=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("input_data", JSONB, nullable=True),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("plan", JSONB, nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    Column("idempotency_key", Text, nullable=True),
+    Column("request_fingerprint", Text, nullable=True),
+    Column("created_by", Text, nullable=True),
+    _ts("created_at", nullable=False, default=True),
+    _ts("cancelled_at"),
+    ForeignKeyConstraint(
+        ["workflow_id", "version"],
+        ["workflow_versions.workflow_id", "workflow_versions.version"],
+        ondelete="CASCADE",
+        name="workflow_runs_version_fkey",
+    ),
+    Index("workflow_runs_workflow_idx", "workflow_id", "id"),
+    Index(
+        "workflow_runs_idempotency_idx",
+        "owner",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+# The jobs of a run: per step its job (item -1) or its forEach children (item 0..n-1), and the
+# expander job (kind 'expand') of a step made once its parents end. The primary key is what
+# makes an expander idempotent: a retried one finds its step's rows and adds nothing. Plain
+# references to jobs (no foreign key): a pruned job leaves its row, shown as pruned.
+workflow_run_jobs = Table(
+    "workflow_run_jobs",
+    metadata,
+    Column(
+        "run_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflow_runs.id", ondelete="CASCADE", name="workflow_run_jobs_run_id_fkey"),
+        nullable=False,
+    ),
+    Column("kind", Text, nullable=False),
+    Column("step", Text, nullable=False),
+    Column("item", Integer, nullable=False),
+    Column("job_id", UUID(as_uuid=True), nullable=False),
+    PrimaryKeyConstraint("run_id", "kind", "step", "item", name="workflow_run_jobs_pkey"),
+    CheckConstraint("kind IN ('step', 'expand')", name="workflow_run_jobs_kind_check"),
 )

@@ -41,7 +41,7 @@ def check_submission(params: Mapping[str, Any], keys: Iterable[str]) -> list[Pro
             raise TemplateError(
                 "{{" + found.expression + "}}",
                 f"unknown name {found.root!r}: a placeholder starts with {known}"
-                "params, job or schedule",
+                "params, job, schedule or parents",
                 found.location,
             )
         check_known(part, {"params": params, "job": _JOB_SHAPE}, {"params", "job"})

@@ -10,7 +10,7 @@ from typing import Any
 
 from jobserver.sources.spec import SourceError, SourceSpec, parse_sources
 
-RESERVED_ROOTS = frozenset({"params", "job", "schedule"})
+RESERVED_ROOTS = frozenset({"params", "job", "schedule", "parents"})
 USE_SOURCES = "useSources"
 SOURCES = "sources"
 
@@ -35,6 +35,8 @@ class RunInfo:
     created_at: dt.datetime | None = None
     schedule_name: str | None = None
     scheduled_for: dt.datetime | None = None
+    # {name or id: {id, name, status, result}} of the job's parents (dependsOn)
+    parents: Mapping[str, Any] | None = None
 
     def job(self) -> dict[str, Any]:
         return {
@@ -72,7 +74,13 @@ def templated_part(params: Mapping[str, Any], keys: Iterable[str]) -> dict[str, 
 
 
 def context(params: Mapping[str, Any], run: RunInfo, sources: Mapping[str, Any]) -> dict[str, Any]:
-    return {**sources, "params": params, "job": run.job(), "schedule": run.schedule()}
+    return {
+        **sources,
+        "params": params,
+        "job": run.job(),
+        "schedule": run.schedule(),
+        "parents": dict(run.parents or {}),
+    }
 
 
 _STEP = re.compile(r'\.?([^.\[\]"]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')

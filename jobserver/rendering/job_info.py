@@ -1,7 +1,8 @@
 """What a templated definition calls before each attempt: `render_job_params(ctx, params,
 templated)` renders its templated params for the run, with `run_info_of(ctx)` (what a running
 job's placeholders may name about it, `job.` and `schedule.`, read from its row only when a
-placeholder names them) and the process's source driver.
+placeholder names them; `parents.` reads the parents' names, statuses and results through
+`ctx.parents()`) and the process's source driver.
 
 A template error fails the attempt for good (`PermanentError` with the template's code: a
 retry would render the same); a source that cannot be read, or a `single` source that finds
@@ -54,4 +55,5 @@ async def run_info_of(ctx: Any) -> RunInfo:
         created_at=row["created_at"],
         schedule_name=row["schedule_name"],
         scheduled_for=row["scheduled_for"],
+        parents=(await ctx.parents()).as_context() if row["has_parents"] else None,
     )

@@ -19,10 +19,13 @@ def _has_placeholders(part: Any) -> bool:
 
 
 def _needs_run_info(part: Any) -> bool:
-    """Whether a placeholder names `job` or `schedule` (a cheap text test before parsing)."""
-    if not any("job" in text or "schedule" in text for text, _ in strings(part)):
+    """Whether a placeholder names `job`, `schedule` or `parents` (a cheap text test before
+    parsing)."""
+    if not any(
+        "job" in text or "schedule" in text or "parents" in text for text, _ in strings(part)
+    ):
         return False
-    return any(p.root in ("job", "schedule") for p in placeholders(part))
+    return any(p.root in ("job", "schedule", "parents") for p in placeholders(part))
 
 
 async def render_for_run(

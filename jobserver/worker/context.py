@@ -21,6 +21,8 @@
 - `await run_cpu(fn, *args)`: run a picklable function in the worker's process pool so CPU work
   never blocks the event loop (heartbeats keep flowing); when the job times out or is cancelled
   the call's process is terminated, so the work stops with the job
+- `await parents()`: the job's parents (`dependsOn`) in the order given, also by name or id,
+  with their status and result (`jobserver.worker.parents.Parents`); read once per attempt
 - `pool`: the worker's asyncpg pool, for definitions that need the database
 - `blobs`: the blob store bound to the job (`jobserver.blobs.JobBlobs`, made on first use):
   read the job's inputs and its owner's uploads, save outputs attached to the job (fenced
@@ -42,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import asyncpg
 
 from jobserver.codec import dumps_storable
+from jobserver.worker.parents import Parents
 from jobserver.worker.writes import JobWrites, Limits
 
 if TYPE_CHECKING:
@@ -96,6 +99,7 @@ class JobContext:
         "_blobs",
         "_cancelled",
         "_logger",
+        "_parents",
         "attempt",
         "host",
         "job_id",
@@ -116,6 +120,7 @@ class JobContext:
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
         self.writes: JobWrites | None = None  # made on the first event or progress report
         self._blobs: JobBlobs | None = None
+        self._parents: Parents | None = None
 
     @property
     def cancelled(self) -> asyncio.Event:
@@ -142,6 +147,14 @@ class JobContext:
                 self.host.blobs, self.job_id, worker_id=self.worker_id, attempt=self.attempt
             )
         return self._blobs
+
+    async def parents(self) -> Parents:
+        """The job's parents with their status and result (read on first use)."""
+        if self._parents is None:
+            from jobserver.db.dependencies import parent_results
+
+            self._parents = Parents.of_rows(await parent_results(self.pool, self.job_id))
+        return self._parents
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:

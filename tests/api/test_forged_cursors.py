@@ -22,7 +22,7 @@ from jobserver.core.errors import RuleError
 from jobserver.db.workers import worker_register
 from jobserver.scheduler.rescuer import Rescuer
 from tests.api.conftest import Api
-from tests.api.test_lists import _list_routes, _path, _seed, seed_credential
+from tests.api.test_lists import _list_routes, _path, _seed, seed_credential, seed_workflow
 from tests.scheduler.helpers import insert_job
 
 # Replacements for one value of a real cursor. Some may name a real position (200); the rest
@@ -96,6 +96,10 @@ async def _seed_two_of_each(api: Api) -> dict[str, str]:
     assert r.status == 201, r.body
     template = {"name": "other", "subject": "s", "text": "t"}
     assert (await api.call("POST", "/v1/mail-templates", json=template)).status == 201
+    await seed_workflow(api, "other")
+    r = await api.call("POST", f"/v1/workflows/{ids['workflowId']}/runs", json={})  # a second run
+    assert r.status == 201, r.body
+    assert (await api.call("POST", f"/v1/workflows/runs/{r.body['runId']}/cancel")).status == 200
     return ids
 
 

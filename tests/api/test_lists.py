@@ -37,6 +37,8 @@ def _list_routes(api: Api) -> list[Route]:
 def _path(route: Route, ids: dict[str, str]) -> str:
     if route.path.startswith("/v1/saved-jobs/"):  # {id} is the saved job's there
         ids = {**ids, "id": ids["savedJobId"]}
+    if route.path.startswith("/v1/workflows/"):  # and the workflow's there
+        ids = {**ids, "id": ids["workflowId"]}
     return PARAM.sub(lambda m: ids[m.group(1)], route.path)
 
 
@@ -81,7 +83,27 @@ async def _seed(api: Api) -> dict[str, str]:
     await api.pool.execute(  # paused queues to list (pausing is tested in test_control.py)
         "INSERT INTO paused_queues (queue, paused_by) VALUES ('emails', 'admin'), ('sms', NULL)"
     )
-    return {"id": job["jobId"], "name": "every", "savedJobId": saved_id}
+    workflow_id, run_id = await seed_workflow(api, "every")
+    return {
+        "id": job["jobId"],
+        "name": "every",
+        "savedJobId": saved_id,
+        "workflowId": workflow_id,
+        "runId": run_id,
+        "version": "1",
+    }
+
+
+async def seed_workflow(api: Api, name: str) -> tuple[str, str]:
+    """A workflow of one step with a run (to list, cancelled): (workflow id, run id)."""
+    body = {"name": name, "steps": [{"name": "a", "jobType": "echo@1"}]}
+    r = await api.call("POST", "/v1/workflows", json=body)
+    assert r.status == 201, r.body
+    started = await api.call("POST", f"/v1/workflows/{r.body['id']}/runs", json={})
+    assert started.status == 201, started.body
+    cancel = f"/v1/workflows/runs/{started.body['runId']}/cancel"  # no queued job to list
+    assert (await api.call("POST", cancel)).status == 200
+    return str(r.body["id"]), str(started.body["runId"])
 
 
 async def seed_credential(api: Api, name: str) -> None:

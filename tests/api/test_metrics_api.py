@@ -57,6 +57,7 @@ async def test_overview(api: Api) -> None:
             "failed": 1,
             "cancelled": 1,
             "expired": 0,
+            "waiting": 0,
         },
     }
     assert r.body["throughput"] == {"lastHour": 2, "lastDay": 3, "lastWeek": 4}

@@ -99,6 +99,7 @@ async def test_one_queue_in_every_state(api: Api) -> None:
     assert h["name"] == h["queue"] == "emails"
     assert h["counts"] == {
         "total": 3 + 2 + 2 + 2,
+        "waiting": 0,
         "unclaimed": 3,
         "pending": 2,
         "scheduled": 2,

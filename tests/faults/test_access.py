@@ -108,6 +108,24 @@ async def test_every_route_scope_and_owner_isolation(
             assert status == 200 and a_id not in {j["id"] for j in listed["items"]}, filt
         status, _ = await call(s, "POST", f"{base}/v1/jobs/{a_id}/cancel", tokens["bob"], stats)
         assert status == 404
+        # another owner's job is no parent for a plain token (422, as an id that is no job)
+        waits = {**job_body(3), "dependsOn": [a_id]}
+        status, refused = await call(s, "POST", f"{base}/v1/jobs", tokens["bob"], stats, waits)
+        assert status == 422 and refused["field"] == "dependsOn[0]", refused
+        batch = {"jobs": [{**job_body(4), "dependsOn": [a_id]}]}
+        status, refused = await call(
+            s, "POST", f"{base}/v1/jobs/batch", tokens["bob"], stats, batch
+        )
+        assert status == 422 and refused["field"] == "jobs[0].dependsOn[0]", refused
+        status, own = await call(
+            s,
+            "POST",
+            f"{base}/v1/jobs",
+            tokens["bob"],
+            stats,
+            {**job_body(5), "dependsOn": [b_job["id"]]},
+        )
+        assert status == 201 and own["status"] == "waiting", own
         upload = Form("video", clip, quality="720p")
         status, a_video = await call(
             s, "POST", f"{base}/v1/videos/encode", tokens["alice"], stats, upload
@@ -145,6 +163,24 @@ async def test_every_route_scope_and_owner_isolation(
         status, seen = await call(s, "GET", f"{base}/v1/jobs/{a_id}", tokens["view"], stats)
         assert status == 200 and seen["owner"] == "alice"
 
+        # -- workflows: manage_jobs writes and runs, view_jobs reads, a plain token neither --
+        flow = {"name": "acl", "steps": [{"name": "a", "jobType": "faults.work"}]}
+        status, made = await call(s, "POST", f"{base}/v1/workflows", tokens["alice"], stats, flow)
+        assert status == 403, made
+        status, made = await call(s, "POST", f"{base}/v1/workflows", tokens["manage"], stats, flow)
+        assert status == 201, made
+        runs = f"{base}/v1/workflows/{made['id']}/runs"
+        status, _ = await call(s, "POST", runs, tokens["view"], stats, {})
+        assert status == 403
+        status, started = await call(s, "POST", runs, tokens["manage"], stats, {})
+        assert status == 201, started
+        run_url = f"{base}/v1/workflows/runs/{started['runId']}"
+        for name, expected in (("alice", 403), ("view", 200), ("manage", 200)):
+            status, _ = await call(s, "GET", run_url, tokens[name], stats)
+            assert status == expected, (name, status)
+        status, _ = await call(s, "POST", f"{run_url}/cancel", tokens["view"], stats)
+        assert status == 403
+
         # -- the outbound capability: only outbound (or manage_jobs) tokens submit call.api --
         call_api = {"definitionKey": "call.api", "params": {"endpoint": "http://x.invalid/"}}
         for name, expected in (("alice", 403), ("view", 403), ("outbound", 201), ("manage", 201)):
@@ -163,6 +199,7 @@ async def test_every_route_scope_and_owner_isolation(
             op_path = PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
             template = op_path.replace("{id}", str(uuid.uuid4())).replace("{name}", "nope")
             template = template.replace("{jobId}", str(uuid.uuid4()))
+            template = template.replace("{runId}", str(uuid.uuid4())).replace("{version}", "1")
             assert "{" not in template, f"unhandled path variable in {route.path}"
             op = doc["paths"][op_path][route.method.lower()]
             assert op["x-scope"] == route.scope, route.path

@@ -55,7 +55,15 @@ async def test_the_queue_health_examples_run_as_written(
     finally:
         procs.close()
     [listed] = next(c.body for c in ran if c.url.endswith("/v1/queues"))["items"]
-    counts = {"total": 1, "unclaimed": 0, "pending": 0, "scheduled": 1, "running": 0, "stuck": 0}
+    counts = {
+        "total": 1,
+        "waiting": 0,
+        "unclaimed": 0,
+        "pending": 0,
+        "scheduled": 1,
+        "running": 0,
+        "stuck": 0,
+    }
     assert (listed["name"], listed["status"], listed["counts"]) == ("emails", "healthy", counts)
     assert listed["runners"] == {"active": 1, "total": 1} and listed["alerts"] == []
     health = answer(ran, "/v1/queues/emails/")

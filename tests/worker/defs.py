@@ -185,3 +185,26 @@ async def chatty(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     if params.get("fail_first") and ctx.attempt == 1:
         raise RuntimeError("first attempt fails")
     return {"stored": stored}
+
+
+@definition("test.step", 1, default_max_attempts=3, timeout_seconds=60)
+async def step(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """A step of a dependency graph: records the run in the ledger, sleeps `sleepFirst` on its
+    first attempt, fails for good with `fail`, and answers its tag with what its parents
+    (`ctx.parents()`) answered, in dependsOn order."""
+    from jobserver.registry import PermanentError
+
+    await _ledger_start(ctx, params.get("tag"))
+    if params.get("sleepFirst") and ctx.attempt == 1:
+        await asyncio.sleep(float(params["sleepFirst"]))
+    parents = await ctx.parents()
+    if params.get("fail"):
+        raise PermanentError("asked to fail")
+    await _ledger_end(ctx)
+    return {
+        "tag": params.get("tag"),
+        "parents": [
+            {"name": p.name, "status": p.status, "tag": (p.result or {}).get("tag")}
+            for p in parents
+        ],
+    }
