@@ -8,7 +8,8 @@ scheduler.
   moved to another worker) and the parent failed with the sums;
 - no live worker with the definition (or serving the queue) -> 422 naming `broadcast`, nothing
   written; a batch item with `broadcast` -> 422 naming `jobs[0].broadcast`;
-- cancelling the parent cancels the children, running ones included.
+- cancelling the parent cancels the children, running ones included; the parent cannot be
+  retried or cloned (409: submitting it again broadcasts to the workers of now).
 """
 
 from __future__ import annotations
@@ -214,5 +215,8 @@ async def test_no_worker_is_a_422_and_cancel_reaches_the_children(
         return [r[0] for r in rows] == ["cancelled", "cancelled"]
 
     await wait_for(children_cancelled, within=30)
+    for action in ("retry", "clone"):  # a copy would not broadcast: submit it again
+        status, refused = await api.call("POST", f"/v1/jobs/{body['id']}/{action}", {})
+        assert status == 409 and refused["code"] == "invalid_state", (action, refused)
     report.accepted = report.terminal = 1
     report.note = "no worker: 422 broadcast; cancel: both running children cancelled"
