@@ -108,6 +108,18 @@ def _state(row: asyncpg.Record, allowed: tuple[str, ...], refusal: str) -> None:
         )
 
 
+def _not_broadcast(row: asyncpg.Record, action: str) -> None:
+    """A broadcast parent is not re-run by a copy (the copy would wait on the old children
+    and run once, on any worker): submitting it again broadcasts to the workers of now."""
+    if row["broadcast"]:
+        raise ApiError(
+            409,
+            "invalid_state",
+            f"job {row['id']} is a broadcast job and cannot be {action}: submit it again",
+            extra={"jobStatus": row["status"]},
+        )
+
+
 def _already_retried(by: Any, how: str) -> ApiError:
     return ApiError(
         409,
@@ -127,6 +139,7 @@ async def retry_job(request: web.Request) -> web.Response:
     row = await _visible(request)
     _may_act(principal, row, "retrying")
     _state(row, RETRIABLE_STATUSES, _RETRIABLE)
+    _not_broadcast(row, "retried")
     info = await request.app[DEFINITION_CACHE_KEY].resolve(
         pool, row["definition_key"], row["definition_version"]
     )
@@ -178,6 +191,7 @@ async def clone_job(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
     settings = request.app[SETTINGS_KEY]
     row = await _visible(request)
+    _not_broadcast(row, "cloned")
     item = clone_submission(row, request[BODY_KEY])
     failure = _CHECK_SUBMISSION(item)
     if failure is not None:

@@ -56,11 +56,13 @@ from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.stored_checks import check_stored
 from jobserver.api.views import attempt_json, event_json, job_detail_json, job_json, new_job_json
+from jobserver.core.broadcast import broadcast_jobs, check_broadcast
 from jobserver.core.dependencies import batch_names, check_acyclic
 from jobserver.core.idempotency import batch_keys, same_request
 from jobserver.core.submission import build_job
 from jobserver.core.timing import parse_datetime
 from jobserver.db.attempts import attempt_list
+from jobserver.db.broadcast import broadcast_children, broadcast_workers
 from jobserver.db.dependencies import UnknownParent
 from jobserver.db.events import job_events_list
 from jobserver.db.job_counts import job_queue_position, job_status_counts
@@ -123,6 +125,8 @@ async def submit_job(request: web.Request) -> web.Response:
     now = dt.datetime.now(UTC)
     job = build_job(item, None, info, principal.owner, now, None, settings.default_expires)
     await check_references(pool, principal, info, job.params)
+    if item.get("broadcast"):
+        return await _submit_broadcast(request, job)
     if job.depends_on:
         await check_parents(pool, principal, [job], batch=False)
     committer = request.app[GROUP_COMMIT_KEY]
@@ -162,6 +166,47 @@ async def _repeat(pool: asyncpg.Pool, job: NewJob) -> web.Response | None:
     return json_response(job_json(found[0]), status=200)
 
 
+async def _submit_broadcast(request: web.Request, job: NewJob) -> web.Response:
+    """`broadcast: true`: the job once on every live worker that has its definition and
+    serves its queue (`jobserver.core.broadcast`); 422 naming `broadcast` when there is none.
+    The parent carries the idempotency key (a repeat answers the stored parent) and the
+    whole set counts against the owner's queued quota; one statement inserts it all."""
+    pool = request.app[POOL_KEY]
+    settings = request.app[SETTINGS_KEY]
+    check_broadcast(job)
+    if job.idempotency_key is not None and (repeat := await _repeat(pool, job)):
+        return repeat
+    ref = f"{job.definition_key}@{job.definition_version}"
+    silent = settings.heartbeat_interval_seconds * 3  # as the scheduler marks workers gone
+    workers = await broadcast_workers(pool, ref, job.queue, silent)
+    if not workers:
+        raise invalid(
+            "broadcast", f"no live worker has {ref} and serves queue {job.queue!r}", "no_workers"
+        )
+    jobs = broadcast_jobs(job, workers)
+    quota = queued_quota(request[PRINCIPAL_KEY], settings)
+    for _ in range(INSERT_RETRIES):
+        try:
+            if quota is not None:
+                times = await insert_within_quota(pool, jobs, job.owner, quota)
+            else:
+                times = await job_insert_times(pool, jobs)
+        except asyncpg.UniqueViolationError:
+            if job.idempotency_key is None:
+                raise
+            repeat = await _repeat(pool, job)
+            if repeat is None:
+                continue
+            return repeat
+        created_at, run_at = times[-1]
+        out = new_job_json(job, created_at, run_at)
+        out["broadcastChildren"] = [
+            {"id": c.id, "workerId": c.queue[1:], "status": c.status or "queued"} for c in jobs[:-1]
+        ]
+        return json_response(out, status=201)
+    raise ApiError(409, "conflict", "could not store the job; retry")
+
+
 async def submit_batch(request: web.Request) -> web.Response:
     pool = request.app[POOL_KEY]
     principal = request[PRINCIPAL_KEY]
@@ -173,6 +218,8 @@ async def submit_batch(request: web.Request) -> web.Response:
     defs: dict[tuple[str, int | None], Any] = {}
     for i, item in enumerate(items):
         check_priority(principal, settings, item, f"jobs[{i}]")
+        if item.get("broadcast"):
+            raise invalid(f"jobs[{i}].broadcast", "a batch takes no broadcast job: POST it alone")
         ref = (item["definitionKey"], item.get("definitionVersion"))
         if ref not in defs:
             defs[ref] = info = await cache.resolve(pool, ref[0], ref[1], f"jobs[{i}]")
@@ -279,7 +326,13 @@ async def get_job(request: web.Request) -> web.Response:
         position = await job_queue_position(
             request.app[POOL_KEY], row["queue"], row["priority"], row["run_at"], row["id"]
         )
-    return json_response(job_detail_json(row, position))
+    out = job_detail_json(row, position)
+    if row["broadcast"]:
+        children = await broadcast_children(request.app[POOL_KEY], row["depends_on"] or [])
+        out["broadcastChildren"] = [
+            {"id": c["id"], "workerId": c["worker"], "status": c["status"]} for c in children
+        ]
+    return json_response(out)
 
 
 def _filter(request: web.Request) -> JobFilter:

@@ -170,6 +170,15 @@ JOB_SUBMISSION: Schema = {
             "description": "jobs this one waits for (status waiting until they end): job ids,"
             " or names of other items of the same batch",
         },
+        "broadcast": {
+            "type": "boolean",
+            "default": False,
+            "description": "run the job once on every live worker that has its definition"
+            " and serves its queue: one child job per worker (maxAttempts 1), and this job"
+            " as their parent, which ends when they all have: succeeded when each did, else"
+            " failed, with {workers, succeeded, failed} as its result. Not in a batch, not"
+            " with dependsOn; 422 naming broadcast when no worker is live",
+        },
         "onParentFailure": {
             "type": "string",
             "enum": list(ON_PARENT_FAILURE),
@@ -290,6 +299,23 @@ JOB: Schema = closed(
             "description": "what a parent's failure does to this job; null without parents",
         },
         "name": {"type": ["string", "null"], "description": "its name in its batch"},
+        "broadcast": {
+            "type": "boolean",
+            "description": "a broadcast parent: it ran once on every live worker, one child"
+            " job each, and sums them",
+        },
+        "broadcastChildren": {
+            "type": ["array", "null"],
+            "items": closed(
+                {
+                    "id": UUID,
+                    "workerId": STRING,
+                    "status": {"type": "string", "enum": list(JOB_STATUSES)},
+                }
+            ),
+            "description": "a broadcast parent's children (one per worker) in the answer"
+            " to its submission and to GET /v1/jobs/{id}; null elsewhere",
+        },
     }
 )
 # One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:

@@ -115,6 +115,8 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "dependsOn": r.get("depends_on"),
         "onParentFailure": r.get("on_parent_failure"),
         "name": r.get("name"),
+        "broadcast": bool(r.get("broadcast")),
+        "broadcastChildren": None,
     }
 
 
@@ -167,6 +169,7 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "depends_on": job.depends_on,
             "on_parent_failure": job.on_parent_failure,
             "name": job.name,
+            "broadcast": job.broadcast,
         }
     )
 

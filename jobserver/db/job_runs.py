@@ -86,11 +86,13 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 # The filters every candidate passes: ready, not expired, one of ours, in our queues, not in a
 # paused queue. The paused queues come as a parameter ({skip}: NULL when none is paused, the
 # common case, which costs nothing), from the set the worker keeps in memory: the claim never
-# reads paused_queues.
+# reads paused_queues. A private queue (`@<worker id>`, a broadcast's children: see
+# db/broadcast.py) is claimed by its worker only ($1), whatever queues it serves.
 _READY_WITH = """j.status = 'queued' AND j.run_at <= now()
       AND (j.expires_at IS NULL OR j.expires_at > now())
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
-      AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
+      AND CASE WHEN left(j.queue, 1) = '@' THEN j.queue = '@' || $1::text
+          ELSE $4::text[] IS NULL OR j.queue = ANY($4::text[]) END
       AND ({skip}::text[] IS NULL OR j.queue <> ALL({skip}::text[]))"""
 
 # The next owner with queued rows below `{before}` in name order, wrapping to the highest one.

@@ -111,6 +111,7 @@ class NewJob:
     status: str | None = None
     waiting_on: int | None = None
     has_dependents: bool | None = None
+    broadcast: bool | None = None  # a broadcast parent (db/broadcast.py); None: a plain job
 
 
 JOB_COLUMNS = (
@@ -119,7 +120,7 @@ JOB_COLUMNS = (
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
     " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from,"
-    " depends_on, on_parent_failure, name"
+    " depends_on, on_parent_failure, name, broadcast"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -163,6 +164,7 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("status", "text"),
     ("waiting_on", "int"),
     ("has_dependents", "bool"),
+    ("broadcast", "bool"),
 )
 # Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
 _NESTED = {"tags": "t", "retry_delays": "t::float8", "depends_on": "t::uuid"}

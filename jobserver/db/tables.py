@@ -129,6 +129,8 @@ jobs = Table(
     Column("name", Text, nullable=True),
     Column("waiting_on", Integer, nullable=True),
     Column("has_dependents", Boolean, nullable=False, server_default=text("false")),
+    # A broadcast parent (db/broadcast.py, migration 0017): true; NULL on every other job.
+    Column("broadcast", Boolean, nullable=True),
     CheckConstraint(STATUS_CHECK, name="jobs_status_check"),
     CheckConstraint(
         "on_parent_failure IS NULL OR on_parent_failure IN ('cancel', 'continue')",
@@ -202,6 +204,13 @@ jobs = Table(
     ),
     # Waiting rows only (outside the claim indexes): quota and queue counts.
     Index("jobs_waiting_idx", "owner", "queue", postgresql_where=text("status = 'waiting'")),
+    # Queued jobs of private queues (`@<worker id>`: broadcast children), for the rescue pass
+    # that fails those whose worker is gone.
+    Index(
+        "jobs_private_queued_idx",
+        "queue",
+        postgresql_where=text("status = 'queued' AND left(queue, 1) = '@'"),
+    ),
     # Listing. Every index here costs an entry per job and per status change (a status change
     # is never a HOT update), so listing leans on the primary key: ids are time-ordered
     # (UUIDv7), so newest-first is a backward walk of the primary key. An owner's jobs (plain

@@ -54,7 +54,11 @@ class SchedulerDaemon:
                 default_max=s.max_consecutive_failures,
             ),
             Rescuer(
-                pool, interval=s.rescue_interval_seconds, leader=self.leader, holder=self.holder
+                pool,
+                interval=s.rescue_interval_seconds,
+                leader=self.leader,
+                holder=self.holder,
+                silent_seconds=s.heartbeat_interval_seconds * 3,
             ),
             Expirer(pool, interval=s.rescue_interval_seconds, leader=self.leader),
             Pruner(

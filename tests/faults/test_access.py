@@ -126,6 +126,14 @@ async def test_every_route_scope_and_owner_isolation(
             {**job_body(5), "dependsOn": [b_job["id"]]},
         )
         assert status == 201 and own["status"] == "waiting", own
+        # broadcast: a plain token may ask for one; with no live worker it is a 422 naming it
+        every = {**job_body(6), "broadcast": True}
+        status, refused = await call(s, "POST", f"{base}/v1/jobs", tokens["bob"], stats, every)
+        assert status == 422 and refused["field"] == "broadcast", refused
+        status, refused = await call(
+            s, "POST", f"{base}/v1/jobs/batch", tokens["bob"], stats, {"jobs": [every]}
+        )
+        assert status == 422 and refused["field"] == "jobs[0].broadcast", refused
         upload = Form("video", clip, quality="720p")
         status, a_video = await call(
             s, "POST", f"{base}/v1/videos/encode", tokens["alice"], stats, upload

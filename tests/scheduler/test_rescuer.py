@@ -30,7 +30,7 @@ async def _job(pool: asyncpg.Pool, job_id) -> asyncpg.Record:  # type: ignore[no
 async def test_expired_lease_with_attempts_left_is_requeued(pool: asyncpg.Pool) -> None:
     job_id = await insert_job(pool, status="running", attempt=1, max_attempts=3, lease_offset=-1)
     result = await Rescuer(pool).run_once()
-    assert result == {"requeued": 1, "failed": 0, "cancelled": 0}
+    assert result == {"requeued": 1, "failed": 0, "cancelled": 0, "orphaned": 0}
     job = await _job(pool, job_id)
     assert job["status"] == "queued" and job["worker_id"] is None
     assert job["lease_expires_at"] is None and job["attempt"] == 1
@@ -69,7 +69,7 @@ async def test_live_leases_and_other_states_are_untouched(pool: asyncpg.Pool) ->
     queued = await insert_job(pool, status="queued")
     done = await insert_job(pool, status="succeeded")
     result = await Rescuer(pool).run_once()
-    assert result == {"requeued": 0, "failed": 0, "cancelled": 0}
+    assert result == {"requeued": 0, "failed": 0, "cancelled": 0, "orphaned": 0}
     assert [(await _job(pool, j))["status"] for j in (live, queued, done)] == [
         "running",
         "queued",
@@ -97,7 +97,7 @@ async def test_fenced_against_a_job_that_finishes_meanwhile(pool: asyncpg.Pool) 
     assert (await _job(pool, job_id))["status"] == "succeeded"
     assert "lease_expired" not in await events_of(pool, job_id)
     again = await Rescuer(pool).run_once()
-    assert again == {"requeued": 0, "failed": 0, "cancelled": 0}
+    assert again == {"requeued": 0, "failed": 0, "cancelled": 0, "orphaned": 0}
     assert (await _job(pool, job_id))["status"] == "succeeded"
 
 
