@@ -33,6 +33,7 @@ import asyncpg
 
 from jobserver.api.schemas import JOB_SUBMISSION
 from jobserver.core.errors import RuleError, format_path
+from jobserver.core.rate_limits import RateLimit
 from jobserver.core.submission import ParamsFailure, build_job
 from jobserver.db.definitions import definition_get, definition_replace, definition_upsert
 from jobserver.db.jobs import NewJob, job_insert_many
@@ -55,6 +56,7 @@ _FIELDS = {
     "expires_in": "expiresIn",
     "timeout_seconds": "timeoutSeconds",
     "retry_delays": "retryDelays",
+    "rate_limit": "rateLimit",
     "event": "event",
     "tags": "tags",
 }
@@ -69,6 +71,7 @@ class _StoredDefinition:
     default_max_attempts: int
     timeout_seconds: float | None
     check_params: Callable[[Any], ParamsFailure | None]
+    rate_limit: RateLimit | None = None
 
 
 async def enqueue(
@@ -104,6 +107,7 @@ async def enqueue(
         row["default_max_attempts"],
         row["timeout_seconds"],
         compile_schema_cached(row["params_schema"]),
+        RateLimit.from_json(row["rate_limit"]),
     )
     now = dt.datetime.now(dt.UTC)
     job = build_job(item, None, rules, owner, now, None, default_expires)

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from jobserver.core.errors import RuleError, at
+from jobserver.core.rate_limits import RateLimit
 from jobserver.db.definitions import definition_list
 from jobserver.registry import ParamsCheck, Registry, StoredCheck, load_modules
 from jobserver.validation import MAX_MESSAGE, Check, Failure, compile_schema_cached
@@ -46,6 +47,7 @@ class DefinitionInfo:
     # params naming a stored credential -> its kind (from the code: `Definition.credentials`)
     credentials: Mapping[str, str] = field(default_factory=dict)
     check_stored: StoredCheck | None = None  # checks against the database (code in process)
+    rate_limit: RateLimit | None = None  # as published (job_definitions.rate_limit)
 
 
 def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
@@ -104,6 +106,7 @@ class DefinitionCache:
                 r["outbound"],
                 in_code.credentials if in_code is not None else {},
                 in_code.check_stored if in_code is not None else None,
+                RateLimit.from_json(r["rate_limit"]),
             )
             by_ref[(info.key, info.version)] = info
             if info.key not in latest or latest[info.key].version < info.version:

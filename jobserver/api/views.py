@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.core.rate_limits import shown_rate
 from jobserver.core.retry_delays import shown_delays
 from jobserver.db.jobs import NewJob
 from jobserver.registry import registry
@@ -112,6 +113,7 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "retriedFrom": r["retried_from"],
         "retriedAs": r["retried_as"],
         "clonedFrom": r["cloned_from"],
+        "rateLimit": shown_rate(r["rate_bucket"], r["rate_limit"], r["rate_period"]),
     }
 
 
@@ -161,6 +163,9 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "retried_from": job.retried_from,
             "retried_as": None,
             "cloned_from": job.cloned_from,
+            "rate_bucket": job.rate_bucket,
+            "rate_limit": job.rate_limit,
+            "rate_period": job.rate_period,
         }
     )
 
@@ -207,6 +212,7 @@ def definition_json(r: Row, latest: bool) -> dict[str, Any]:
         "description": r["description"],
         "backoff": r["backoff"],
         "outbound": r["outbound"],
+        "rateLimit": r["rate_limit"],
         "registeredAt": r["registered_at"],
         "updatedAt": r["updated_at"],
     }

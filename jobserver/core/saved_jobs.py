@@ -1,7 +1,9 @@
 """Saved jobs: what one stands for as a submission, as a schedule, and as a retry.
 
 A saved job is a named, reusable job configuration of one owner (the admin console's "job"):
-definition, params, tags, maxAttempts, timeoutSeconds, retryDelays, and an optional trigger
+definition, params, tags, maxAttempts, timeoutSeconds, retryDelays, rateLimit (lowers the
+definition's, for its executions; a trigger's fires count under the definition's), and an
+optional trigger
 (`cron` + `timezone`, or `everySeconds`). Every producer turns it into jobs through the core
 rules of `jobserver.core.submission`, so a saved job is checked exactly like a submission:
 
@@ -50,6 +52,7 @@ FIELDS = {
     "maxAttempts": "max_attempts",
     "timeoutSeconds": "timeout_seconds",
     "retryDelays": "retry_delays",
+    "rateLimit": "rate_limit",
     "cron": "cron",
     "everySeconds": "every_seconds",
     "timezone": "timezone",
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "maxAttempts": None,
     "timeoutSeconds": None,
     "retryDelays": None,
+    "rateLimit": None,
     "cron": None,
     "everySeconds": None,
     "timezone": "UTC",
@@ -98,6 +102,7 @@ def submission_of(cols: Row, params: Any) -> dict[str, Any]:
         ("maxAttempts", "max_attempts"),
         ("timeoutSeconds", "timeout_seconds"),
         ("retryDelays", "retry_delays"),
+        ("rateLimit", "rate_limit"),
         ("tags", "tags"),
     ):
         if cols.get(col) is not None:

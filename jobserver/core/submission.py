@@ -8,6 +8,8 @@ given), marks a job asked to run more than a second from now as scheduled (`sche
 its run time; schedule fires set it to their fire time), fills the definition's defaults
 (`maxAttempts`; a job may lower its definition's attempts and timeout, never raise them),
 keeps its own `retryDelays` (bounded by the schema; see `jobserver.core.retry_delays`),
+computes its rate-limit bucket and N/period (`jobserver.core.rate_limits`: a `rateLimit` may
+only lower its definition's),
 and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
 for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
@@ -29,6 +31,7 @@ import asyncpg
 
 from jobserver.core.errors import RuleError, at, format_path
 from jobserver.core.idempotency import fingerprint
+from jobserver.core.rate_limits import RateLimit, job_rate
 from jobserver.core.retry_delays import stored_delays
 from jobserver.core.timing import run_window
 from jobserver.db.jobs import NewJob, new_job_id
@@ -53,6 +56,8 @@ class DefinitionRules(Protocol):
     def timeout_seconds(self) -> float | None: ...
     @property
     def check_params(self) -> Callable[[Any], ParamsFailure | None]: ...
+    @property
+    def rate_limit(self) -> RateLimit | None: ...
 
 
 def item_path(index: int | None, prefix: str = "jobs") -> str:
@@ -84,7 +89,12 @@ def build_job(
     max_attempts = definition.default_max_attempts
     if "maxAttempts" in item or timeout is not None:
         max_attempts = _within_definition(item, index, definition)
-    return NewJob(
+    rate = None
+    if definition.rate_limit is not None or "rateLimit" in item:
+        rate = job_rate(
+            get("rateLimit"), definition.key, definition.rate_limit, params, item_path(index)
+        )
+    job = NewJob(
         definition_key=definition.key,
         definition_version=definition.version,
         max_attempts=max_attempts,
@@ -103,6 +113,9 @@ def build_job(
         id=job_id if job_id is not None else new_job_id(),
         retry_delays=stored_delays(get("retryDelays")),
     )
+    if rate is not None:
+        job.rate_bucket, job.rate_limit, job.rate_period = rate
+    return job
 
 
 def job_timing(
@@ -151,15 +164,18 @@ def schedule_job(
     definition: tuple[str, int, int],
     owner: str,
     scheduled_for: dt.datetime,
+    rate_limit: RateLimit | None = None,
 ) -> NewJob:
     """The job a schedule row fires for `scheduled_for` (its own maxAttempts, or the
     definition's default). `definition` is (key, version, default max attempts): the cron
     service reads it from the table, the trigger route from the API's definition cache.
     The schedule's `timeout_seconds` and `retry_delays` are stamped on the job; a schedule a
     saved job owns also stamps `saved_job_id`, and its jobs belong to the saved job's owner
-    (`job_owner`) instead of `owner`."""
+    (`job_owner`) instead of `owner`. `rate_limit` is the definition's: its fires count
+    against it (a fire whose params lack the key counts against the definition's whole
+    bucket: stricter, never looser)."""
     key, version, default_max_attempts = definition
-    return NewJob(
+    job = NewJob(
         definition_key=key,
         definition_version=version,
         max_attempts=schedule["max_attempts"] or default_max_attempts,
@@ -173,6 +189,22 @@ def schedule_job(
         retry_delays=stored_delays(schedule["retry_delays"]),
         saved_job_id=schedule["saved_job_id"],
     )
+    if rate_limit is not None:
+        job.rate_bucket, job.rate_limit, job.rate_period = definition_rate(
+            key, rate_limit, schedule["params"]
+        )
+    return job
+
+
+def definition_rate(key: str, rate: RateLimit, params: Any) -> tuple[str, int, float]:
+    """The rate fields of a job made without a submission (a schedule's fire, a redrive):
+    per key when its params have the key, else the whole definition's bucket."""
+    try:
+        fields = job_rate(None, key, rate, params)
+    except RuleError:
+        return key, rate.limit, rate.period_seconds
+    assert fields is not None
+    return fields
 
 
 def repeated_job(row: Row, **fields: Any) -> NewJob:
@@ -196,6 +228,9 @@ def repeated_job(row: Row, **fields: Any) -> NewJob:
         "retry_delays": stored_delays(get("retry_delays")),
         "event": get("event"),
         "tags": get("tags"),
+        "rate_bucket": get("rate_bucket"),
+        "rate_limit": get("rate_limit"),
+        "rate_period": get("rate_period"),
     }
     return NewJob(**{**copied, **fields})
 

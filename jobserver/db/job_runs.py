@@ -47,7 +47,11 @@ WRITE_SESSION_SETTINGS = {**CLAIM_SESSION_SETTINGS, "enable_nestloop": "off"}
 # claim wrote it) plus the time the worker kept the job in its local buffer (`d.waited`, measured
 # by the worker's monotonic clock). It errs early by at most the claim's own round trip, so it is
 # never after anything the running job did (progress, events) nor before the claim.
-_STARTED = "LEAST(j.started_at + make_interval(secs => d.waited), now())"
+# A rate-limited job keeps the claim's started_at: that is the start its bucket's log counted.
+_STARTED = (
+    "CASE WHEN j.rate_bucket IS NULL"
+    " THEN LEAST(j.started_at + make_interval(secs => d.waited), now()) ELSE j.started_at END"
+)
 
 # The fence every worker write repeats; $1 is always the worker id. Writes address rows by id;
 # the fence is written `(…) IS TRUE` (same truth table: status is never NULL and a NULL
@@ -84,10 +88,11 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 # With a single owner this is the walk it always was plus a few index probes.
 
 # The filters every candidate passes: ready, not expired, one of ours, in our queues, not in a
-# paused queue. The paused queues come as a parameter ({skip}: NULL when none is paused, the
+# paused queue, not rate-limited (those only the rated claim takes, see `job_claim_rated`).
+# The paused queues come as a parameter ({skip}: NULL when none is paused, the
 # common case, which costs nothing), from the set the worker keeps in memory: the claim never
 # reads paused_queues.
-_READY_WITH = """j.status = 'queued' AND j.run_at <= now()
+_READY_WITH = """j.status = 'queued' AND j.run_at <= now() AND j.rate_bucket IS NULL
       AND (j.expires_at IS NULL OR j.expires_at > now())
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
       AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
@@ -311,6 +316,164 @@ async def job_claim_available(
             owners,
             skip,
         )
+
+
+# -- rated claims -------------------------------------------------------------------------------
+#
+# Rate limits (jobserver/core/rate_limits.py): a rate-limited job carries its bucket and its N
+# starts per period (seconds) from its submission; the claims above never take it. The rated
+# claim does, for the rated definitions of a worker, in one transaction of two statements:
+#
+# 1. `_RATED_LOCKS`: the buckets with queued rows (a loose index scan of jobs_rate_queued_idx,
+#    at most MAX_RATE_BUCKETS), those of our rated keys, and (for a rated key that is also
+#    concurrency-limited) its `jobserver.limit:` key, each locked by an advisory xact lock in
+#    one sorted order. The lock serializes every claimer of a bucket, fleet-wide; unlimited
+#    claims take none. (`jobserver.limit:` sorts before `jobserver.owner:` and
+#    `jobserver.rate:`, so a claimer never waits in an order another one reversed.)
+# 2. `_CLAIM_RATED`: per locked bucket, its ready rows of ours in claim order (SKIP LOCKED);
+#    each counts the starts of its bucket within its own period in `rate_limit_starts` and is
+#    taken while that count plus the rows ahead of it in this claim stays under its N (a row
+#    ahead that is not taken still counts: stricter, never looser, when jobs of one bucket
+#    lowered their limit differently). Concurrency caps apply on top. The taken rows' starts
+#    go into the log in the same statement, and the answer says when the earliest skipped
+#    row's bucket opens its next slot (its oldest start in the window plus its period).
+#
+# Why a sliding log and not a token bucket / GCRA row per bucket: the guarantee is "at most N
+# starts in ANY window of the period", which a GCRA with a burst of N breaks (N at once, then
+# one more a period/N later, inside the same window); the log is exact, lets the jobs of one
+# bucket carry different (lower) limits, and costs one small row per rated start (pruned by
+# the scheduler's pruner once it is older than its period).
+
+MAX_RATE_BUCKETS = 256
+_RATE_KEY = "jobserver.rate:"
+
+_RATED_LOCKS = """
+WITH RECURSIVE b(bucket, n) AS (
+    (SELECT q.rate_bucket, 1 FROM jobs q WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL
+     ORDER BY q.rate_bucket LIMIT 1)
+    UNION ALL
+    SELECT s.bucket, b.n + 1 FROM b CROSS JOIN LATERAL (
+        SELECT q.rate_bucket AS bucket FROM jobs q
+        WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL AND q.rate_bucket > b.bucket
+        ORDER BY q.rate_bucket LIMIT 1) s
+    WHERE b.n < $2
+),
+keys AS (
+    SELECT 'jobserver.rate:' || b.bucket AS key FROM b
+    WHERE split_part(b.bucket, ':', 1) = ANY($1::text[])
+    UNION
+    SELECT 'jobserver.limit:' || k FROM unnest($3::text[]) AS k
+)
+SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
+    SELECT key FROM keys ORDER BY key) s
+"""
+
+_RATED_ORDER = "ORDER BY priority DESC, run_at, id"
+
+_CLAIM_RATED = f"""
+WITH caps AS (
+    SELECT l.k, l.lim - (SELECT count(*) FROM jobs r
+        WHERE r.status IN ('running', 'cancelling') AND r.definition_key = l.k) AS free
+    FROM unnest($7::text[], $8::int[]) AS l(k, lim)
+),
+cand AS (
+    SELECT c.* FROM unnest($6::text[]) AS b(bucket) CROSS JOIN LATERAL (
+        SELECT j.id, j.definition_key, j.priority, j.run_at, j.rate_bucket, j.rate_limit,
+            j.rate_period
+        FROM jobs j
+        WHERE j.rate_bucket = b.bucket AND j.rate_bucket IS NOT NULL AND j.status = 'queued'
+            AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
+            AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
+            AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
+            AND ($9::text[] IS NULL OR j.queue <> ALL($9::text[]))
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT $2
+        FOR UPDATE OF j SKIP LOCKED
+    ) c
+),
+used AS (
+    SELECT c.*, w.used, w.oldest,
+        row_number() OVER (PARTITION BY c.rate_bucket {_RATED_ORDER}) AS rn
+    FROM cand c CROSS JOIN LATERAL (
+        SELECT count(*) AS used, min(s.started_at) AS oldest FROM rate_limit_starts s
+        WHERE s.bucket = c.rate_bucket
+            AND s.started_at > now() - make_interval(secs => c.rate_period)) w
+),
+allowed AS (
+    SELECT r.* FROM (
+        SELECT u.*, row_number() OVER (PARTITION BY u.definition_key {_RATED_ORDER}) AS drn
+        FROM used u WHERE u.used + u.rn <= u.rate_limit) r
+    LEFT JOIN caps k ON k.k = r.definition_key
+    WHERE k.k IS NULL OR r.drn <= k.free
+),
+chosen AS (SELECT id FROM allowed {_RATED_ORDER} LIMIT $2),
+claimed AS (
+    UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
+        lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
+        updated_at = now()
+    FROM chosen c WHERE j.id = c.id
+    RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
+        j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at,
+        j.rate_bucket, j.rate_period
+),
+logged AS (
+    INSERT INTO rate_limit_starts (bucket, started_at, expires_at)
+    SELECT rate_bucket, now(), now() + make_interval(secs => rate_period) FROM claimed
+),
+blocked AS (
+    SELECT extract(epoch FROM min(coalesce(u.oldest, now())
+        + make_interval(secs => u.rate_period)) - now())::float8 AS next_in
+    FROM used u WHERE u.used + u.rn > u.rate_limit
+)
+SELECT c.id, c.definition_key, c.definition_version, c.params, c.attempt, c.max_attempts,
+    c.timeout_seconds, c.expires_at, c.owner, b.next_in
+FROM blocked b LEFT JOIN claimed c ON true
+ORDER BY c.priority DESC, c.run_at, c.id
+"""
+
+
+async def job_claim_rated(
+    conn: Conn,
+    worker_id: str,
+    limit: int,
+    rated_refs: Sequence[str],
+    queues: Sequence[str] | None,
+    lease_seconds: float,
+    limits: dict[str, int] | None = None,
+    *,
+    skip_queues: Sequence[str] | None = None,
+) -> tuple[list[tuple[object, ...]], float | None]:
+    """Claim up to `limit` ready rate-limited jobs of `rated_refs` ("key@version") within
+    their buckets' limits (see above); `limits` are the concurrency limits of ours.
+
+    Returns (rows, next_in): the rows as `job_claim_available` answers them, and the seconds
+    until the earliest bucket a ready row was skipped for opens a slot (None: no row was
+    skipped for its rate limit; the worker sleeps until then or until woken).
+    """
+    if limit <= 0 or not rated_refs:
+        return [], None
+    keys = sorted({r.rsplit("@", 1)[0] for r in rated_refs})
+    capped = sorted(k for k in (limits or {}) if k in keys)
+    async with conn.transaction():
+        locked = await conn.fetch(_RATED_LOCKS, keys, MAX_RATE_BUCKETS, capped)
+        buckets = [r[0][len(_RATE_KEY) :] for r in locked if r[0].startswith(_RATE_KEY)]
+        if not buckets:
+            return [], None
+        found = await conn.fetch(
+            _CLAIM_RATED,
+            worker_id,
+            limit,
+            list(rated_refs),
+            list(queues) if queues else None,
+            float(lease_seconds),
+            buckets,
+            capped,
+            [(limits or {})[k] for k in capped],
+            list(skip_queues) if skip_queues else None,
+        )
+    next_in = found[0][9] if found else None
+    rows = [tuple(r)[:9] for r in found if r[0] is not None]
+    return rows, None if next_in is None else max(0.0, float(next_in))
 
 
 async def job_heartbeat(

@@ -100,6 +100,10 @@ class NewJob:
     retry_of: uuid.UUID | None = None  # the execution of a saved job this one repeats
     retried_from: uuid.UUID | None = None  # the job this one retries (POST /v1/jobs/{id}/retry)
     cloned_from: uuid.UUID | None = None  # the job this one was cloned from
+    # rate-limited jobs: the bucket and N starts per period (jobserver.core.rate_limits)
+    rate_bucket: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
 JOB_COLUMNS = (
@@ -107,7 +111,8 @@ JOB_COLUMNS = (
     " params, result, last_error, progress, worker_id, run_at, expires_at, timeout_seconds,"
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
-    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from"
+    " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from,"
+    " rate_bucket, rate_limit, rate_period"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -145,6 +150,9 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("retry_of", "uuid"),
     ("retried_from", "uuid"),
     ("cloned_from", "uuid"),
+    ("rate_bucket", "text"),
+    ("rate_limit", "int"),
+    ("rate_period", "float8"),
 )
 # Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
 _NESTED = {"tags": "t", "retry_delays": "t::float8"}
