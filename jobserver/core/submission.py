@@ -172,8 +172,9 @@ def schedule_job(
     The schedule's `timeout_seconds` and `retry_delays` are stamped on the job; a schedule a
     saved job owns also stamps `saved_job_id`, and its jobs belong to the saved job's owner
     (`job_owner`) instead of `owner`. `rate_limit` is the definition's: its fires count
-    against it (a fire whose params lack the key counts against the definition's whole
-    bucket: stricter, never looser)."""
+    against it, or against the schedule's own `rate_limit` (a saved job's lowered one) within
+    it; a fire whose params lack the key counts against the definition's whole bucket
+    (stricter, never looser)."""
     key, version, default_max_attempts = definition
     job = NewJob(
         definition_key=key,
@@ -191,14 +192,24 @@ def schedule_job(
     )
     if rate_limit is not None:
         job.rate_bucket, job.rate_limit, job.rate_period = definition_rate(
-            key, rate_limit, schedule["params"]
+            key, rate_limit, schedule["params"], schedule.get("rate_limit")
         )
     return job
 
 
-def definition_rate(key: str, rate: RateLimit, params: Any) -> tuple[str, int, float]:
+def definition_rate(
+    key: str, rate: RateLimit, params: Any, own: Mapping[str, Any] | None = None
+) -> tuple[str, int, float]:
     """The rate fields of a job made without a submission (a schedule's fire, a redrive):
-    per key when its params have the key, else the whole definition's bucket."""
+    per key when its params have the key, else the whole definition's bucket. `own` (a saved
+    job's `rateLimit`, checked when it was saved) lowers the definition's; were the definition
+    lowered since, the stricter of the two holds: a fire is never refused for it."""
+    if own is not None:
+        rate = RateLimit(
+            min(rate.limit, int(own["limit"])),
+            max(rate.period_seconds, float(own["periodSeconds"])),
+            rate.key,
+        )
     try:
         fields = job_rate(None, key, rate, params)
     except RuleError:

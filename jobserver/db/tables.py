@@ -359,6 +359,9 @@ schedules = Table(
     # Stamped on every job the schedule fires, like event and tags.
     Column("timeout_seconds", Float, nullable=True),
     Column("retry_delays", ARRAY(Float), nullable=True),
+    # A saved job's own (lowered) rate limit, for the jobs its trigger fires (NULL: the
+    # definition's).
+    Column("rate_limit", JSONB, nullable=True),
     # The saved job that owns this schedule (its trigger; NULL for other schedules), and the
     # owner of the jobs it fires (NULL: system:scheduler). Deleting the saved job deletes it.
     Column(

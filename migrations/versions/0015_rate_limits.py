@@ -11,7 +11,9 @@ Create Date: 2026-12-02 14:00:00
   claim only (its predicate keeps every other claim and count off it).
 - `rate_limit_starts`: the sliding log of starts, one row per rated claim of a job, kept until
   `expires_at` (its start plus its period); the pruner deletes older rows.
-- `job_definitions.rate_limit`, `saved_jobs.rate_limit`: the declared limits (JSON).
+- `job_definitions.rate_limit`, `saved_jobs.rate_limit`: the declared limits (JSON);
+  `schedules.rate_limit`: a saved job's own (lowered) one, copied to the schedule its trigger
+  owns, so its fires count under it (NULL: the definition's).
 """
 
 from __future__ import annotations
@@ -55,9 +57,11 @@ def upgrade() -> None:
     op.create_index("rate_limit_starts_expires_idx", "rate_limit_starts", ["expires_at"])
     op.add_column("job_definitions", sa.Column("rate_limit", JSONB(), nullable=True))
     op.add_column("saved_jobs", sa.Column("rate_limit", JSONB(), nullable=True))
+    op.add_column("schedules", sa.Column("rate_limit", JSONB(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("schedules", "rate_limit")
     op.drop_column("saved_jobs", "rate_limit")
     op.drop_column("job_definitions", "rate_limit")
     op.drop_index("rate_limit_starts_expires_idx", table_name="rate_limit_starts")

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from jobserver.db.definitions import definition_upsert
+from jobserver.scheduler.cron import CronService
 from tests.api.conftest import Api
 from tests.worker.rated_defs import RATED
 
@@ -132,3 +133,44 @@ async def test_a_saved_job_carries_its_rate_limit(rated_api: Api) -> None:
     assert cleared.status == 200 and cleared.body["rateLimit"] is None, cleared.body
     ran = await rated_api.call("POST", f"/v1/saved-jobs/{r.body['id']}/execute", token="plain")
     assert ran.body["rateLimit"] == {"limit": 5, "periodSeconds": 1.0, "bucket": "test.rated"}
+
+
+async def test_a_saved_jobs_trigger_fires_under_its_own_lowered_limit(rated_api: Api) -> None:
+    r = await rated_api.call(
+        "POST",
+        "/v1/saved-jobs",
+        token="plain",
+        json={
+            "name": "limited-trigger",
+            "definitionKey": "test.rated",
+            "params": {},
+            "rateLimit": {"limit": 2, "periodSeconds": 10},
+            "cron": "0 * * * *",
+        },
+    )
+    assert r.status == 201, r.body
+    name = f"saved-job:{r.body['id']}"
+    # fired by hand (the trigger route) and by the cron service: both under the saved job's
+    fired = await rated_api.call("POST", f"/v1/schedules/{name}/trigger")
+    assert fired.status in (200, 201), fired.body
+    await rated_api.pool.execute(
+        "UPDATE schedules SET next_fire_at = now() - interval '1 second' WHERE name = $1", name
+    )
+    assert (await CronService(rated_api.pool).run_once())["fired"] == 1
+    rows = await rated_api.pool.fetch(
+        "SELECT rate_bucket, rate_limit, rate_period FROM jobs WHERE schedule_name = $1", name
+    )
+    assert [tuple(row) for row in rows] == [("test.rated", 2, 10.0)] * 2
+    # cleared on the saved job: its fires count under the definition's again
+    cleared = await rated_api.call(
+        "PATCH", f"/v1/saved-jobs/{r.body['id']}", token="plain", json={"rateLimit": None}
+    )
+    assert cleared.status == 200, cleared.body
+    fired = await rated_api.call("POST", f"/v1/schedules/{name}/trigger")
+    assert fired.status in (200, 201), fired.body
+    latest = await rated_api.pool.fetchrow(
+        "SELECT rate_limit, rate_period FROM jobs WHERE schedule_name = $1"
+        " ORDER BY created_at DESC LIMIT 1",
+        name,
+    )
+    assert tuple(latest) == (5, 1.0)
