@@ -332,6 +332,11 @@ JOB_CLONE_BODY: Schema = {
         "priority": _SUBMITTED["priority"],
         "delaySeconds": _SUBMITTED["delaySeconds"],
         "expiresIn": _SUBMITTED["expiresIn"],
+        "rateLimit": {
+            **RATE_LIMIT_INPUT,
+            "description": "replaces the template's own rate limit (kept by default, within"
+            " its definition's); it too may only lower the definition's",
+        },
     },
 }
 JOB_DELETE_QUERY: Schema = query(

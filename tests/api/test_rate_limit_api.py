@@ -174,3 +174,41 @@ async def test_a_saved_jobs_trigger_fires_under_its_own_lowered_limit(rated_api:
         name,
     )
     assert tuple(latest) == (5, 1.0)
+
+
+async def test_a_clone_keeps_its_templates_lowered_limit(rated_api: Api) -> None:
+    lowered = await rated_api.submit(
+        definitionKey="test.rated_keyed",
+        params={"customer": {"id": 7}},
+        rateLimit={"limit": 1, "periodSeconds": 60},
+    )
+    clone = await rated_api.call("POST", f"/v1/jobs/{lowered['id']}/clone", json={})
+    assert clone.status == 201, clone.body
+    assert clone.body["rateLimit"] == {
+        "limit": 1,
+        "periodSeconds": 60.0,
+        "bucket": "test.rated_keyed:7",
+    }
+    assert tuple(await _job(rated_api.pool, clone.body["id"])) == ("test.rated_keyed:7", 1, 60.0)
+    # the clone may set its own (still only lowering the definition's), and a new key value
+    # moves it to that bucket
+    own = await rated_api.call(
+        "POST",
+        f"/v1/jobs/{lowered['id']}/clone",
+        json={"params": {"customer": {"id": 8}}, "rateLimit": {"limit": 2, "periodSeconds": 30}},
+    )
+    assert own.status == 201, own.body
+    assert tuple(await _job(rated_api.pool, own.body["id"])) == ("test.rated_keyed:8", 2, 30.0)
+    before = await rated_api.job_count()
+    raised = await rated_api.call(
+        "POST",
+        f"/v1/jobs/{lowered['id']}/clone",
+        json={"rateLimit": {"limit": 3, "periodSeconds": 30}},
+    )
+    assert raised.status == 422 and raised.body["field"] == "rateLimit.limit", raised.body
+    assert await rated_api.job_count() == before
+    # a template at its definition's limit clones at it
+    plain = await rated_api.submit(definitionKey="test.rated", params={})
+    clone = await rated_api.call("POST", f"/v1/jobs/{plain['id']}/clone")
+    assert clone.status == 201, clone.body
+    assert clone.body["rateLimit"] == {"limit": 5, "periodSeconds": 1.0, "bucket": "test.rated"}
