@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
@@ -92,34 +93,45 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 # The paused queues come as a parameter ({skip}: NULL when none is paused, the
 # common case, which costs nothing), from the set the worker keeps in memory: the claim never
 # reads paused_queues.
-_READY_WITH = """j.status = 'queued' AND j.run_at <= now() AND j.rate_bucket IS NULL
+_READY = """j.status = 'queued' AND j.run_at <= now() AND {rated}
       AND (j.expires_at IS NULL OR j.expires_at > now())
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
       AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
       AND ({skip}::text[] IS NULL OR j.queue <> ALL({skip}::text[]))"""
+_READY_WITH = _READY.replace("{rated}", "j.rate_bucket IS NULL")
 
 # The next owner with queued rows below `{before}` in name order, wrapping to the highest one.
 # The walk goes down the index: each probe lands on the newest queued rows of an owner, which
 # are live, where a walk up would first step over every row claimed since the last vacuum.
 _NEXT_OWNER = """coalesce(
-        (SELECT q.owner FROM jobs q WHERE q.status = 'queued' AND q.owner < {before}
+        (SELECT q.owner FROM jobs q WHERE {queued} AND q.owner < {before}
          ORDER BY q.owner DESC LIMIT 1),
         (SELECT owner FROM highest))"""
+_QUEUED = "q.status = 'queued'"
+# The rated claim walks the owners of queued rate-limited rows (jobs_rate_owner_queued_idx).
+_RATED_QUEUED = "q.status = 'queued' AND q.rate_bucket IS NOT NULL"
 
-# OFFSET 0 keeps each probe a subquery evaluated once (not inlined into every use).
-_OWNERS = f"""highest AS MATERIALIZED (
-    SELECT q.owner FROM jobs q WHERE q.status = 'queued' ORDER BY q.owner DESC LIMIT 1
+
+def _owners(queued: str = _QUEUED) -> str:
+    """The `highest` and `owners` CTEs: the walk of owners with `queued` rows from the
+    cursor ($6), at most $7 of them. OFFSET 0 keeps each probe a subquery evaluated once
+    (not inlined into every use)."""
+    return f"""highest AS MATERIALIZED (
+    SELECT q.owner FROM jobs q WHERE {queued} ORDER BY q.owner DESC LIMIT 1
 ),
 owners(owner, first, n) AS (
     SELECT s.owner, s.owner, 1
-    FROM (SELECT {_NEXT_OWNER.format(before="$6::text")} AS owner OFFSET 0) s
+    FROM (SELECT {_NEXT_OWNER.format(queued=queued, before="$6::text")} AS owner OFFSET 0) s
     WHERE s.owner IS NOT NULL
     UNION ALL
     SELECT s.owner, o.first, o.n + 1
     FROM owners o CROSS JOIN LATERAL (
-        SELECT {_NEXT_OWNER.format(before="o.owner")} AS owner OFFSET 0) s
+        SELECT {_NEXT_OWNER.format(queued=queued, before="o.owner")} AS owner OFFSET 0) s
     WHERE o.n < $7 AND s.owner <> o.first
 )"""
+
+
+_OWNERS = _owners()
 
 _CANDIDATES = """share AS (
     SELECT ceil($2::float8 / greatest(count(*), 1))::int AS m, count(*) AS k FROM owners o
@@ -127,7 +139,7 @@ _CANDIDATES = """share AS (
 ),
 fair AS (
     SELECT p.* FROM owners o CROSS JOIN LATERAL (
-        SELECT j.id, j.owner, j.definition_key, j.priority, j.run_at FROM jobs j
+        SELECT {cols} FROM jobs j
         WHERE j.owner = o.owner AND {ready}
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT (SELECT m FROM share)
@@ -136,11 +148,7 @@ fair AS (
     WHERE {owner_open}
 ),
 fill AS (
-    SELECT j.id, j.owner, j.definition_key, j.priority, j.run_at FROM jobs j
-    WHERE {ready} AND (SELECT k FROM share) > 1 {fill_extra}
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT $2
-    FOR UPDATE OF j SKIP LOCKED
+    {fill}
 ),
 ranked AS (
     SELECT c.*, row_number() OVER (PARTITION BY c.owner, c.priority ORDER BY c.run_at, c.id) AS rn
@@ -149,25 +157,51 @@ ranked AS (
           SELECT *, 1 FROM fill WHERE NOT EXISTS (SELECT FROM fair WHERE fair.id = fill.id)) c
 )"""
 
-_TAKE = """claimed AS (
+_CAND_COLS = "j.id, j.owner, j.definition_key, j.priority, j.run_at"
+# The fill walk: the global claim order of jobs_ready_idx.
+_FILL = """SELECT {cols} FROM jobs j
+    WHERE {ready} AND (SELECT k FROM share) > 1 {fill_extra}
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED"""
+
+
+def _candidates(
+    ready: str, owner_open: str, fill_extra: str, *, cols: str = _CAND_COLS, fill: str = _FILL
+) -> str:
+    """The `share`, `fair`, `fill` and `ranked` CTEs (see above) of rows passing `ready`, from
+    owners passing `owner_open`; `fill_extra` narrows the fill walk."""
+    return _CANDIDATES.format(
+        ready=ready,
+        owner_open=owner_open,
+        cols=cols,
+        fill=fill.format(cols=cols, ready=ready, fill_extra=fill_extra),
+    )
+
+
+_CLAIMED = """claimed AS (
     UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
         lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
         updated_at = now()
     FROM chosen c WHERE j.id = c.id
     RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
         j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at, c.extra,
-        c.rn
-)
+        c.rn{returning}
+)"""
+_TAKE = (
+    _CLAIMED.format(returning="")
+    + """
 SELECT id, definition_key, definition_version, params, attempt, max_attempts, timeout_seconds,
     expires_at, owner
 FROM claimed ORDER BY priority DESC, extra, rn, run_at, id"""
+)
 
 _ORDER = "ORDER BY priority DESC, extra, rn, run_at, id"
 
 # No limits among ours: fair pick and take, nothing else.
 _CLAIM = f"""
 WITH RECURSIVE {_OWNERS},
-{_CANDIDATES.format(ready=_READY_WITH.format(skip="$8"), owner_open="true", fill_extra="")},
+{_candidates(_READY_WITH.format(skip="$8"), "true", "")},
 chosen AS (SELECT id, extra, rn FROM ranked {_ORDER} LIMIT $2),
 {_TAKE}
 """
@@ -180,9 +214,9 @@ _OWNER_QUOTA = """coalesce(
          WHERE t.owner = {owner} AND t.revoked_at IS NULL),
         CASE WHEN {owner} NOT LIKE 'system:%' THEN $10::int END)"""
 
-_CLAIM_LIMITED = f"""
-WITH RECURSIVE {_OWNERS},
-held AS (
+# The caps of a limited claim (after `owners`): `held`, `caps` ($8 keys, $9 limits) and `ocaps`
+# ($10 the default quota, $11 the owners whose quota this claim locked).
+_CAPS = f"""held AS (
     SELECT r.owner, r.definition_key FROM jobs r WHERE r.status IN ('running', 'cancelling')
 ),
 caps AS (
@@ -196,17 +230,16 @@ ocaps AS (
         THEN q.lim - (SELECT count(*) FROM held h WHERE h.owner = o.owner) ELSE 0 END AS free
     FROM owners o CROSS JOIN LATERAL (SELECT {_OWNER_QUOTA.format(owner="o.owner")} AS lim) q
     WHERE q.lim IS NOT NULL
-),
-{
-    _CANDIDATES.format(
-        ready=_READY_WITH.format(skip="$12")
-        + " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)",
-        owner_open="o.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
-        fill_extra="AND j.owner IN (SELECT owner FROM owners)"
-        " AND j.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
-    )
-},
-by_definition AS (
+)"""
+# Candidates of a limited claim: none of a definition or an owner at its cap.
+_UNCAPPED = " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)"
+_OWNER_OPEN = "o.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)"
+_FILL_OPEN = (
+    "AND j.owner IN (SELECT owner FROM owners)"
+    " AND j.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)"
+)
+# The candidates within the caps (after `ranked`): `by_definition`, then `allowed`.
+_WITHIN_CAPS = f"""by_definition AS (
     -- at most `free` rows of each limited definition, in fair order
     SELECT r.* FROM (SELECT *, row_number() OVER (PARTITION BY definition_key {_ORDER}) AS drn
                      FROM ranked) r
@@ -219,20 +252,30 @@ allowed AS (
                      FROM by_definition) r
     LEFT JOIN ocaps c ON c.owner = r.owner
     WHERE c.owner IS NULL OR r.orn <= c.free
-),
+)"""
+
+_CLAIM_LIMITED = f"""
+WITH RECURSIVE {_OWNERS},
+{_CAPS},
+{_candidates(_READY_WITH.format(skip="$12") + _UNCAPPED, _OWNER_OPEN, _FILL_OPEN)},
+{_WITHIN_CAPS},
 chosen AS (SELECT id, extra, rn FROM allowed {_ORDER} LIMIT $2),
 {_TAKE}
 """
+
+# The keys a limited claim locks (after `owners`): its limited definition keys ($3) and the
+# owners with a quota ($4: the default quota).
+_LOCK_KEYS = f"""SELECT 'jobserver.limit:' || k AS key FROM unnest($3::text[]) AS k
+    UNION
+    SELECT 'jobserver.owner:' || o.owner FROM owners o
+    WHERE {_OWNER_QUOTA.format(owner="o.owner").replace("$10", "$4")} IS NOT NULL"""
 
 # The advisory locks of a limited claim, in one sorted order so claimers never deadlock: one
 # per concurrency-limited definition key of ours, one per owner with a quota and queued rows.
 _CLAIM_LOCKS = f"""
 WITH RECURSIVE {_OWNERS.replace("$6", "$1").replace("$7", "$2")},
 keys AS (
-    SELECT 'jobserver.limit:' || k AS key FROM unnest($3::text[]) AS k
-    UNION
-    SELECT 'jobserver.owner:' || o.owner FROM owners o
-    WHERE {_OWNER_QUOTA.format(owner="o.owner").replace("$10", "$4")} IS NOT NULL
+    {_LOCK_KEYS}
 )
 SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
     SELECT key FROM keys ORDER BY key) s
@@ -243,7 +286,7 @@ MAX_FAIR_OWNERS = 256
 _OWNER_KEY = "jobserver.owner:"
 
 
-def next_owner_cursor(cursor: str, rows: Sequence[asyncpg.Record]) -> str:
+def next_owner_cursor(cursor: str, rows: Sequence[Any]) -> str:
     """Where the next claim starts its walk of owners: at the last owner this claim served in
     the walk's order (names below `cursor` downwards, then from the highest down to it)."""
     if not rows:
@@ -325,18 +368,24 @@ async def job_claim_available(
 # claim does, for the rated definitions of a worker, in one transaction of two statements:
 #
 # 1. `_RATED_LOCKS`: the buckets with queued rows (a loose index scan of jobs_rate_queued_idx,
-#    at most MAX_RATE_BUCKETS), those of our rated keys, and (for a rated key that is also
-#    concurrency-limited) its `jobserver.limit:` key, each locked by an advisory xact lock in
-#    one sorted order. The lock serializes every claimer of a bucket, fleet-wide; unlimited
-#    claims take none. (`jobserver.limit:` sorts before `jobserver.owner:` and
-#    `jobserver.rate:`, so a claimer never waits in an order another one reversed.)
-# 2. `_CLAIM_RATED`: per locked bucket, its ready rows of ours in claim order (SKIP LOCKED);
-#    each counts the starts of its bucket within its own period in `rate_limit_starts` and is
-#    taken while that count plus the rows ahead of it in this claim stays under its N (a row
-#    ahead that is not taken still counts: stricter, never looser, when jobs of one bucket
-#    lowered their limit differently). Concurrency caps apply on top. The taken rows' starts
-#    go into the log in the same statement, and the answer says when the earliest skipped
-#    row's bucket opens its next slot (its oldest start in the window plus its period).
+#    at most MAX_RATE_BUCKETS) of our rated keys, the concurrency-limited keys among those, and
+#    the owners with a quota among the owners of queued rated rows (the walk of the ordinary
+#    claim, on jobs_rate_owner_queued_idx), each locked by an advisory xact lock in one sorted
+#    order. A bucket's lock serializes every claimer of that bucket, fleet-wide; the
+#    `jobserver.limit:` and `jobserver.owner:` locks are the ones the ordinary limited claim
+#    takes, so a concurrency limit and an owner's running quota hold across both claims. Those
+#    sort before `jobserver.rate:`, so a claimer never waits in an order another one reversed.
+#    Unlimited claims take no bucket lock.
+# 2. `_CLAIM_RATED`: the ordinary limited claim's pieces on rated rows of the locked buckets:
+#    the walk of owners, a fair share of each one's rows and a fill walk (per bucket, on
+#    jobs_rate_queued_idx) ranked round robin between owners at each priority, within the
+#    concurrency caps and the owners' running quotas. Then, in that fair order, each row counts
+#    the starts of its bucket within its own period in `rate_limit_starts` and is taken while
+#    that count plus the rows ahead of it in its bucket stays under its N (a row ahead that is
+#    not taken still counts: stricter, never looser, when jobs of one bucket lowered their
+#    limit differently). The taken rows' starts go into the log in the same statement, and the
+#    answer says when the earliest skipped row's bucket opens its next slot (its oldest start in
+#    the window plus its period).
 #
 # Why a sliding log and not a token bucket / GCRA row per bucket: the guarantee is "at most N
 # starts in ANY window of the period", which a GCRA with a burst of N breaks (N at once, then
@@ -347,8 +396,9 @@ async def job_claim_available(
 MAX_RATE_BUCKETS = 256
 _RATE_KEY = "jobserver.rate:"
 
-_RATED_LOCKS = """
-WITH RECURSIVE b(bucket, n) AS (
+_RATED_LOCKS = f"""
+WITH RECURSIVE {_owners(_RATED_QUEUED).replace("$6", "$1").replace("$7", "$2")},
+b(bucket, n) AS (
     (SELECT q.rate_bucket, 1 FROM jobs q WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL
      ORDER BY q.rate_bucket LIMIT 1)
     UNION ALL
@@ -356,79 +406,66 @@ WITH RECURSIVE b(bucket, n) AS (
         SELECT q.rate_bucket AS bucket FROM jobs q
         WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL AND q.rate_bucket > b.bucket
         ORDER BY q.rate_bucket LIMIT 1) s
-    WHERE b.n < $2
+    WHERE b.n < $6
 ),
 keys AS (
     SELECT 'jobserver.rate:' || b.bucket AS key FROM b
-    WHERE split_part(b.bucket, ':', 1) = ANY($1::text[])
+    WHERE split_part(b.bucket, ':', 1) = ANY($5::text[])
     UNION
-    SELECT 'jobserver.limit:' || k FROM unnest($3::text[]) AS k
+    {_LOCK_KEYS}
 )
 SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
     SELECT key FROM keys ORDER BY key) s
 """
 
-_RATED_ORDER = "ORDER BY priority DESC, run_at, id"
-
-_CLAIM_RATED = f"""
-WITH caps AS (
-    SELECT l.k, l.lim - (SELECT count(*) FROM jobs r
-        WHERE r.status IN ('running', 'cancelling') AND r.definition_key = l.k) AS free
-    FROM unnest($7::text[], $8::int[]) AS l(k, lim)
-),
-cand AS (
-    SELECT c.* FROM unnest($6::text[]) AS b(bucket) CROSS JOIN LATERAL (
-        SELECT j.id, j.definition_key, j.priority, j.run_at, j.rate_bucket, j.rate_limit,
-            j.rate_period
-        FROM jobs j
-        WHERE j.rate_bucket = b.bucket AND j.rate_bucket IS NOT NULL AND j.status = 'queued'
-            AND j.run_at <= now() AND (j.expires_at IS NULL OR j.expires_at > now())
-            AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
-            AND ($4::text[] IS NULL OR j.queue = ANY($4::text[]))
-            AND ($9::text[] IS NULL OR j.queue <> ALL($9::text[]))
+_RATED_COLS = _CAND_COLS + ", j.rate_bucket, j.rate_limit, j.rate_period"
+# Rated candidates: ready rate-limited rows of the buckets this claim locked ($13).
+_RATED_READY = _READY.replace(
+    "{rated}", "j.rate_bucket IS NOT NULL AND j.rate_bucket = ANY($13::text[])"
+).format(skip="$12")
+# The fill walk of the rated claim: each locked bucket's rows in claim order.
+_RATED_FILL = """SELECT p.* FROM unnest($13::text[]) AS b(bucket) CROSS JOIN LATERAL (
+        SELECT {cols} FROM jobs j
+        WHERE j.rate_bucket = b.bucket AND {ready} {fill_extra}
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT $2
         FOR UPDATE OF j SKIP LOCKED
-    ) c
-),
-used AS (
-    SELECT c.*, w.used, w.oldest,
-        row_number() OVER (PARTITION BY c.rate_bucket {_RATED_ORDER}) AS rn
-    FROM cand c CROSS JOIN LATERAL (
+    ) p
+    WHERE (SELECT k FROM share) > 1"""
+
+_RATED_CANDIDATES = _candidates(
+    _RATED_READY + _UNCAPPED, _OWNER_OPEN, _FILL_OPEN, cols=_RATED_COLS, fill=_RATED_FILL
+)
+
+_CLAIM_RATED = f"""
+WITH RECURSIVE {_owners(_RATED_QUEUED)},
+{_CAPS},
+{_RATED_CANDIDATES},
+{_WITHIN_CAPS},
+rated AS (
+    -- the starts of each row's bucket within its own period, and its rank in the bucket
+    SELECT a.*, w.used, w.oldest,
+        row_number() OVER (PARTITION BY a.rate_bucket {_ORDER}) AS brn
+    FROM allowed a CROSS JOIN LATERAL (
         SELECT count(*) AS used, min(s.started_at) AS oldest FROM rate_limit_starts s
-        WHERE s.bucket = c.rate_bucket
-            AND s.started_at > now() - make_interval(secs => c.rate_period)) w
+        WHERE s.bucket = a.rate_bucket
+            AND s.started_at > now() - make_interval(secs => a.rate_period)) w
 ),
-allowed AS (
-    SELECT r.* FROM (
-        SELECT u.*, row_number() OVER (PARTITION BY u.definition_key {_RATED_ORDER}) AS drn
-        FROM used u WHERE u.used + u.rn <= u.rate_limit) r
-    LEFT JOIN caps k ON k.k = r.definition_key
-    WHERE k.k IS NULL OR r.drn <= k.free
-),
-chosen AS (SELECT id FROM allowed {_RATED_ORDER} LIMIT $2),
-claimed AS (
-    UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
-        lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
-        updated_at = now()
-    FROM chosen c WHERE j.id = c.id
-    RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
-        j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at,
-        j.rate_bucket, j.rate_period
-),
+chosen AS (SELECT id, extra, rn FROM rated WHERE used + brn <= rate_limit {_ORDER} LIMIT $2),
+{_CLAIMED.format(returning=", j.rate_bucket, j.rate_period")},
 logged AS (
     INSERT INTO rate_limit_starts (bucket, started_at, expires_at)
     SELECT rate_bucket, now(), now() + make_interval(secs => rate_period) FROM claimed
 ),
 blocked AS (
-    SELECT extract(epoch FROM min(coalesce(u.oldest, now())
-        + make_interval(secs => u.rate_period)) - now())::float8 AS next_in
-    FROM used u WHERE u.used + u.rn > u.rate_limit
+    SELECT extract(epoch FROM min(coalesce(r.oldest, now())
+        + make_interval(secs => r.rate_period)) - now())::float8 AS next_in
+    FROM rated r WHERE r.used + r.brn > r.rate_limit
 )
 SELECT c.id, c.definition_key, c.definition_version, c.params, c.attempt, c.max_attempts,
     c.timeout_seconds, c.expires_at, c.owner, b.next_in
 FROM blocked b LEFT JOIN claimed c ON true
-ORDER BY c.priority DESC, c.run_at, c.id
+ORDER BY c.priority DESC, c.extra, c.rn, c.run_at, c.id
 """
 
 
@@ -441,10 +478,15 @@ async def job_claim_rated(
     lease_seconds: float,
     limits: dict[str, int] | None = None,
     *,
+    owner_default: int | None = None,
+    cursor: str = "",
     skip_queues: Sequence[str] | None = None,
 ) -> tuple[list[tuple[object, ...]], float | None]:
     """Claim up to `limit` ready rate-limited jobs of `rated_refs` ("key@version") within
-    their buckets' limits (see above); `limits` are the concurrency limits of ours.
+    their buckets' limits, fairly between owners and within the owners' running quotas
+    (`owner_default`: OWNER_MAX_RUNNING; a token's max_running always applies) and `limits`,
+    the concurrency limits of ours (see above). `cursor` is where the walk of owners starts
+    (`next_owner_cursor` of the previous rated claim's rows).
 
     Returns (rows, next_in): the rows as `job_claim_available` answers them, and the seconds
     until the earliest bucket a ready row was skipped for opens a slot (None: no row was
@@ -455,10 +497,13 @@ async def job_claim_rated(
     keys = sorted({r.rsplit("@", 1)[0] for r in rated_refs})
     capped = sorted(k for k in (limits or {}) if k in keys)
     async with conn.transaction():
-        locked = await conn.fetch(_RATED_LOCKS, keys, MAX_RATE_BUCKETS, capped)
+        locked = await conn.fetch(
+            _RATED_LOCKS, cursor, MAX_FAIR_OWNERS, capped, owner_default, keys, MAX_RATE_BUCKETS
+        )
         buckets = [r[0][len(_RATE_KEY) :] for r in locked if r[0].startswith(_RATE_KEY)]
         if not buckets:
             return [], None
+        owners = [r[0][len(_OWNER_KEY) :] for r in locked if r[0].startswith(_OWNER_KEY)]
         found = await conn.fetch(
             _CLAIM_RATED,
             worker_id,
@@ -466,10 +511,14 @@ async def job_claim_rated(
             list(rated_refs),
             list(queues) if queues else None,
             float(lease_seconds),
-            buckets,
+            cursor,
+            MAX_FAIR_OWNERS,
             capped,
             [(limits or {})[k] for k in capped],
+            owner_default,
+            owners,
             list(skip_queues) if skip_queues else None,
+            buckets,
         )
     next_in = found[0][9] if found else None
     rows = [tuple(r)[:9] for r in found if r[0] is not None]

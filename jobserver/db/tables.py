@@ -152,6 +152,15 @@ jobs = Table(
         "id",
         postgresql_where=text("status = 'queued' AND rate_bucket IS NOT NULL"),
     ),
+    # ... and per owner in claim order: the rated claim's walk of owners and their fair shares.
+    Index(
+        "jobs_rate_owner_queued_idx",
+        "owner",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'queued' AND rate_bucket IS NOT NULL"),
+    ),
     # Fair claims: each owner's queued rows in claim order. The claim walks the distinct owners
     # with queued rows (a loose index scan) and takes a share from each; per-owner quotas count
     # an owner's queued rows here (bounded by the quota).

@@ -34,7 +34,9 @@ their own (db/job_runs.py, `job_claim_rated`), after the ordinary claim of a rou
 short: the ordinary claim never takes them and costs what it did. The rated claim answers when
 the next slot of a bucket it skipped opens; the loop runs it again only then (its sleep is cut
 to that moment), at a NOTIFY, or a poll later: never in a busy loop while only the limit
-holds the jobs back. In burst mode jobs waiting for their slot keep the loop alive.
+holds the jobs back. In burst mode jobs waiting for their slot keep the loop alive. The rated
+claim is fair between owners and holds their running quotas and the concurrency limits like
+the ordinary one (under the same advisory locks); it keeps a cursor of its own walk of owners.
 The claim session is its own connection (see CLAIM_SESSION_SETTINGS), reopened after an error
 with back-off (0.1 s doubling to 5 s). Emits the claim counters and batch size histogram.
 """
@@ -101,6 +103,7 @@ class ClaimLoop:
         self._rated_due = 0.0
         self._rated_waiting = False
         self.rated_calls = 0  # rated claim transactions (tests check for busy loops)
+        self._rated_cursor = ""  # where the rated claim's walk of owners starts
         self._stopping = False
         self._conn: asyncpg.Connection | None = None
         # Fair claims between owners (db/job_runs.py): where the next walk of owners starts,
@@ -222,8 +225,11 @@ class ClaimLoop:
             self._queues if gate is None else gate.claim_queues,
             self._settings.lease_duration_seconds,
             self._limits,
+            owner_default=self._owner_default,
+            cursor=self._rated_cursor,
             skip_queues=None if gate is None else gate.skip_queues,
         )
+        self._rated_cursor = job_runs.next_owner_cursor(self._rated_cursor, rows)
         self._rated_waiting = next_in is not None
         if next_in is not None:
             self._rated_due = now + next_in

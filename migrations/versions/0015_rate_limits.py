@@ -9,6 +9,8 @@ Create Date: 2026-12-02 14:00:00
   period (seconds), computed at submission. NULL for unlimited jobs (the common case).
 - `jobs_rate_queued_idx`: queued rate-limited rows per bucket in claim order, for the rated
   claim only (its predicate keeps every other claim and count off it).
+- `jobs_rate_owner_queued_idx`: the same rows per owner in claim order: the rated claim's walk
+  of owners and each owner's fair share (as jobs_owner_queued_idx for the ordinary claim).
 - `rate_limit_starts`: the sliding log of starts, one row per rated claim of a job, kept until
   `expires_at` (its start plus its period); the pruner deletes older rows.
 - `job_definitions.rate_limit`, `saved_jobs.rate_limit`: the declared limits (JSON);
@@ -47,6 +49,12 @@ def upgrade() -> None:
         ["rate_bucket", sa.text("priority DESC"), "run_at", "id"],
         postgresql_where=sa.text("status = 'queued' AND rate_bucket IS NOT NULL"),
     )
+    op.create_index(
+        "jobs_rate_owner_queued_idx",
+        "jobs",
+        ["owner", sa.text("priority DESC"), "run_at", "id"],
+        postgresql_where=sa.text("status = 'queued' AND rate_bucket IS NOT NULL"),
+    )
     op.create_table(
         "rate_limit_starts",
         sa.Column("bucket", sa.Text(), nullable=False),
@@ -67,6 +75,7 @@ def downgrade() -> None:
     op.drop_index("rate_limit_starts_expires_idx", table_name="rate_limit_starts")
     op.drop_index("rate_limit_starts_bucket_idx", table_name="rate_limit_starts")
     op.drop_table("rate_limit_starts")
+    op.drop_index("jobs_rate_owner_queued_idx", table_name="jobs")
     op.drop_index("jobs_rate_queued_idx", table_name="jobs")
     op.drop_constraint("jobs_rate_limit_check", "jobs")
     op.drop_column("jobs", "rate_period")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from typing import Any
 
 import asyncpg
@@ -17,6 +18,7 @@ from jobserver.db import job_runs
 from jobserver.db.jobs import NewJob, job_insert_many
 from jobserver.db.pool import connect
 from jobserver.db.rate_limit_starts import rate_limit_starts_prune
+from jobserver.db.tokens import token_insert
 
 REF = "rl.job@1"
 
@@ -28,6 +30,7 @@ async def _insert(
     limit: int = 3,
     period: float = 60.0,
     key: str = "rl.job",
+    owner: str = "anonymous",
 ) -> list[uuid.UUID]:
     jobs = [
         NewJob(
@@ -38,6 +41,7 @@ async def _insert(
             rate_bucket=bucket,
             rate_limit=limit if bucket else None,
             rate_period=period if bucket else None,
+            owner=owner,
         )
         for i in range(n)
     ]
@@ -168,3 +172,85 @@ async def test_a_lowered_job_counts_against_the_whole_bucket(pool: asyncpg.Pool)
     assert len(rows) == 3 and more == []
     limits = await pool.fetch("SELECT rate_limit FROM jobs WHERE status = 'running'")
     assert [r[0] for r in limits] == [5, 5, 5]
+
+
+async def _owners_running(pool: asyncpg.Pool) -> Counter[str]:
+    rows = await pool.fetch("SELECT owner FROM jobs WHERE status = 'running'")
+    return Counter(r[0] for r in rows)
+
+
+async def test_the_rated_claim_is_fair_between_owners(pool: asyncpg.Pool) -> None:
+    await _insert(pool, 50, "rl.job", limit=1000, owner="hog")  # older than the others
+    await _insert(pool, 3, "rl.job", limit=1000, owner="small")
+    await _insert(pool, 1, "rl.job", limit=1000, owner="tiny")
+    async with pool.acquire() as conn:
+        rows, _ = await _rated(conn, want=10)
+    owners = [r[8] for r in rows]
+    assert Counter(owners) == {"hog": 6, "small": 3, "tiny": 1}
+    # round robin: each owner's first job comes before anyone's second
+    assert set(owners[:3]) == {"hog", "small", "tiny"}
+    # and the bucket's N slots are shared the same way
+    await pool.execute("DELETE FROM jobs")
+    await pool.execute("DELETE FROM rate_limit_starts")
+    for owner, n in (("hog", 50), ("small", 3), ("tiny", 1)):
+        await _insert(pool, n, "rl.job", limit=4, owner=owner)
+    async with pool.acquire() as conn:
+        rows, next_in = await _rated(conn, want=10)
+    assert len(rows) == 4 and next_in is not None
+    assert {r[8] for r in rows} == {"hog", "small", "tiny"}
+
+
+async def test_the_rated_claim_holds_an_owners_running_quota(pool: asyncpg.Pool) -> None:
+    await token_insert(pool, "capped", "hash-capped", "js_cap", [], "capped")
+    await pool.execute("UPDATE api_tokens SET max_running = 3 WHERE name = 'capped'")
+    # two of its unlimited jobs already run: one slot of its quota is left
+    await _insert(pool, 2, None, owner="capped")
+    async with pool.acquire() as conn:
+        plain = await job_runs.job_claim_available(
+            conn, "w1", 10, [REF], None, 30.0, owner_quotas=True
+        )
+    assert len(plain) == 2
+    await _insert(pool, 10, "rl.job", limit=100, owner="capped")
+    await _insert(pool, 2, "rl.job", limit=100, owner="other")
+    async with pool.acquire() as conn:
+        rows, _ = await _rated(conn, want=20)
+        assert Counter(r[8] for r in rows) == {"capped": 1, "other": 2}
+        # at its quota: nothing more of it, whoever claims
+        again = await job_runs.job_claim_rated(conn, "w2", 20, [REF], None, 30.0)
+        assert again == ([], None)
+    assert await _owners_running(pool) == {"capped": 3, "other": 2}
+    # the default quota (OWNER_MAX_RUNNING) applies to token owners, not internal ones
+    await _insert(pool, 5, "rl.job", limit=100, owner="team")
+    await _insert(pool, 5, "rl.job", limit=100, owner="system:scheduler")
+    async with pool.acquire() as conn:
+        rows, _ = await job_runs.job_claim_rated(conn, "w1", 20, [REF], None, 30.0, owner_default=2)
+    assert Counter(r[8] for r in rows) == {"team": 2, "system:scheduler": 5}
+
+
+async def test_rated_and_ordinary_claimers_hold_an_owner_quota_fleet_wide(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    await _insert(pool, 40, None, owner="team")
+    await _insert(pool, 40, "rl.job", limit=1000, owner="team")
+    conns = [
+        await connect(database_url, server_settings=job_runs.CLAIM_SESSION_SETTINGS)
+        for _ in range(8)
+    ]
+
+    async def claim(i: int, c: Any) -> int:
+        if i % 2:
+            rows, _ = await job_runs.job_claim_rated(
+                c, f"w{i}", 10, [REF], None, 30.0, owner_default=7
+            )
+            return len(rows)
+        return len(
+            await job_runs.job_claim_available(c, f"w{i}", 10, [REF], None, 30.0, owner_default=7)
+        )
+
+    try:
+        taken = await asyncio.gather(*(claim(i, c) for i, c in enumerate(conns)))
+    finally:
+        for c in conns:
+            await c.close()
+    assert sum(taken) == 7
+    assert await _owners_running(pool) == {"team": 7}
