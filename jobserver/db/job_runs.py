@@ -22,7 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -385,7 +385,9 @@ async def job_claim_available(
 #    not taken still counts: stricter, never looser, when jobs of one bucket lowered their
 #    limit differently). The taken rows' starts go into the log in the same statement, and the
 #    answer says when the earliest skipped row's bucket opens its next slot (its oldest start in
-#    the window plus its period).
+#    the window plus its period), and whether a cap held rows back (`capped`: a concurrency
+#    limit or an owner's quota of ours was full, or cut the candidates), which no rate slot
+#    opening frees: the worker then runs the rated claim again when one of its jobs ends.
 #
 # Why a sliding log and not a token bucket / GCRA row per bucket: the guarantee is "at most N
 # starts in ANY window of the period", which a GCRA with a burst of N breaks (N at once, then
@@ -458,15 +460,28 @@ logged AS (
     SELECT rate_bucket, now(), now() + make_interval(secs => rate_period) FROM claimed
 ),
 blocked AS (
-    SELECT extract(epoch FROM min(coalesce(r.oldest, now())
-        + make_interval(secs => r.rate_period)) - now())::float8 AS next_in
-    FROM rated r WHERE r.used + r.brn > r.rate_limit
+    SELECT (SELECT extract(epoch FROM min(coalesce(r.oldest, now())
+                + make_interval(secs => r.rate_period)) - now())::float8
+            FROM rated r WHERE r.used + r.brn > r.rate_limit) AS next_in,
+        -- a concurrency limit or an owner's quota was full, or cut candidates: a slot may
+        -- free when a held job ends (no rate slot to wait for)
+        (EXISTS (SELECT FROM caps WHERE free <= 0) OR EXISTS (SELECT FROM ocaps WHERE free <= 0)
+            OR EXISTS (SELECT FROM ranked r WHERE r.id NOT IN (SELECT id FROM allowed)))
+            AS capped
 )
 SELECT c.id, c.definition_key, c.definition_version, c.params, c.attempt, c.max_attempts,
-    c.timeout_seconds, c.expires_at, c.owner, b.next_in
+    c.timeout_seconds, c.expires_at, c.owner, b.next_in, b.capped
 FROM blocked b LEFT JOIN claimed c ON true
 ORDER BY c.priority DESC, c.extra, c.rn, c.run_at, c.id
 """
+
+
+class RatedClaim(NamedTuple):
+    """What a rated claim answers (see `job_claim_rated`)."""
+
+    rows: list[tuple[object, ...]]
+    next_in: float | None  # seconds until a bucket a ready row was skipped for opens a slot
+    capped: bool  # a concurrency limit or an owner's quota held rows back
 
 
 async def job_claim_rated(
@@ -481,19 +496,21 @@ async def job_claim_rated(
     owner_default: int | None = None,
     cursor: str = "",
     skip_queues: Sequence[str] | None = None,
-) -> tuple[list[tuple[object, ...]], float | None]:
+) -> RatedClaim:
     """Claim up to `limit` ready rate-limited jobs of `rated_refs` ("key@version") within
     their buckets' limits, fairly between owners and within the owners' running quotas
     (`owner_default`: OWNER_MAX_RUNNING; a token's max_running always applies) and `limits`,
     the concurrency limits of ours (see above). `cursor` is where the walk of owners starts
     (`next_owner_cursor` of the previous rated claim's rows).
 
-    Returns (rows, next_in): the rows as `job_claim_available` answers them, and the seconds
-    until the earliest bucket a ready row was skipped for opens a slot (None: no row was
-    skipped for its rate limit; the worker sleeps until then or until woken).
+    Returns (rows, next_in, capped): the rows as `job_claim_available` answers them, the
+    seconds until the earliest bucket a ready row was skipped for opens a slot (None: no row
+    was skipped for its rate limit; the worker sleeps until then or until woken), and whether
+    a concurrency limit or an owner's quota held rows back (a slot frees when a held job ends:
+    the worker looks again when one of its own ends, as after a limited ordinary claim).
     """
     if limit <= 0 or not rated_refs:
-        return [], None
+        return RatedClaim([], None, False)
     keys = sorted({r.rsplit("@", 1)[0] for r in rated_refs})
     capped = sorted(k for k in (limits or {}) if k in keys)
     async with conn.transaction():
@@ -502,7 +519,7 @@ async def job_claim_rated(
         )
         buckets = [r[0][len(_RATE_KEY) :] for r in locked if r[0].startswith(_RATE_KEY)]
         if not buckets:
-            return [], None
+            return RatedClaim([], None, False)
         owners = [r[0][len(_OWNER_KEY) :] for r in locked if r[0].startswith(_OWNER_KEY)]
         found = await conn.fetch(
             _CLAIM_RATED,
@@ -522,7 +539,11 @@ async def job_claim_rated(
         )
     next_in = found[0][9] if found else None
     rows = [tuple(r)[:9] for r in found if r[0] is not None]
-    return rows, None if next_in is None else max(0.0, float(next_in))
+    return RatedClaim(
+        rows,
+        None if next_in is None else max(0.0, float(next_in)),
+        bool(found and found[0][10]),
+    )
 
 
 async def job_heartbeat(

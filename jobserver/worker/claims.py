@@ -34,7 +34,10 @@ their own (db/job_runs.py, `job_claim_rated`), after the ordinary claim of a rou
 short: the ordinary claim never takes them and costs what it did. The rated claim answers when
 the next slot of a bucket it skipped opens; the loop runs it again only then (its sleep is cut
 to that moment), at a NOTIFY, or a poll later: never in a busy loop while only the limit
-holds the jobs back. In burst mode jobs waiting for their slot keep the loop alive. The rated
+holds the jobs back. In burst mode jobs waiting for their slot keep the loop alive. Rated jobs
+held back by a concurrency limit or an owner's quota (the answer's `capped`) are claimed again
+at the next round, which the doorbell starts when one of ours ends, as after a limited
+ordinary claim (a slot freed by another worker's job is seen at the poll, as there). The rated
 claim is fair between owners and holds their running quotas and the concurrency limits like
 the ordinary one (under the same advisory locks); it keeps a cursor of its own walk of owners.
 The claim session is its own connection (see CLAIM_SESSION_SETTINGS), reopened after an error
@@ -102,6 +105,7 @@ class ClaimLoop:
         self._rated = list(rated or [])
         self._rated_due = 0.0
         self._rated_waiting = False
+        self._rated_at_wake = False  # a cap held rated jobs back: claim them at the next round
         self.rated_calls = 0  # rated claim transactions (tests check for busy loops)
         self._rated_cursor = ""  # where the rated claim's walk of owners starts
         self._stopping = False
@@ -205,7 +209,7 @@ class ClaimLoop:
             skip_queues=None if gate is None else gate.skip_queues,
         )
         self._owner_cursor = job_runs.next_owner_cursor(self._owner_cursor, rows)
-        if self._rated and len(rows) < want and now >= self._rated_due:
+        if self._rated and len(rows) < want and (now >= self._rated_due or self._rated_at_wake):
             rated = await self._claim_rated(conn, want - len(rows), now)
             if rated:
                 return [*rows, *rated]
@@ -217,7 +221,7 @@ class ClaimLoop:
         gate = self._gate
         self.rated_calls += 1
         metrics.RATED_CLAIMS.inc()
-        rows, next_in = await job_runs.job_claim_rated(
+        rows, next_in, capped = await job_runs.job_claim_rated(
             conn,
             self._worker_id,
             want,
@@ -231,6 +235,9 @@ class ClaimLoop:
         )
         self._rated_cursor = job_runs.next_owner_cursor(self._rated_cursor, rows)
         self._rated_waiting = next_in is not None
+        # held back by a concurrency limit or an owner's quota: a slot frees when a held job
+        # ends, so look again at the next round (the doorbell rings when one of ours ends)
+        self._rated_at_wake = capped
         if next_in is not None:
             self._rated_due = now + next_in
         elif rows:  # more may be ready within the limits: look again at the next round
@@ -292,7 +299,9 @@ class ClaimLoop:
                 bell.more = True
                 continue
             bell.refill_at = 0
-            if rows and (self._limits or self._owner_quotas or self._owner_default or self._rated):
+            if (rows or self._rated_at_wake) and (
+                self._limits or self._owner_quotas or self._owner_default or self._rated
+            ):
                 # short, perhaps only because a limited definition or an owner is at its cap:
                 # look again when one of ours ends (not a busy loop: once per job at most)
                 bell.more = True

@@ -50,7 +50,8 @@ async def _insert(
 
 
 async def _rated(conn: Any, want: int = 10, refs: list[str] | None = None) -> tuple[list[Any], Any]:
-    return await job_runs.job_claim_rated(conn, "w1", want, refs or [REF], None, 30.0)
+    claim = await job_runs.job_claim_rated(conn, "w1", want, refs or [REF], None, 30.0)
+    return claim.rows, claim.next_in
 
 
 def test_bucket_from_a_path_or_a_template() -> None:
@@ -158,7 +159,7 @@ async def test_concurrent_claimers_never_exceed_the_limit(
     finally:
         for c in conns:
             await c.close()
-    assert sum(len(rows) for rows, _ in results) == 7
+    assert sum(len(r.rows) for r in results) == 7
     assert await pool.fetchval("SELECT count(*) FROM rate_limit_starts") == 7
 
 
@@ -217,13 +218,15 @@ async def test_the_rated_claim_holds_an_owners_running_quota(pool: asyncpg.Pool)
         assert Counter(r[8] for r in rows) == {"capped": 1, "other": 2}
         # at its quota: nothing more of it, whoever claims
         again = await job_runs.job_claim_rated(conn, "w2", 20, [REF], None, 30.0)
-        assert again == ([], None)
+        assert again.rows == [] and again.next_in is None and again.capped
     assert await _owners_running(pool) == {"capped": 3, "other": 2}
     # the default quota (OWNER_MAX_RUNNING) applies to token owners, not internal ones
     await _insert(pool, 5, "rl.job", limit=100, owner="team")
     await _insert(pool, 5, "rl.job", limit=100, owner="system:scheduler")
     async with pool.acquire() as conn:
-        rows, _ = await job_runs.job_claim_rated(conn, "w1", 20, [REF], None, 30.0, owner_default=2)
+        rows, _, _ = await job_runs.job_claim_rated(
+            conn, "w1", 20, [REF], None, 30.0, owner_default=2
+        )
     assert Counter(r[8] for r in rows) == {"team": 2, "system:scheduler": 5}
 
 
@@ -239,7 +242,7 @@ async def test_rated_and_ordinary_claimers_hold_an_owner_quota_fleet_wide(
 
     async def claim(i: int, c: Any) -> int:
         if i % 2:
-            rows, _ = await job_runs.job_claim_rated(
+            rows, _, _ = await job_runs.job_claim_rated(
                 c, f"w{i}", 10, [REF], None, 30.0, owner_default=7
             )
             return len(rows)
@@ -254,3 +257,13 @@ async def test_rated_and_ordinary_claimers_hold_an_owner_quota_fleet_wide(
             await c.close()
     assert sum(taken) == 7
     assert await _owners_running(pool) == {"team": 7}
+
+
+async def test_a_full_concurrency_limit_answers_capped_not_a_rate_slot(pool: asyncpg.Pool) -> None:
+    await _insert(pool, 3, "rl.job", limit=100)
+    async with pool.acquire() as conn:
+        first = await job_runs.job_claim_rated(conn, "w1", 10, [REF], None, 30.0, {"rl.job": 1})
+        assert len(first.rows) == 1 and first.next_in is None
+        held = await job_runs.job_claim_rated(conn, "w1", 10, [REF], None, 30.0, {"rl.job": 1})
+    # nothing to wait for in the log: the worker looks again when a held job ends
+    assert held.rows == [] and held.next_in is None and held.capped

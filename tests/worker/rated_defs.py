@@ -4,6 +4,7 @@ process (`--module tests.worker.rated_worker`)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from jobserver.core.rate_limits import RateLimit
@@ -34,3 +35,17 @@ async def rated_keyed(params: Any, ctx: Any) -> None:
 )
 async def rated_slow(params: Any, ctx: Any) -> None:
     """One start per 2 s: a worker waits for the slot, it does not spin."""
+
+
+@definition(
+    "test.rated_capped",
+    1,
+    default_max_attempts=1,
+    rate_limit=RateLimit(100, 1.0),
+    concurrency_limit=1,
+    target=RATED,
+)
+async def rated_capped(params: Any, ctx: Any) -> None:
+    """A generous rate limit and one run at a time: only the concurrency limit holds jobs back
+    (each runs a moment, so the next one is claimed while it is held)."""
+    await asyncio.sleep(params.get("seconds", 0.3))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -131,6 +132,26 @@ async def test_a_worker_held_back_by_the_limit_does_not_spin(
     assert w.claims.rated_calls - rated <= 5
     assert w.claims.claim_calls - claims <= 25  # the ordinary claim still polls (100 ms)
     assert await max_starts_per_window(rated_db, "test.rated_slow", 2.0) <= 1
+
+
+async def test_a_rated_job_held_back_by_a_concurrency_limit_starts_when_the_slot_frees(
+    rated_db: asyncpg.Pool, start_worker: Any, fast_settings: Any
+) -> None:
+    """Only the concurrency limit (1) holds the next job back: it starts when the running one
+    ends, not a poll interval (60 s here) later."""
+    await start_worker(replace(fast_settings, poll_interval_ms=60_000), registry=RATED)
+    await submit_rated(rated_db, "test.rated_capped", [{} for _ in range(3)])
+    await wait_for(
+        lambda: _count(rated_db, "SELECT count(*) = 3 FROM jobs WHERE status = 'succeeded'"),
+        within=20,
+    )
+    overlap = await _count(
+        rated_db,
+        "SELECT count(*) FROM jobs a JOIN jobs b ON a.id < b.id"
+        " WHERE a.definition_key = 'test.rated_capped' AND b.definition_key = a.definition_key"
+        " AND a.started_at < b.finished_at AND b.started_at < a.finished_at",
+    )
+    assert overlap == 0  # one at a time
 
 
 @pytest.mark.slow
