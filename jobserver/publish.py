@@ -64,6 +64,7 @@ _FIELDS = {
     "expires_in": "expiresIn",
     "timeout_seconds": "timeoutSeconds",
     "retry_delays": "retryDelays",
+    "rate_limit": "rateLimit",
     "event": "event",
     "tags": "tags",
 }

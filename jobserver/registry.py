@@ -4,6 +4,8 @@ A definition is a coroutine `run(params, ctx)` registered under `key` and intege
 (`echo@1`) with its metadata: `default_max_attempts`, `timeout_seconds`, `concurrency_limit`, a
 JSON Schema for params, a description, an optional back-off override and optional hooks
 (`on_start`, `on_success`, `on_fail`, `on_end`, each `async (params, ctx, ...)`), and
+`rate_limit` (`RateLimit(n, period_seconds, key)`: at most n starts per period, fleet-wide,
+per value of `key` in the params; see `jobserver.core.rate_limits`),
 `outbound=True` for one that reaches the network (submitting it is a token capability), and
 `check_params`: an optional plain function `check_params(params) -> [(field path, message)]`
 for the bounds JSON Schema cannot express (the total digits over a list of numbers, a size
@@ -65,6 +67,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobserver.core.names import DEFINITION_KEY
+from jobserver.core.rate_limits import RateLimit, rate_limit_problem
 from jobserver.core.retry_delays import delays_problem
 
 RunFn = Callable[[Any, Any], Awaitable[Any]]
@@ -154,6 +157,8 @@ class Definition:
     mail_templates: tuple[str, ...] = ()  # params naming a stored mail template
     check_stored: StoredCheck | None = None  # submission checks against the database
     preview: Preview | None = None  # what a run would send, for the dry run
+    # at most N starts per period, fleet-wide, per key (jobserver.core.rate_limits)
+    rate_limit: RateLimit | None = None
 
     @property
     def ref(self) -> str:
@@ -173,6 +178,8 @@ class Definition:
         }
         if self.outbound:  # only when set: the fingerprints of other definitions stay as they were
             meta["outbound"] = True
+        if self.rate_limit is not None:  # likewise
+            meta["rate_limit"] = self.rate_limit.as_json()
         canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"))
         meta["fingerprint"] = hashlib.sha256(canonical.encode()).hexdigest()
         return meta
@@ -189,6 +196,10 @@ def validate_definition(d: Definition) -> None:
         raise DefinitionError(f"{d.ref}: timeout_seconds must be > 0")
     if d.concurrency_limit is not None and d.concurrency_limit < 1:
         raise DefinitionError(f"{d.ref}: concurrency_limit must be >= 1")
+    if d.rate_limit is not None:
+        rate_problem = rate_limit_problem(d.rate_limit)
+        if rate_problem is not None:
+            raise DefinitionError(f"{d.ref}: rate_limit: {rate_problem}")
     if d.backoff is not None and d.backoff.delays is not None:
         problem = delays_problem(d.backoff.delays)
         if problem is not None:
@@ -277,6 +288,7 @@ def definition(
     target: Registry | None = None,
     check_stored: StoredCheck | None = None,
     preview: Preview | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Callable[[RunFn], RunFn]:
     """Register the decorated coroutine as definition `key@version`; `outbound=True` marks one
     that calls out (through `jobserver.outbound`): only tokens with the outbound capability may
@@ -308,6 +320,7 @@ def definition(
                 mail_templates=tuple(mail_templates),
                 check_stored=check_stored,
                 preview=preview,
+                rate_limit=rate_limit,
             )
         )
         return run

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from jobserver.core.errors import RuleError, at
+from jobserver.core.rate_limits import RateLimit
 from jobserver.db.definitions import definition_list
 from jobserver.registry import Definition, ParamsCheck, Registry, StoredCheck, load_modules
 from jobserver.validation import MAX_MESSAGE, Check, Failure, compile_schema_cached
@@ -48,6 +49,7 @@ class DefinitionInfo:
     check_stored: StoredCheck | None = None  # checks against the database (code in process)
     # params naming a stored mail template (from the code: `Definition.mail_templates`)
     mail_templates: tuple[str, ...] = ()
+    rate_limit: RateLimit | None = None  # as published (job_definitions.rate_limit)
 
 
 def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: str = "") -> Check:
@@ -92,6 +94,7 @@ def definition_info(r: asyncpg.Record, in_code: Definition | None) -> Definition
         in_code.credentials if in_code is not None else {},
         in_code.check_stored if in_code is not None else None,
         in_code.mail_templates if in_code is not None else (),
+        RateLimit.from_json(r["rate_limit"]),
     )
 
 

@@ -20,11 +20,11 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError, not_found
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, POOL_KEY, QUERY_KEY
+from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
 from jobserver.api.request import uuid_param
 from jobserver.api.views import dlq_json
-from jobserver.core.submission import redriven_job
+from jobserver.core.submission import definition_rate, redriven_job
 from jobserver.db.dlq import (
     dlq_count_upto,
     dlq_delete,
@@ -91,6 +91,13 @@ async def retry_dlq(request: web.Request) -> web.Response:
                 extra={"redrivenJobId": str(row["redriven_job_id"])},
             )
         job = redriven_job(row, body.get("maxAttempts"))
+        info = await request.app[DEFINITION_CACHE_KEY].get(
+            request.app[POOL_KEY], row["definition_key"], row["definition_version"]
+        )
+        if info is not None and info.rate_limit is not None:  # a dead-letter row keeps none
+            job.rate_bucket, job.rate_limit, job.rate_period = definition_rate(
+                info.key, info.rate_limit, job.params
+            )
         await job_insert_many(conn, [job])
         await dlq_mark_redriven(conn, row["id"], job.id)
         events: list[Any] = [

@@ -192,14 +192,14 @@ async def clone_job(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     row = await _visible(request)
     _not_broadcast(row, "cloned")
-    item = clone_submission(row, request[BODY_KEY])
+    info = await request.app[DEFINITION_CACHE_KEY].resolve(
+        pool, row["definition_key"], row["definition_version"]
+    )
+    item = clone_submission(row, request[BODY_KEY], info.rate_limit)
     failure = _CHECK_SUBMISSION(item)
     if failure is not None:
         raise RuleError(format_path(failure[0]), failure[1])
     check_priority(principal, settings, item)
-    info = await request.app[DEFINITION_CACHE_KEY].resolve(
-        pool, item["definitionKey"], item["definitionVersion"]
-    )
     if info.outbound:
         require_outbound(principal, info.key, info.version)
     job = build_job(

@@ -130,6 +130,7 @@ def saved_job_json(r: asyncpg.Record) -> dict[str, Any]:
         "maxAttempts": r["max_attempts"],
         "timeoutSeconds": r["timeout_seconds"],
         "retryDelays": shown_delays(r["retry_delays"]),
+        "rateLimit": r["rate_limit"],
         "cron": r["cron"],
         "everySeconds": r["every_seconds"],
         "timezone": r["timezone"],

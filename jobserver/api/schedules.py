@@ -321,7 +321,11 @@ async def trigger_schedule(request: web.Request) -> web.Response:
             conn,
             [
                 schedule_job(
-                    row, (info.key, info.version, RECURRING_MAX_ATTEMPTS), SCHEDULE_OWNER, now
+                    row,
+                    (info.key, info.version, RECURRING_MAX_ATTEMPTS),
+                    SCHEDULE_OWNER,
+                    now,
+                    info.rate_limit,
                 )
             ],
         )

@@ -21,6 +21,7 @@ from jobserver.core.names import DEFINITION_KEY, MAIL_TEMPLATE_NAME, QUEUE, SCHE
 from jobserver.core.queue_health import RULES as HEALTH_RULES
 from jobserver.core.queue_health import SEVERITIES as HEALTH_SEVERITIES
 from jobserver.core.queue_health import STATUSES as HEALTH_STATUSES
+from jobserver.core.rate_limits import MAX_RATE_LIMIT, MAX_RATE_PERIOD_SECONDS
 from jobserver.core.retry_delays import MAX_RETRY_DELAY_SECONDS, MAX_RETRY_DELAYS
 from jobserver.core.timing import DURATION_PATTERN, MAX_DURATION_SECONDS
 from jobserver.credentials.models import CREDENTIAL_NAME
@@ -119,6 +120,34 @@ RETRY_DELAYS_ANSWER: Schema = {
     "description": "the job's own retry delays in seconds; null: the definition's back-off",
 }
 TIMEOUT_SECONDS: Schema = {"type": "number", "exclusiveMinimum": 0, "maximum": 604800}
+RATE_LIMIT_INPUT: Schema = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["limit", "periodSeconds"],
+    "properties": {
+        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RATE_LIMIT},
+        "periodSeconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": MAX_RATE_PERIOD_SECONDS,
+        },
+    },
+    "description": "at most `limit` starts per `periodSeconds` (in the definition's bucket):"
+    " only lowers the definition's rate limit (limit at most its, period at least its); a"
+    " definition without one takes none",
+}
+NULLABLE_RATE_LIMIT_INPUT: Schema = {**RATE_LIMIT_INPUT, "type": ["object", "null"]}
+RATE_LIMIT_ANSWER: Schema = {
+    "type": ["object", "null"],
+    "properties": {
+        "limit": INTEGER,
+        "periodSeconds": {"type": "number"},
+        "bucket": {"type": "string"},
+        "key": {"type": "string"},
+    },
+    "description": "at most `limit` starts per `periodSeconds` (a job: of its `bucket`, the"
+    " definition key and its rate key's value); null: unlimited",
+}
 
 JOB_SUBMISSION: Schema = {
     "type": "object",
@@ -146,6 +175,7 @@ JOB_SUBMISSION: Schema = {
         },
         "timeoutSeconds": TIMEOUT_SECONDS,
         "retryDelays": RETRY_DELAYS,
+        "rateLimit": RATE_LIMIT_INPUT,
         "event": EVENT_NAME,
         "tags": {
             "type": "array",
@@ -316,6 +346,7 @@ JOB: Schema = closed(
             "description": "a broadcast parent's children (one per worker) in the answer"
             " to its submission and to GET /v1/jobs/{id}; null elsewhere",
         },
+        "rateLimit": RATE_LIMIT_ANSWER,
     }
 )
 # One job as GET /v1/jobs/{id} answers it: with its place in its queue (lists leave it out:
@@ -362,6 +393,11 @@ JOB_CLONE_BODY: Schema = {
         "priority": _SUBMITTED["priority"],
         "delaySeconds": _SUBMITTED["delaySeconds"],
         "expiresIn": _SUBMITTED["expiresIn"],
+        "rateLimit": {
+            **RATE_LIMIT_INPUT,
+            "description": "replaces the template's own rate limit (kept by default, within"
+            " its definition's); it too may only lower the definition's",
+        },
     },
 }
 JOB_DELETE_QUERY: Schema = query(
@@ -492,6 +528,7 @@ DEFINITION: Schema = closed(
             "type": "boolean",
             "description": "it calls out: submitting it needs the outbound capability",
         },
+        "rateLimit": RATE_LIMIT_ANSWER,
         "registeredAt": TIMESTAMP,
         "updatedAt": TIMESTAMP,
     }
@@ -769,6 +806,7 @@ SAVED_JOB_FIELDS: Schema = {
     },
     "timeoutSeconds": {**TIMEOUT_SECONDS, "type": ["number", "null"]},
     "retryDelays": NULLABLE_RETRY_DELAYS,
+    "rateLimit": NULLABLE_RATE_LIMIT_INPUT,
     "cron": {
         "type": ["string", "null"],
         "minLength": 1,
@@ -823,6 +861,7 @@ SAVED_JOB: Schema = closed(
         "maxAttempts": NULLABLE_INTEGER,
         "timeoutSeconds": NULLABLE_NUMBER,
         "retryDelays": RETRY_DELAYS_ANSWER,
+        "rateLimit": RATE_LIMIT_ANSWER,
         "cron": NULLABLE_STRING,
         "everySeconds": NULLABLE_INTEGER,
         "timezone": STRING,

@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from jobserver.core.rate_limits import shown_rate
 from jobserver.core.retry_delays import shown_delays
 from jobserver.db.jobs import NewJob
 from jobserver.registry import registry
@@ -117,6 +118,7 @@ def job_json(r: Row, now: dt.datetime | None = None) -> dict[str, Any]:
         "name": r.get("name"),
         "broadcast": bool(r.get("broadcast")),
         "broadcastChildren": None,
+        "rateLimit": shown_rate(r["rate_bucket"], r["rate_limit"], r["rate_period"]),
     }
 
 
@@ -170,6 +172,9 @@ def new_job_json(job: NewJob, created_at: dt.datetime, run_at: dt.datetime) -> d
             "on_parent_failure": job.on_parent_failure,
             "name": job.name,
             "broadcast": job.broadcast,
+            "rate_bucket": job.rate_bucket,
+            "rate_limit": job.rate_limit,
+            "rate_period": job.rate_period,
         }
     )
 
@@ -216,6 +221,7 @@ def definition_json(r: Row, latest: bool) -> dict[str, Any]:
         "description": r["description"],
         "backoff": r["backoff"],
         "outbound": r["outbound"],
+        "rateLimit": r["rate_limit"],
         "registeredAt": r["registered_at"],
         "updatedAt": r["updated_at"],
     }

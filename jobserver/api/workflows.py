@@ -208,6 +208,7 @@ class _Templated:
         self.version = info.version
         self.default_max_attempts = info.default_max_attempts
         self.timeout_seconds = info.timeout_seconds
+        self.rate_limit = info.rate_limit
 
     @staticmethod
     def check_params(value: Any) -> None:

@@ -11,7 +11,10 @@
   job as its template: its definition version, params, queue, priority, attempts, timeout,
   retry delays and labels, with the body's overrides: `params` deep-merged over the stored
   ones (`jobserver.core.saved_jobs.merge_params`, as a saved job's execute), `queue`,
-  `priority`, `delaySeconds`, `expiresIn`. The caller checks it as any submission
+  `priority`, `delaySeconds`, `expiresIn`, `rateLimit`. A rate-limited job's own limit (a
+  lowered one, too) is kept as the clone's `rateLimit`, within what its definition declares
+  now (`declared`: the stricter of the two; none when the definition no longer has one), so
+  a clone never runs faster than its template. The caller checks it as any submission
   (`build_job`, the submission schema, references, capability) and links it by `cloned_from`.
 """
 
@@ -21,12 +24,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from jobserver.core.rate_limits import RateLimit
 from jobserver.core.saved_jobs import merge_params
 from jobserver.core.submission import Row, job_timing, repeated_job
 from jobserver.db.jobs import NewJob
 
 # What a clone's body may change of its template (besides params, merged).
-CLONE_OVERRIDES = ("queue", "priority", "delaySeconds", "expiresIn")
+CLONE_OVERRIDES = ("queue", "priority", "delaySeconds", "expiresIn", "rateLimit")
 
 
 def retry_of_job(
@@ -50,8 +54,11 @@ def retry_of_job(
     )
 
 
-def clone_submission(row: Row, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The submission a clone of `row` makes with `body`'s overrides (see the module doc)."""
+def clone_submission(
+    row: Row, body: Mapping[str, Any], declared: RateLimit | None = None
+) -> dict[str, Any]:
+    """The submission a clone of `row` makes with `body`'s overrides (see the module doc);
+    `declared` is the rate limit its definition declares."""
     template = repeated_job(row)
     item: dict[str, Any] = {
         "definitionKey": template.definition_key,
@@ -72,9 +79,25 @@ def clone_submission(row: Row, body: Mapping[str, Any]) -> dict[str, Any]:
     ):
         if value is not None:
             item[api] = value
+    kept = kept_rate(template.rate_limit, template.rate_period, declared)
+    if kept is not None:
+        item["rateLimit"] = kept
     if "params" in body:
         item["params"] = merge_params(template.params, body["params"])
     for api in CLONE_OVERRIDES:
         if api in body:
             item[api] = body[api]
     return item
+
+
+def kept_rate(
+    limit: int | None, period: float | None, declared: RateLimit | None
+) -> dict[str, Any] | None:
+    """A stored job's own rate limit as a submission's `rateLimit`, within `declared` (the
+    stricter of the two); None when the job or its definition has none."""
+    if limit is None or period is None or declared is None:
+        return None
+    return {
+        "limit": min(limit, declared.limit),
+        "periodSeconds": max(period, declared.period_seconds),
+    }

@@ -1,7 +1,8 @@
 """Saved jobs: what one stands for as a submission, as a schedule, and as a retry.
 
 A saved job is a named, reusable job configuration of one owner (the admin console's "job"):
-definition, params, tags, maxAttempts, timeoutSeconds, retryDelays, and an optional trigger
+definition, params, tags, maxAttempts, timeoutSeconds, retryDelays, rateLimit (lowers the
+definition's, for its executions and its trigger's fires alike), and an optional trigger
 (`cron` + `timezone`, or `everySeconds`). Every producer turns it into jobs through the core
 rules of `jobserver.core.submission`, so a saved job is checked exactly like a submission:
 
@@ -16,8 +17,9 @@ rules of `jobserver.core.submission`, so a saved job is checked exactly like a s
   `owned_schedule_columns(...)` of the saved job (rewritten with every change of it, in the same
   transaction) and whose jobs belong to the saved job's owner. The leader-elected scheduler
   fires it as any schedule (MIN_EVERY/MAX_EVERY, catch-up, failure streaks, exactly once per
-  fire time), stamping `saved_job_id`, `timeout_seconds`, `retry_delays` and the tags on each
-  job; as for every schedule, its runs are not retried unless `maxAttempts` is set.
+  fire time), stamping `saved_job_id`, `timeout_seconds`, `retry_delays`, the tags and the
+  rate limit (the saved job's own, within the definition's) on each job; as for every
+  schedule, its runs are not retried unless `maxAttempts` is set.
 - `retried_job(execution)` repeats one execution: same definition version, params, attempts,
   timeout, retry delays and labels, linked to it by `retry_of`.
 """
@@ -50,6 +52,7 @@ FIELDS = {
     "maxAttempts": "max_attempts",
     "timeoutSeconds": "timeout_seconds",
     "retryDelays": "retry_delays",
+    "rateLimit": "rate_limit",
     "cron": "cron",
     "everySeconds": "every_seconds",
     "timezone": "timezone",
@@ -64,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "maxAttempts": None,
     "timeoutSeconds": None,
     "retryDelays": None,
+    "rateLimit": None,
     "cron": None,
     "everySeconds": None,
     "timezone": "UTC",
@@ -98,6 +102,7 @@ def submission_of(cols: Row, params: Any) -> dict[str, Any]:
         ("maxAttempts", "max_attempts"),
         ("timeoutSeconds", "timeout_seconds"),
         ("retryDelays", "retry_delays"),
+        ("rateLimit", "rate_limit"),
         ("tags", "tags"),
     ):
         if cols.get(col) is not None:
@@ -119,6 +124,7 @@ def owned_schedule_columns(cols: Row, saved_job_id: uuid.UUID, owner: str) -> di
         "tags": cols.get("tags"),
         "timeout_seconds": cols.get("timeout_seconds"),
         "retry_delays": stored_delays(cols.get("retry_delays")),
+        "rate_limit": cols.get("rate_limit"),
         "saved_job_id": saved_job_id,
         "job_owner": owner,
     }

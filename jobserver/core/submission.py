@@ -8,6 +8,8 @@ given), marks a job asked to run more than a second from now as scheduled (`sche
 its run time; schedule fires set it to their fire time), fills the definition's defaults
 (`maxAttempts`; a job may lower its definition's attempts and timeout, never raise them),
 keeps its own `retryDelays` (bounded by the schema; see `jobserver.core.retry_delays`),
+computes its rate-limit bucket and N/period (`jobserver.core.rate_limits`: a `rateLimit` may
+only lower its definition's),
 and fingerprints it when it carries an `idempotencyKey`. Errors are
 `RuleError`s naming the field as the request spells it (`jobs[3].params.name`, or `params.name`
 for a single submission). This runs once per job of a 1,000-job batch: it allocates nothing
@@ -30,6 +32,7 @@ import asyncpg
 from jobserver.core.dependencies import parent_ids
 from jobserver.core.errors import RuleError, at, format_path
 from jobserver.core.idempotency import fingerprint
+from jobserver.core.rate_limits import RateLimit, job_rate
 from jobserver.core.retry_delays import stored_delays
 from jobserver.core.timing import run_window
 from jobserver.db.jobs import NewJob, new_job_id
@@ -54,6 +57,8 @@ class DefinitionRules(Protocol):
     def timeout_seconds(self) -> float | None: ...
     @property
     def check_params(self) -> Callable[[Any], ParamsFailure | None]: ...
+    @property
+    def rate_limit(self) -> RateLimit | None: ...
 
 
 def item_path(index: int | None, prefix: str = "jobs") -> str:
@@ -94,7 +99,12 @@ def build_job(
     parents = None
     if "dependsOn" in item:
         parents = parent_ids(item, item_path(index), job_id, names, ids)
-    return NewJob(
+    rate = None
+    if definition.rate_limit is not None or "rateLimit" in item:
+        rate = job_rate(
+            get("rateLimit"), definition.key, definition.rate_limit, params, item_path(index)
+        )
+    job = NewJob(
         definition_key=definition.key,
         definition_version=definition.version,
         max_attempts=max_attempts,
@@ -116,6 +126,9 @@ def build_job(
         on_parent_failure=get("onParentFailure", "cancel") if parents else None,
         name=get("name"),
     )
+    if rate is not None:
+        job.rate_bucket, job.rate_limit, job.rate_period = rate
+    return job
 
 
 def job_timing(
@@ -164,15 +177,19 @@ def schedule_job(
     definition: tuple[str, int, int],
     owner: str,
     scheduled_for: dt.datetime,
+    rate_limit: RateLimit | None = None,
 ) -> NewJob:
     """The job a schedule row fires for `scheduled_for` (its own maxAttempts, or the
     definition's default). `definition` is (key, version, default max attempts): the cron
     service reads it from the table, the trigger route from the API's definition cache.
     The schedule's `timeout_seconds` and `retry_delays` are stamped on the job; a schedule a
     saved job owns also stamps `saved_job_id`, and its jobs belong to the saved job's owner
-    (`job_owner`) instead of `owner`."""
+    (`job_owner`) instead of `owner`. `rate_limit` is the definition's: its fires count
+    against it, or against the schedule's own `rate_limit` (a saved job's lowered one) within
+    it; a fire whose params lack the key counts against the definition's whole bucket
+    (stricter, never looser)."""
     key, version, default_max_attempts = definition
-    return NewJob(
+    job = NewJob(
         definition_key=key,
         definition_version=version,
         max_attempts=schedule["max_attempts"] or default_max_attempts,
@@ -186,6 +203,32 @@ def schedule_job(
         retry_delays=stored_delays(schedule["retry_delays"]),
         saved_job_id=schedule["saved_job_id"],
     )
+    if rate_limit is not None:
+        job.rate_bucket, job.rate_limit, job.rate_period = definition_rate(
+            key, rate_limit, schedule["params"], schedule.get("rate_limit")
+        )
+    return job
+
+
+def definition_rate(
+    key: str, rate: RateLimit, params: Any, own: Mapping[str, Any] | None = None
+) -> tuple[str, int, float]:
+    """The rate fields of a job made without a submission (a schedule's fire, a redrive):
+    per key when its params have the key, else the whole definition's bucket. `own` (a saved
+    job's `rateLimit`, checked when it was saved) lowers the definition's; were the definition
+    lowered since, the stricter of the two holds: a fire is never refused for it."""
+    if own is not None:
+        rate = RateLimit(
+            min(rate.limit, int(own["limit"])),
+            max(rate.period_seconds, float(own["periodSeconds"])),
+            rate.key,
+        )
+    try:
+        fields = job_rate(None, key, rate, params)
+    except RuleError:
+        return key, rate.limit, rate.period_seconds
+    assert fields is not None
+    return fields
 
 
 def repeated_job(row: Row, **fields: Any) -> NewJob:
@@ -214,6 +257,9 @@ def repeated_job(row: Row, **fields: Any) -> NewJob:
         "depends_on": get("depends_on"),
         "on_parent_failure": get("on_parent_failure"),
         "name": get("name"),
+        "rate_bucket": get("rate_bucket"),
+        "rate_limit": get("rate_limit"),
+        "rate_period": get("rate_period"),
     }
     return NewJob(**{**copied, **fields})
 

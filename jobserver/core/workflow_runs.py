@@ -32,6 +32,7 @@ import asyncpg
 
 from jobserver.core import workflows as wf
 from jobserver.core.errors import RuleError
+from jobserver.core.rate_limits import RateLimit
 from jobserver.core.submission import DefinitionRules, build_job
 from jobserver.db import workflows as db
 from jobserver.db.definitions import definition_get
@@ -53,6 +54,7 @@ class PlanRules:
     default_max_attempts: int
     timeout_seconds: float | None
     check_params: Callable[[Any], Any]
+    rate_limit: RateLimit | None = None
 
 
 @dataclass
@@ -240,6 +242,7 @@ async def _rules(conn: asyncpg.Connection, entry: Mapping[str, Any]) -> PlanRule
         entry["defaultMaxAttempts"],
         entry["definitionTimeout"],
         compile_schema_cached(schema),
+        RateLimit.from_json(row["rate_limit"]) if row is not None else None,
     )
 
 

@@ -10,7 +10,7 @@ from jobserver.db.conn import Conn, ConnOrPool
 
 COLUMNS = (
     "key, version, default_max_attempts, timeout_seconds, concurrency_limit, params_schema,"
-    " description, backoff, fingerprint, outbound, registered_at, updated_at"
+    " description, backoff, fingerprint, outbound, rate_limit, registered_at, updated_at"
 )
 
 
@@ -41,8 +41,9 @@ async def definition_upsert(conn: Conn, meta: dict[str, Any]) -> str:
     row = await conn.fetchrow(
         """
         INSERT INTO job_definitions (key, version, default_max_attempts, timeout_seconds,
-            concurrency_limit, params_schema, description, backoff, fingerprint, outbound)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            concurrency_limit, params_schema, description, backoff, fingerprint, outbound,
+            rate_limit)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (key, version) DO NOTHING
         RETURNING fingerprint
         """,
@@ -56,6 +57,7 @@ async def definition_upsert(conn: Conn, meta: dict[str, Any]) -> str:
         meta["backoff"],
         meta["fingerprint"],
         meta.get("outbound", False),
+        meta.get("rate_limit"),
     )
     if row is not None:
         return "created"
@@ -73,7 +75,7 @@ async def definition_replace(conn: Conn, meta: dict[str, Any]) -> None:
         """
         UPDATE job_definitions SET default_max_attempts = $3, timeout_seconds = $4,
             concurrency_limit = $5, params_schema = $6, description = $7, backoff = $8,
-            fingerprint = $9, outbound = $10, updated_at = now()
+            fingerprint = $9, outbound = $10, rate_limit = $11, updated_at = now()
         WHERE key = $1 AND version = $2
         """,
         meta["key"],
@@ -86,4 +88,5 @@ async def definition_replace(conn: Conn, meta: dict[str, Any]) -> None:
         meta["backoff"],
         meta["fingerprint"],
         meta.get("outbound", False),
+        meta.get("rate_limit"),
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -47,7 +48,11 @@ WRITE_SESSION_SETTINGS = {**CLAIM_SESSION_SETTINGS, "enable_nestloop": "off"}
 # claim wrote it) plus the time the worker kept the job in its local buffer (`d.waited`, measured
 # by the worker's monotonic clock). It errs early by at most the claim's own round trip, so it is
 # never after anything the running job did (progress, events) nor before the claim.
-_STARTED = "LEAST(j.started_at + make_interval(secs => d.waited), now())"
+# A rate-limited job keeps the claim's started_at: that is the start its bucket's log counted.
+_STARTED = (
+    "CASE WHEN j.rate_bucket IS NULL"
+    " THEN LEAST(j.started_at + make_interval(secs => d.waited), now()) ELSE j.started_at END"
+)
 
 # The fence every worker write repeats; $1 is always the worker id. Writes address rows by id;
 # the fence is written `(…) IS TRUE` (same truth table: status is never NULL and a NULL
@@ -84,39 +89,51 @@ _BY_BATCH_ID = "j.id = d.id AND j.id = ANY($2::uuid[]) AND j.attempt = d.attempt
 # With a single owner this is the walk it always was plus a few index probes.
 
 # The filters every candidate passes: ready, not expired, one of ours, in our queues, not in a
-# paused queue. The paused queues come as a parameter ({skip}: NULL when none is paused, the
+# paused queue, not rate-limited (those only the rated claim takes, see `job_claim_rated`).
+# The paused queues come as a parameter ({skip}: NULL when none is paused, the
 # common case, which costs nothing), from the set the worker keeps in memory: the claim never
 # reads paused_queues. A private queue (`@<worker id>`, a broadcast's children: see
 # db/broadcast.py) is claimed by its worker only ($1), whatever queues it serves.
-_READY_WITH = """j.status = 'queued' AND j.run_at <= now()
+_READY = """j.status = 'queued' AND j.run_at <= now() AND {rated}
       AND (j.expires_at IS NULL OR j.expires_at > now())
       AND (j.definition_key || '@' || j.definition_version) = ANY($3::text[])
       AND CASE WHEN left(j.queue, 1) = '@' THEN j.queue = '@' || $1::text
           ELSE $4::text[] IS NULL OR j.queue = ANY($4::text[]) END
       AND ({skip}::text[] IS NULL OR j.queue <> ALL({skip}::text[]))"""
+_READY_WITH = _READY.replace("{rated}", "j.rate_bucket IS NULL")
 
 # The next owner with queued rows below `{before}` in name order, wrapping to the highest one.
 # The walk goes down the index: each probe lands on the newest queued rows of an owner, which
 # are live, where a walk up would first step over every row claimed since the last vacuum.
 _NEXT_OWNER = """coalesce(
-        (SELECT q.owner FROM jobs q WHERE q.status = 'queued' AND q.owner < {before}
+        (SELECT q.owner FROM jobs q WHERE {queued} AND q.owner < {before}
          ORDER BY q.owner DESC LIMIT 1),
         (SELECT owner FROM highest))"""
+_QUEUED = "q.status = 'queued'"
+# The rated claim walks the owners of queued rate-limited rows (jobs_rate_owner_queued_idx).
+_RATED_QUEUED = "q.status = 'queued' AND q.rate_bucket IS NOT NULL"
 
-# OFFSET 0 keeps each probe a subquery evaluated once (not inlined into every use).
-_OWNERS = f"""highest AS MATERIALIZED (
-    SELECT q.owner FROM jobs q WHERE q.status = 'queued' ORDER BY q.owner DESC LIMIT 1
+
+def _owners(queued: str = _QUEUED) -> str:
+    """The `highest` and `owners` CTEs: the walk of owners with `queued` rows from the
+    cursor ($6), at most $7 of them. OFFSET 0 keeps each probe a subquery evaluated once
+    (not inlined into every use)."""
+    return f"""highest AS MATERIALIZED (
+    SELECT q.owner FROM jobs q WHERE {queued} ORDER BY q.owner DESC LIMIT 1
 ),
 owners(owner, first, n) AS (
     SELECT s.owner, s.owner, 1
-    FROM (SELECT {_NEXT_OWNER.format(before="$6::text")} AS owner OFFSET 0) s
+    FROM (SELECT {_NEXT_OWNER.format(queued=queued, before="$6::text")} AS owner OFFSET 0) s
     WHERE s.owner IS NOT NULL
     UNION ALL
     SELECT s.owner, o.first, o.n + 1
     FROM owners o CROSS JOIN LATERAL (
-        SELECT {_NEXT_OWNER.format(before="o.owner")} AS owner OFFSET 0) s
+        SELECT {_NEXT_OWNER.format(queued=queued, before="o.owner")} AS owner OFFSET 0) s
     WHERE o.n < $7 AND s.owner <> o.first
 )"""
+
+
+_OWNERS = _owners()
 
 _CANDIDATES = """share AS (
     SELECT ceil($2::float8 / greatest(count(*), 1))::int AS m, count(*) AS k FROM owners o
@@ -124,7 +141,7 @@ _CANDIDATES = """share AS (
 ),
 fair AS (
     SELECT p.* FROM owners o CROSS JOIN LATERAL (
-        SELECT j.id, j.owner, j.definition_key, j.priority, j.run_at FROM jobs j
+        SELECT {cols} FROM jobs j
         WHERE j.owner = o.owner AND {ready}
         ORDER BY j.priority DESC, j.run_at, j.id
         LIMIT (SELECT m FROM share)
@@ -133,11 +150,7 @@ fair AS (
     WHERE {owner_open}
 ),
 fill AS (
-    SELECT j.id, j.owner, j.definition_key, j.priority, j.run_at FROM jobs j
-    WHERE {ready} AND (SELECT k FROM share) > 1 {fill_extra}
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT $2
-    FOR UPDATE OF j SKIP LOCKED
+    {fill}
 ),
 ranked AS (
     SELECT c.*, row_number() OVER (PARTITION BY c.owner, c.priority ORDER BY c.run_at, c.id) AS rn
@@ -146,25 +159,51 @@ ranked AS (
           SELECT *, 1 FROM fill WHERE NOT EXISTS (SELECT FROM fair WHERE fair.id = fill.id)) c
 )"""
 
-_TAKE = """claimed AS (
+_CAND_COLS = "j.id, j.owner, j.definition_key, j.priority, j.run_at"
+# The fill walk: the global claim order of jobs_ready_idx.
+_FILL = """SELECT {cols} FROM jobs j
+    WHERE {ready} AND (SELECT k FROM share) > 1 {fill_extra}
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED"""
+
+
+def _candidates(
+    ready: str, owner_open: str, fill_extra: str, *, cols: str = _CAND_COLS, fill: str = _FILL
+) -> str:
+    """The `share`, `fair`, `fill` and `ranked` CTEs (see above) of rows passing `ready`, from
+    owners passing `owner_open`; `fill_extra` narrows the fill walk."""
+    return _CANDIDATES.format(
+        ready=ready,
+        owner_open=owner_open,
+        cols=cols,
+        fill=fill.format(cols=cols, ready=ready, fill_extra=fill_extra),
+    )
+
+
+_CLAIMED = """claimed AS (
     UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
         lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
         updated_at = now()
     FROM chosen c WHERE j.id = c.id
     RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
         j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at, c.extra,
-        c.rn
-)
+        c.rn{returning}
+)"""
+_TAKE = (
+    _CLAIMED.format(returning="")
+    + """
 SELECT id, definition_key, definition_version, params, attempt, max_attempts, timeout_seconds,
     expires_at, owner
 FROM claimed ORDER BY priority DESC, extra, rn, run_at, id"""
+)
 
 _ORDER = "ORDER BY priority DESC, extra, rn, run_at, id"
 
 # No limits among ours: fair pick and take, nothing else.
 _CLAIM = f"""
 WITH RECURSIVE {_OWNERS},
-{_CANDIDATES.format(ready=_READY_WITH.format(skip="$8"), owner_open="true", fill_extra="")},
+{_candidates(_READY_WITH.format(skip="$8"), "true", "")},
 chosen AS (SELECT id, extra, rn FROM ranked {_ORDER} LIMIT $2),
 {_TAKE}
 """
@@ -177,9 +216,9 @@ _OWNER_QUOTA = """coalesce(
          WHERE t.owner = {owner} AND t.revoked_at IS NULL),
         CASE WHEN {owner} NOT LIKE 'system:%' THEN $10::int END)"""
 
-_CLAIM_LIMITED = f"""
-WITH RECURSIVE {_OWNERS},
-held AS (
+# The caps of a limited claim (after `owners`): `held`, `caps` ($8 keys, $9 limits) and `ocaps`
+# ($10 the default quota, $11 the owners whose quota this claim locked).
+_CAPS = f"""held AS (
     SELECT r.owner, r.definition_key FROM jobs r WHERE r.status IN ('running', 'cancelling')
 ),
 caps AS (
@@ -193,17 +232,16 @@ ocaps AS (
         THEN q.lim - (SELECT count(*) FROM held h WHERE h.owner = o.owner) ELSE 0 END AS free
     FROM owners o CROSS JOIN LATERAL (SELECT {_OWNER_QUOTA.format(owner="o.owner")} AS lim) q
     WHERE q.lim IS NOT NULL
-),
-{
-    _CANDIDATES.format(
-        ready=_READY_WITH.format(skip="$12")
-        + " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)",
-        owner_open="o.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
-        fill_extra="AND j.owner IN (SELECT owner FROM owners)"
-        " AND j.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)",
-    )
-},
-by_definition AS (
+)"""
+# Candidates of a limited claim: none of a definition or an owner at its cap.
+_UNCAPPED = " AND j.definition_key <> ALL (SELECT k FROM caps WHERE free <= 0)"
+_OWNER_OPEN = "o.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)"
+_FILL_OPEN = (
+    "AND j.owner IN (SELECT owner FROM owners)"
+    " AND j.owner <> ALL (SELECT c.owner FROM ocaps c WHERE c.free <= 0)"
+)
+# The candidates within the caps (after `ranked`): `by_definition`, then `allowed`.
+_WITHIN_CAPS = f"""by_definition AS (
     -- at most `free` rows of each limited definition, in fair order
     SELECT r.* FROM (SELECT *, row_number() OVER (PARTITION BY definition_key {_ORDER}) AS drn
                      FROM ranked) r
@@ -216,20 +254,30 @@ allowed AS (
                      FROM by_definition) r
     LEFT JOIN ocaps c ON c.owner = r.owner
     WHERE c.owner IS NULL OR r.orn <= c.free
-),
+)"""
+
+_CLAIM_LIMITED = f"""
+WITH RECURSIVE {_OWNERS},
+{_CAPS},
+{_candidates(_READY_WITH.format(skip="$12") + _UNCAPPED, _OWNER_OPEN, _FILL_OPEN)},
+{_WITHIN_CAPS},
 chosen AS (SELECT id, extra, rn FROM allowed {_ORDER} LIMIT $2),
 {_TAKE}
 """
+
+# The keys a limited claim locks (after `owners`): its limited definition keys ($3) and the
+# owners with a quota ($4: the default quota).
+_LOCK_KEYS = f"""SELECT 'jobserver.limit:' || k AS key FROM unnest($3::text[]) AS k
+    UNION
+    SELECT 'jobserver.owner:' || o.owner FROM owners o
+    WHERE {_OWNER_QUOTA.format(owner="o.owner").replace("$10", "$4")} IS NOT NULL"""
 
 # The advisory locks of a limited claim, in one sorted order so claimers never deadlock: one
 # per concurrency-limited definition key of ours, one per owner with a quota and queued rows.
 _CLAIM_LOCKS = f"""
 WITH RECURSIVE {_OWNERS.replace("$6", "$1").replace("$7", "$2")},
 keys AS (
-    SELECT 'jobserver.limit:' || k AS key FROM unnest($3::text[]) AS k
-    UNION
-    SELECT 'jobserver.owner:' || o.owner FROM owners o
-    WHERE {_OWNER_QUOTA.format(owner="o.owner").replace("$10", "$4")} IS NOT NULL
+    {_LOCK_KEYS}
 )
 SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
     SELECT key FROM keys ORDER BY key) s
@@ -240,7 +288,7 @@ MAX_FAIR_OWNERS = 256
 _OWNER_KEY = "jobserver.owner:"
 
 
-def next_owner_cursor(cursor: str, rows: Sequence[asyncpg.Record]) -> str:
+def next_owner_cursor(cursor: str, rows: Sequence[Any]) -> str:
     """Where the next claim starts its walk of owners: at the last owner this claim served in
     the walk's order (names below `cursor` downwards, then from the highest down to it)."""
     if not rows:
@@ -313,6 +361,191 @@ async def job_claim_available(
             owners,
             skip,
         )
+
+
+# -- rated claims -------------------------------------------------------------------------------
+#
+# Rate limits (jobserver/core/rate_limits.py): a rate-limited job carries its bucket and its N
+# starts per period (seconds) from its submission; the claims above never take it. The rated
+# claim does, for the rated definitions of a worker, in one transaction of two statements:
+#
+# 1. `_RATED_LOCKS`: the buckets with queued rows (a loose index scan of jobs_rate_queued_idx,
+#    at most MAX_RATE_BUCKETS) of our rated keys, the concurrency-limited keys among those, and
+#    the owners with a quota among the owners of queued rated rows (the walk of the ordinary
+#    claim, on jobs_rate_owner_queued_idx), each locked by an advisory xact lock in one sorted
+#    order. A bucket's lock serializes every claimer of that bucket, fleet-wide; the
+#    `jobserver.limit:` and `jobserver.owner:` locks are the ones the ordinary limited claim
+#    takes, so a concurrency limit and an owner's running quota hold across both claims. Those
+#    sort before `jobserver.rate:`, so a claimer never waits in an order another one reversed.
+#    Unlimited claims take no bucket lock.
+# 2. `_CLAIM_RATED`: the ordinary limited claim's pieces on rated rows of the locked buckets:
+#    the walk of owners, a fair share of each one's rows and a fill walk (per bucket, on
+#    jobs_rate_queued_idx) ranked round robin between owners at each priority, within the
+#    concurrency caps and the owners' running quotas. Then, in that fair order, each row counts
+#    the starts of its bucket within its own period in `rate_limit_starts` and is taken while
+#    that count plus the rows ahead of it in its bucket stays under its N (a row ahead that is
+#    not taken still counts: stricter, never looser, when jobs of one bucket lowered their
+#    limit differently). The taken rows' starts go into the log in the same statement, and the
+#    answer says when the earliest skipped row's bucket opens its next slot (its oldest start in
+#    the window plus its period), and whether a cap held rows back (`capped`: a concurrency
+#    limit or an owner's quota of ours was full, or cut the candidates), which no rate slot
+#    opening frees: the worker then runs the rated claim again when one of its jobs ends.
+#
+# Why a sliding log and not a token bucket / GCRA row per bucket: the guarantee is "at most N
+# starts in ANY window of the period", which a GCRA with a burst of N breaks (N at once, then
+# one more a period/N later, inside the same window); the log is exact, lets the jobs of one
+# bucket carry different (lower) limits, and costs one small row per rated start (pruned by
+# the scheduler's pruner once it is older than its period).
+
+MAX_RATE_BUCKETS = 256
+_RATE_KEY = "jobserver.rate:"
+
+_RATED_LOCKS = f"""
+WITH RECURSIVE {_owners(_RATED_QUEUED).replace("$6", "$1").replace("$7", "$2")},
+b(bucket, n) AS (
+    (SELECT q.rate_bucket, 1 FROM jobs q WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL
+     ORDER BY q.rate_bucket LIMIT 1)
+    UNION ALL
+    SELECT s.bucket, b.n + 1 FROM b CROSS JOIN LATERAL (
+        SELECT q.rate_bucket AS bucket FROM jobs q
+        WHERE q.status = 'queued' AND q.rate_bucket IS NOT NULL AND q.rate_bucket > b.bucket
+        ORDER BY q.rate_bucket LIMIT 1) s
+    WHERE b.n < $6
+),
+keys AS (
+    SELECT 'jobserver.rate:' || b.bucket AS key FROM b
+    WHERE split_part(b.bucket, ':', 1) = ANY($5::text[])
+    UNION
+    {_LOCK_KEYS}
+)
+SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
+    SELECT key FROM keys ORDER BY key) s
+"""
+
+_RATED_COLS = _CAND_COLS + ", j.rate_bucket, j.rate_limit, j.rate_period"
+# Rated candidates: ready rate-limited rows of the buckets this claim locked ($13).
+_RATED_READY = _READY.replace(
+    "{rated}", "j.rate_bucket IS NOT NULL AND j.rate_bucket = ANY($13::text[])"
+).format(skip="$12")
+# The fill walk of the rated claim: each locked bucket's rows in claim order.
+_RATED_FILL = """SELECT p.* FROM unnest($13::text[]) AS b(bucket) CROSS JOIN LATERAL (
+        SELECT {cols} FROM jobs j
+        WHERE j.rate_bucket = b.bucket AND {ready} {fill_extra}
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT $2
+        FOR UPDATE OF j SKIP LOCKED
+    ) p
+    WHERE (SELECT k FROM share) > 1"""
+
+_RATED_CANDIDATES = _candidates(
+    _RATED_READY + _UNCAPPED, _OWNER_OPEN, _FILL_OPEN, cols=_RATED_COLS, fill=_RATED_FILL
+)
+
+_CLAIM_RATED = f"""
+WITH RECURSIVE {_owners(_RATED_QUEUED)},
+{_CAPS},
+{_RATED_CANDIDATES},
+{_WITHIN_CAPS},
+rated AS (
+    -- the starts of each row's bucket within its own period, and its rank in the bucket
+    SELECT a.*, w.used, w.oldest,
+        row_number() OVER (PARTITION BY a.rate_bucket {_ORDER}) AS brn
+    FROM allowed a CROSS JOIN LATERAL (
+        SELECT count(*) AS used, min(s.started_at) AS oldest FROM rate_limit_starts s
+        WHERE s.bucket = a.rate_bucket
+            AND s.started_at > now() - make_interval(secs => a.rate_period)) w
+),
+chosen AS (SELECT id, extra, rn FROM rated WHERE used + brn <= rate_limit {_ORDER} LIMIT $2),
+{_CLAIMED.format(returning=", j.rate_bucket, j.rate_period")},
+logged AS (
+    INSERT INTO rate_limit_starts (bucket, started_at, expires_at)
+    SELECT rate_bucket, now(), now() + make_interval(secs => rate_period) FROM claimed
+),
+blocked AS (
+    SELECT (SELECT extract(epoch FROM min(coalesce(r.oldest, now())
+                + make_interval(secs => r.rate_period)) - now())::float8
+            FROM rated r WHERE r.used + r.brn > r.rate_limit) AS next_in,
+        -- a concurrency limit or an owner's quota was full, or cut candidates: a slot may
+        -- free when a held job ends (no rate slot to wait for)
+        (EXISTS (SELECT FROM caps WHERE free <= 0) OR EXISTS (SELECT FROM ocaps WHERE free <= 0)
+            OR EXISTS (SELECT FROM ranked r WHERE r.id NOT IN (SELECT id FROM allowed)))
+            AS capped
+)
+SELECT c.id, c.definition_key, c.definition_version, c.params, c.attempt, c.max_attempts,
+    c.timeout_seconds, c.expires_at, c.owner, b.next_in, b.capped
+FROM blocked b LEFT JOIN claimed c ON true
+ORDER BY c.priority DESC, c.extra, c.rn, c.run_at, c.id
+"""
+
+
+class RatedClaim(NamedTuple):
+    """What a rated claim answers (see `job_claim_rated`)."""
+
+    rows: list[tuple[object, ...]]
+    next_in: float | None  # seconds until a bucket a ready row was skipped for opens a slot
+    capped: bool  # a concurrency limit or an owner's quota held rows back
+
+
+async def job_claim_rated(
+    conn: Conn,
+    worker_id: str,
+    limit: int,
+    rated_refs: Sequence[str],
+    queues: Sequence[str] | None,
+    lease_seconds: float,
+    limits: dict[str, int] | None = None,
+    *,
+    owner_default: int | None = None,
+    cursor: str = "",
+    skip_queues: Sequence[str] | None = None,
+) -> RatedClaim:
+    """Claim up to `limit` ready rate-limited jobs of `rated_refs` ("key@version") within
+    their buckets' limits, fairly between owners and within the owners' running quotas
+    (`owner_default`: OWNER_MAX_RUNNING; a token's max_running always applies) and `limits`,
+    the concurrency limits of ours (see above). `cursor` is where the walk of owners starts
+    (`next_owner_cursor` of the previous rated claim's rows).
+
+    Returns (rows, next_in, capped): the rows as `job_claim_available` answers them, the
+    seconds until the earliest bucket a ready row was skipped for opens a slot (None: no row
+    was skipped for its rate limit; the worker sleeps until then or until woken), and whether
+    a concurrency limit or an owner's quota held rows back (a slot frees when a held job ends:
+    the worker looks again when one of its own ends, as after a limited ordinary claim).
+    """
+    if limit <= 0 or not rated_refs:
+        return RatedClaim([], None, False)
+    keys = sorted({r.rsplit("@", 1)[0] for r in rated_refs})
+    capped = sorted(k for k in (limits or {}) if k in keys)
+    async with conn.transaction():
+        locked = await conn.fetch(
+            _RATED_LOCKS, cursor, MAX_FAIR_OWNERS, capped, owner_default, keys, MAX_RATE_BUCKETS
+        )
+        buckets = [r[0][len(_RATE_KEY) :] for r in locked if r[0].startswith(_RATE_KEY)]
+        if not buckets:
+            return RatedClaim([], None, False)
+        owners = [r[0][len(_OWNER_KEY) :] for r in locked if r[0].startswith(_OWNER_KEY)]
+        found = await conn.fetch(
+            _CLAIM_RATED,
+            worker_id,
+            limit,
+            list(rated_refs),
+            list(queues) if queues else None,
+            float(lease_seconds),
+            cursor,
+            MAX_FAIR_OWNERS,
+            capped,
+            [(limits or {})[k] for k in capped],
+            owner_default,
+            owners,
+            list(skip_queues) if skip_queues else None,
+            buckets,
+        )
+    next_in = found[0][9] if found else None
+    rows = [tuple(r)[:9] for r in found if r[0] is not None]
+    return RatedClaim(
+        rows,
+        None if next_in is None else max(0.0, float(next_in)),
+        bool(found and found[0][10]),
+    )
 
 
 async def job_heartbeat(

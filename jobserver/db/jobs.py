@@ -112,6 +112,10 @@ class NewJob:
     waiting_on: int | None = None
     has_dependents: bool | None = None
     broadcast: bool | None = None  # a broadcast parent (db/broadcast.py); None: a plain job
+    # rate-limited jobs: the bucket and N starts per period (jobserver.core.rate_limits)
+    rate_bucket: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
 
 
 JOB_COLUMNS = (
@@ -120,7 +124,8 @@ JOB_COLUMNS = (
     " owner, idempotency_key, request_fingerprint, schedule_name, scheduled_for, redriven_from,"
     " event, tags, created_at, started_at, finished_at, cancel_requested_at, updated_at,"
     " retry_delays, saved_job_id, retry_of, metadata, retried_from, retried_as, cloned_from,"
-    " depends_on, on_parent_failure, name, broadcast"
+    " depends_on, on_parent_failure, name, broadcast,"
+    " rate_bucket, rate_limit, rate_period"
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
@@ -165,6 +170,9 @@ _INSERT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("waiting_on", "int"),
     ("has_dependents", "bool"),
     ("broadcast", "bool"),
+    ("rate_bucket", "text"),
+    ("rate_limit", "int"),
+    ("rate_period", "float8"),
 )
 # Array-valued columns: mixed values travel as one JSON text per job (see `_insert_sql`).
 _NESTED = {"tags": "t", "retry_delays": "t::float8", "depends_on": "t::uuid"}

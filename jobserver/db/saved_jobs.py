@@ -23,7 +23,8 @@ from jobserver.db.jobs import JOB_COLUMNS
 
 _COLUMNS = (
     "id, owner, name, description, definition_key, definition_version, params, enabled, tags,"
-    " max_attempts, timeout_seconds, retry_delays, cron, every_seconds, timezone, created_by,"
+    " max_attempts, timeout_seconds, retry_delays, rate_limit, cron, every_seconds, timezone,"
+    " created_by,"
     " updated_by, created_at, updated_at"
 )
 # Columns a caller sets on insert and update (the rest is identity and bookkeeping).
@@ -38,6 +39,7 @@ WRITABLE = (
     "max_attempts",
     "timeout_seconds",
     "retry_delays",
+    "rate_limit",
     "cron",
     "every_seconds",
     "timezone",

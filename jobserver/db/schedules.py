@@ -35,7 +35,7 @@ COLUMNS = (
     " priority, max_attempts, enabled, start_at, expires_at, overlap_policy, catchup_policy,"
     " catchup_limit, source, next_fire_at, last_fire_at, last_job_id, created_at, updated_at,"
     " event, tags, max_consecutive_failures, consecutive_failures, disabled_reason, disabled_at,"
-    " timeout_seconds, retry_delays, saved_job_id, job_owner"
+    " timeout_seconds, retry_delays, rate_limit, saved_job_id, job_owner"
 )
 # Columns a caller may set on insert/update (everything but bookkeeping).
 WRITABLE = (
@@ -65,6 +65,7 @@ WRITABLE = (
     "timeout_seconds",
     "retry_delays",
     # set only for the schedule a saved job owns (jobserver.core.saved_jobs)
+    "rate_limit",
     "saved_job_id",
     "job_owner",
 )

@@ -60,6 +60,8 @@ job_definitions = Table(
     Column("backoff", JSONB, nullable=True),
     Column("fingerprint", Text, nullable=False),
     Column("outbound", Boolean, nullable=False, server_default=text("false")),
+    # {"limit", "periodSeconds", "key"?}: at most `limit` starts per period (core/rate_limits.py)
+    Column("rate_limit", JSONB, nullable=True),
     _ts("registered_at", nullable=False, default=True),
     _ts("updated_at", nullable=False, default=True),
     PrimaryKeyConstraint("key", "version", name="job_definitions_pkey"),
@@ -136,6 +138,17 @@ jobs = Table(
         "on_parent_failure IS NULL OR on_parent_failure IN ('cancel', 'continue')",
         name="jobs_on_parent_failure_check",
     ),
+    # A rate-limited job's bucket and its N starts per period (seconds), computed at submission
+    # (jobserver/core/rate_limits.py); NULL for unlimited jobs. Read by the rated claim only.
+    Column("rate_bucket", Text, nullable=True),
+    Column("rate_limit", Integer, nullable=True),
+    Column("rate_period", Float, nullable=True),
+    CheckConstraint(
+        "(rate_bucket IS NULL) = (rate_limit IS NULL)"
+        " AND (rate_limit IS NULL) = (rate_period IS NULL)"
+        " AND (rate_limit IS NULL OR (rate_limit >= 1 AND rate_period > 0))",
+        name="jobs_rate_limit_check",
+    ),
     CheckConstraint("max_attempts >= 1", name="jobs_max_attempts_check"),
     CheckConstraint("attempt >= 0", name="jobs_attempt_check"),
     # The claim path: only queued rows live in this index, ordered as claims are.
@@ -145,6 +158,24 @@ jobs = Table(
         "run_at",
         "id",
         postgresql_where=text("status = 'queued'"),
+    ),
+    # The rated claim: queued rate-limited rows per bucket, in claim order.
+    Index(
+        "jobs_rate_queued_idx",
+        "rate_bucket",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'queued' AND rate_bucket IS NOT NULL"),
+    ),
+    # ... and per owner in claim order: the rated claim's walk of owners and their fair shares.
+    Index(
+        "jobs_rate_owner_queued_idx",
+        "owner",
+        text("priority DESC"),
+        "run_at",
+        "id",
+        postgresql_where=text("status = 'queued' AND rate_bucket IS NOT NULL"),
     ),
     # Fair claims: each owner's queued rows in claim order. The claim walks the distinct owners
     # with queued rows (a loose index scan) and takes a share from each; per-owner quotas count
@@ -383,6 +414,9 @@ schedules = Table(
     # Stamped on every job the schedule fires, like event and tags.
     Column("timeout_seconds", Float, nullable=True),
     Column("retry_delays", ARRAY(Float), nullable=True),
+    # A saved job's own (lowered) rate limit, for the jobs its trigger fires (NULL: the
+    # definition's).
+    Column("rate_limit", JSONB, nullable=True),
     # The saved job that owns this schedule (its trigger; NULL for other schedules), and the
     # owner of the jobs it fires (NULL: system:scheduler). Deleting the saved job deletes it.
     Column(
@@ -425,6 +459,8 @@ saved_jobs = Table(
     Column("max_attempts", Integer, nullable=True),
     Column("timeout_seconds", Float, nullable=True),
     Column("retry_delays", ARRAY(Float), nullable=True),
+    # {"limit", "periodSeconds"}: its jobs' own rate limit (may only lower the definition's)
+    Column("rate_limit", JSONB, nullable=True),
     Column("cron", Text, nullable=True),
     Column("every_seconds", Integer, nullable=True),
     Column("timezone", Text, nullable=False, server_default=text("'UTC'")),
@@ -756,4 +792,17 @@ workflow_run_jobs = Table(
     Column("job_id", UUID(as_uuid=True), nullable=False),
     PrimaryKeyConstraint("run_id", "kind", "step", "item", name="workflow_run_jobs_pkey"),
     CheckConstraint("kind IN ('step', 'expand')", name="workflow_run_jobs_kind_check"),
+)
+
+# The sliding log of rated starts (jobserver/db/job_runs.py, job_claim_rated): one row per claim
+# of a rate-limited job, written in the claim's transaction, pruned once `expires_at` (start +
+# period) passed.
+rate_limit_starts = Table(
+    "rate_limit_starts",
+    metadata,
+    Column("bucket", Text, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("expires_at", nullable=False),
+    Index("rate_limit_starts_bucket_idx", "bucket", "started_at"),
+    Index("rate_limit_starts_expires_idx", "expires_at"),
 )

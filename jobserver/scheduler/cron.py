@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 
 from jobserver import owners
+from jobserver.core.rate_limits import RateLimit
 from jobserver.core.submission import schedule_job
 from jobserver.db.conn import Conn
 from jobserver.db.definitions import definition_get
@@ -149,4 +150,5 @@ class CronService(BaseService):
             )
             return None
         defaults = (d["key"], d["version"], RECURRING_MAX_ATTEMPTS)
-        return [schedule_job(row, defaults, SCHEDULE_OWNER, t) for t in fires]
+        rate = RateLimit.from_json(d["rate_limit"])
+        return [schedule_job(row, defaults, SCHEDULE_OWNER, t, rate) for t in fires]

@@ -5,7 +5,8 @@ cancelled and expired RETENTION_CANCELLED_SECONDS (7 days), failed RETENTION_FAI
 (7 days) counted only once the job left the DLQ (redriven or discarded): a failed job whose DLQ
 row still waits is kept. Events and attempts go with their job (ON DELETE CASCADE). Audit log
 rows (`log.message`) go after LOG_RETENTION_DAYS (30; 0 keeps them forever). Runner commands
-of the control channel and their replies go after `commands_seconds` (a day).
+of the control channel and their replies go after `commands_seconds` (a day). Rate-limit
+starts (`rate_limit_starts`) go once their period passed (no window counts them any more).
 
 Blobs (jobserver/blobs): those attached to a pruned job go with it (cascade; the trigger frees
 their bytes). After the jobs, blobs no job took within BLOB_UNATTACHED_SECONDS (3600) are
@@ -22,7 +23,8 @@ log, `blob_unattached_seconds`, `commands_seconds` for runner commands), `blob_d
 file sweep), `batch`, `max_batches`.
 Emits: `jobserver_scheduler_jobs_pruned_total{status}`,
 `jobserver_scheduler_audit_rows_pruned_total` and one log line per run (its figures add
-`audit_log`, `blobs_unattached`, `blob_files` and `runner_commands` when such rows went).
+`audit_log`, `blobs_unattached`, `blob_files`, `runner_commands` and `rate_limit_starts` when
+such rows went).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import asyncpg
 from jobserver.blobs import BlobStore
 from jobserver.db.audit_log import audit_log_prune
 from jobserver.db.maintenance import job_prune_finished
+from jobserver.db.rate_limit_starts import rate_limit_starts_prune
 from jobserver.db.runner_commands import runner_commands_prune
 from jobserver.scheduler import metrics
 from jobserver.scheduler.base import BaseService, LeaderCheck
@@ -103,7 +106,21 @@ class Pruner(BaseService):
         commands = await self._prune_commands()
         if commands:
             totals["runner_commands"] = commands
+        starts = await self._prune_rate_starts()
+        if starts:
+            totals["rate_limit_starts"] = starts
         return totals
+
+    async def _prune_rate_starts(self) -> int:
+        """Rate-limit starts older than their period (no window counts them), in batches."""
+        total = 0
+        for _ in range(self.max_batches):
+            async with self.pool.acquire() as conn:
+                n = await rate_limit_starts_prune(conn, self.batch)
+            total += n
+            if n < self.batch:
+                break
+        return total
 
     async def _prune_commands(self) -> int:
         """Runner commands (and their replies) past their retention, in batches."""

@@ -29,6 +29,17 @@ falling due, a slot freeing after a full claim) or POLL_INTERVAL_MS pass (the do
 which a reload may change): it never busy-loops on an empty queue. In burst mode it returns once
 nothing is ready, running or buffered. While the `gate` (gate.py) is closed (the worker paused,
 or all of its queues paused) it claims nothing; paused queues are left out of every claim.
+Rate-limited jobs (definitions with a rate limit: `rated`) are claimed by a rated claim of
+their own (db/job_runs.py, `job_claim_rated`), after the ordinary claim of a round came back
+short: the ordinary claim never takes them and costs what it did. The rated claim answers when
+the next slot of a bucket it skipped opens; the loop runs it again only then (its sleep is cut
+to that moment), at a NOTIFY, or a poll later: never in a busy loop while only the limit
+holds the jobs back. In burst mode jobs waiting for their slot keep the loop alive. Rated jobs
+held back by a concurrency limit or an owner's quota (the answer's `capped`) are claimed again
+at the next round, which the doorbell starts when one of ours ends, as after a limited
+ordinary claim (a slot freed by another worker's job is seen at the poll, as there). The rated
+claim is fair between owners and holds their running quotas and the concurrency limits like
+the ordinary one (under the same advisory locks); it keeps a cursor of its own walk of owners.
 The claim session is its own connection (see CLAIM_SESSION_SETTINGS), reopened after an error
 with back-off (0.1 s doubling to 5 s). Emits the claim counters and batch size histogram.
 """
@@ -39,6 +50,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -74,6 +86,7 @@ class ClaimLoop:
         limits: dict[str, int],
         prefetch_max: int,
         gate: ClaimGate | None = None,
+        rated: list[str] | None = None,
     ) -> None:
         self._settings = settings
         self._worker_id = worker_id
@@ -86,6 +99,15 @@ class ClaimLoop:
         self._gate = gate
         self.prefetch_max = prefetch_max
         self.claim_calls = 0  # claim round trips, full or empty (tests check for busy loops)
+        # Rate limits: the refs whose definitions declare one, when the rated claim is due next
+        # (monotonic; the time its answer said a slot opens, else a poll later; a NOTIFY
+        # brings it forward) and whether its last answer was blocked by a limit.
+        self._rated = list(rated or [])
+        self._rated_due = 0.0
+        self._rated_waiting = False
+        self._rated_at_wake = False  # a cap held rated jobs back: claim them at the next round
+        self.rated_calls = 0  # rated claim transactions (tests check for busy loops)
+        self._rated_cursor = ""  # where the rated claim's walk of owners starts
         self._stopping = False
         self._conn: asyncpg.Connection | None = None
         # Fair claims between owners (db/job_runs.py): where the next walk of owners starts,
@@ -106,6 +128,7 @@ class ClaimLoop:
         if self._gate is not None and not self._gate.wanted(payload):
             return
         if self._queues is None or payload == "*" or payload in self._queues:
+            self._rated_due = 0.0
             self._bell.ring()
 
     # -- the claim session ---------------------------------------------------------------------
@@ -165,7 +188,7 @@ class ClaimLoop:
             return min(self.prefetch_max, concurrency)
         return min(self.prefetch_max, int(concurrency * PREFETCH_HORIZON / avg))
 
-    async def _claim(self, want: int) -> Sequence[asyncpg.Record]:
+    async def _claim(self, want: int) -> Sequence[Any]:
         conn = await self._connection()
         now = time.monotonic()
         if now - self._quotas_checked >= QUOTA_CHECK_SECONDS:
@@ -186,7 +209,48 @@ class ClaimLoop:
             skip_queues=None if gate is None else gate.skip_queues,
         )
         self._owner_cursor = job_runs.next_owner_cursor(self._owner_cursor, rows)
+        if self._rated and len(rows) < want and (now >= self._rated_due or self._rated_at_wake):
+            rated = await self._claim_rated(conn, want - len(rows), now)
+            if rated:
+                return [*rows, *rated]
         return rows
+
+    async def _claim_rated(self, conn: asyncpg.Connection, want: int, now: float) -> Sequence[Any]:
+        """Rate-limited jobs of ours within their limits; sets when to look again: when the
+        answer says a skipped job's slot opens, else a poll later (or at a NOTIFY)."""
+        gate = self._gate
+        self.rated_calls += 1
+        metrics.RATED_CLAIMS.inc()
+        rows, next_in, capped = await job_runs.job_claim_rated(
+            conn,
+            self._worker_id,
+            want,
+            self._rated,
+            self._queues if gate is None else gate.claim_queues,
+            self._settings.lease_duration_seconds,
+            self._limits,
+            owner_default=self._owner_default,
+            cursor=self._rated_cursor,
+            skip_queues=None if gate is None else gate.skip_queues,
+        )
+        self._rated_cursor = job_runs.next_owner_cursor(self._rated_cursor, rows)
+        self._rated_waiting = next_in is not None
+        # held back by a concurrency limit or an owner's quota: a slot frees when a held job
+        # ends, so look again at the next round (the doorbell rings when one of ours ends)
+        self._rated_at_wake = capped
+        if next_in is not None:
+            self._rated_due = now + next_in
+        elif rows:  # more may be ready within the limits: look again at the next round
+            self._rated_due = now
+        else:
+            self._rated_due = now + self._bell.poll
+        return rows
+
+    def _sleep_for(self) -> float:
+        """How long the loop may sleep: the poll, or less when a rated slot opens sooner."""
+        if not self._rated:
+            return self._bell.poll
+        return max(0.0, min(self._bell.poll, self._rated_due - time.monotonic()))
 
     async def _rounds(self) -> None:
         slots = self._slots
@@ -235,18 +299,23 @@ class ClaimLoop:
                 bell.more = True
                 continue
             bell.refill_at = 0
-            if rows and (self._limits or self._owner_quotas or self._owner_default):
+            if (rows or self._rated_at_wake) and (
+                self._limits or self._owner_quotas or self._owner_default or self._rated
+            ):
                 # short, perhaps only because a limited definition or an owner is at its cap:
                 # look again when one of ours ends (not a busy loop: once per job at most)
                 bell.more = True
             if bell.burst:
                 if rows or slots.running or ready:
                     bell.more = True  # claim again when one of these ends
-                    await self._wait(bell.poll)
+                    await self._wait(self._sleep_for())
+                    continue
+                if self._rated_waiting:  # rate-limited jobs wait for their slot: not drained
+                    await self._wait(self._sleep_for())
                     continue
                 before = slots.processed
                 await self._acks.flush()  # a retry due at once becomes visible: look again
                 if slots.processed != before:
                     continue
                 return
-            await self._wait(bell.poll)
+            await self._wait(self._sleep_for())

@@ -18,6 +18,7 @@ _SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 CLAIMS = Counter("jobserver_worker_claims", "Claim round trips")
 JOBS_CLAIMED = Counter("jobserver_worker_jobs_claimed", "Jobs claimed")
+RATED_CLAIMS = Counter("jobserver_worker_rated_claims", "Rated claim round trips (rate limits)")
 CLAIM_BATCH = Histogram("jobserver_worker_claim_batch_size", "Jobs per claim", buckets=_SIZES)
 ACK_BATCH = Histogram("jobserver_worker_ack_batch_size", "Jobs per ack flush", buckets=_SIZES)
 FINISHED = Counter("jobserver_worker_jobs_finished", "Jobs finished by outcome", ["outcome"])

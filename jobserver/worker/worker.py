@@ -92,6 +92,8 @@ class Worker:
             if d.concurrency_limit is not None:
                 limits[d.key] = min(limits.get(d.key, d.concurrency_limit), d.concurrency_limit)
         self.limits = limits
+        # the definitions with a rate limit: only the rated claim takes their limited jobs
+        self.rated_refs = [d.ref for d in self.definitions.values() if d.rate_limit is not None]
         self.queues = list(queues) if queues else None
         self.concurrency = concurrency or settings.max_concurrent_executions
         self._concurrency_pinned = concurrency is not None
@@ -135,6 +137,7 @@ class Worker:
             refs=self.refs,
             queues=self.queues,
             limits=limits,
+            rated=self.rated_refs,
             prefetch_max=(
                 prefetch_max if prefetch_max is not None else min(1000, 50 * self.concurrency)
             ),

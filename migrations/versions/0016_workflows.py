@@ -1,7 +1,7 @@
 """stored workflows: versioned DAGs of steps, their runs and the jobs of each run
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-02 20:00:00
 
 - `workflows`: a named workflow per owner (name unique among the live ones) with its latest
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision: str = "0016"
-down_revision: str | None = "0014"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
