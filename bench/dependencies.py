@@ -13,7 +13,9 @@ real `jobserver-worker` (bench/peers/bench_defs.py's `bench.noop@1`, default con
    - `before`: the schema at migration 0013 (no dependency columns, no trigger);
    - `after`: the schema at head (0014: the columns, the settle trigger on every status change);
    - `after+waiting`: head with `--waiting` jobs in status `waiting` elsewhere in the table (each
-     waits on one of 100 parents delayed by a year).
+     waits on one of 100 parents delayed by a year);
+   - `before+rows`: 0013 with as many jobs elsewhere, queued but delayed by a year: the same
+     table size without dependencies, to tell the cost of waiting rows from that of more rows.
    Between rounds the finished jobs are deleted and the table vacuumed.
 2. the ack statement alone (less noisy than a burn-down on a small machine): per database,
    `--acks` repetitions, interleaved, of 1,000 jobs inserted, claimed in one
@@ -169,6 +171,16 @@ async def add_waiting(conn: asyncpg.Connection, n: int) -> None:
     await conn.execute("VACUUM ANALYZE jobs")
 
 
+async def add_delayed(conn: asyncpg.Connection, n: int) -> None:
+    """`n` queued jobs of `bench.idle` delayed by a year (no claim walks over them)."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=365)
+    jobs = [NewJob("bench.idle", 1, 1, {}, run_at=later) for _ in range(n)]
+    async with conn.transaction():
+        for i in range(0, n, BATCH):
+            await job_insert_many(conn, jobs[i : i + BATCH])
+    await conn.execute("VACUUM ANALYZE jobs")
+
+
 def chain(n: int) -> list[NewJob]:
     jobs = [noop()]
     for _ in range(n - 1):
@@ -310,10 +322,16 @@ async def main() -> tuple[str, dict[str, Any]]:
             "before": await database(cluster, "deps_before", "0013"),
             "after": await database(cluster, "deps_after", "head"),
             "after+waiting": await database(cluster, "deps_waiting", "head"),
+            "before+rows": await database(cluster, "deps_rows", "0013"),
         }
         conn = await asyncpg.connect(urls["after+waiting"])
         try:
             await add_waiting(conn, a.waiting)
+        finally:
+            await conn.close()
+        conn = await asyncpg.connect(urls["before+rows"])
+        try:
+            await add_delayed(conn, a.waiting + 100)
         finally:
             await conn.close()
         t0 = time.perf_counter()
