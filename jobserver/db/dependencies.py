@@ -2,13 +2,15 @@
 
 A job with parents is inserted in the same transaction as its edges (`job_dependencies`):
 `waiting` with `waiting_on` = the parents that have not succeeded yet, or `queued` when all
-have. Its parents are locked first (in id order, so two submissions cannot deadlock) and get
-`has_dependents = true`; a parent that ends afterwards settles its children in the statement
-that ends it, whatever that statement is (the worker's batched ack, a rescue, a cancel, the
-expirer): the trigger `jobs_settle_dependents` calls `job_dependents_settle` (migration 0014)
-for rows with dependents only. Locking the parent row is what makes the race with its end
-safe: either the end committed first and the insert reads the final status under the lock,
-or the end waits for the insert's commit and its trigger then sees the new edges.
+have. Its parents are locked first (in id order, so two submissions cannot deadlock) and the
+unfinished ones get `has_dependents = true` (a success is final: a parent that succeeded
+already is a satisfied edge, neither counted nor marked); a parent that ends afterwards
+settles its children in the statement that ends it, whatever that statement is (the worker's
+batched ack, a rescue, a cancel, the expirer): the trigger `jobs_settle_dependents` calls
+`job_dependents_settle` (migration 0014) for rows with dependents only. Locking the parent
+row is what makes the race with its end safe: either the end committed first and the insert
+reads the final status under the lock, or the end waits for the insert's commit and its
+trigger then sees the new edges.
 
 A parent already failed, cancelled or expired at insert is applied at once by the same
 function (the child is cancelled, or under 'continue' counts it as done).
@@ -53,13 +55,22 @@ class NotWaiting(Exception):
         self.status = status
 
 
-# Lock the parents in id order and mark them; the UPDATE answers with each row's latest
-# version (read committed follows a concurrent update), so a parent that ended meanwhile is
-# seen ended.
+# Lock the parents in id order and mark those not marked yet; the lock answers with each
+# row's latest version (read committed follows a concurrent update), so a parent that ended
+# meanwhile is seen ended. A parent that succeeded already is not marked: it is a satisfied
+# edge (not counted in `waiting_on`), and a success is final (a job never leaves a terminal
+# status), so its end will not settle anything again. Nor is a parent marked already: a fan-in
+# over a fan-out whose children another job waits for rewrites no row.
 _MARK_PARENTS = """
-WITH l AS (SELECT id FROM jobs WHERE id = ANY($1::uuid[]) ORDER BY id FOR NO KEY UPDATE)
-UPDATE jobs j SET has_dependents = true FROM l WHERE j.id = l.id
-RETURNING j.id, j.status
+WITH l AS (
+    SELECT id, status, has_dependents FROM jobs WHERE id = ANY($1::uuid[])
+    ORDER BY id FOR NO KEY UPDATE
+), m AS (
+    UPDATE jobs j SET has_dependents = true FROM l
+    WHERE j.id = l.id AND l.status <> 'succeeded' AND NOT l.has_dependents
+    RETURNING j.id, j.status
+)
+SELECT l.id, coalesce(m.status, l.status) AS status FROM l LEFT JOIN m ON m.id = l.id
 """
 _EDGES = (
     "INSERT INTO job_dependencies (child_id, parent_id)"
@@ -69,7 +80,8 @@ _SETTLE = "SELECT job_dependents_settle($1::uuid, $2::text, $3::uuid[])"
 
 
 async def _mark_parents(conn: Conn, parent_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """{parent id: status} of the parents that exist, locked and marked as having dependents."""
+    """{parent id: status} of the parents that exist, locked, and marked as having dependents
+    unless they succeeded already."""
     if not parent_ids:
         return {}
     return {r["id"]: r["status"] for r in await conn.fetch(_MARK_PARENTS, list(parent_ids))}
