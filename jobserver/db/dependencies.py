@@ -6,8 +6,8 @@ have. Its parents are locked first (in id order, so two submissions cannot deadl
 unfinished ones get `has_dependents = true` (a success is final: a parent that succeeded
 already is a satisfied edge, neither counted nor marked); a parent that ends afterwards
 settles its children in the statement that ends it, whatever that statement is (the worker's
-batched ack, a rescue, a cancel, the expirer): the trigger `jobs_settle_dependents` calls
-`job_dependents_settle` (migration 0014) for rows with dependents only. Locking the parent
+batched ack, a rescue, a cancel, the expirer): the triggers of migration 0014, once per
+statement for successes, per row with dependents for other ends. Locking the parent
 row is what makes the race with its end safe: either the end committed first and the insert
 reads the final status under the lock, or the end waits for the insert's commit and its
 trigger then sees the new edges.

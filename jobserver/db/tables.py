@@ -125,7 +125,7 @@ jobs = Table(
     # Dependencies (db/dependencies.py; NULL/false for a plain job): the parents in the order
     # given, what a parent's failure does to it, its name in its batch, how many parents have
     # not settled yet (status `waiting` while > 0), and whether some job waits on it (the one
-    # thing the trigger jobs_settle_dependents tests on every status change).
+    # thing the settle triggers of migration 0014 test).
     Column("depends_on", ARRAY(UUID(as_uuid=True)), nullable=True),
     Column("on_parent_failure", Text, nullable=True),
     Column("name", Text, nullable=True),

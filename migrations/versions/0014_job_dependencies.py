@@ -16,10 +16,15 @@ Create Date: 2026-12-02 14:00:00
   NOTIFY on jobserver_jobs); a failure,
   cancel or expiry under 'cancel' cancels the child with a `cancelled` event naming the parent,
   which in turn settles the child's own dependents (the trigger fires for it).
-- Trigger `jobs_settle_dependents` AFTER UPDATE OF status, only for rows with dependents that
-  reach a terminal status: the statement that ends a parent (the worker's batched ack, a rescue,
-  a cancel, the expirer) settles its children in its own transaction. A job without dependents
-  pays only the trigger's WHEN test. `jobs_deleted_parent` (BEFORE DELETE) settles the
+- The statement that ends a parent (the worker's batched ack, a rescue, a cancel, the expirer)
+  settles its children in its own transaction. Successes: trigger `jobs_settle_successes`,
+  AFTER UPDATE FOR EACH STATEMENT with transition tables, lowers each waiting child once per
+  statement by the number of its parents that succeeded in it (a fan-in of 1,000 parents acked
+  in batches of 200 is 5 updates of the child, not 1,000; the `ready` event names one of them);
+  a statement with no success of a row with dependents stops at its first test (the rows it
+  updated are still captured). Failures, cancels and expiries: trigger
+  `jobs_settle_dependents` AFTER UPDATE OF status FOR EACH ROW, only for rows with dependents
+  (WHEN), calls `job_dependents_settle` per parent. `jobs_deleted_parent` (BEFORE DELETE) settles the
   children of an unfinished parent that is deleted, as if it was cancelled.
 - `jobs_expiry_idx` also holds waiting rows (the expirer expires them); `jobs_waiting_idx`
   (owner, queue) holds only waiting rows (quota and queue counts).
@@ -107,6 +112,47 @@ END
 $$
 """
 
+# Successes are settled once per statement, not once per parent: a fan-in child of n parents
+# that end in one batched ack is updated once (by n), not n times. A statement without a
+# success of a row with dependents stops at the first test.
+_SUCCESS_FN = f"""
+CREATE FUNCTION jobs_settle_successes() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_rows WHERE has_dependents AND status = 'succeeded') THEN
+        RETURN NULL;
+    END IF;
+    FOR q IN
+        WITH ended AS (
+            SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id
+            WHERE n.has_dependents AND n.status = 'succeeded'
+                AND o.status NOT IN {_TERMINAL}
+        ), counts AS (
+            SELECT d.child_id, count(*)::int AS k, max(d.parent_id::text)::uuid AS last
+            FROM job_dependencies d JOIN ended e ON e.id = d.parent_id
+            GROUP BY d.child_id
+        ), ready AS (
+            UPDATE jobs c SET waiting_on = c.waiting_on - counts.k,
+                status = CASE WHEN c.waiting_on <= counts.k THEN 'queued' ELSE 'waiting' END,
+                updated_at = now()
+            FROM counts
+            WHERE c.id = counts.child_id AND c.status = 'waiting'
+            RETURNING c.id, c.queue, c.status, c.attempt, counts.last
+        ), ev AS (
+            INSERT INTO job_events (job_id, event, attempt, details)
+            SELECT ready.id, 'ready', ready.attempt, jsonb_build_object('lastParentId', ready.last)
+            FROM ready WHERE ready.status = 'queued'
+        )
+        SELECT DISTINCT ready.queue FROM ready WHERE ready.status = 'queued'
+    LOOP
+        PERFORM pg_notify('jobserver_jobs', q);
+    END LOOP;
+    RETURN NULL;
+END
+$$
+"""
+
 
 def upgrade() -> None:
     op.drop_constraint("jobs_status_check", "jobs", type_="check")
@@ -156,11 +202,17 @@ def upgrade() -> None:
     )
     op.execute(_SETTLE)
     op.execute(_TRIGGER_FN)
+    op.execute(_SUCCESS_FN)
     op.execute(
         "CREATE TRIGGER jobs_settle_dependents AFTER UPDATE OF status ON jobs FOR EACH ROW"
-        f" WHEN (NEW.has_dependents AND NEW.status IN {_TERMINAL}"
+        " WHEN (NEW.has_dependents AND NEW.status IN ('failed', 'cancelled', 'expired')"
         f" AND OLD.status NOT IN {_TERMINAL})"
         " EXECUTE FUNCTION jobs_settle_dependents()"
+    )
+    op.execute(
+        "CREATE TRIGGER jobs_settle_successes AFTER UPDATE ON jobs"
+        " REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"
+        " FOR EACH STATEMENT EXECUTE FUNCTION jobs_settle_successes()"
     )
     op.execute(
         "CREATE TRIGGER jobs_deleted_parent BEFORE DELETE ON jobs FOR EACH ROW"
@@ -171,7 +223,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TRIGGER jobs_deleted_parent ON jobs")
+    op.execute("DROP TRIGGER jobs_settle_successes ON jobs")
     op.execute("DROP TRIGGER jobs_settle_dependents ON jobs")
+    op.execute("DROP FUNCTION jobs_settle_successes()")
     op.execute("DROP FUNCTION jobs_settle_dependents()")
     op.execute("DROP FUNCTION job_dependents_settle(uuid, text, uuid[])")
     op.execute("UPDATE jobs SET status = 'cancelled', finished_at = now() WHERE status = 'waiting'")

@@ -270,3 +270,41 @@ async def test_add_parents_failed_parent_and_unknown(pool: asyncpg.Pool) -> None
     async with pool.acquire() as conn:
         await add_parents(conn, child.id, [bad.id])
     assert await statuses(pool, child) == ["cancelled"]
+
+
+async def test_fan_in_acked_in_batches_counts_each_parent_once(pool: asyncpg.Pool) -> None:
+    """Parents that succeed in one statement lower their child once, by their number (a
+    statement-level trigger); a parent that succeeded before the child's insert is neither
+    counted nor marked, and one ready event names a parent of the last statement."""
+    done_first = job("p0")
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [done_first])
+    await succeed(pool, await claim(pool))
+    parents = [job(f"p{i}") for i in range(1, 8)]
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, parents)
+    fan_in = job("all", done_first.id, *(p.id for p in parents))
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [fan_in])
+    row = await pool.fetchrow(
+        "SELECT status, waiting_on, depends_on FROM jobs WHERE id = $1", fan_in.id
+    )
+    assert (row["status"], row["waiting_on"]) == ("waiting", 7)
+    assert len(row["depends_on"]) == 8
+    assert not await pool.fetchval("SELECT has_dependents FROM jobs WHERE id = $1", done_first.id)
+    rows = await claim(pool)
+    assert sorted(r["id"] for r in rows) == sorted(p.id for p in parents)
+    first, rest = rows[:4], rows[4:]
+    await succeed(pool, first)  # one statement, four parents
+    assert await pool.fetchval("SELECT waiting_on FROM jobs WHERE id = $1", fan_in.id) == 3
+    assert await statuses(pool, fan_in) == ["waiting"]
+    await succeed(pool, rest)
+    row = await pool.fetchrow("SELECT status, waiting_on FROM jobs WHERE id = $1", fan_in.id)
+    assert (row["status"], row["waiting_on"]) == ("queued", 0)
+    ready = await pool.fetch(
+        "SELECT details FROM job_events WHERE job_id = $1 AND event = 'ready'", fan_in.id
+    )
+    assert len(ready) == 1
+    last = uuid.UUID(ready[0]["details"]["lastParentId"])
+    assert last in {r["id"] for r in rest}
+    assert len(await parent_results(pool, fan_in.id)) == 8
