@@ -181,10 +181,13 @@ def _candidates(
     )
 
 
+# The claim's own time, not its transaction's: a limited or rated claim runs after a lock
+# statement in one transaction, and a job that ended between that transaction's BEGIN and the
+# claim (freeing the slot it takes) must not look as if it overlapped the job that replaced it.
 _CLAIMED = """claimed AS (
     UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
-        lease_expires_at = now() + make_interval(secs => $5), started_at = now(),
-        updated_at = now()
+        lease_expires_at = statement_timestamp() + make_interval(secs => $5),
+        started_at = statement_timestamp(), updated_at = statement_timestamp()
     FROM chosen c WHERE j.id = c.id
     RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
         j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at, c.extra,
@@ -453,17 +456,19 @@ rated AS (
     FROM allowed a CROSS JOIN LATERAL (
         SELECT count(*) AS used, min(s.started_at) AS oldest FROM rate_limit_starts s
         WHERE s.bucket = a.rate_bucket
-            AND s.started_at > now() - make_interval(secs => a.rate_period)) w
+            AND s.started_at > statement_timestamp() - make_interval(secs => a.rate_period)) w
 ),
 chosen AS (SELECT id, extra, rn FROM rated WHERE used + brn <= rate_limit {_ORDER} LIMIT $2),
 {_CLAIMED.format(returning=", j.rate_bucket, j.rate_period")},
 logged AS (
     INSERT INTO rate_limit_starts (bucket, started_at, expires_at)
-    SELECT rate_bucket, now(), now() + make_interval(secs => rate_period) FROM claimed
+    SELECT rate_bucket, statement_timestamp(),
+        statement_timestamp() + make_interval(secs => rate_period)
+    FROM claimed
 ),
 blocked AS (
-    SELECT (SELECT extract(epoch FROM min(coalesce(r.oldest, now())
-                + make_interval(secs => r.rate_period)) - now())::float8
+    SELECT (SELECT extract(epoch FROM min(coalesce(r.oldest, statement_timestamp())
+                + make_interval(secs => r.rate_period)) - statement_timestamp())::float8
             FROM rated r WHERE r.used + r.brn > r.rate_limit) AS next_in,
         -- a concurrency limit or an owner's quota was full, or cut candidates: a slot may
         -- free when a held job ends (no rate slot to wait for)

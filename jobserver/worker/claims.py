@@ -276,6 +276,7 @@ class ClaimLoop:
                 continue
             bell.event.clear()
             bell.more = False
+            acks = bell.acks
             self.claim_calls += 1
             try:
                 rows = await self._claim(want)
@@ -305,6 +306,9 @@ class ClaimLoop:
                 # short, perhaps only because a limited definition or an owner is at its cap:
                 # look again when one of ours ends (not a busy loop: once per job at most)
                 bell.more = True
+                if bell.acks != acks:
+                    # one ended while the claim ran (`more` was off): its slot may be free now
+                    bell.event.set()
             if bell.burst:
                 if rows or slots.running or ready:
                     bell.more = True  # claim again when one of these ends

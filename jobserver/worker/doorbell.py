@@ -13,7 +13,7 @@ import asyncio
 
 
 class Doorbell:
-    __slots__ = ("burst", "event", "more", "poll", "refill_at")
+    __slots__ = ("acks", "burst", "event", "more", "poll", "refill_at")
 
     def __init__(self, *, burst: bool, poll: float) -> None:
         self.event = asyncio.Event()
@@ -21,6 +21,9 @@ class Doorbell:
         self.poll = poll
         self.more = True
         self.refill_at = 0
+        # outcomes written so far: a claim that ran while one was written may have missed the
+        # slot it freed (the claim loop compares it across a claim, see ClaimLoop._rounds)
+        self.acks = 0
 
     def ring(self) -> None:
         """Claim now: there may be new jobs."""
@@ -32,6 +35,7 @@ class Doorbell:
             self.event.set()
 
     def acked(self) -> None:
+        self.acks += 1
         if self.more or self.burst:
             self.event.set()
 
