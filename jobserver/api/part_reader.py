@@ -18,7 +18,7 @@ boundary is a ValueError, as aiohttp raises.
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from aiohttp import BodyPartReader, hdrs
 
@@ -34,7 +34,7 @@ def _fast_path(part: BodyPartReader) -> bool:
     )
 
 
-async def part_chunks(part: BodyPartReader) -> AsyncIterator[bytes | memoryview]:
+async def part_chunks(part: BodyPartReader) -> AsyncGenerator[bytes | memoryview, None]:
     """The part's body in chunks of whatever size arrived (see the module doc)."""
     if not _fast_path(part):
         while chunk := await part.read_chunk(FALLBACK_CHUNK):

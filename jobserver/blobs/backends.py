@@ -34,14 +34,14 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
-from dataclasses import replace
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 
-from jobserver.blobs.models import Blob, BlobFenced, BlobNotFound
+from jobserver.blobs.models import Blob, BlobFenced, BlobNotFound, BlobTooLarge
 from jobserver.blobs.streams import Tally, pieces
 from jobserver.db import blobs as sql
 from jobserver.db.conn import Conn
@@ -53,6 +53,21 @@ FILE_PIECE = 1024 * 1024  # bytes per write to a directory blob
 
 _T = TypeVar("_T")
 _RELATIVE = re.compile(r"[0-9a-f]{2}/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+Tee = Callable[[list[bytes | memoryview]], Awaitable[None]]
+Commit = Callable[[sql.NewBlob], Awaitable[tuple[sql.NewBlob, dt.datetime]]]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An upload being received into a backend: the caller writes the bytes to `path` (a
+    local spool file, created by the caller), gives each batch to `tee` as it writes it (it
+    enforces the cap, BlobTooLarge), then probes the file and calls `commit` with the row."""
+
+    path: Path
+    tee: Tee
+    commit: Commit
 
 
 class LargeObjects:
@@ -85,6 +100,48 @@ class LargeObjects:
             if created is None:
                 raise BlobFenced(f"job {draft.job_id} is no longer held by this worker")
             return row, created
+
+    @contextlib.asynccontextmanager
+    async def receive(self, draft: sql.NewBlob, limit: int, spool: Path) -> AsyncIterator[Incoming]:
+        """An upload written to a new large object while it arrives (see `Incoming`): the
+        transaction stays open until `commit` inserts the row; leaving without it rolls the
+        large object back."""
+        async with self.pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            done = False
+            try:
+                if self._lz4 is None:
+                    self._lz4 = await sql.toast_lz4_available(conn)
+                if self._lz4:
+                    await sql.toast_use_lz4(conn)
+                oid = await sql.large_object_create(conn)
+                offset = 0
+
+                async def tee(chunks: list[bytes | memoryview]) -> None:
+                    nonlocal offset
+                    data = b"".join(chunks)
+                    if offset + len(data) > limit:
+                        raise BlobTooLarge(limit)
+                    await sql.large_object_put(conn, oid, offset, data)
+                    offset += len(data)
+
+                async def commit(row: sql.NewBlob) -> tuple[sql.NewBlob, dt.datetime]:
+                    nonlocal done
+                    if row.size != offset:
+                        raise BlobNotFound(row.id, f"wrote {offset} of {row.size} bytes")
+                    row = replace(row, storage=self.storage, lo_oid=oid)
+                    created = await sql.blob_insert(conn, row)
+                    assert created is not None  # no fence: always inserted
+                    await tx.commit()
+                    done = True
+                    return row, created
+
+                yield Incoming(spool, tee, commit)
+            finally:
+                if not done:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(tx.rollback())
 
     async def read(
         self, blob: Blob, start: int, end: int, chunk: int
@@ -162,6 +219,69 @@ class Directory:
             raise ValueError(f"not a blob path: {relative!r}")
         return self.root / relative
 
+    def temp_path(self, blob_id: uuid.UUID) -> Path:
+        """Where a blob's bytes are written before they are renamed into place."""
+        final = self.full_path(self.relative_path(blob_id))
+        return final.with_name(f".{blob_id}.tmp")
+
+    @contextlib.asynccontextmanager
+    async def receive(
+        self, draft: sql.NewBlob, limit: int, spool: Path | None = None
+    ) -> AsyncIterator[Incoming]:
+        """An upload spooled straight to the blob's temporary name under the root (see
+        `Incoming`); `commit` fsyncs it, inserts the row and renames it into place: never a
+        second copy. The spool file is the caller's to create and, uncommitted, to remove."""
+        temp = self.temp_path(draft.id)
+        await asyncio.to_thread(_make_dirs, temp.parent)
+        received = 0
+
+        async def tee(chunks: list[bytes | memoryview]) -> None:
+            nonlocal received
+            received += sum(len(c) for c in chunks)
+            if received > limit:
+                raise BlobTooLarge(limit)
+
+        async def commit(row: sql.NewBlob) -> tuple[sql.NewBlob, dt.datetime]:
+            await asyncio.to_thread(_fsync_path, temp)
+            return await self._settle(temp, row, None)
+
+        yield Incoming(temp, tee, commit)
+
+    async def _settle(
+        self, temp: Path, row: sql.NewBlob, fence: sql.Fence | None
+    ) -> tuple[sql.NewBlob, dt.datetime]:
+        """The row first, then the rename: a crash in between leaves a row whose file the
+        usual path removes (an unattached blob expires, a job's goes with the job; the
+        trigger queues the path and `remove` takes the file or its temporary name). Any
+        failure here removes the row it inserted and the file."""
+        relative = self.relative_path(row.id)
+        final = self.full_path(relative)
+        row = replace(row, storage=self.storage, path=relative)
+        inserted = False
+        renaming: concurrent.futures.Future[None] | None = None
+        try:
+            created = await sql.blob_insert(self.pool, row, fence)
+            if created is None:
+                raise BlobFenced(f"job {row.job_id} is no longer held by this worker")
+            inserted = True
+            renaming = _IO.submit(_rename_durably, temp, final)
+            await asyncio.wrap_future(renaming)
+            return row, created
+        except BaseException:
+            # once no thread works on it: a rename still running must not land after this
+            if renaming is None:
+                _remove_quietly(temp, final)
+            else:
+                renaming.add_done_callback(lambda _: _remove_quietly(temp, final))
+            if inserted:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._forget(relative, row.id))
+            raise
+
+    async def _forget(self, relative: str, blob_id: uuid.UUID) -> None:
+        if await sql.blob_delete(self.pool, blob_id) is not None:
+            await sql.blob_garbage_forget_path(self.pool, relative)
+
     async def write(
         self,
         chunks: AsyncIterable[bytes],
@@ -169,13 +289,13 @@ class Directory:
         draft: sql.NewBlob,
         fence: sql.Fence | None,
     ) -> tuple[sql.NewBlob, dt.datetime]:
-        """Write the file, then insert the row; any failure removes the file."""
+        """Write the file, insert the row, rename the file into place (`_settle`); any
+        failure removes the file."""
         relative = self.relative_path(draft.id)
         final = self.full_path(relative)
         temp = final.with_name(f".{draft.id}.tmp")
         await asyncio.to_thread(_make_dirs, final.parent)
         f = await _ThreadFd.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        renaming: concurrent.futures.Future[None] | None = None
         try:
             try:
                 async with contextlib.aclosing(pieces(chunks, FILE_PIECE)) as source:
@@ -185,22 +305,11 @@ class Directory:
                 await f.call(os.fsync)
             finally:
                 f.close()
-            renaming = _IO.submit(_rename_durably, temp, final)
-            await asyncio.wrap_future(renaming)
-            row = replace(
-                draft, size=tally.size, sha256=tally.sha256, storage=self.storage, path=relative
-            )
-            created = await sql.blob_insert(self.pool, row, fence)
-            if created is None:
-                raise BlobFenced(f"job {draft.job_id} is no longer held by this worker")
-            return row, created
         except BaseException:
-            # once no thread works on it: a rename still running must not land after this
-            if renaming is None:
-                _remove_quietly(temp, final)
-            else:
-                renaming.add_done_callback(lambda _: _remove_quietly(temp, final))
+            _remove_quietly(temp)  # no call on it runs any more (close waits for the last)
             raise
+        row = replace(draft, size=tally.size, sha256=tally.sha256)
+        return await self._settle(temp, row, fence)
 
     async def read(
         self, blob: Blob, start: int, end: int, chunk: int
@@ -228,10 +337,9 @@ class Directory:
             path = self.full_path(relative)
         except ValueError:
             return True
+        temp = path.with_name(f".{path.name}.tmp")  # a crash between row and rename
         try:
-            await asyncio.to_thread(os.unlink, path)
-        except FileNotFoundError:
-            return True
+            await asyncio.to_thread(_unlink_both, path, temp)
         except OSError:
             return False
         return True
@@ -276,6 +384,20 @@ class _ThreadFd:
 def _close_opened(opening: concurrent.futures.Future[int]) -> None:
     if not opening.cancelled() and opening.exception() is None:
         os.close(opening.result())
+
+
+def _unlink_both(path: Path, temp: Path) -> None:
+    for p in (path, temp):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _read_at(fd: int, length: int, offset: int) -> bytes:

@@ -14,7 +14,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from jobserver.api.part_reader import part_chunks
 
 BOUNDARY = "b0und4ry"
-TRICKY = b"\r\n--b0und4r" + os.urandom(3000) + b"\r\n--b0und" + b"\r\n" * 3 + b"\r\n-"
+TRICKY = b"\r\n--b0und4rx" + os.urandom(3000) + b"\r\n--b0und" + b"\r\n" * 3 + b"\r\n-"
 
 
 def body(file: bytes) -> bytes:

@@ -346,7 +346,7 @@ async def test_the_file_part_is_exact_whatever_the_chunk_edges(
     is exactly what was sent and the field after it is read too."""
     client, _ = upload
     boundary = "b0und4ry"
-    video = b"\r\n--b0und4r" + os.urandom(5000) + b"\r\n--b0und" + b"\r\n" * 3 + b"\r"
+    video = b"\r\n--b0und4rx" + os.urandom(5000) + b"\r\n--b0und" + b"\r\n" * 3 + b"\r"
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=video; filename=a.mp4\r\n"
         f"Content-Type: video/mp4\r\n\r\n".encode()
