@@ -10,16 +10,24 @@ with the row insert, so a failed, cancelled or too-large upload leaves nothing (
 takes the large object with it). While one `lo_put` is in flight the next piece is read from
 the source and hashed. When the server has lz4, the transaction compresses with it (SET LOCAL
 default_toast_compression): PostgreSQL tries to compress every 2 KiB large object page, and
-pglz's attempt is what bounds the write speed. Reads are `lo_get(oid, offset, length)` of
-READ_PIECE, READ_BATCH of them per round trip (no transaction: a blob's bytes never change),
-one pooled connection per round trip so a slow reader holds none, the next batch fetched
-while the caller handles the current one.
+pglz's attempt is what bounds the write speed. `receive` is the same transaction held open
+for an upload: the caller's batches (about 1 MiB each) are written as they arrive, and
+`commit` inserts the row and commits once the caller has checked the file. Reads are
+`lo_get(oid, offset, length)` of READ_PIECE, READ_BATCH of them per round trip (no
+transaction: a blob's bytes never change), one pooled connection per round trip so a slow
+reader holds none, READ_AHEAD round trips in flight while the caller handles the batch before
+(two beat one by about a third on loopback: the server reads the next batch while the client
+decodes this one).
 
 `Directory` (storage 'dir', BLOB_DIR): `<root>/<2 hex>/<uuid>`, mode 0600 (directories 0700).
-The bytes go to a temporary name in the same directory, are fsync'd and renamed into place
-(then the directory is fsync'd), and only then is the row inserted; any failure removes the
-file. Reads are `pread` in a thread. `remove(path)` deletes a file the garbage queue names
-(only paths of that exact shape: a row can never make it delete anything else).
+The bytes go to a temporary name in the same directory (`.<uuid>.tmp`) and are fsync'd; then
+the row is inserted and the file renamed into place (then the directory is fsync'd): a crash
+between the two leaves a row, which expires (unattached) or goes with its job, and the
+garbage sweep's `remove` deletes the file under either name. Any failure removes the file
+(and the row, once inserted). `receive` is the same for an upload the caller spools itself
+to the temporary name: no second copy. Reads are `pread` in a thread. `remove(path)` deletes
+a file the garbage queue names and its temporary name (only paths of that exact shape: a row
+can never make it delete anything else).
 
 Chunk sizes were measured on loopback with a 200 MB blob (bench/blobs.py): large object writes
 are bound by the server (each 2 KiB page is a row), reads by the client; see the README.
@@ -28,6 +36,7 @@ are bound by the server (each 2 KiB page is a row), reads by the client; see the
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -49,6 +58,7 @@ from jobserver.db.conn import Conn
 WRITE_PIECE = 256 * 1024  # bytes per lo_put
 READ_PIECE = 256 * 1024  # bytes per lo_get at most (a caller may ask for smaller chunks)
 READ_BATCH = 8  # pieces per round trip
+READ_AHEAD = 2  # round trips in flight while the caller handles the batch before
 FILE_PIECE = 1024 * 1024  # bytes per write to a directory blob
 
 _T = TypeVar("_T")
@@ -157,28 +167,32 @@ class LargeObjects:
             except asyncpg.UndefinedObjectError:  # deleted while being read
                 raise BlobNotFound(blob.id) from None
 
-        offset = start
-        next_batch: asyncio.Task[list[bytes]] | None = None
+        # READ_AHEAD batches in flight, each on its own pooled connection, fetched while the
+        # caller handles the one before; each batch's range is fixed up front, so one that
+        # comes back short (a large object shorter than its row) ends the read
+        span = step * READ_BATCH
+        ahead: collections.deque[tuple[asyncio.Future[list[bytes]], int]] = collections.deque()
+        asked = start
         try:
-            if offset < end:
-                next_batch = asyncio.ensure_future(fetch(offset))
-            while next_batch is not None:
-                batch = await next_batch
-                next_batch = None
-                fetched = sum(len(p) for p in batch)
-                if fetched == 0:
+            while True:
+                while asked < end and len(ahead) < READ_AHEAD:
+                    ahead.append((asyncio.ensure_future(fetch(asked)), min(span, end - asked)))
+                    asked += span
+                if not ahead:
+                    return
+                fetching, expected = ahead.popleft()
+                batch = await fetching
+                if sum(len(p) for p in batch) != expected:
                     raise BlobNotFound(blob.id, "large object shorter than its row")
-                offset += fetched
-                if offset < end:
-                    next_batch = asyncio.ensure_future(fetch(offset))
                 for data in batch:
                     if data:
                         yield data
         finally:
-            if next_batch is not None:
-                next_batch.cancel()
+            for pending, _ in ahead:
+                pending.cancel()
+            for pending, _ in ahead:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await next_batch
+                    await pending
 
 
 async def _put_all(conn: Conn, oid: int, source: AsyncIterator[bytes], tally: Tally) -> None:
