@@ -114,42 +114,56 @@ class LargeObjects:
     @contextlib.asynccontextmanager
     async def receive(self, draft: sql.NewBlob, limit: int, spool: Path) -> AsyncIterator[Incoming]:
         """An upload written to a new large object while it arrives (see `Incoming`): the
-        transaction stays open until `commit` inserts the row; leaving without it rolls the
-        large object back."""
-        async with self.pool.acquire() as conn:
-            tx = conn.transaction()
-            await tx.start()
+        connection is taken and the transaction begun at the first batch (a request refused
+        before its body costs no round trip), and stays open until `commit` inserts the row
+        and commits; leaving without it rolls the large object back."""
+        async with contextlib.AsyncExitStack() as stack:
+            conn: Conn | None = None
+            tx: asyncpg.transaction.Transaction | None = None
+            oid = offset = 0
             done = False
+
+            async def begin() -> Conn:
+                nonlocal conn, tx, oid
+                if conn is None:
+                    acquired = await stack.enter_async_context(self.pool.acquire())
+                    tx = acquired.transaction()
+                    await tx.start()
+                    conn = acquired
+                    if self._lz4 is None:
+                        self._lz4 = await sql.toast_lz4_available(conn)
+                    if self._lz4:
+                        await sql.toast_use_lz4(conn)
+                    oid = await sql.large_object_create(conn)
+                return conn
+
+            async def tee(chunks: list[bytes | memoryview]) -> None:
+                nonlocal offset
+                data = b"".join(chunks)
+                if offset + len(data) > limit:
+                    raise BlobTooLarge(limit)
+                on = await begin()
+                await sql.large_object_put(on, oid, offset, data)
+                offset += len(data)
+
+            async def commit(row: sql.NewBlob) -> tuple[sql.NewBlob, dt.datetime]:
+                nonlocal done
+                if row.size != offset:
+                    raise BlobNotFound(row.id, f"wrote {offset} of {row.size} bytes")
+                on = await begin()
+                assert tx is not None
+                row = replace(row, storage=self.storage, lo_oid=oid)
+                created = await sql.blob_insert(on, row)
+                assert created is not None  # no fence: always inserted
+                await tx.commit()
+                done = True
+                return row, created
+
             try:
-                if self._lz4 is None:
-                    self._lz4 = await sql.toast_lz4_available(conn)
-                if self._lz4:
-                    await sql.toast_use_lz4(conn)
-                oid = await sql.large_object_create(conn)
-                offset = 0
-
-                async def tee(chunks: list[bytes | memoryview]) -> None:
-                    nonlocal offset
-                    data = b"".join(chunks)
-                    if offset + len(data) > limit:
-                        raise BlobTooLarge(limit)
-                    await sql.large_object_put(conn, oid, offset, data)
-                    offset += len(data)
-
-                async def commit(row: sql.NewBlob) -> tuple[sql.NewBlob, dt.datetime]:
-                    nonlocal done
-                    if row.size != offset:
-                        raise BlobNotFound(row.id, f"wrote {offset} of {row.size} bytes")
-                    row = replace(row, storage=self.storage, lo_oid=oid)
-                    created = await sql.blob_insert(conn, row)
-                    assert created is not None  # no fence: always inserted
-                    await tx.commit()
-                    done = True
-                    return row, created
-
                 yield Incoming(spool, tee, commit)
             finally:
-                if not done:
+                if tx is not None and not done:
+                    # (had this failed, the pool's release rolls back an open transaction)
                     with contextlib.suppress(Exception):
                         await asyncio.shield(tx.rollback())
 
