@@ -384,15 +384,19 @@ async def test_over_the_cap_is_413_and_nothing_is_stored(
 
 
 async def test_the_same_key_answers_the_first_job_and_stores_no_second_file(
-    api: Api, clip: bytes, other_clip: bytes
+    api: Api, clip: bytes, other_clip: bytes, spool: Path, blob_root: Path, backend: str
 ) -> None:
     video = clip
     status, first = await upload(api, video, idempotencyKey="k-1", quality="720p")
     assert status == 201, first
+    los = await large_objects(api.pool)
     status, again = await upload(api, video, idempotencyKey="k-1", quality="720p")
     assert status == 200, again
     assert again["jobId"] == first["jobId"] and again["inputFile"] == first["inputFile"]
     assert len(await blob_rows(api.pool)) == 1 and await api.job_count() == 1
+    # the repeat's spool (and, with large objects, what it wrote while arriving) is gone
+    assert os.listdir(spool) == [] and await large_objects(api.pool) == los
+    assert len(files_under(blob_root)) == (1 if backend == "dir" else 0)
 
     for changed, fields in (
         (video, {"quality": "1080p"}),  # another field
