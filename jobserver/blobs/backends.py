@@ -270,6 +270,8 @@ class Directory:
                 raise BlobTooLarge(limit)
 
         async def commit(row: sql.NewBlob) -> tuple[sql.NewBlob, dt.datetime]:
+            if row.size != received:
+                raise BlobNotFound(row.id, f"received {received} of {row.size} bytes")
             await asyncio.to_thread(_fsync_path, temp)
             return await self._settle(temp, row, None)
 

@@ -169,7 +169,8 @@ class BlobStore:
         large objects, `path` is a spool file in `spool_dir` (None: the system's temp
         directory) for the caller to read, and `tee` writes each batch to a new large object
         at the same time, in one transaction that `commit` ends with the row (an upload
-        costs the slower of the two, not their sum)."""
+        costs the slower of the two, not their sum; it holds one pooled connection and an
+        open transaction from its first batch to its commit)."""
         limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
         draft = sql.NewBlob(
             id=uuid.uuid4(),
