@@ -6,7 +6,8 @@ properties are the fields; `file_field` is the file part, `{"type": "string", "f
 directory=..., max_file_bytes=...)` is an async context manager yielding a `Form`: the text
 fields coerced by their property type (`request.coerce_text`) and checked against their
 property schema as they arrive, and the file (`Upload`: a temp file in `directory`, its size
-and SHA-256, the client's filename and content type). The temp file is removed when the
+and SHA-256, the client's filename and content type). The temp file (`jobserver-upload-<uuid>`,
+a name the scheduler's pruner sweeps once old, should the process die) is removed when the
 context exits, whatever happened. Fields may come before or after the file.
 
 `spool_path` names the spool file instead (created, must not exist: a blob store's own
@@ -47,6 +48,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from jobserver.api.errors import ApiError, invalid
 from jobserver.api.part_reader import part_chunks
 from jobserver.api.request import BODY_READ_TIMEOUT, coerce_text
+from jobserver.blobs.leftovers import spool_name
 from jobserver.core.errors import format_path
 from jobserver.validation import Check, compile_schema
 
@@ -116,13 +118,10 @@ async def receive_form(
     declared = request.content_length
     if declared is not None and declared > max_file_bytes + FORM_OVERHEAD:
         raise _too_large(spec.file_field, max_file_bytes)
-    if spool_path is None:
-        fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
-        path = Path(name)
-    else:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        fd = await asyncio.to_thread(os.open, spool_path, flags, 0o600)
-        path = spool_path
+    # a name of our own shape (leftovers.py), so a crash's leftover is swept, nothing else
+    path = spool_path or Path(directory or tempfile.gettempdir()) / spool_name()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    fd = await asyncio.to_thread(os.open, path, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
             form = await _read_form(request, spec, out, path, max_file_bytes, idle_timeout, tee)

@@ -23,11 +23,12 @@ decodes this one).
 The bytes go to a temporary name in the same directory (`.<uuid>.tmp`) and are fsync'd; then
 the row is inserted and the file renamed into place (then the directory is fsync'd): a crash
 between the two leaves a row, which expires (unattached) or goes with its job, and the
-garbage sweep's `remove` deletes the file under either name. Any failure removes the file
-(and the row, once inserted). `receive` is the same for an upload the caller spools itself
-to the temporary name: no second copy. Reads are `pread` in a thread. `remove(path)` deletes
-a file the garbage queue names and its temporary name (only paths of that exact shape: a row
-can never make it delete anything else).
+garbage sweep's `remove` deletes the file under either name; a crash before the row leaves
+only the temporary name, which the pruner removes once old (leftovers.py). Any failure
+removes the file (and the row, once inserted). `receive` is the same for an upload the
+caller spools itself to the temporary name: no second copy. Reads are `pread` in a thread.
+`remove(path)` deletes a file the garbage queue names and its temporary name (only paths of
+that exact shape: a row can never make it delete anything else).
 
 Chunk sizes were measured on loopback with a 200 MB blob (bench/blobs.py): large object writes
 are bound by the server (each 2 KiB page is a row), reads by the client; see the README.
@@ -50,6 +51,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from jobserver.blobs.leftovers import temp_name
 from jobserver.blobs.models import Blob, BlobFenced, BlobNotFound, BlobTooLarge
 from jobserver.blobs.streams import Tally, pieces
 from jobserver.db import blobs as sql
@@ -250,7 +252,7 @@ class Directory:
     def temp_path(self, blob_id: uuid.UUID) -> Path:
         """Where a blob's bytes are written before they are renamed into place."""
         final = self.full_path(self.relative_path(blob_id))
-        return final.with_name(f".{blob_id}.tmp")
+        return final.with_name(temp_name(blob_id))
 
     @contextlib.asynccontextmanager
     async def receive(
@@ -323,7 +325,7 @@ class Directory:
         failure removes the file."""
         relative = self.relative_path(draft.id)
         final = self.full_path(relative)
-        temp = final.with_name(f".{draft.id}.tmp")
+        temp = final.with_name(temp_name(draft.id))
         await asyncio.to_thread(_make_dirs, final.parent)
         f = await _ThreadFd.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -51,6 +51,7 @@ from jobserver.blobs.backends import (
     LargeObjects,
     write_local_file,
 )
+from jobserver.blobs.leftovers import spool_name
 from jobserver.blobs.models import DEFAULT_MAX_BYTES, Blob, BlobNotFound, BlobOptions
 from jobserver.blobs.names import DEFAULT_CONTENT_TYPE, check_role, safe_content_type, safe_filename
 from jobserver.blobs.streams import Tally, file_chunks
@@ -186,7 +187,7 @@ class BlobStore:
         if self._dir is not None:
             receive = self._dir.receive(draft, limit)
         else:
-            spool = Path(spool_dir or tempfile.gettempdir()) / f"upload-{draft.id}"
+            spool = Path(spool_dir or tempfile.gettempdir()) / spool_name(draft.id)
             receive = self._lo.receive(draft, limit, spool)
         async with receive as incoming:
             yield Receiving(incoming, draft)
