@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jobserver.api.errors import error_middleware
 from jobserver.api.schemas import VIDEO_ENCODE_FORM
 from jobserver.api.uploads import MAX_FIELD_BYTES, FormSpec, receive_form
+from jobserver.blobs.leftovers import SPOOL_PREFIX
 
 SPEC = FormSpec(VIDEO_ENCODE_FORM, "video")
 CAP = 3 * 1024 * 1024
@@ -48,6 +50,7 @@ class Server:
                     "sha256": form.upload.sha256,
                     "actualSha256": hashlib.sha256(data).hexdigest(),
                     "inSpool": form.upload.path.parent == self.spool,
+                    "spoolName": form.upload.path.name,
                 }
             )
 
@@ -92,7 +95,8 @@ async def test_fields_before_and_after_the_file_give_the_same_form(
         status, body = await post(client, form(*parts))
         assert status == 200, body
         answers.append(body)
-    assert answers[0] == answers[1]
+    names = [a.pop("spoolName") for a in answers]  # a new name per upload
+    assert answers[0] == answers[1] and names[0] != names[1]
     body = answers[0]
     assert body["fields"] == {"format": "webm", "quality": "720p", "priority": -7, "upscale": True}
     assert body["size"] == len(video)
@@ -103,6 +107,9 @@ async def test_fields_before_and_after_the_file_give_the_same_form(
         True,
     )
     assert len(server.seen) == 2 and not any(s["path"].exists() for s in server.seen)
+    # a name the pruner's leftover sweep knows as ours (jobserver.blobs.leftovers)
+    assert all(n.startswith(SPOOL_PREFIX) for n in names)
+    assert [uuid.UUID(n.removeprefix(SPOOL_PREFIX)) for n in names]
 
 
 async def test_an_empty_file_and_no_fields(upload: tuple[TestClient, Server]) -> None:
