@@ -37,9 +37,11 @@ import asyncpg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/
 
 import video as video_bench  # bench/video.py
 import webhooks  # bench/ is this script's directory
+from benchlib import wait_http
 
 from jobserver.auth import create_token
 from jobserver.db import migrate
@@ -143,20 +145,6 @@ class Env:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait(10)
-
-
-async def wait_http(url: str, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < end:
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout}s")
 
 
 async def count(url: str, where: str = "true") -> int:

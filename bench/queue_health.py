@@ -49,6 +49,9 @@ import asyncpg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/
+
+from benchlib import wait_http
 
 from jobserver.auth import create_token
 from jobserver.db import migrate
@@ -256,20 +259,6 @@ async def load(url: str, n: int) -> dict[str, Any]:
     }
 
 
-async def wait_http(url: str, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < end:
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
-
-
 async def time_routes(base: str, token: str, calls: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     headers = {"Authorization": f"Bearer {token}"}
@@ -395,7 +384,7 @@ async def main() -> None:
         port = free_port()
         api = start_api(url, port, logdir)
         base = f"http://127.0.0.1:{port}"
-        await wait_http(base + "/healthz")
+        await wait_http(base + "/healthz", timeout=60)
         result["routes"] = await time_routes(base, token, args.calls)
         api.send_signal(signal.SIGTERM)
         api.wait(30)

@@ -8,11 +8,16 @@ probes it as the video it is). Then, best of `--rounds` each:
 
 - upload: `POST /v1/videos/encode` with the file as the multipart `video` part, streamed from
   disk by the client; timed from the first byte sent to the 201, so it covers the whole path
-  (spooled to a temp file and hashed, probed by FFmpeg, copied into the blob store, the job
-  inserted with it attached). No worker runs: the job stays queued.
+  (received and hashed into a spool file while the large object is written, or into the
+  blob's temporary name under BLOB_DIR; probed by FFmpeg; committed; the job inserted with it
+  attached). No worker runs: the job stays queued.
 - receive: the same upload with a file of the same size that is no video (zeros): streamed
-  to disk, hashed and refused by the probe (422), nothing stored. The API's own part of an
-  upload, without the blob store's write;
+  to disk, hashed and refused by the probe (422), nothing stored. With BLOB_DIR that is the
+  API's own part of an upload; with large objects it includes writing the zeros to the large
+  object as they arrive (rolled back after the probe), so it is bound by that write too;
+- raw large object write: the same video written with `lo_put` in one transaction (256 KiB,
+  1 MiB and 4 MiB pieces) on the same cluster, no HTTP: the large object backend's ceiling
+  here, which bounds an upload to it (the API writes about 1 MiB per `lo_put`);
 - download: `GET /v1/videos/{jobId}/download` of a 200 MB+ output, read to the end and thrown
   away. Encoding a 200 MB video would take minutes and is not what is measured, so the bench
   marks the first upload's job succeeded with its stored input as its output (a result row,
@@ -43,6 +48,9 @@ import asyncpg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/
+
+from benchlib import wait_http
 
 from jobserver.auth import create_token
 from jobserver.db import migrate
@@ -112,20 +120,6 @@ def spawn_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, env=env, cwd=ROOT)
 
 
-async def wait_http(url: str, timeout: float = 30) -> None:
-    end = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as s:
-        while time.monotonic() < end:
-            try:
-                async with s.get(url) as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer in {timeout} s")
-
-
 async def upload(
     s: aiohttp.ClientSession, base: str, token: str, video: Path, expect: int = 201
 ) -> tuple[float, Any]:
@@ -158,6 +152,33 @@ async def download(
         async for chunk in r.content.iter_chunked(1 << 20):
             got += len(chunk)
     return time.perf_counter() - t0, got
+
+
+async def raw_lo_write(url: str, video: Path, piece: int) -> float:
+    """The ceiling of the large object backend here: the video's bytes written with lo_put
+    in pieces of `piece` bytes, one transaction (lz4 when the server has it), as the store
+    does, with no HTTP and no hashing; seconds. The large object is rolled back."""
+    conn = await asyncpg.connect(url)
+    try:
+        lz4 = await conn.fetchval(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        tx = conn.transaction()
+        await tx.start()
+        if lz4:
+            await conn.execute("SET LOCAL default_toast_compression = 'lz4'")
+        with video.open("rb") as f:  # in the page cache: read at memory speed
+            t0 = time.perf_counter()
+            oid = await conn.fetchval("SELECT lo_create(0)")
+            offset = 0
+            while block := f.read(piece):
+                await conn.execute("SELECT lo_put($1, $2, $3)", oid, offset, block)
+                offset += len(block)
+            took = time.perf_counter() - t0
+        await tx.rollback()
+        return took
+    finally:
+        await conn.close()
 
 
 async def mark_encoded(url: str, job_id: str) -> None:
@@ -218,6 +239,11 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
         api = spawn_api(env, port)
         base = f"http://127.0.0.1:{port}"
         await wait_http(f"{base}/healthz")
+        raw: dict[str, float] = {}
+        for piece in (256 * 1024, 1 << 20, 4 << 20):
+            took = await raw_lo_write(url, video, piece)
+            raw[f"{piece // 1024} KiB"] = round(size / MB / took, 1)
+            log(f"raw lo_put loop, {piece // 1024} KiB pieces: {raw[f'{piece // 1024} KiB']} MB/s")
         ups: list[float] = []
         receives: list[float] = []
         downs: list[float] = []
@@ -255,6 +281,7 @@ async def run(a: argparse.Namespace) -> dict[str, Any]:
             "best_receive_mb_s": round(max(receives), 1),
             "best_download_mb_s": round(max(downs), 1),
             "target_mb_s": 200,
+            "raw_lo_write_mb_s": raw,
             "api_peak_rss_mb": round(peak / 1024 / 1024, 1),
         }
     finally:

@@ -131,7 +131,8 @@ async def sink_count(base: str) -> int:
 
 async def throughput(env: Any, n: int, timeout: float) -> dict[str, Any]:
     """jobs/s of one worker at concurrency 10 and 100 against the loopback sink."""
-    from extra import wait_count, wait_http  # bench/ is on the path (extra.py runs this)
+    from benchlib import wait_http  # bench/ is on the path (extra.py runs this)
+    from extra import wait_count
 
     port = free_port()
     sink_url = f"http://127.0.0.1:{port}"

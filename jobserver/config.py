@@ -454,8 +454,9 @@ class Settings:
     video_upload_dir: str = setting(
         "VIDEO_UPLOAD_DIR",
         "",
-        "directory where the API spools an upload before probing and storing it; unset = the"
-        " system's temp directory",
+        "directory where the API spools an upload for the probe while writing it to a large"
+        " object (with BLOB_DIR the upload is spooled there instead); unset = the system's temp"
+        " directory",
     )
     auth: Literal["enabled", "disabled"] = setting(
         "JOBSERVER_AUTH", "enabled", "disabled = no tokens needed (local use only)"

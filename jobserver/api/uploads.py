@@ -6,12 +6,19 @@ properties are the fields; `file_field` is the file part, `{"type": "string", "f
 directory=..., max_file_bytes=...)` is an async context manager yielding a `Form`: the text
 fields coerced by their property type (`request.coerce_text`) and checked against their
 property schema as they arrive, and the file (`Upload`: a temp file in `directory`, its size
-and SHA-256, the client's filename and content type). The temp file is removed when the
+and SHA-256, the client's filename and content type). The temp file (`jobserver-upload-<uuid>`,
+a name the scheduler's pruner sweeps once old, should the process die) is removed when the
 context exits, whatever happened. Fields may come before or after the file.
 
-The file is read in chunks (`BodyPartReader.read_chunk`) and written in a thread about
-`WRITE_BYTES` at a time (hashing there too, overlapped with reading the next chunks), so
-memory stays at a few MiB whatever the size. Statuses, each a JSON error:
+`spool_path` names the spool file instead (created, must not exist: a blob store's own
+temporary name, so the file can later be renamed into place rather than copied); `tee` is
+given every batch of the file while it is written to the spool (a blob store writing the
+upload as it arrives); an exception from it ends the upload.
+
+The file part is read straight from the request stream (part_reader.py: aiohttp's
+`read_chunk` copies every byte twice) and written in a thread about `WRITE_BYTES` at a time
+(hashing there too, overlapped with reading the next chunks), so memory stays at a few MiB
+whatever the size. Statuses, each a JSON error:
 - 415 `unsupported_media_type`: not `multipart/form-data`;
 - 413 `body_too_large` naming the file field: the file passed `max_file_bytes` (reading stops
   there), or the declared Content-Length cannot fit under it (refused before reading);
@@ -30,7 +37,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,18 +46,25 @@ from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from jobserver.api.errors import ApiError, invalid
+from jobserver.api.part_reader import part_chunks
 from jobserver.api.request import BODY_READ_TIMEOUT, coerce_text
+from jobserver.blobs.leftovers import spool_name
 from jobserver.core.errors import format_path
 from jobserver.validation import Check, compile_schema
 
 FORM_TYPE = "multipart/form-data"
-READ_BYTES = 1 << 20  # asked of each read_chunk (it answers what has arrived, up to this)
-WRITE_BYTES = 1 << 20  # gathered before one write + hash in a thread
+WRITE_BYTES = 1 << 20  # gathered before one write + hash in a thread (and one tee call)
 MAX_FIELD_BYTES = 4096  # a text field (format, priority, a key, ...)
 MAX_PARTS = 32
 # What a form may add around its file (boundaries, part headers, text fields): a declared
 # Content-Length past max_file_bytes plus this cannot hold an acceptable file.
 FORM_OVERHEAD = MAX_PARTS * (MAX_FIELD_BYTES + 1024)
+
+
+Chunk = bytes | memoryview
+# Given each batch of the file as it is written to the spool file, at the same time (a blob
+# store writing the upload while it arrives); what it raises ends the upload.
+Tee = Callable[[list[Chunk]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ async def receive_form(
     directory: str | None,
     max_file_bytes: int,
     idle_timeout: float = BODY_READ_TIMEOUT,
+    spool_path: Path | None = None,
+    tee: Tee | None = None,
 ) -> AsyncIterator[Form]:
     """See the module doc; `directory` None is the system's temp directory."""
     if request.content_type != FORM_TYPE:
@@ -102,11 +118,13 @@ async def receive_form(
     declared = request.content_length
     if declared is not None and declared > max_file_bytes + FORM_OVERHEAD:
         raise _too_large(spec.file_field, max_file_bytes)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=directory)
-    path = Path(name)
+    # a name of our own shape (leftovers.py), so a crash's leftover is swept, nothing else
+    path = spool_path or Path(directory or tempfile.gettempdir()) / spool_name()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    fd = await asyncio.to_thread(os.open, path, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            form = await _read_form(request, spec, out, path, max_file_bytes, idle_timeout)
+            form = await _read_form(request, spec, out, path, max_file_bytes, idle_timeout, tee)
         yield form
     finally:
         await asyncio.to_thread(_remove, path)  # a large file takes a while to free
@@ -146,6 +164,7 @@ async def _read_form(
     path: Path,
     max_file_bytes: int,
     idle_timeout: float,
+    tee: Tee | None,
 ) -> Form:
     try:
         reader = await request.multipart()
@@ -166,7 +185,7 @@ async def _read_form(
             if name in fields or (name == spec.file_field and upload is not None):
                 raise invalid(name, "given more than once")
             if name == spec.file_field:
-                upload = await _spool(part, name, out, path, max_file_bytes, idle_timeout)
+                upload = await _spool(part, name, out, path, max_file_bytes, idle_timeout, tee)
             elif name in spec.kinds:
                 fields[name] = await _field(part, name, spec, idle_timeout)
             else:
@@ -199,20 +218,34 @@ async def _field(part: BodyPartReader, name: str, spec: FormSpec, idle_timeout: 
     return value
 
 
-def _write(out: IO[bytes], digest: Any, chunks: list[bytes]) -> None:
+def _write(out: IO[bytes], digest: Any, chunks: list[Chunk]) -> None:
     for chunk in chunks:
         digest.update(chunk)  # releases the GIL on large buffers
         out.write(chunk)
     out.flush()
 
 
-async def _write_in_thread(out: IO[bytes], digest: Any, chunks: list[bytes]) -> None:
+async def _write_in_thread(out: IO[bytes], digest: Any, chunks: list[Chunk]) -> None:
     try:
         await asyncio.to_thread(_write, out, digest, chunks)
     except OSError as e:  # the temp directory is full or gone: not the client's fault
         raise ApiError(
             503, "storage_unavailable", f"could not store the upload: {e.strerror or e}"
         ) from None
+
+
+async def _store(out: IO[bytes], digest: Any, chunks: list[Chunk], tee: Tee | None) -> None:
+    """One batch to the spool file (and the tee, at the same time); both end before this does,
+    whichever fails, so nothing writes to a file or a connection about to be closed."""
+    if tee is None:
+        await _write_in_thread(out, digest, chunks)
+        return
+    results = await asyncio.gather(
+        _write_in_thread(out, digest, chunks), tee(chunks), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 async def _spool(
@@ -222,15 +255,17 @@ async def _spool(
     path: Path,
     max_file_bytes: int,
     idle_timeout: float,
+    tee: Tee | None,
 ) -> Upload:
-    """The file part into `out`, hashed; one write in flight while the next chunks arrive."""
+    """The file part into `out`, hashed; one batch in flight while the next chunks arrive."""
     digest = hashlib.sha256()
     size = 0
-    batch: list[bytes] = []
+    batch: list[Chunk] = []
     batched = 0
-    writing: asyncio.Task[None] | None = None
+    writing: asyncio.Future[None] | None = None
+    chunks = part_chunks(part)
     try:
-        while chunk := await _within(part.read_chunk(READ_BYTES), idle_timeout):
+        while (chunk := await _within(anext(chunks, None), idle_timeout)) is not None:
             size += len(chunk)
             if size > max_file_bytes:
                 raise _too_large(field, max_file_bytes)
@@ -239,12 +274,13 @@ async def _spool(
             if batched >= WRITE_BYTES:
                 if writing is not None:
                     await asyncio.shield(writing)
-                writing = asyncio.create_task(_write_in_thread(out, digest, batch))
+                writing = asyncio.ensure_future(_store(out, digest, batch, tee))
                 batch, batched = [], 0
         if writing is not None:
             await asyncio.shield(writing)
-        await _write_in_thread(out, digest, batch)
+        await _store(out, digest, batch, tee)
     finally:
+        await chunks.aclose()
         if writing is not None:
             if not writing.done():
                 # never leave a thread writing to a file that is about to be closed and removed

@@ -3,13 +3,18 @@
 `POST /v1/videos/encode` (scope submit) takes multipart/form-data: the file as the `video` part
 and the fields `format` (mp4|webm|mkv, default mp4), `quality` (720p|1080p|4k, default 1080p),
 `priority`, `upscale` and `idempotencyKey`, in any order (see uploads.py for how the file is
-streamed to a temp file under VIDEO_MAX_UPLOAD_BYTES and what a bad form answers). Then:
+streamed under VIDEO_MAX_UPLOAD_BYTES and what a bad form answers). The file is received
+into the blob store as it arrives (`BlobStore.receiving`): with BLOB_DIR it is spooled to
+the blob's own temporary name there, later renamed into place; with large objects it is
+spooled to VIDEO_UPLOAD_DIR (for the probe) and written to a large object at the same time,
+in a transaction that commits only once the probe passed. Then:
 1. a repeat of an `idempotencyKey` is settled before anything is stored: the same fields and
    the same file (its SHA-256) answer the first job (200), anything else is 409;
 2. FFmpeg probes the file (`jobserver.video.probe`): not a video is 422 naming `video` with
    the reason;
-3. the file goes to the blob store (`BlobStore.put_file`, role "input", owned by the token's
-   owner) under the name `<epoch ms>-<client's name>` (the answer's `inputFile`);
+3. the blob is kept (`commit`: role "input", owned by the token's owner) under the name
+   `<epoch ms>-<client's name>` (the answer's `inputFile`); a repeat, a refusal or a client
+   gone mid-upload keeps nothing (the spool file removed, the large object rolled back);
 4. the job is built by the one submission core (`core.submission.build_job`: the definition's
    params schema, defaults, priority rules) with params `{input: {blobId, filename}, format,
    quality, upscale}`, and inserted with the statement every submission uses, in ONE
@@ -18,7 +23,7 @@ streamed to a temp file under VIDEO_MAX_UPLOAD_BYTES and what a bad form answers
    same db functions: `job_insert_times`, or the owner's quota check). A job exists only with
    its file, and a file whose job was never stored is deleted (or, had the process died, swept
    by the scheduler after BLOB_UNATTACHED_SECONDS).
-Answer: 201 `{jobId, status: "queued", message, inputFile}`. The temp file is always removed.
+Answer: 201 `{jobId, status: "queued", message, inputFile}`. The spool file is always removed.
 
 `GET /v1/videos/{jobId}/status` and `GET|HEAD /v1/videos/{jobId}/download` see a job as
 `GET /v1/jobs/{id}` does (a plain token its own jobs only: another owner's is 404, as is a job
@@ -100,45 +105,53 @@ async def encode_video(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     principal = request[PRINCIPAL_KEY]
     info = await _definition(request)
-    async with receive_form(
-        request,
-        FORM,
-        directory=settings.video_upload_dir or None,
-        max_file_bytes=settings.video_max_upload_bytes,
-    ) as form:
-        upload = form.upload
-        assert upload is not None
-        fields = form.fields
-        check_priority(principal, settings, fields)
-        key: str | None = fields.get("idempotencyKey")
-        request_fingerprint = fingerprint(_identity(fields, upload)) if key is not None else None
-        if key is not None:
-            repeat = await _repeat(pool, principal.owner, key, request_fingerprint)
-            if repeat is not None:
-                return repeat
-        try:
-            await probe(upload.path)
-        except NotAVideo as e:
-            raise invalid("video", f"not a video FFmpeg can encode: {e.reason}") from None
-        store = _blobs(request)
-        try:
-            blob = await store.put_file(
-                upload.path,
-                owner=principal.owner,
+    store = _blobs(request)
+    try:
+        async with (
+            store.receiving(
+                owner=principal.owner, spool_dir=settings.video_upload_dir or None
+            ) as incoming,
+            receive_form(
+                request,
+                FORM,
+                directory=None,
+                max_file_bytes=settings.video_max_upload_bytes,
+                spool_path=incoming.path,
+                tee=incoming.tee,
+            ) as form,
+        ):
+            upload = form.upload
+            assert upload is not None
+            fields = form.fields
+            check_priority(principal, settings, fields)
+            key: str | None = fields.get("idempotencyKey")
+            request_fingerprint = (
+                fingerprint(_identity(fields, upload)) if key is not None else None
+            )
+            if key is not None:
+                repeat = await _repeat(pool, principal.owner, key, request_fingerprint)
+                if repeat is not None:
+                    return repeat
+            try:
+                await probe(upload.path)
+            except NotAVideo as e:
+                raise invalid("video", f"not a video FFmpeg can encode: {e.reason}") from None
+            blob = await incoming.commit(
                 filename=stored_name(upload.filename),
                 content_type=_content_type(upload.content_type),
-                role="input",
+                size=upload.size,
+                sha256=upload.sha256,
             )
-        except BlobTooLarge as e:
-            raise ApiError(
-                413,
-                "body_too_large",
-                f"video: larger than {e.limit} bytes (BLOB_MAX_BYTES)",
-                "video",
-                {"maxBytes": e.limit},
-            ) from None
-        # called at once: the blob is deleted unless its job is stored (see _submit)
-        return await _submit(request, info, fields, key, request_fingerprint, store, blob)
+    except BlobTooLarge as e:
+        raise ApiError(
+            413,
+            "body_too_large",
+            f"video: larger than {e.limit} bytes (BLOB_MAX_BYTES)",
+            "video",
+            {"maxBytes": e.limit},
+        ) from None
+    # called at once: the blob is deleted unless its job is stored (see _submit)
+    return await _submit(request, info, fields, key, request_fingerprint, store, blob)
 
 
 async def _definition(request: web.Request) -> DefinitionInfo:

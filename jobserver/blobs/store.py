@@ -8,6 +8,9 @@
         await store.attach(conn, blob.id, job_id)        # the job's now (False: gone/taken)
     async for chunk in store.read(blob, 0, 1024): ...    # bytes [start, end)
     await store.to_file(blob, Path("/tmp/in.mp4"))
+    async with store.receiving(owner="team-a") as r:     # an upload to check first
+        ...write r.path, give each batch to r.tee...
+        blob = await r.commit(filename=..., content_type=..., size=..., sha256=...)
 
 New blobs go where this process is configured to put them: files under BLOB_DIR when set,
 else PostgreSQL large objects (see backends.py). Every blob is read from where it was stored,
@@ -32,14 +35,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import tempfile
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from jobserver.blobs.backends import FILE_PIECE, Directory, LargeObjects, write_local_file
+from jobserver.blobs.backends import (
+    FILE_PIECE,
+    Directory,
+    Incoming,
+    LargeObjects,
+    write_local_file,
+)
+from jobserver.blobs.leftovers import spool_name
 from jobserver.blobs.models import DEFAULT_MAX_BYTES, Blob, BlobNotFound, BlobOptions
 from jobserver.blobs.names import DEFAULT_CONTENT_TYPE, check_role, safe_content_type, safe_filename
 from jobserver.blobs.streams import Tally, file_chunks
@@ -139,6 +151,47 @@ class BlobStore:
                 fence=fence,
             )
 
+    @contextlib.asynccontextmanager
+    async def receiving(
+        self,
+        *,
+        owner: str,
+        spool_dir: Path | str | None = None,
+        role: str = "input",
+        max_bytes: int | None = None,
+    ) -> AsyncIterator[Receiving]:
+        """A blob written while it arrives, for a caller that must look at the whole file
+        before keeping it (an upload to probe). The caller writes the bytes to `path` (it
+        creates and, on failure, removes that file), gives each batch to `tee`, and keeps
+        the blob with `commit(...)`; leaving the context without it keeps nothing.
+
+        With BLOB_DIR, `path` is the blob's own temporary name under it (`spool_dir` is not
+        used) and `commit` fsyncs it, inserts the row and renames it: no second copy. With
+        large objects, `path` is a spool file in `spool_dir` (None: the system's temp
+        directory) for the caller to read, and `tee` writes each batch to a new large object
+        at the same time, in one transaction that `commit` ends with the row (an upload
+        costs the slower of the two, not their sum; it holds one pooled connection and an
+        open transaction from its first batch to its commit)."""
+        limit = self.max_bytes if max_bytes is None else min(max_bytes, self.max_bytes)
+        draft = sql.NewBlob(
+            id=uuid.uuid4(),
+            owner=owner,
+            job_id=None,
+            role=check_role(role),
+            filename="",
+            content_type=DEFAULT_CONTENT_TYPE,
+            size=0,
+            sha256="",
+            storage="",
+        )
+        if self._dir is not None:
+            receive = self._dir.receive(draft, limit)
+        else:
+            spool = Path(spool_dir or tempfile.gettempdir()) / spool_name(draft.id)
+            receive = self._lo.receive(draft, limit, spool)
+        async with receive as incoming:
+            yield Receiving(incoming, draft)
+
     # -- reading ------------------------------------------------------------------------------
 
     async def get(self, blob_id: uuid.UUID) -> Blob | None:
@@ -237,6 +290,28 @@ class BlobStore:
             if len(rows) < batch or not removed:
                 break
         return total
+
+
+class Receiving:
+    """See `BlobStore.receiving`."""
+
+    def __init__(self, incoming: Incoming, draft: sql.NewBlob) -> None:
+        self._incoming = incoming
+        self._draft = draft
+        self.path = incoming.path
+        self.tee = incoming.tee
+
+    async def commit(self, *, filename: str, content_type: str, size: int, sha256: str) -> Blob:
+        """Keep the blob whose bytes were written (size and sha256 as the caller counted)."""
+        row = replace(
+            self._draft,
+            filename=safe_filename(filename),
+            content_type=safe_content_type(content_type),
+            size=size,
+            sha256=sha256,
+        )
+        stored, created = await self._incoming.commit(row)
+        return _blob_of(stored, created)
 
 
 async def _nothing() -> AsyncGenerator[bytes, None]:

@@ -4,7 +4,8 @@ Run any number of them; one leads at a time (see `jobserver.scheduler.leader`). 
 SIGINT stops the services and releases leadership so a successor takes over at once; a second
 signal exits immediately. Settings: DATABASE_URL, LEADER_LEASE_SECONDS, SCHEDULER_TICK_SECONDS,
 RESCUE_INTERVAL_SECONDS, PRUNE_INTERVAL_SECONDS, PRUNE_BATCH_SIZE, RETENTION_*_SECONDS,
-BLOB_UNATTACHED_SECONDS and BLOB_DIR (the pruner's blob expiry and file sweep),
+BLOB_UNATTACHED_SECONDS, BLOB_DIR and VIDEO_UPLOAD_DIR (the pruner's blob expiry and file
+sweep, and where it looks for upload spool files a dead API left),
 HEARTBEAT_INTERVAL_SECONDS (workers' beat, for "gone"), METRICS_PORT (Prometheus, 0 = off,
 on METRICS_HOST),
 SCHEDULER_ID (optional holder name; default scheduler-<host>-<pid>).

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import tempfile
 
 import asyncpg
 
@@ -71,6 +72,7 @@ class SchedulerDaemon:
                 audit_days=s.log_retention_days,
                 blob_unattached_seconds=s.blob_unattached_seconds,
                 blob_dir=s.blob_dir or None,
+                spool_dir=s.video_upload_dir or tempfile.gettempdir(),
                 batch=s.prune_batch_size,
             ),
             WorkersGone(

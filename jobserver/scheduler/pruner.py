@@ -12,6 +12,13 @@ Blobs (jobserver/blobs): those attached to a pruned job go with it (cascade; the
 their bytes). After the jobs, blobs no job took within BLOB_UNATTACHED_SECONDS (3600) are
 deleted, and the files of deleted directory blobs (`blob_garbage`) are removed: only by a
 scheduler that has BLOB_DIR (`blob_dir`); a queued file already gone just drops its row.
+Files a process that died mid-write left with no row (jobserver/blobs/leftovers.py: a
+directory blob's temporary name `.<uuid>.tmp` under BLOB_DIR, an upload's spool file
+`jobserver-upload-<uuid>` in `spool_dir`, VIDEO_UPLOAD_DIR or the system's temp directory)
+are removed once their mtime is older than `leftovers.bound(blob_unattached_seconds)` (at
+least 15 minutes; see there why), at most once per quarter of that bound (a listing of
+BLOB_DIR is not free) and only on this host: a spool file on an API host with no scheduler
+stays.
 
 Each run deletes batches of `batch` rows (PRUNE_BATCH_SIZE, 1000), oldest `finished_at` first
 on `jobs_finished_idx`, until a batch comes back short or `max_batches` (100) ran, so one run
@@ -20,20 +27,22 @@ oldest `created_at` first on `audit_log_created_idx`.
 
 Options: `interval` (PRUNE_INTERVAL_SECONDS, 60 s), the retentions (`audit_days` for the audit
 log, `blob_unattached_seconds`, `commands_seconds` for runner commands), `blob_dir` (None: no
-file sweep), `batch`, `max_batches`.
+file sweep), `spool_dir` (None: no spool sweep), `batch`, `max_batches`.
 Emits: `jobserver_scheduler_jobs_pruned_total{status}`,
 `jobserver_scheduler_audit_rows_pruned_total` and one log line per run (its figures add
-`audit_log`, `blobs_unattached`, `blob_files`, `runner_commands` and `rate_limit_starts` when
-such rows went).
+`audit_log`, `blobs_unattached`, `blob_files`, `blob_temp_files`, `spool_files`,
+`runner_commands` and `rate_limit_starts` when such rows or files went).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 
 import asyncpg
 
-from jobserver.blobs import BlobStore
+from jobserver.blobs import BlobStore, leftovers
 from jobserver.db.audit_log import audit_log_prune
 from jobserver.db.maintenance import job_prune_finished
 from jobserver.db.rate_limit_starts import rate_limit_starts_prune
@@ -59,6 +68,7 @@ class Pruner(BaseService):
         audit_days: int = 30,
         blob_unattached_seconds: float = 3600.0,
         blob_dir: Path | str | None = None,
+        spool_dir: Path | str | None = None,
         batch: int = 1000,
         max_batches: int = 100,
         commands_seconds: float = DAY,
@@ -70,6 +80,9 @@ class Pruner(BaseService):
         self.audit_days = audit_days  # 0: audit rows are kept forever
         self.blob_unattached_seconds = blob_unattached_seconds
         self.blobs = BlobStore(pool, directory=blob_dir)  # no directory: no file sweep
+        self.spool_dir = Path(spool_dir) if spool_dir else None
+        self.leftover_seconds = leftovers.bound(blob_unattached_seconds)
+        self._leftovers_due = 0.0  # time.monotonic() of the next leftover sweep
         self.batch = batch
         self.max_batches = max_batches
         self.commands_seconds = commands_seconds
@@ -103,6 +116,11 @@ class Pruner(BaseService):
         files = await self.blobs.sweep_garbage(batch=self.batch, max_batches=self.max_batches)
         if files:
             totals["blob_files"] = files
+        temps, spools = await self._sweep_leftovers()
+        if temps:
+            totals["blob_temp_files"] = temps
+        if spools:
+            totals["spool_files"] = spools
         commands = await self._prune_commands()
         if commands:
             totals["runner_commands"] = commands
@@ -121,6 +139,24 @@ class Pruner(BaseService):
             if n < self.batch:
                 break
         return total
+
+    async def _sweep_leftovers(self) -> tuple[int, int]:
+        """(temporary names under BLOB_DIR, spool files) a dead writer left, removed once old;
+        at most once per quarter of the bound."""
+        now = time.monotonic()
+        if now < self._leftovers_due:
+            return 0, 0
+        self._leftovers_due = now + self.leftover_seconds / 4
+        temps = spools = 0
+        if self.blobs.directory is not None:
+            temps = await asyncio.to_thread(
+                leftovers.sweep_blob_temps, self.blobs.directory, self.leftover_seconds
+            )
+        if self.spool_dir is not None:
+            spools = await asyncio.to_thread(
+                leftovers.sweep_spool_files, self.spool_dir, self.leftover_seconds
+            )
+        return temps, spools
 
     async def _prune_commands(self) -> int:
         """Runner commands (and their replies) past their retention, in batches."""

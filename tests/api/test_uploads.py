@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import socket
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jobserver.api.errors import error_middleware
 from jobserver.api.schemas import VIDEO_ENCODE_FORM
 from jobserver.api.uploads import MAX_FIELD_BYTES, FormSpec, receive_form
+from jobserver.blobs.leftovers import SPOOL_PREFIX
 
 SPEC = FormSpec(VIDEO_ENCODE_FORM, "video")
 CAP = 3 * 1024 * 1024
@@ -47,6 +50,7 @@ class Server:
                     "sha256": form.upload.sha256,
                     "actualSha256": hashlib.sha256(data).hexdigest(),
                     "inSpool": form.upload.path.parent == self.spool,
+                    "spoolName": form.upload.path.name,
                 }
             )
 
@@ -91,7 +95,8 @@ async def test_fields_before_and_after_the_file_give_the_same_form(
         status, body = await post(client, form(*parts))
         assert status == 200, body
         answers.append(body)
-    assert answers[0] == answers[1]
+    names = [a.pop("spoolName") for a in answers]  # a new name per upload
+    assert answers[0] == answers[1] and names[0] != names[1]
     body = answers[0]
     assert body["fields"] == {"format": "webm", "quality": "720p", "priority": -7, "upscale": True}
     assert body["size"] == len(video)
@@ -102,6 +107,9 @@ async def test_fields_before_and_after_the_file_give_the_same_form(
         True,
     )
     assert len(server.seen) == 2 and not any(s["path"].exists() for s in server.seen)
+    # a name the pruner's leftover sweep knows as ours (jobserver.blobs.leftovers)
+    assert all(n.startswith(SPOOL_PREFIX) for n in names)
+    assert [uuid.UUID(n.removeprefix(SPOOL_PREFIX)) for n in names]
 
 
 async def test_an_empty_file_and_no_fields(upload: tuple[TestClient, Server]) -> None:
@@ -317,3 +325,61 @@ async def test_a_client_gone_mid_upload_leaves_nothing_and_no_error(
         assert status == 200, body
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
     assert len(server.seen) == 1  # only the complete upload reached the handler's body
+
+
+async def _raw_post(client: TestClient, body: bytes, boundary: str, piece: int) -> Any:
+    """POST `body` over a plain socket `piece` bytes at a time (chunk edges everywhere)."""
+    host, port = client.server.host, client.server.port
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (
+        f"POST /up HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data;"
+        f" boundary={boundary}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    writer.write(head.encode())
+    for i in range(0, len(body), piece):
+        writer.write(body[i : i + piece])
+        await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 64, 4099])
+async def test_the_file_part_is_exact_whatever_the_chunk_edges(
+    upload: tuple[TestClient, Server], piece: int
+) -> None:
+    """Bytes that look like the start of a boundary, at every split of the stream: the file
+    is exactly what was sent and the field after it is read too."""
+    client, _ = upload
+    boundary = "b0und4ry"
+    video = b"\r\n--b0und4rx" + os.urandom(5000) + b"\r\n--b0und" + b"\r\n" * 3 + b"\r"
+    body = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=video; filename=a.mp4\r\n"
+        f"Content-Type: video/mp4\r\n\r\n".encode()
+        + video
+        + f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=quality\r\n\r\n720p"
+        f"\r\n--{boundary}--\r\n".encode()
+    )
+    status, raw = await _raw_post(client, body, boundary, piece)
+    assert status == 200, raw
+    answer = json.loads(raw)
+    assert answer["size"] == len(video)
+    assert answer["sha256"] == answer["actualSha256"] == hashlib.sha256(video).hexdigest()
+    assert answer["fields"] == {"quality": "720p"}
+
+
+@pytest.mark.parametrize("piece", [1, 5, 4096])
+async def test_an_empty_file_part_and_a_body_cut_inside_the_file(
+    upload: tuple[TestClient, Server], piece: int
+) -> None:
+    client, _ = upload
+    boundary = "xyz"
+    head = f"--{boundary}\r\nContent-Disposition: form-data; name=video; filename=a\r\n\r\n"
+    empty = (head + f"\r\n--{boundary}--\r\n").encode()
+    status, raw = await _raw_post(client, empty, boundary, piece)
+    assert status == 200, raw
+    assert json.loads(raw)["size"] == 0
+    cut = head.encode() + b"some bytes and no closing boundary"
+    status, raw = await _raw_post(client, cut, boundary, piece)
+    assert status == 400 and b"invalid_multipart" in raw, raw

@@ -8,6 +8,7 @@ stored. Idempotent repeats store no second file. Another owner sees nothing (404
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -55,15 +56,45 @@ def spool(tmp_path: Path) -> Path:
     return d
 
 
+@pytest.fixture(params=["lo", "dir"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with large objects and with BLOB_DIR."""
+    return str(request.param)
+
+
 @pytest.fixture
-def settings(database_url: str, spool: Path) -> Settings:
+def blob_root(tmp_path: Path) -> Path:
+    return tmp_path / "blobs"
+
+
+@pytest.fixture
+def settings(database_url: str, spool: Path, backend: str, blob_root: Path) -> Settings:
     """The api fixture's settings: a small upload cap, uploads spooled where the test looks."""
     return Settings(
         database_url=database_url,
         worker_id="test-worker",
         video_max_upload_bytes=CAP,
         video_upload_dir=str(spool),
+        blob_dir=str(blob_root) if backend == "dir" else "",
     )
+
+
+async def large_objects(pool: asyncpg.Pool) -> int:
+    count: int = await pool.fetchval("SELECT count(*) FROM pg_largeobject_metadata")
+    return count
+
+
+def files_under(root: Path) -> list[Path]:
+    """Every file below root, temporary names included."""
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+async def nothing_kept(api: Api, spool: Path, blob_root: Path, los_before: int) -> None:
+    """No row, no job, no spool file, no blob file (temporary or not), no large object."""
+    assert await blob_rows(api.pool) == [] and await api.job_count() == 0
+    assert os.listdir(spool) == []
+    assert files_under(blob_root) == []
+    assert await large_objects(api.pool) == los_before
 
 
 @pytest.fixture
@@ -280,13 +311,16 @@ async def test_other_jobs_are_not_videos(api: Api) -> None:
         assert (r.status, r.body["field"]) == (422, "jobId")
 
 
-async def test_a_non_video_is_422_naming_video_with_the_reason(api: Api, spool: Path) -> None:
+async def test_a_non_video_is_422_naming_video_with_the_reason(
+    api: Api, spool: Path, blob_root: Path
+) -> None:
+    los = await large_objects(api.pool)
     for junk in (b"just some text, not a video\n" * 100, os.urandom(50_000)):
         status, body = await upload(api, junk, filename="notes.mp4")
         assert (status, body["field"], body["code"]) == (422, "video", "validation_error"), body
         assert body["error"].startswith("video: not a video FFmpeg can encode: "), body
-    assert await blob_rows(api.pool) == [] and await api.job_count() == 0
-    assert os.listdir(spool) == []
+    # the large object written while it arrived was rolled back; the spool file is gone
+    await nothing_kept(api, spool, blob_root, los)
 
 
 @pytest.mark.parametrize(
@@ -338,27 +372,31 @@ async def test_a_priority_above_the_plain_bound_is_403(api: Api, clip: bytes) ->
 
 
 async def test_over_the_cap_is_413_and_nothing_is_stored(
-    api: Api, spool: Path, clip: bytes
+    api: Api, spool: Path, blob_root: Path, clip: bytes
 ) -> None:
+    los = await large_objects(api.pool)
     status, body = await upload(api, b"\0" * (CAP + 1))
     assert (status, body["code"], body["field"]) == (413, "body_too_large", "video"), body
     assert body["maxBytes"] == CAP
-    assert await blob_rows(api.pool) == [] and await api.job_count() == 0
-    assert os.listdir(spool) == []
+    await nothing_kept(api, spool, blob_root, los)
     status, body = await upload(api, clip)  # the API still takes the next one
     assert status == 201, body
 
 
 async def test_the_same_key_answers_the_first_job_and_stores_no_second_file(
-    api: Api, clip: bytes, other_clip: bytes
+    api: Api, clip: bytes, other_clip: bytes, spool: Path, blob_root: Path, backend: str
 ) -> None:
     video = clip
     status, first = await upload(api, video, idempotencyKey="k-1", quality="720p")
     assert status == 201, first
+    los = await large_objects(api.pool)
     status, again = await upload(api, video, idempotencyKey="k-1", quality="720p")
     assert status == 200, again
     assert again["jobId"] == first["jobId"] and again["inputFile"] == first["inputFile"]
     assert len(await blob_rows(api.pool)) == 1 and await api.job_count() == 1
+    # the repeat's spool (and, with large objects, what it wrote while arriving) is gone
+    assert os.listdir(spool) == [] and await large_objects(api.pool) == los
+    assert len(files_under(blob_root)) == (1 if backend == "dir" else 0)
 
     for changed, fields in (
         (video, {"quality": "1080p"}),  # another field
@@ -407,3 +445,38 @@ async def test_the_routes_are_documented(api: Api) -> None:
     )
     # the other routes keep their JSON bodies
     assert list(paths["/v1/jobs"]["post"]["requestBody"]["content"]) == ["application/json"]
+
+
+async def test_a_client_gone_mid_upload_keeps_nothing(
+    api: Api, spool: Path, blob_root: Path
+) -> None:
+    """Half a file part, then the connection closes: the spool file (under BLOB_DIR, or in
+    VIDEO_UPLOAD_DIR beside the large object being written) goes, the large object rolls
+    back, no row."""
+    los = await large_objects(api.pool)
+    host, port = api.client.server.host, api.client.server.port
+    head = "--xyz\r\nContent-Disposition: form-data; name=video; filename=a.mp4\r\n\r\n"
+    _, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            f"POST /v1/videos/encode HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer {api.tokens['plain']}\r\n"
+            "Content-Type: multipart/form-data; boundary=xyz\r\n"
+            f"Content-Length: {CAP}\r\n\r\n{head}"
+        ).encode()
+        + os.urandom(CAP // 2)
+    )
+    await writer.drain()
+
+    async def spooling() -> bool | None:
+        return True if os.listdir(spool) or files_under(blob_root) else None
+
+    await wait_for(spooling, within=30, step=0.05)  # the upload was being received
+    writer.close()
+
+    async def gone() -> bool | None:
+        clean = not os.listdir(spool) and not files_under(blob_root)
+        return True if clean and await large_objects(api.pool) == los else None
+
+    await wait_for(gone, within=30, step=0.05)
+    await nothing_kept(api, spool, blob_root, los)

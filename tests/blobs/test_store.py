@@ -265,3 +265,22 @@ def test_blob_compares_on_what_clients_see() -> None:
     now = dt.datetime.now(dt.UTC)
     a = Blob(uuid.UUID(int=1), "o", None, "input", "f", "x/y", 1, "00", now)
     assert a == Blob(uuid.UUID(int=1), "o", None, "input", "f", "x/y", 1, "00", now, "dir")
+
+
+async def test_a_large_object_read_ahead_is_exact_and_a_short_one_fails(
+    lo_store: BlobStore, pool: asyncpg.Pool
+) -> None:
+    """Several round trips in flight (READ_AHEAD): every range comes back exact, and a large
+    object cut shorter than its row (in the middle of a later batch) is BlobNotFound, never
+    a gap or a short file."""
+    data = random_bytes(7 * MiB + 123)  # more than READ_AHEAD batches of READ_BATCH pieces
+    blob = await lo_store.put_stream(stream(data), owner="alice", filename="big.bin")
+    for start, end in ((0, None), (1, 5 * MiB + 7), (3 * MiB - 1, 3 * MiB + 1)):
+        assert await collect(lo_store.read(blob, start, end)) == data[start:end]
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT lo_truncate(lo_open($1, 131072), $2)", blob.lo_oid, 5 * MiB)
+    got = bytearray()
+    with pytest.raises(BlobNotFound, match="shorter than its row"):
+        async for chunk in lo_store.read(blob):
+            got += chunk
+    assert bytes(got) == data[: len(got)] and len(got) <= 5 * MiB
