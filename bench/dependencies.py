@@ -10,11 +10,12 @@ real `jobserver-worker` (bench/peers/bench_defs.py's `bench.noop@1`, default con
    inserted in one transaction (`job_insert_many`), timed on the database clock from just
    after that commit to the last `finished_at`. Three databases, one round of each in turn,
    `--rounds` rounds (the median of each is reported, every round is kept):
-   - `before`: the schema at migration 0013 (no dependency columns, no trigger);
-   - `after`: the schema at head (0014: the columns, the settle trigger on every status change);
+   - `before`: the schema at head without the dependency triggers (`DEPENDENCY_TRIGGERS`
+     dropped: the same code and columns, so it runs; the columns alone are not measured);
+   - `after`: the schema at head (the settle triggers on every status change);
    - `after+waiting`: head with `--waiting` jobs in status `waiting` elsewhere in the table (each
      waits on one of 100 parents delayed by a year);
-   - `before+rows`: 0013 with as many jobs elsewhere, queued but delayed by a year: the same
+   - `before+rows`: `before` with as many jobs elsewhere, queued but delayed by a year: the same
      table size without dependencies, to tell the cost of waiting rows from that of more rows.
    Between rounds the finished jobs are deleted and the table vacuumed.
 2. the ack statement alone (less noisy than a burn-down on a small machine): per database,
@@ -66,7 +67,19 @@ def noop(**kw: Any) -> NewJob:
     return NewJob("bench.noop", 1, 3, {}, **kw)
 
 
-async def database(cluster: LocalCluster, name: str, revision: str) -> str:
+# The triggers that job dependencies (0014) and broadcast jobs (0017) put on `jobs`: dropped in
+# the `before` databases, which then run the same code on the same columns without them.
+DEPENDENCY_TRIGGERS = (
+    "jobs_settle_dependents",
+    "jobs_settle_successes",
+    "jobs_deleted_parent",
+    "jobs_broadcast_sum",
+    "jobs_broadcast_cancel",
+)
+
+
+async def database(cluster: LocalCluster, name: str, plain: bool) -> str:
+    """A new database at head; `plain`: without the dependency triggers."""
     admin = await asyncpg.connect(cluster.url())
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -74,9 +87,12 @@ async def database(cluster: LocalCluster, name: str, revision: str) -> str:
     finally:
         await admin.close()
     url = cluster.url(name)
-    await asyncio.to_thread(migrate.upgrade, url, revision)
+    await asyncio.to_thread(migrate.upgrade, url, "head")
     conn = await asyncpg.connect(url)
     try:
+        if plain:
+            for trigger in DEPENDENCY_TRIGGERS:
+                await conn.execute(f"DROP TRIGGER {trigger} ON jobs")
         await conn.execute(DEFINITIONS)
     finally:
         await conn.close()
@@ -319,10 +335,10 @@ async def main() -> tuple[str, dict[str, Any]]:
     cluster = LocalCluster(fast=True, settings=SETTINGS).start()
     try:
         urls = {
-            "before": await database(cluster, "deps_before", "0013"),
-            "after": await database(cluster, "deps_after", "head"),
-            "after+waiting": await database(cluster, "deps_waiting", "head"),
-            "before+rows": await database(cluster, "deps_rows", "0013"),
+            "before": await database(cluster, "deps_before", True),
+            "after": await database(cluster, "deps_after", False),
+            "after+waiting": await database(cluster, "deps_waiting", False),
+            "before+rows": await database(cluster, "deps_rows", True),
         }
         conn = await asyncpg.connect(urls["after+waiting"])
         try:
