@@ -141,6 +141,10 @@ class WorkerProc:
                 self.p.wait(10)
 
 
+# How long one timed run may take before it is given up as stuck (seconds).
+RUN_TIMEOUT = 300.0
+
+
 async def run_jobs(conn: asyncpg.Connection, jobs: list[NewJob]) -> float:
     """Insert `jobs` in one transaction; seconds (database clock) from just after the commit
     to the last finish, once every one of them is finished."""
@@ -149,12 +153,15 @@ async def run_jobs(conn: asyncpg.Connection, jobs: list[NewJob]) -> float:
             await job_insert_many(conn, jobs[i : i + BATCH])
     start = await conn.fetchval("SELECT clock_timestamp()")
     ids = [j.id for j in jobs]
+    deadline = time.monotonic() + RUN_TIMEOUT
     while True:
         left = await conn.fetchval(
             "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND finished_at IS NULL", ids
         )
         if left == 0:
             break
+        if time.monotonic() > deadline:  # a worker that cannot claim must not hang the run
+            raise TimeoutError(f"{left} of {len(ids)} jobs unfinished after {RUN_TIMEOUT} s")
         await asyncio.sleep(0.05)
     end = await conn.fetchval("SELECT max(finished_at) FROM jobs WHERE id = ANY($1::uuid[])", ids)
     failed = await conn.fetchval(
