@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import aiohttp
+import asyncpg
 
 
 async def wait_http(url: str, timeout: float = 30) -> None:
@@ -21,3 +23,15 @@ async def wait_http(url: str, timeout: float = 30) -> None:
                 pass
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{url} did not answer in {timeout} s")
+
+
+async def new_database(cluster: Any, name: str) -> str:
+    """The URL of database `name` on `cluster` (a LocalCluster), dropped first if it exists:
+    every round of a benchmark starts from an empty schema."""
+    admin = await asyncpg.connect(cluster.url())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return str(cluster.url(name))

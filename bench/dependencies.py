@@ -49,6 +49,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.join(ROOT, "bench", "peers")
 sys.path.insert(0, ROOT)
 
+from benchlib import new_database
+
 from jobserver.db import migrate
 from jobserver.db.job_runs import job_claim_available, job_complete_many
 from jobserver.db.jobs import NewJob, job_insert_many, new_job_ids
@@ -80,13 +82,7 @@ DEPENDENCY_TRIGGERS = (
 
 async def database(cluster: LocalCluster, name: str, plain: bool) -> str:
     """A new database at head; `plain`: without the dependency triggers."""
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = cluster.url(name)
+    url = await new_database(cluster, name)
     await asyncio.to_thread(migrate.upgrade, url, "head")
     conn = await asyncpg.connect(url)
     try:

@@ -51,7 +51,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/
 
-from benchlib import wait_http
+from benchlib import new_database, wait_http
 
 from jobserver.auth import create_token
 from jobserver.db import migrate
@@ -165,13 +165,7 @@ def pct(values: list[float], p: float) -> float | None:
 
 
 async def fresh_db(cluster: LocalCluster, name: str) -> str:
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = cluster.url(name)
+    url = await new_database(cluster, name)
     await migrate.upgrade_async(url)
     conn = await connect(url)
     try:

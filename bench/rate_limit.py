@@ -40,6 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import rate_defs  # noqa: F401 (registers the bench definitions)
+from benchlib import new_database
 
 from jobserver.core.rate_limits import job_rate
 from jobserver.db import migrate
@@ -58,13 +59,7 @@ def log(msg: str) -> None:
 
 
 async def fresh_db(cluster: LocalCluster, name: str) -> str:
-    admin = await asyncpg.connect(cluster.url())
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = cluster.url(name)
+    url = await new_database(cluster, name)
     await migrate.upgrade_async(url)
     conn = await connect(url)
     try:
