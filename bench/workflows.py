@@ -99,6 +99,24 @@ async def one_round(
         " extract(epoch FROM max(finished_at) - min(t0)) AS finished"
         " FROM jobs, (SELECT min(created_at) AS t0 FROM jobs) s GROUP BY 1 ORDER BY 3"
     )
+    hops = await pool.fetch(
+        "SELECT j.name, extract(epoch FROM j.created_at - s.t0) AS created,"
+        " extract(epoch FROM (SELECT max(e.at) FROM job_events e"
+        "  WHERE e.job_id = j.id AND e.event = 'ready') - s.t0) AS ready,"
+        " extract(epoch FROM j.started_at - s.t0) AS started,"
+        " extract(epoch FROM j.finished_at - s.t0) AS finished"
+        " FROM jobs j, (SELECT min(created_at) AS t0 FROM jobs) s"
+        " WHERE j.name NOT LIKE 'each[%' ORDER BY j.finished_at"
+    )
+    print(
+        "  hops (s from the run's insert: created/ready/started/finished):",
+        "; ".join(
+            f"{h['name']} {h['created']:.3f}/{(h['ready'] or 0):.3f}/{h['started']:.3f}"
+            f"/{h['finished']:.3f}"
+            for h in hops
+        ),
+        flush=True,
+    )
     print(
         "  workflow phases (s from the run's insert):",
         ", ".join(f"{r['part']} {r['started']:.3f}-{r['finished']:.3f}" for r in phases),

@@ -3,8 +3,9 @@
 A job with parents is inserted in the same transaction as its edges (`job_dependencies`):
 `waiting` with `waiting_on` = the parents that have not succeeded yet, or `queued` when all
 have. Its parents are locked first (in id order, so two submissions cannot deadlock) and the
-unfinished ones get `has_dependents = true` (a success is final: a parent that succeeded
-already is a satisfied edge, neither counted nor marked); a parent that ends afterwards
+unfinished ones get `has_dependents = true` (an end is final: a parent that ended already is
+not locked, and one that succeeded is a satisfied edge, neither counted, marked nor stored as an
+edge row); a parent that ends afterwards
 settles its children in the statement that ends it, whatever that statement is (the worker's
 batched ack, a rescue, a cancel, the expirer): the triggers of migration 0014, once per
 statement for successes, per row with dependents for other ends. Locking the parent
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 FAILED_ENDS = frozenset(("failed", "cancelled", "expired"))
+_TERMINAL = "('succeeded', 'failed', 'cancelled', 'expired')"
 
 
 class UnknownParent(Exception):
@@ -55,22 +57,28 @@ class NotWaiting(Exception):
         self.status = status
 
 
-# Lock the parents in id order and mark those not marked yet; the lock answers with each
-# row's latest version (read committed follows a concurrent update), so a parent that ended
-# meanwhile is seen ended. A parent that succeeded already is not marked: it is a satisfied
-# edge (not counted in `waiting_on`), and a success is final (a job never leaves a terminal
-# status), so its end will not settle anything again. Nor is a parent marked already: a fan-in
-# over a fan-out whose children another job waits for rewrites no row.
-_MARK_PARENTS = """
-WITH l AS (
-    SELECT id, status, has_dependents FROM jobs WHERE id = ANY($1::uuid[])
-    ORDER BY id FOR NO KEY UPDATE
+# Lock the parents that have not ended, in id order, and mark those not marked yet; the lock
+# answers with each row's latest version (read committed follows a concurrent update), so a
+# parent that ended meanwhile is seen ended. A parent seen ended needs no lock: an end is final
+# (a job never leaves a terminal status; a rerun is a new job). A parent that succeeded is not
+# marked: it is a satisfied edge (not counted in `waiting_on`, and given no `job_dependencies`
+# row: its end will not settle anything again). Nor is a parent marked already: a fan-in over a
+# fan-out whose children another job waits for rewrites no row. So a step made after its
+# parents ended (a workflow's fan-in) writes nothing to them.
+_MARK_PARENTS = f"""
+WITH s AS (
+    SELECT id, status FROM jobs WHERE id = ANY($1::uuid[])
+), l AS (
+    SELECT j.id, j.status, j.has_dependents FROM jobs j
+    WHERE j.id IN (SELECT id FROM s WHERE status NOT IN {_TERMINAL})
+    ORDER BY j.id FOR NO KEY UPDATE
 ), m AS (
     UPDATE jobs j SET has_dependents = true FROM l
     WHERE j.id = l.id AND l.status <> 'succeeded' AND NOT l.has_dependents
     RETURNING j.id, j.status
 )
-SELECT l.id, coalesce(m.status, l.status) AS status FROM l LEFT JOIN m ON m.id = l.id
+SELECT s.id, coalesce(m.status, l.status, s.status) AS status
+FROM s LEFT JOIN l ON l.id = s.id LEFT JOIN m ON m.id = s.id
 """
 _EDGES = (
     "INSERT INTO job_dependencies (child_id, parent_id)"
@@ -118,8 +126,9 @@ async def insert_with_parents(
                 status = "queued" if p in in_batch else found.get(p)
                 if status is None:
                     raise UnknownParent(j.id, i, p)
-                if status != "succeeded":
-                    pending += 1
+                if status == "succeeded":
+                    continue  # a satisfied edge: kept in depends_on only
+                pending += 1
                 if status in FAILED_ENDS:
                     ends.setdefault((p, status), []).append(j.id)
                 children.append(j.id)
@@ -128,7 +137,8 @@ async def insert_with_parents(
             j.waiting_on = pending or None
             j.status = "waiting" if pending else "queued"
         out = await insert(conn)
-        await conn.execute(_EDGES, children, parents)
+        if children:
+            await conn.execute(_EDGES, children, parents)
         for (p, status), kids in ends.items():
             await conn.execute(_SETTLE, p, status, kids)
         if ends:  # some were cancelled (or queued) at once: answer what is stored
@@ -171,7 +181,9 @@ async def add_parents(conn: Conn, child_id: uuid.UUID, parent_ids: Sequence[uuid
             new,
             pending,
         )
-        await conn.execute(_EDGES, [child_id] * len(new), new)
+        open_edges = [p for p in new if found[p] != "succeeded"]
+        if open_edges:
+            await conn.execute(_EDGES, [child_id] * len(open_edges), open_edges)
         for p in new:
             if found[p] in FAILED_ENDS:
                 await conn.execute(_SETTLE, p, found[p], [child_id])

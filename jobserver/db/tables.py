@@ -296,23 +296,15 @@ job_events = Table(
     Index("job_events_job_idx", "job_id", "id"),
 )
 
-# One edge per (child, parent). Both ends cascade: a pruned (finished) parent was counted by
-# its children when it finished; a deleted unfinished one is settled first (jobs_deleted_parent).
+# One edge per (child, parent), written with its child (db/dependencies.py), for a parent that
+# had not succeeded then. No foreign keys (a check per edge cost a fan-in more than its jobs):
+# triggers on jobs remove the edges of deleted jobs (migration 0018); a deleted unfinished parent
+# is settled first (jobs_deleted_parent).
 job_dependencies = Table(
     "job_dependencies",
     metadata,
-    Column(
-        "child_id",
-        UUID(as_uuid=True),
-        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_child_id_fkey"),
-        nullable=False,
-    ),
-    Column(
-        "parent_id",
-        UUID(as_uuid=True),
-        ForeignKey("jobs.id", ondelete="CASCADE", name="job_dependencies_parent_id_fkey"),
-        nullable=False,
-    ),
+    Column("child_id", UUID(as_uuid=True), nullable=False),
+    Column("parent_id", UUID(as_uuid=True), nullable=False),
     PrimaryKeyConstraint("child_id", "parent_id", name="job_dependencies_pkey"),
     Index("job_dependencies_parent_idx", "parent_id"),
 )

@@ -6,7 +6,9 @@ cancellations in one statement, all fenced. The flusher keeps its own session (m
 `connect`, with the worker's write settings) for its whole life: no pool acquire/reset round
 trips per flush; after an error it reconnects.
 A flush starts when the buffer holds `max_batch` outcomes or `delay` seconds after the first one
-arrived; while a flush is in flight new outcomes accumulate for the next one.
+arrived, or at once when `busy` says no other job is running or claimed (nothing could join the
+batch: waiting would only delay the jobs that wait on these); while a flush is in flight new
+outcomes accumulate for the next one.
 
 Errors. A connection error (or a transient state of the server: deadlock, shutdown, out of
 resources) keeps the batch and retries it with back-off (the fencing makes a late write
@@ -112,8 +114,10 @@ class AckBuffer:
         delay: float = 0.005,
         max_batch: int = 1000,
         retry_due: RetryDueFn | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self._connect = connect
+        self._busy = busy
         self._worker_id = worker_id
         self._on_written = on_written
         self._refused = refused
@@ -204,8 +208,14 @@ class AckBuffer:
                 if self._closing:
                     return
                 continue
-            if len(self._pending) < self._max_batch and not self._closing:
-                # buffer a few ms so concurrent completions share one round trip
+            if (
+                len(self._pending) < self._max_batch
+                and not self._closing
+                and (self._busy is None or self._busy())
+            ):
+                # buffer a few ms so concurrent completions share one round trip (with no
+                # other job running or claimed nothing could join: write at once, so a job
+                # waiting on this one, or a caller waiting for the result, is not held back)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._delay)
             self._full.clear()

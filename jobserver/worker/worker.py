@@ -115,6 +115,7 @@ class Worker:
             delay=ack_delay,
             max_batch=ack_max_batch,
             retry_due=lambda delay: self._bell.ring_after(delay),
+            busy=lambda: self.slots.running > 0 or bool(self.slots.ready),
         )
         self._bell = Doorbell(burst=burst, poll=settings.poll_interval_ms / 1000)
         self.gate = ClaimGate(self.queues, self._bell.ring)

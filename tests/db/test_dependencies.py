@@ -308,3 +308,48 @@ async def test_fan_in_acked_in_batches_counts_each_parent_once(pool: asyncpg.Poo
     last = uuid.UUID(ready[0]["details"]["lastParentId"])
     assert last in {r["id"] for r in rest}
     assert len(await parent_results(pool, fan_in.id)) == 8
+
+
+async def test_a_parent_that_ended_is_neither_locked_nor_an_edge(pool: asyncpg.Pool) -> None:
+    a, f = job("a"), job("f")
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [a, f])
+    rows = await claim(pool)
+    await succeed(pool, [r for r in rows if r["id"] == a.id])
+    async with pool.acquire() as conn:
+        await job_fail_many(
+            conn, W, [Failure(f.id, 1, "failed", "boom", None, 0.0, 1.0, final=True)]
+        )
+    before = await pool.fetch("SELECT id, xmin::text FROM jobs ORDER BY id")
+    b = job("b", a.id)  # a succeeded: b is queued at once, a is not written
+    c = job("c", a.id, f.id, policy="continue")  # f failed: counted as done at once
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [b, c])
+    assert await statuses(pool, b, c) == ["queued", "queued"]
+    assert (
+        await pool.fetch(
+            "SELECT id, xmin::text FROM jobs WHERE id <> ALL($1) ORDER BY id", [b.id, c.id]
+        )
+        == before
+    )
+    edges = await pool.fetch("SELECT child_id, parent_id FROM job_dependencies")
+    assert [(e["child_id"], e["parent_id"]) for e in edges] == [(c.id, f.id)]
+    assert [p["id"] for p in await parent_results(pool, c.id)] == [a.id, f.id]
+
+
+async def test_deleting_jobs_removes_their_edges(pool: asyncpg.Pool) -> None:
+    a, b = job("a"), job("b")
+    c = job("c", a.id, b.id)
+    d = job("d", c.id)
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [a, b, c, d])
+    assert await pool.fetchval("SELECT count(*) FROM job_dependencies") == 3
+    await pool.execute("DELETE FROM jobs WHERE id = $1", c.id)  # a child and a parent
+    edges = await pool.fetch("SELECT child_id, parent_id FROM job_dependencies")
+    assert edges == []
+    assert await statuses(pool, d) == ["cancelled"]  # its unfinished parent went
+    e = job("e", a.id)
+    async with pool.acquire() as conn:
+        await job_insert_many(conn, [e])
+    await pool.execute("TRUNCATE jobs CASCADE")
+    assert await pool.fetchval("SELECT count(*) FROM job_dependencies") == 0
