@@ -309,6 +309,16 @@ job_dependencies = Table(
     Index("job_dependencies_parent_idx", "parent_id"),
 )
 
+# Parents that succeeded in the running statement, noted by the row trigger jobs_note_success
+# and taken out by the statement trigger jobs_settle_successes before the statement ends
+# (migration 0018): rows never outlive their statement, so it is UNLOGGED.
+job_settle_queue = Table(
+    "job_settle_queue",
+    metadata,
+    Column("parent_id", UUID(as_uuid=True), nullable=False),
+    prefixes=["UNLOGGED"],
+)
+
 job_attempts = Table(
     "job_attempts",
     metadata,

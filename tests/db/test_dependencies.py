@@ -77,6 +77,8 @@ async def test_diamond_settles_in_order(pool: asyncpg.Pool) -> None:
         await succeed(pool, rows)
     assert order == [["a"], ["b", "c"], ["d"]]
     assert await statuses(pool, a, b, c, d) == ["succeeded"] * 4
+    # the parents noted for settling never outlive the statement that ended them
+    assert await pool.fetchval("SELECT count(*) FROM job_settle_queue") == 0
     results = await parent_results(pool, d.id)
     assert [(r["id"], r["name"], r["status"]) for r in results] == [
         (b.id, "b", "succeeded"),
