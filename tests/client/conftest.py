@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from jobserver.config import Settings
-from jobserver.registry import load_modules
+from jobserver.registry import Registry, load_modules
 from jobserver.worker.worker import Worker
-from tests.api.conftest import Api, api  # noqa: F401 (the fixture, for the tests here)
+from tests.api.conftest import TEST_DEFS, Api, api  # noqa: F401 (the fixture, for the tests here)
 from tests.waiting import wait_for
 
 FAST = {
@@ -31,12 +31,20 @@ def base_url(api: Api) -> str:  # noqa: F811
     return str(api.client.make_url("")).rstrip("/")
 
 
+def registry() -> Registry:
+    """The shipped definitions and the API tests' own (echo@2, the latest echo, among them)."""
+    out = Registry()
+    for d in [*load_modules().all(), *TEST_DEFS.all()]:
+        out.add(d)
+    return out
+
+
 @pytest.fixture
 async def start_worker(settings: Settings) -> AsyncIterator[StartWorker]:
     started: list[Worker] = []
 
     async def start(worker_id: str = "w-client", **kw: Any) -> Worker:
-        w = Worker(replace(settings, worker_id=worker_id, **FAST), load_modules(), **kw)
+        w = Worker(replace(settings, worker_id=worker_id, **FAST), registry(), **kw)
         started.append(w)
         await w.start()
         await wait_for(lambda: _listening(w), within=10)
