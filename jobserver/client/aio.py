@@ -41,7 +41,7 @@ from jobserver.client.base import (
     stream_timeout,
 )
 from jobserver.client.calls import Call, Paged
-from jobserver.client.errors import NetworkError, WaitTimeout, error_for
+from jobserver.client.errors import NetworkError, WaitTimeout, error_for, parse_retry_after
 from jobserver.client.models import (
     BatchResult,
     DlqEntry,
@@ -264,6 +264,7 @@ class AsyncClient:
         failures = reconnects = 0
         ever_connected = False
         while True:
+            asked: float | None = None  # a 503's Retry-After
             headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
             if decoder.last_event_id:
                 headers["Last-Event-ID"] = decoder.last_event_id
@@ -282,6 +283,7 @@ class AsyncClient:
                             raise _NoStream
                         if status < 500:
                             raise error_for(status, decoded(response), response.headers)
+                        asked = parse_retry_after(response.headers.get("Retry-After"))
                     else:
                         ever_connected = True
                         async for line in response.aiter_lines():
@@ -295,7 +297,7 @@ class AsyncClient:
             if max_reconnects is not None and reconnects > max_reconnects:
                 return
             failures += 1
-            delay = stream_delay(failures, decoder.retry_ms)
+            delay = max(stream_delay(failures, decoder.retry_ms), min(asked or 0.0, 60.0))
             left = remaining(deadline)
             await asyncio.sleep(delay if left is None else min(delay, left))
 

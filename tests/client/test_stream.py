@@ -48,10 +48,15 @@ class StreamServer:
         self.job_status = "running"
         self.release = asyncio.Event()
         self.later: list[str] = []
+        self.unavailable = 0  # answer this many connections 503 first
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != "Bearer tok":
             return web.json_response({"error": "bad token", "code": "unauthorized"}, status=401)
+        if self.unavailable:
+            self.unavailable -= 1
+            body = {"error": "database unavailable", "code": "database_unavailable"}
+            return web.json_response(body, status=503, headers={"Retry-After": "0"})
         n = len(self.connections)
         self.connections.append(
             {"last": request.headers.get("Last-Event-ID"), "query": dict(request.query)}
@@ -139,6 +144,14 @@ async def test_sync_stream_reconnects_with_last_event_id(sse: tuple[StreamServer
             return list(stream)
 
     _check(server, await asyncio.to_thread(read))
+
+
+async def test_a_503_on_connect_is_retried(sse: tuple[StreamServer, str]) -> None:
+    server, base = sse
+    server.unavailable = 2
+    async with AsyncClient(base, "tok") as c:
+        got = [e.event async for e in c.stream(max_reconnects=3)]
+    assert got == ["hello", "job", "job", "resync", "job"] and server.unavailable == 0
 
 
 async def test_a_refused_stream_raises_the_typed_error(sse: tuple[StreamServer, str]) -> None:
