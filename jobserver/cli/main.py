@@ -6,6 +6,7 @@
     jobserver api|worker|scheduler  one server process
     jobserver register-definitions  publish definitions (see jobserver.cli.register)
     jobserver tokens ...            create, list and revoke API tokens
+    jobserver jobs|dlq|queues|runners ...  operate through the API (JOBSERVER_URL, _TOKEN)
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scheduler": ("jobserver.cli.scheduler", "run the scheduler"),
     "register-definitions": ("jobserver.cli.register", "publish job definitions"),
     "tokens": ("jobserver.cli.tokens", "manage API tokens (create, list, revoke)"),
+    "jobs": ("jobserver.cli.jobs", "list, show, watch, submit, cancel, retry jobs (via the API)"),
+    "dlq": ("jobserver.cli.dlq", "list, show, redrive dead-letter jobs (via the API)"),
+    "queues": ("jobserver.cli.queues", "list, health, pause, resume queues (via the API)"),
+    "runners": ("jobserver.cli.runners", "list, ping, shut down runners (via the API)"),
 }
 
 
