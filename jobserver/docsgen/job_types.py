@@ -62,7 +62,7 @@ HEADER = """# Job types
 
 The definitions shipped with the server (`definitions/`), generated from the registry by
 `python -m jobserver.docsgen` (`scripts/gen-docs`); a test fails when this page is stale, and
-another submits-checks every example below. Submit one with
+another runs the API's params checks on every example below. Submit one with
 `POST /v1/jobs {"definitionKey": KEY, "params": {...}}`; `maxAttempts` and `timeoutSeconds`
 on a job may lower the definition's own values, never raise them. Types marked *outbound* reach
 the network through the outbound policy and need a token with the `outbound` capability (see
