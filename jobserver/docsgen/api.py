@@ -13,13 +13,20 @@ from jobserver.api.openapi import build_openapi
 from jobserver.api.routes import all_routes
 from jobserver.docsgen.schema_text import cell, fields_table, type_text
 
+SCOPES = {
+    "public": "public (no token)",
+    "submit": "any token (a plain token: its own owner's jobs only)",
+    "view_jobs": "`view_jobs` (or `manage_jobs`)",
+    "manage_jobs": "`manage_jobs`",
+}
+
 HEADER = """# API reference
 
 Generated from `GET /openapi.json` by `python -m jobserver.docsgen` (`scripts/gen-docs`);
 a test fails when this page is stale. Every route answers errors as
 `{"error": "...", "code": "...", "field": "..."}` (`field` when one is at fault). The scope
-is what the bearer token needs (`public`: no token). Only the top-level fields of bodies and
-answers are listed here; `/openapi.json` has the full schemas.
+is what the bearer token needs (see [security.md](security.md)). Only the top-level fields
+of bodies and answers are listed here; `/openapi.json` has the full schemas.
 """
 
 
@@ -50,7 +57,8 @@ def _anchor(method: str, path: str) -> str:
 
 def _operation(method: str, path: str, op: dict[str, Any]) -> str:
     lines = [f"### {method.upper()} {path}", "", f"{op.get('summary', '')}", ""]
-    lines.append(f"Scope: `{op.get('x-scope', 'public')}`.")
+    scope = op.get("x-scope", "public")
+    lines.append(f"Scope: {SCOPES.get(scope, f'`{scope}`')}.")
     lines.append("")
     params = op.get("parameters", [])
     if params:
@@ -69,12 +77,18 @@ def _operation(method: str, path: str, op: dict[str, Any]) -> str:
             table = fields_table(content.get("schema"))
             lines += (table or [f"{cell(type_text(content.get('schema')))}"]) + [""]
     responses = op.get("responses", {})
+    shown: dict[str, str] = {}  # the status first documenting each answer body
     for status, answer in responses.items():
         if "$ref" in answer:
             continue
         content = answer.get("content", {})
+        same = shown.get(repr(content)) if content else None
         lines.append(f"**{status}** {answer.get('description', '')}" + (":" if content else "."))
         lines.append("")
+        if same is not None:
+            lines += [f"The same fields as **{same}**.", ""]
+            continue
+        shown[repr(content)] = status
         for media, c in content.items():
             table = fields_table(c.get("schema"))
             lines += (table or [f"`{media}`: {cell(type_text(c.get('schema')))}"]) + [""]

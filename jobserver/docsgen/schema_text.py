@@ -22,6 +22,8 @@ def type_text(schema: Any) -> str:
         return " or ".join(type_text({**schema, "type": k}) for k in kind)
     if kind is None:
         return "any"
+    if kind == "null":
+        return "null"
     text = str(kind)
     if kind == "array":
         text = f"array of {type_text(schema.get('items'))}" if "items" in schema else "array"
