@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from jobserver.docsgen.schema_text import fields_table
-from jobserver.registry import Definition, load_modules
+from jobserver.registry import BUILTIN_PACKAGE, Definition, load_modules
 
 # An example `POST /v1/jobs` params object per shipped definition.
 EXAMPLES: dict[str, dict[str, Any]] = {
@@ -71,7 +71,12 @@ the network through the outbound policy and need a token with the `outbound` cap
 
 
 def definitions() -> list[Definition]:
-    return sorted(load_modules().all(), key=lambda d: (d.key, d.version))
+    """The shipped ones only: the registry is process-wide, and whatever else the process
+    imported (a test's definitions, `--module` ones) registered there too."""
+    shipped = [
+        d for d in load_modules().all() if d.run.__module__.startswith(BUILTIN_PACKAGE + ".")
+    ]
+    return sorted(shipped, key=lambda d: (d.key, d.version))
 
 
 def render() -> str:
