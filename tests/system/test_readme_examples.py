@@ -126,7 +126,11 @@ PLACEHOLDER_URL = "https://webhook.site/your-endpoint"
 
 def run_blocks(names: tuple[str, ...], env: dict[str, str], sink: str) -> tuple[str, list[Call]]:
     """Runs the named blocks one after the other in one bash, as a reader pasting them would."""
-    text = "".join(block(n) for n in names).replace(PLACEHOLDER_URL, sink)
+    return run_script("".join(block(n) for n in names).replace(PLACEHOLDER_URL, sink), env)
+
+
+def run_script(text: str, env: dict[str, str]) -> tuple[str, list[Call]]:
+    """Runs `text` in one bash under PRELUDE: its output and every curl call it made."""
     with tempfile.TemporaryDirectory() as calls:
         done = subprocess.run(
             ["bash", "-c", PRELUDE + text],
