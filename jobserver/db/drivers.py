@@ -78,7 +78,7 @@ class Row:
         return iter(self._values)
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        return zip(self._index, self._values, strict=True)
+        return ((name, self._values[i]) for name, i in self._index.items())
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self._values)
