@@ -23,7 +23,8 @@ invariant 19): the submission schema, the stored definition (read through `conn`
 params schema and, when this process has its code, its `check_params`; the run/expiry rules
 (`default_expires`, e.g. `Settings.from_env().default_expires`); the stored credentials the
 params name and the definition's `check_stored` hook, read through `conn` too
-(`jobserver.core.submission.build_job`, `jobserver.api.reference_checks`). The caller is
+(`jobserver.core.submission.build_job`, `jobserver.api.credential_refs`,
+`jobserver.api.stored_checks`). The caller is
 trusted code: no token scope, capability, priority cap or quota applies; jobs belong to
 `owner` (anonymous by default). A bad value raises `RuleError` naming the field as the API
 would (`params.name`; `jobs[3].params.name` in `enqueue_many`) and nothing is inserted; the
@@ -54,10 +55,11 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, overload
 
+from jobserver.api.credential_refs import CredentialRefs, check_credential_refs
 from jobserver.api.definitions_cache import DefinitionInfo, definition_info
 from jobserver.api.errors import ApiError
-from jobserver.api.reference_checks import check_references
 from jobserver.api.schemas import JOB_SUBMISSION
+from jobserver.api.stored_checks import check_stored
 from jobserver.codec import loads
 from jobserver.core.errors import RuleError, at, format_path
 from jobserver.core.idempotency import batch_keys, same_request
@@ -269,17 +271,26 @@ async def _insert(
     now = dt.datetime.now(dt.UTC)
     ids = new_job_ids(len(items))
     jobs: list[NewJob] = []
+    refs: list[CredentialRefs] = []
     for i, (item, job_id) in enumerate(zip(items, ids, strict=True)):
         info = infos[(item["definitionKey"], item.get("definitionVersion"))]
         job = build_job(item, i if batch else None, info, owner, now, job_id, default_expires)
-        await _check_references(db, info, job.params, where[i])
+        if info.credentials:
+            refs.append((info.credentials, job.params, where[i]))
         jobs.append(job)
+    await _check_references(db, refs)
+    for item, job, w in zip(items, jobs, where, strict=True):  # a mail's template, ...
+        info = infos[(item["definitionKey"], item.get("definitionVersion"))]
+        await check_stored(db, info, job.params, w)
     return await _store(db, jobs, keys, batch)
 
 
-async def _check_references(db: Driver, info: DefinitionInfo, params: Any, where: str) -> None:
+async def _check_references(db: Driver, refs: list[CredentialRefs]) -> None:
+    """The stored credentials the jobs name, in one query (as the batch route checks them)."""
+    if not refs:
+        return
     try:
-        await check_references(db, None, info, params, where)
+        await check_credential_refs(db, None, refs)
     except ApiError as e:  # the API's 422 for a credential: the same rule, raised as one
         field = e.field or ""
         raise RuleError(field, e.message.removeprefix(f"{field}: "), e.code) from None

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection, CursorResult
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from jobserver.db.drivers import Driver, Row, row_index
 
@@ -109,12 +109,17 @@ class AsyncSqlAlchemyDriver:
 
 def adapt(target: object) -> Driver | None:
     """The driver for a SQLAlchemy session or connection; None for anything else. The
-    asyncio extension (which needs greenlet) is looked at only when it is imported."""
+    asyncio extension (which needs greenlet) is looked at only when it is imported. A
+    scoped session stands for its current session."""
+    if isinstance(target, scoped_session):
+        target = target()
     if isinstance(target, Session | Connection):
         return SqlAlchemyDriver(target)
     if "sqlalchemy.ext.asyncio" in sys.modules:
-        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_scoped_session
 
+        if isinstance(target, async_scoped_session):
+            target = target()
         if isinstance(target, AsyncSession | AsyncConnection):
             return AsyncSqlAlchemyDriver(target)
     return None

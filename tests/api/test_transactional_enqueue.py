@@ -1,10 +1,10 @@
 """`jobserver.client.transactional`: enqueue inside the caller's transaction, for each kind of
 connection it takes (asyncpg; psycopg 3 sync and async; SQLAlchemy Session, Connection,
-AsyncSession over asyncpg, AsyncConnection over psycopg). The same cases run on every kind:
-the job exists if and only if the caller commits, its NOTIFY arrives after the commit and
-never before (nor after a rollback), a refused job raises `RuleError` naming the field and
-inserts nothing even when the caller then commits, an idempotency key yields one job across
-transactions (also when a concurrent transaction commits the key first), and
+scoped session, AsyncSession over asyncpg, AsyncConnection over psycopg). The same cases run
+on every kind: the job exists if and only if the caller commits, its NOTIFY arrives after the
+commit and never before (nor after a rollback), a refused job raises `RuleError` naming the
+field and inserts nothing even when the caller then commits, an idempotency key yields one job
+across transactions (also when a concurrent transaction commits the key first), and
 `enqueue_many` is all or none.
 
 "Not before the commit" is shown with a sentinel: a NOTIFY sent and committed by another
@@ -26,14 +26,14 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from jobserver.client.transactional import IdempotencyConflict, enqueue, enqueue_many
 from jobserver.core.errors import RuleError
 from jobserver.db.channels import JOBS_CHANNEL
 from jobserver.db.mail_templates import mail_template_insert
 from jobserver.db.urls import asyncpg_url
-from tests.api.conftest import register_definitions
+from tests.api.conftest import Api, register_definitions
 from tests.waiting import wait_for
 
 KINDS = [
@@ -42,9 +42,11 @@ KINDS = [
     "psycopg-async",
     "sqlalchemy-session",
     "sqlalchemy-connection",
+    "sqlalchemy-scoped-session",
     "sqlalchemy-async-session",
     "sqlalchemy-async-connection",
 ]
+SYNC_KINDS = ("psycopg", "sqlalchemy-session", "sqlalchemy-connection", "sqlalchemy-scoped-session")
 GOOD = {"name": "ann", "count": 1}
 WITHIN = 10.0  # seconds any awaited notification may take before the test fails
 
@@ -60,7 +62,7 @@ class Caller:
     def __init__(self, kind: str, url: str) -> None:
         self.kind = kind
         self.url = url
-        self.sync = kind in ("psycopg", "sqlalchemy-session", "sqlalchemy-connection")
+        self.sync = kind in SYNC_KINDS
         self.target: Any = None
         self.engine: Engine | AsyncEngine | None = None
         self._tx: Any = None
@@ -83,7 +85,10 @@ class Caller:
                 self.target = await engine.connect()
         else:
             sync_engine = self.engine = create_engine(_sa_url(url, "psycopg"))
-            if kind.endswith("session"):
+            if kind == "sqlalchemy-scoped-session":
+                # one scope: the calls run in threads of their own (see `call`)
+                self.target = scoped_session(sessionmaker(sync_engine), scopefunc=lambda: 0)
+            elif kind.endswith("session"):
                 self.target = Session(sync_engine)
             else:
                 self.target = await asyncio.to_thread(sync_engine.connect)
@@ -334,6 +339,21 @@ async def test_enqueue_many_inserts_all_or_none_with_one_wakeup(
     assert await wakeups.next() == "bulk"  # one NOTIFY for the whole statement
     await wakeups.none_yet()
     assert sorted(r["id"] for r in await _jobs(pool)) == sorted(d.id for d in done)
+
+
+async def test_an_idempotency_key_means_the_same_to_the_api_and_to_enqueue(api: Api) -> None:
+    body = {"definitionKey": "strict", "params": GOOD, "idempotencyKey": "k1"}
+    r = await api.call("POST", "/v1/jobs", token="plain", json=body)  # owner alice
+    assert r.status == 201, r.body
+    async with api.pool.acquire() as conn, conn.transaction():
+        again = await enqueue(conn, "strict", GOOD, idempotency_key="k1", owner="alice")
+        assert (again.created, str(again.id)) == (False, r.body["id"])
+        with pytest.raises(IdempotencyConflict):
+            await enqueue(conn, "strict", {**GOOD, "count": 3}, idempotency_key="k1", owner="alice")
+        first = await enqueue(conn, "strict", GOOD, idempotency_key="k2", owner="alice")
+    r = await api.call("POST", "/v1/jobs", token="plain", json={**body, "idempotencyKey": "k2"})
+    assert (r.status, r.body["id"]) == (200, str(first.id))
+    assert await api.job_count() == 2
 
 
 def test_neither_psycopg_nor_sqlalchemy_is_imported_for_an_asyncpg_caller() -> None:
