@@ -13,10 +13,10 @@ that transaction commits, and workers are woken when it does.
         enqueue_many(session, [{"definition_key": "echo", "params": {"n": i}} for i in ...])
 
 `conn` is an asyncpg connection (a pooled one too), a psycopg 3 `Connection` or
-`AsyncConnection`, or a SQLAlchemy `Session`, `AsyncSession`, `Connection` or
-`AsyncConnection` (`jobserver.db.drivers`): with an async one `enqueue` returns an awaitable,
-with a sync one it does the work and returns. psycopg and SQLAlchemy are never imported
-here: a connection of theirs is recognised among the modules the caller imported.
+`AsyncConnection`, or a SQLAlchemy `Session`, `AsyncSession` (scoped ones too), `Connection`
+or `AsyncConnection` (`jobserver.db.drivers`): with an async one `enqueue` returns an
+awaitable, with a sync one it does the work and returns. psycopg and SQLAlchemy are never
+imported here: a connection of theirs is recognised among the modules the caller imported.
 
 What is checked is what `POST /v1/jobs` checks, through the one write path (DESIGN
 invariant 19): the submission schema, the stored definition (read through `conn`) with its
@@ -24,11 +24,11 @@ params schema and, when this process has its code, its `check_params`; the run/e
 (`default_expires`, e.g. `Settings.from_env().default_expires`); the stored credentials the
 params name and the definition's `check_stored` hook, read through `conn` too
 (`jobserver.core.submission.build_job`, `jobserver.api.credential_refs`,
-`jobserver.api.stored_checks`). The caller is
-trusted code: no token scope, capability, priority cap or quota applies; jobs belong to
-`owner` (anonymous by default). A bad value raises `RuleError` naming the field as the API
-would (`params.name`; `jobs[3].params.name` in `enqueue_many`) and nothing is inserted; the
-caller's transaction stays usable (the checks only read).
+`jobserver.api.stored_checks`). The caller is trusted code: no token scope, capability,
+priority cap or quota applies; jobs belong to `owner` (anonymous by default). A bad value
+raises `RuleError` naming the field as the API would (`params.name`; `jobs[3].params.name`
+in `enqueue_many`) and nothing is inserted; the caller's transaction stays usable (the checks
+only read).
 
 Keywords (one per `POST /v1/jobs` field): `version`, `queue`, `priority`, `max_attempts`,
 `idempotency_key`, `run_at` or `delay_seconds`, `expires_at` or `expires_in` (seconds or a
@@ -44,13 +44,15 @@ returns that job (`created` False, nothing inserted), with another request it ra
 concurrent transaction committing the same key first costs a re-read, not the caller's
 transaction. The insert's NOTIFY is part of the statement: it is delivered on commit.
 
-Not taken here (as with the API's batch route): `dependsOn`, `broadcast`.
+Not taken here: `dependsOn` (parents are resolved by the asyncpg-only insert of
+`jobserver.db.dependencies`) and `broadcast` (it reads the live workers).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import uuid
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, overload
@@ -76,17 +78,18 @@ if TYPE_CHECKING:
     import psycopg
     from asyncpg.pool import PoolConnectionProxy
     from sqlalchemy.engine import Connection
-    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-    from sqlalchemy.orm import Session
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_scoped_session
+    from sqlalchemy.orm import Session, scoped_session
 
     AsyncConn = (
         asyncpg.Connection
         | PoolConnectionProxy
         | psycopg.AsyncConnection[Any]
         | AsyncSession
+        | async_scoped_session[Any]
         | AsyncConnection
     )
-    SyncConn = psycopg.Connection[Any] | Session | Connection
+    SyncConn = psycopg.Connection[Any] | Session | scoped_session[Any] | Connection
 
 __all__ = ["Enqueued", "IdempotencyConflict", "enqueue", "enqueue_many"]
 
@@ -129,7 +132,7 @@ class Enqueued:
     created: bool
 
     @property
-    def id(self) -> Any:
+    def id(self) -> uuid.UUID:
         return self.job.id
 
 

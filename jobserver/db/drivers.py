@@ -16,6 +16,8 @@ Connections taken (psycopg and SQLAlchemy are imported only when the caller pass
 | SQLAlchemy `AsyncSession`, `AsyncConnection` | `driver_sqlalchemy.AsyncSqlAlchemyDriver` | no |
 | SQLAlchemy `Session`, `Connection` | `driver_sqlalchemy.SqlAlchemyDriver` | yes |
 
+(A scoped session, sync or async, stands for its current session.)
+
 A blocking driver's methods are coroutines that never suspend: the code above them is
 written once, as async code, and `run_blocking` drives it to its end without an event loop
 (for sync callers). Code that awaits real I/O of its own there (a `check_stored` hook that
