@@ -86,6 +86,8 @@ class AsyncPsycopgDriver:
 
 def adapt(conn: object) -> Driver | None:
     """The driver for a psycopg connection; None for anything else."""
+    if not hasattr(psycopg, "RawCursor"):
+        raise RuntimeError(f"enqueue needs psycopg 3.2 or later (found {psycopg.__version__})")
     if isinstance(conn, psycopg.AsyncConnection):
         return AsyncPsycopgDriver(conn)
     if isinstance(conn, psycopg.Connection):
