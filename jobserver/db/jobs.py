@@ -129,8 +129,10 @@ JOB_COLUMNS = (
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
-# path for jobs: the API, the Python API, cron, manual schedule triggers and redrive all call
-# `job_insert_many` / `job_insert_times` / `job_insert_returning`. One statement inserts the
+# path for jobs: the API, cron, manual schedule triggers and redrive all call
+# `job_insert_many` / `job_insert_times` / `job_insert_returning`, and the Python API's
+# transactional enqueue (on asyncpg, psycopg or SQLAlchemy) `job_insert_resolved`, which runs the
+# same statement through any `Queries` connection. One statement inserts the
 # jobs and sends the NOTIFY, so a submission outside an explicit transaction is still atomic
 # and costs a single round trip. The `created` event is not stored: readers derive it from
 # jobs.created_at (see db/events.py), which saves a job_events row, its two index entries and
