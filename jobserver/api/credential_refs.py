@@ -20,7 +20,7 @@ from typing import Any
 from jobserver.api.auth import Principal
 from jobserver.api.errors import ApiError, invalid
 from jobserver.core.errors import at, format_path
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import ConnOrPool, Queries
 from jobserver.db.credentials import credential_kinds
 
 # (the definition's credential params -> kinds, the job's params, where the params sit)
@@ -28,7 +28,7 @@ CredentialRefs = tuple[Mapping[str, str], Any, str]
 
 
 async def check_credential_refs(
-    pool: ConnOrPool, principal: Principal | None, refs: Iterable[CredentialRefs]
+    pool: ConnOrPool | Queries, principal: Principal | None, refs: Iterable[CredentialRefs]
 ) -> None:
     """Raise the 403 or 422 of the first bad credential param among `refs` (see the module
     doc); `principal` None skips the scope check (the route already needs manage_jobs)."""

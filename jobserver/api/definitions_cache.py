@@ -42,7 +42,7 @@ class DefinitionInfo:
     timeout_seconds: float | None
     params_schema: dict[str, Any] | None
     check_params: Check
-    row: asyncpg.Record
+    row: Mapping[str, Any] | asyncpg.Record
     outbound: bool = False  # it calls out: submitting it needs the outbound capability
     # params naming a stored credential -> its kind (from the code: `Definition.credentials`)
     credentials: Mapping[str, str] = field(default_factory=dict)
@@ -75,7 +75,9 @@ def with_code_check(schema_check: Check, code_check: ParamsCheck | None, ref: st
     return check
 
 
-def definition_info(r: asyncpg.Record, in_code: Definition | None) -> DefinitionInfo:
+def definition_info(
+    r: Mapping[str, Any] | asyncpg.Record, in_code: Definition | None
+) -> DefinitionInfo:
     """The entry of stored definition `r`, with the checks of its code when this process has
     it (`in_code`): what every producer checks a job of it against."""
     return DefinitionInfo(

@@ -24,11 +24,11 @@ from jobserver.api.credential_refs import check_credential_refs
 from jobserver.api.definitions_cache import DefinitionInfo
 from jobserver.api.stored_checks import check_stored
 from jobserver.core.errors import RuleError, format_path
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import ConnOrPool, Queries
 
 
 async def check_references(
-    pool: ConnOrPool,
+    pool: ConnOrPool | Queries,
     principal: Principal | None,
     info: DefinitionInfo,
     params: Any,

@@ -17,7 +17,7 @@ import asyncpg
 
 from jobserver.api.errors import database_unavailable
 from jobserver.core.errors import RuleError, at, format_path
-from jobserver.db.conn import ConnOrPool
+from jobserver.db.conn import ConnOrPool, Queries
 from jobserver.db.pool import PoolBusy
 from jobserver.registry import StoredCheck
 
@@ -34,7 +34,7 @@ class HasStoredCheck(Protocol):
 
 
 async def check_stored(
-    pool: ConnOrPool, info: HasStoredCheck, params: Any, where: str = ""
+    pool: ConnOrPool | Queries, info: HasStoredCheck, params: Any, where: str = ""
 ) -> None:
     hook = info.check_stored
     if hook is None:

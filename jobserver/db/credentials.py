@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool, Queries
 
 COLUMNS = (
     "name, kind, username, host_keys, public_key, public_key_fingerprint, secret_fields,"
@@ -85,7 +85,7 @@ async def credential_insert(
     return row
 
 
-async def credential_kinds(conn: ConnOrPool, names: Sequence[str]) -> dict[str, str]:
+async def credential_kinds(conn: ConnOrPool | Queries, names: Sequence[str]) -> dict[str, str]:
     """name -> kind of the credentials among `names` that exist (submission checks)."""
     rows = await conn.fetch(
         "SELECT name, kind FROM credentials WHERE name = ANY($1::text[])", list(names)

@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool, Queries
 
 COLUMNS = (
     "key, version, default_max_attempts, timeout_seconds, concurrency_limit, params_schema,"
@@ -15,7 +15,7 @@ COLUMNS = (
 
 
 async def definition_get(
-    conn: ConnOrPool, key: str, version: int | None = None
+    conn: ConnOrPool | Queries, key: str, version: int | None = None
 ) -> asyncpg.Record | None:
     """One definition; `version=None` means the latest registered version of `key`."""
     if version is None:

@@ -23,7 +23,7 @@ from asyncpg.pgproto.pgproto import UUID as _FastUUID
 
 from jobserver.codec import dumps_stored, loads
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
-from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool, Queries
 from jobserver.db.dependencies import insert_with_parents
 
 _RAND_B = (1 << 62) - 1
@@ -129,8 +129,10 @@ JOB_COLUMNS = (
 )
 
 # Inserted columns of a NewJob (attribute = column) with their SQL types. This is the one insert
-# path for jobs: the API, the Python API, cron, manual schedule triggers and redrive all call
-# `job_insert_many` / `job_insert_times` / `job_insert_returning`. One statement inserts the
+# path for jobs: the API, cron, manual schedule triggers and redrive all call
+# `job_insert_many` / `job_insert_times` / `job_insert_returning`, and the Python API's
+# transactional enqueue (on asyncpg, psycopg or SQLAlchemy) `job_insert_resolved`, which runs the
+# same statement through any `Queries` connection. One statement inserts the
 # jobs and sends the NOTIFY, so a submission outside an explicit transaction is still atomic
 # and costs a single round trip. The `created` event is not stored: readers derive it from
 # jobs.created_at (see db/events.py), which saves a job_events row, its two index entries and
@@ -319,6 +321,21 @@ async def job_insert_many(
         return await insert_with_parents(
             conn, jobs, lambda c: job_insert_many(c, _plain(jobs), notify=notify)
         )
+    return await job_insert_resolved(conn, jobs, notify=notify, skip_fired=skip_fired)
+
+
+async def job_insert_resolved(
+    conn: Conn | Queries,
+    jobs: Sequence[NewJob],
+    *,
+    notify: bool = True,
+    skip_fired: bool = False,
+) -> list[uuid.UUID]:
+    """`job_insert_many` for jobs that name no parents still to resolve: the statement alone,
+    through any connection that runs `Queries` (asyncpg's, or a psycopg or SQLAlchemy one
+    adapted by `jobserver.db.drivers` for enqueue-in-your-transaction)."""
+    if not jobs:
+        return []
     modes, args = _insert_args(jobs, notify)
     if skip_fired:
         sql = _insert_sql(modes, "id", True) + "SELECT ins.id FROM ins LEFT JOIN n ON true"
@@ -423,7 +440,7 @@ async def job_get(
 
 
 async def job_get_by_idempotency_keys(
-    conn: ConnOrPool, owner: str, keys: Sequence[str]
+    conn: ConnOrPool | Queries, owner: str, keys: Sequence[str]
 ) -> list[asyncpg.Record]:
     """The owner's jobs holding any of these idempotency keys (unique per owner)."""
     return await conn.fetch(

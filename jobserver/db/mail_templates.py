@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.conn import Conn, ConnOrPool, Queries
 
 COLUMNS = "name, subject, text, html, description, created_at, updated_at, created_by, updated_by"
 # Columns a caller may set (besides the name and the bookkeeping).
@@ -31,7 +31,7 @@ async def mail_template_delete(conn: ConnOrPool, name: str) -> bool:
     return result.endswith(" 1")
 
 
-async def mail_template_exists(conn: ConnOrPool, name: str) -> bool:
+async def mail_template_exists(conn: ConnOrPool | Queries, name: str) -> bool:
     found: bool = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM mail_templates WHERE name = $1)", name
     )
