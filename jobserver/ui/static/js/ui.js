@@ -109,7 +109,7 @@ export function ms(v) {
 }
 
 export function short(id) {
-  return id ? String(id).slice(0, 8) : "–";
+  return id ? `…${String(id).slice(-8)}` : "–";
 }
 
 // A button that runs an API call, disables itself meanwhile and shows the call's error.

@@ -19,7 +19,7 @@ export function Queues({ me }) {
         { label: "running", cell: (q) => q.counts.running, cls: "num" },
         { label: "stuck", cell: (q) => q.counts.stuck, cls: "num" },
         { label: "oldest waiting", cell: (q) => ago(q.oldestWaitingSince) },
-        { label: "paused", cell: (q) => (q.paused ? `${q.paused.reason || ""} ${ago(q.paused.pausedAt || q.paused.at)}` : "") },
+        { label: "paused", cell: (q) => (q.paused ? `${q.paused.reason || ""} (${q.paused.pausedBy || "?"}, ${ago(q.paused.pausedAt)})` : "") },
         { label: "", cell: (q) => (me.canManage
           ? (q.paused
             ? html`<${Action} label="Resume" testid="resume" run=${() => post(`/v1/queues/${name(q)}/resume`)} done=${list.reload} />`

@@ -99,7 +99,7 @@ export function Workflows({ route, me }) {
       empty="No workflows yet (POST /v1/workflows)." columns=${[
         { label: "name", cell: (w) => html`<a href=${`#/workflows/${w.id}`}>${w.name}</a>` },
         { label: "version", cell: (w) => w.version, cls: "num" },
-        { label: "steps", cell: (w) => w.steps.map((s) => s.name).join(" → ") },
+        { label: "steps", cell: (w) => w.steps.map((s) => s.name).join(", ") },
         { label: "owner", cell: (w) => w.owner },
         { label: "updated", cell: (w) => when(w.updatedAt) },
       ]} />
