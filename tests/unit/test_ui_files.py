@@ -36,3 +36,12 @@ def test_our_modules_are_readable_and_vendored_files_are_listed() -> None:
     for js in (STATIC / "js").rglob("*.js"):
         longest = max(len(line) for line in js.read_text().splitlines())
         assert longest < 200, f"{js.name}: a {longest}-character line (no minified code)"
+
+
+def test_index_preloads_every_module() -> None:
+    """All modules are fetched at once (modulepreload), not one import level at a time."""
+    index = (STATIC / "index.html").read_text()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="/ui/([^"]+)">', index))
+    ours = {p.relative_to(STATIC).as_posix() for p in (STATIC / "js").rglob("*.js")}
+    assert ours <= preloaded, ours - preloaded
+    assert all((STATIC / p).is_file() for p in preloaded)

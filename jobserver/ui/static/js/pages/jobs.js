@@ -66,9 +66,10 @@ function FilterBar({ filters }) {
 }
 
 function SubmitForm({ me }) {
+  const [opened, setOpened] = useState(false); // the definitions are read when it opens
   const defs = useLoad(
-    () => (me.canViewAll ? get("/v1/definitions", { limit: 100 }) : Promise.resolve({ items: [] })),
-    [],
+    () => (me.canViewAll && opened ? get("/v1/definitions", { limit: 100 }) : Promise.resolve({ items: [] })),
+    [opened],
   );
   const [key, setKey] = useState("");
   const [queue, setQueue] = useState("");
@@ -90,7 +91,7 @@ function SubmitForm({ me }) {
       setError(err);
     }
   };
-  return html`<details class="panel" data-testid="submit-panel"><summary>Submit a job</summary>
+  return html`<details class="panel" data-testid="submit-panel" onToggle=${(e) => setOpened(e.target.open)}><summary>Submit a job</summary>
     <form onSubmit=${submit} class="form">
       <${Field} label="definition">
         <input list="definition-keys" value=${key} onInput=${(e) => setKey(e.target.value)} data-testid="submit-definition" required />
