@@ -116,6 +116,10 @@ async def test_submit_and_watch_progress_to_done(page: Any, stack: Stack, db: as
     await expect(page).to_have_url(re.compile(r"#/jobs/[0-9a-f-]{36}$"), timeout=LIVE)
     job_id = page.url.rsplit("/", 1)[1]
     head = page.get_by_test_id("job-head")
+    # live from GET /v1/stream where the API has it, else a re-read every 5 s
+    paths = (await api(stack, "GET", "/openapi.json"))["paths"]
+    badge = "live" if "/v1/stream" in paths else "refreshing every 5 s"
+    await expect(page.get_by_test_id("live")).to_have_text(badge, timeout=LIVE)
     await expect(head.get_by_test_id("job-definition")).to_have_text("ui.steps@1")
     await running_at_gate(db, job_id)
     await expect(head.locator("[data-status=running]")).to_be_visible(timeout=LIVE)
