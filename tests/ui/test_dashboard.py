@@ -8,8 +8,10 @@ where the stream route is missing) and `wait_for` on database rows, never a slee
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,6 +21,7 @@ from playwright.async_api import expect
 from yarl import URL
 
 from jobserver.ui import CSP
+from tests.clips import make_clip
 from tests.ui.conftest import SCREENSHOTS
 from tests.ui.stack import Stack
 from tests.waiting import wait_for
@@ -244,3 +247,25 @@ async def test_screenshots_of_every_page(page: Any, stack: Stack, db: asyncpg.Po
     await page.get_by_test_id("sign-out").click()
     await expect(page.get_by_test_id("signin")).to_be_visible()
     await page.screenshot(path=SCREENSHOTS / "signin.png")
+
+
+async def test_upload_a_video_and_play_it(
+    page: Any, stack: Stack, db: asyncpg.Pool, tmp_path: Path
+) -> None:
+    clip = await asyncio.to_thread(make_clip, tmp_path / "clip.mp4", seconds=1.0)
+    await sign_in(page, stack)
+    await page.goto(f"{stack.base}/ui/#/videos")
+    await page.get_by_test_id("video-file").set_input_files(str(clip))
+    await page.get_by_test_id("video-submit").click()
+    row = page.get_by_test_id("videos-table").locator("tbody tr").first
+    await expect(row.locator("[data-status=succeeded]")).to_be_visible(timeout=60_000)
+    await row.get_by_test_id("video-play").click()
+    player = row.get_by_test_id("video-player")
+    await expect(player).to_have_attribute("src", re.compile(r"^blob:"))
+    # the browser decoded the encoded bytes: it knows the clip's length
+    await page.wait_for_function(
+        "() => document.querySelector('[data-testid=video-player]').duration > 0",
+        timeout=LIVE,
+    )
+    done = "SELECT count(*) FROM jobs WHERE definition_key = 'encode.video' AND status = $1"
+    assert await db.fetchval(done, "succeeded") >= 1
