@@ -269,3 +269,22 @@ async def test_upload_a_video_and_play_it(
     )
     done = "SELECT count(*) FROM jobs WHERE definition_key = 'encode.video' AND status = $1"
     assert await db.fetchval(done, "succeeded") >= 1
+
+
+async def test_the_jobs_list_follows_status_changes(
+    page: Any, stack: Stack, db: asyncpg.Pool
+) -> None:
+    job = await api(
+        stack, "POST", "/v1/jobs", {"definitionKey": "ui.steps", "params": {"steps": 1}}
+    )
+    await running_at_gate(db, job["id"])
+    await sign_in(page, stack)
+    await page.goto(f"{stack.base}/ui/#/jobs?definitionKey=ui.steps")
+    row = page.get_by_test_id("jobs-table").locator(f"tr[data-key='{job['id']}']")
+    await expect(row.locator("[data-status=running]")).to_be_visible(timeout=LIVE)
+    await open_gate(db, job["id"], 1)
+    await expect(row.locator("[data-status=succeeded]")).to_be_visible(timeout=LIVE)
+    await page.get_by_test_id("filter-status-running").check()
+    await page.get_by_test_id("apply-filters").click()
+    await expect(page).to_have_url(re.compile(r"status=running"))
+    await expect(row).to_have_count(0)

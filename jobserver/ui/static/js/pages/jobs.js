@@ -1,7 +1,7 @@
 // Jobs: filters (status, queue, definition, event, tag, time), sort, cursor paging, live
 // status changes, and a form to submit a job. Filters live in the hash (#/jobs?status=...).
 
-import { html, useState } from "../lib.js";
+import { html, useState, useRef } from "../lib.js";
 import { get, post } from "../api.js";
 import {
   useLoad, useLive, LiveBadge, ErrorBox, Page, Table, Status, Progress, ago, short, Field,
@@ -10,6 +10,7 @@ import {
 
 const STATUSES = ["waiting", "queued", "running", "cancelling", "succeeded", "failed",
   "cancelled", "expired"];
+const NEW_JOBS_RELOAD_MS = 2000; // at most one re-read per 2 s for jobs new to the page
 const FILTERS = ["status", "queue", "definitionKey", "event", "tag", "createdAfter",
   "createdBefore", "sortBy", "sortOrder", "limit"];
 
@@ -118,8 +119,19 @@ export function Jobs({ route, me }) {
     const { sortBy, sortOrder, limit, ...f } = filters;
     return get("/v1/jobs/count", f);
   }, [route.params.toString()]);
+  const pending = useRef(null);
   const onJob = (ev) => {
     if (!list.data) return;
+    if (!list.data.items.some((j) => j.id === ev.id)) {
+      // a job this page does not show: on the first page it may belong at the top
+      if (cursor === null && !pending.current) {
+        pending.current = setTimeout(() => {
+          pending.current = null;
+          list.reload();
+        }, NEW_JOBS_RELOAD_MS);
+      }
+      return;
+    }
     const items = list.data.items.map((j) =>
       j.id === ev.id ? { ...j, status: ev.status, progress: ev.progress ?? j.progress, attempt: ev.attempt ?? j.attempt } : j,
     );
