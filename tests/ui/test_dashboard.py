@@ -288,3 +288,30 @@ async def test_the_jobs_list_follows_status_changes(
     await page.get_by_test_id("apply-filters").click()
     await expect(page).to_have_url(re.compile(r"status=running"))
     await expect(row).to_have_count(0)
+
+
+async def test_redrive_many_and_discard(page: Any, stack: Stack, db: asyncpg.Pool) -> None:
+    ids = [
+        (await api(stack, "POST", "/v1/jobs", {"definitionKey": "ui.fail"}))["id"] for _ in "abc"
+    ]
+    waiting = "SELECT count(*) FROM dead_letter_jobs WHERE id = ANY($1) AND redriven_at IS NULL"
+    as_uuids = [uuid.UUID(i) for i in ids]
+    await wait_for(lambda: _equals(db.fetchval(waiting, as_uuids), 3), within=20)
+    await sign_in(page, stack)
+    await page.goto(f"{stack.base}/ui/#/dlq")
+    table = page.get_by_test_id("dlq-table")
+    for i in ids[:2]:
+        await table.locator(f"tr[data-key='{i}']").get_by_test_id("dlq-pick").check()
+    await page.get_by_test_id("redrive-selected").click()
+    await expect(page.get_by_test_id("dlq-note")).to_contain_text("Redriven 2")
+    assert await db.fetchval(waiting, as_uuids) == 1
+    page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await table.locator(f"tr[data-key='{ids[2]}']").get_by_test_id("discard").click()
+    await expect(table.locator(f"tr[data-key='{ids[2]}']")).to_have_count(0)
+    assert (
+        await db.fetchval("SELECT count(*) FROM dead_letter_jobs WHERE id = $1", as_uuids[2]) == 0
+    )
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
