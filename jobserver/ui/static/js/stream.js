@@ -3,8 +3,7 @@
 // and calls onResync when the server says so or after a reconnect (events may have been
 // missed). Where the route does not exist (404) it falls back to onResync every 5 s.
 
-import { token, signOut } from "./api.js";
-import { query } from "./api.js";
+import { query, signOut, token } from "./api.js";
 
 const POLL_MS = 5000;
 const MIN_DELAY_MS = 500;
