@@ -5,7 +5,8 @@
 (`pipeline.wrap_route`: authentication, scope, query and body checks). It puts every shared
 object on the app under its typed key (`keys.py`): settings, pool, routes, the token,
 definition and metrics caches, the queue snapshots, the Prometheus job registry, the
-group committer and the control channel (closed at cleanup).
+group committer and the control channel (closed at cleanup). The dashboard's static files are
+served at `/ui` (`jobserver.ui`), outside the route table: they are no API.
 
 Middlewares, outermost first: the access log (`middleware.py`), Prometheus HTTP counters
 (`prometheus.py`), then the error middleware that renders every failure as `{"error", "code"}`
@@ -52,6 +53,7 @@ from jobserver.api.routes import all_routes
 from jobserver.api.routing import Route
 from jobserver.config import Settings
 from jobserver.sources.shared import close_all as close_source_driver
+from jobserver.ui import add_routes as add_ui_routes
 
 log = logging.getLogger("jobserver.api")
 
@@ -81,6 +83,7 @@ def create_app(
         app.router.add_route(route.method, route.path, handler)
         if route.byte_ranges and route.method == "GET":
             app.router.add_route("HEAD", route.path, handler)  # a file's headers alone
+    add_ui_routes(app)  # the dashboard's static files (jobserver.ui)
 
     if pool is not None:
         app[POOL_KEY] = pool

@@ -6,6 +6,8 @@
 - `GET /v1/metrics/definitions`: the same per definition key+version.
 - `GET /v1/metrics/throughput?hours=24` (1..168): hourly buckets of `completed` (succeeded) and
   `failed`, oldest first, the current (partial) hour last.
+- `GET /v1/metrics/throughput/minutes?minutes=60` (1..1440): the same per minute (the
+  dashboard's last-hour chart).
 - `GET /v1/metrics/performance`: the `performance` block alone.
 
 Rates are fractions as the core reference documents them (`successRate` 0.875: 0-1, four
@@ -36,6 +38,7 @@ from jobserver.db.metrics import (
     metrics_conn,
     metrics_status_counts,
     metrics_throughput,
+    metrics_throughput_minutes,
     metrics_windows,
 )
 from jobserver.statuses import JOB_STATUSES
@@ -190,6 +193,31 @@ async def get_throughput(request: web.Request) -> web.Response:
         }
 
     return json_response(await cached(request, ("throughput", hours), compute))
+
+
+async def get_throughput_minutes(request: web.Request) -> web.Response:
+    """Per-minute buckets for the dashboard's last-hour chart (the hourly route's finest grain
+    is an hour)."""
+    pool = request.app[POOL_KEY]
+    minutes = request[QUERY_KEY].get("minutes", 60)
+
+    async def compute() -> dict[str, Any]:
+        async with metrics_conn(pool, _timeout_ms(request)) as conn:
+            rows = await metrics_throughput_minutes(conn, minutes)
+        buckets = [
+            {"minute": r["minute"], "completed": r["completed"], "failed": r["failed"]}
+            for r in rows
+        ]
+        return {
+            "minutes": minutes,
+            "buckets": buckets,
+            "totals": {
+                "completed": sum(b["completed"] for b in buckets),
+                "failed": sum(b["failed"] for b in buckets),
+            },
+        }
+
+    return json_response(await cached(request, ("throughput-minutes", minutes), compute))
 
 
 async def get_performance(request: web.Request) -> web.Response:

@@ -1151,6 +1151,20 @@ QUEUE_PAUSE_ANSWER: Schema = closed(
 )
 PAUSED_QUEUES_QUERY: Schema = page_query(100, 1000, {})
 
+# ---------------------------------------------------------------- who am I
+
+ME: Schema = closed(
+    {
+        "owner": {"type": "string", "description": "the owner whose jobs a plain token sees"},
+        "tokenName": {**NULLABLE_STRING, "description": "null when authentication is disabled"},
+        "scopes": {"type": "array", "items": STRING, "description": "sorted"},
+        "canViewAll": {**BOOLEAN, "description": "view_jobs or manage_jobs: every owner's jobs"},
+        "canManage": {**BOOLEAN, "description": "manage_jobs: cancel, retry, control routes"},
+        "canCallOut": {**BOOLEAN, "description": "may submit outbound definitions"},
+        "authEnabled": BOOLEAN,
+    }
+)
+
 # ---------------------------------------------------------------- metrics
 
 TTL: Schema = {"type": "number", "minimum": 0, "maximum": 86400, "description": "cache seconds"}
@@ -1217,6 +1231,21 @@ THROUGHPUT: Schema = closed(
             "type": "array",
             "items": closed({"hour": TIMESTAMP, **COMPLETED_FAILED}),
             "description": "oldest first; the current (partial) hour last",
+        },
+        "totals": closed(COMPLETED_FAILED),
+        "cachedAt": CACHED_AT,
+    }
+)
+THROUGHPUT_MINUTES_QUERY: Schema = query(
+    {"ttl": TTL, "minutes": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60}}
+)
+THROUGHPUT_MINUTES: Schema = closed(
+    {
+        "minutes": INTEGER,
+        "buckets": {
+            "type": "array",
+            "items": closed({"minute": TIMESTAMP, **COMPLETED_FAILED}),
+            "description": "oldest first; the current (partial) minute last",
         },
         "totals": closed(COMPLETED_FAILED),
         "cachedAt": CACHED_AT,

@@ -349,6 +349,7 @@ def banner(
         "  submit a job:",
         f"    curl -s -X POST {base}/v1/jobs {header}-H 'Content-Type: application/json' \\",
         """      -d '{"definitionKey": "echo", "params": {"message": "hello"}}'""",
+        f"  dashboard: {base}/ui (sign in with the token)",
         f"  API description: {base}/openapi.json",
         "  stop: Ctrl-C",
         "",

@@ -100,6 +100,30 @@ async def metrics_throughput(conn: ConnOrPool, hours: int) -> list[asyncpg.Recor
     )
 
 
+async def metrics_throughput_minutes(conn: ConnOrPool, minutes: int) -> list[asyncpg.Record]:
+    """Per-minute buckets (oldest first, current minute last, zero-filled) of jobs that
+    succeeded ("completed") and failed, over the last `minutes` clock minutes."""
+    return await conn.fetch(
+        """
+        WITH b AS (
+            SELECT generate_series(date_trunc('minute', now()) - ($1 - 1) * interval '1 minute',
+                date_trunc('minute', now()), interval '1 minute') AS minute
+        ), f AS (
+            SELECT date_trunc('minute', finished_at) AS minute,
+                count(*) FILTER (WHERE status = 'succeeded') AS completed,
+                count(*) FILTER (WHERE status = 'failed') AS failed
+            FROM jobs
+            WHERE finished_at >= date_trunc('minute', now()) - ($1 - 1) * interval '1 minute'
+              AND status IN ('succeeded', 'failed')
+            GROUP BY 1
+        )
+        SELECT b.minute, coalesce(f.completed, 0) AS completed, coalesce(f.failed, 0) AS failed
+        FROM b LEFT JOIN f USING (minute) ORDER BY b.minute
+        """,
+        minutes,
+    )
+
+
 async def metrics_job_totals(conn: ConnOrPool) -> list[asyncpg.Record]:
     """Monotonic totals per (definition_key, queue, status): live rows plus what was pruned.
 

@@ -192,3 +192,23 @@ async def test_a_slow_metrics_query_is_a_quick_503_and_frees_its_connection(
         assert r.status == 201
     finally:
         await client.close()
+
+
+async def test_throughput_per_minute(api: Api) -> None:
+    await seed(api)
+    q = {"minutes": 15, "ttl": 0}
+    r = await api.call("GET", "/v1/metrics/throughput/minutes", token="view", params=q)
+    assert r.status == 200, r.body
+    assert r.body["minutes"] == 15 and len(r.body["buckets"]) == 15
+    assert r.body["totals"] == {"completed": 2, "failed": 0}  # the two of 10 minutes ago
+    minutes = [b["minute"] for b in r.body["buckets"]]
+    assert minutes == sorted(minutes)
+    assert sum(b["completed"] for b in r.body["buckets"]) == 2
+    q = {"minutes": 180, "ttl": 0}
+    r = await api.call("GET", "/v1/metrics/throughput/minutes", token="view", params=q)
+    assert len(r.body["buckets"]) == 180 and r.body["totals"] == {"completed": 2, "failed": 1}
+    for bad in ({"minutes": 0}, {"minutes": 1441}, {"minutes": "x"}):
+        r = await api.call("GET", "/v1/metrics/throughput/minutes", token="view", params=bad)
+        assert r.status == 422 and r.body["field"] == "minutes", r.body
+    r = await api.call("GET", "/v1/metrics/throughput/minutes", token="plain")
+    assert r.status == 403

@@ -127,6 +127,10 @@ def test_wheel_holds_every_source_file_and_no_other_top_level(installed: Install
         if path.suffix in (".py", ".mako") and "__pycache__" not in path.parts
     }
     assert expected - names == set()
+    # the dashboard's static files (package data of jobserver.ui)
+    static = ROOT / "jobserver" / "ui" / "static"
+    shipped = {f"jobserver/ui/static/{p.relative_to(static).as_posix()}" for p in static.rglob("*")}
+    assert {n for n in shipped if "." in n.rsplit("/", 1)[-1]} - names == set()
 
 
 def test_nothing_of_the_checkout_is_importable(installed: Installed) -> None:
