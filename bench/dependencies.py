@@ -1,6 +1,6 @@
 """Job dependencies: what they cost the jobs that have none, and what a graph of jobs runs at.
 
-    .venv/bin/python bench/dependencies.py [--jobs 20000] [--waiting 20000] [--rounds 3]
+    .venv/bin/python bench/dependencies.py [--jobs 20000] [--waiting 20000] [--rounds 9] [--seed 16]
         [--out FILE] [--quick]
 
 On its own throwaway cluster (fsync off, shared_buffers 256MB as the other runs), with the
@@ -8,8 +8,10 @@ real `jobserver-worker` (bench/peers/bench_defs.py's `bench.noop@1`, default con
 
 1. burn-down of `--jobs` no-op jobs, the worker started and registered first, the jobs
    inserted in one transaction (`job_insert_many`), timed on the database clock from just
-   after that commit to the last `finished_at`. Three databases, one round of each in turn,
-   `--rounds` rounds (the median of each is reported, every round is kept):
+   after that commit to the last `finished_at`. Four databases, one round of each per round in
+   an order shuffled anew each round (a fixed order let the machine's drift over a run favour
+   whichever came first), `--rounds` rounds (the median of each is reported, every round is
+   kept):
    - `before`: the schema at head without the dependency triggers (`DEPENDENCY_TRIGGERS`
      dropped: the same code and columns, so it runs; the columns alone are not measured);
    - `after`: the schema at head (the settle triggers on every status change);
@@ -17,11 +19,14 @@ real `jobserver-worker` (bench/peers/bench_defs.py's `bench.noop@1`, default con
      waits on one of 100 parents delayed by a year);
    - `before+rows`: `before` with as many jobs elsewhere, queued but delayed by a year: the same
      table size without dependencies, to tell the cost of waiting rows from that of more rows.
-   Between rounds the finished jobs are deleted and the table vacuumed.
-2. the ack statement alone (less noisy than a burn-down on a small machine): per database,
-   `--acks` repetitions, interleaved, of 1,000 jobs inserted, claimed in one
-   `job_claim_available` and acknowledged in one `job_complete_many` (the worker's batched
-   `UPDATE ... FROM unnest`), timed around each of the two calls; medians in ms per 1,000.
+   Between rounds the finished jobs are deleted and the table vacuumed. What dependencies cost
+   the other jobs is `after+waiting` against `before+rows` (the same table size); against
+   `before` it is that plus the cost of a bigger table, whatever its rows are.
+2. the claim and ack statements alone (less noisy than a burn-down on a small machine): per
+   database, `--acks` repetitions, interleaved in a shuffled order, of 1,000 jobs inserted,
+   claimed in one `job_claim_available` on a session with the worker's claim settings and
+   acknowledged in one `job_complete_many` (the worker's batched `UPDATE ... FROM unnest`) on
+   one with its write settings, timed around each of the two calls; medians in ms per 1,000.
 3. graphs on the `after` database, each timed from its insert's commit to its last finish:
    a chain of 200 jobs (each waits on the one before), 250 diamonds (a -> b, c -> d: 1,000
    jobs), a fan-out/fan-in (1 -> 1,000 -> 1) and, for comparison, 1,002 independent jobs.
@@ -36,6 +41,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -53,6 +59,7 @@ from benchlib import new_database
 
 from jobserver.db import migrate
 from jobserver.db.job_runs import (
+    CLAIM_SESSION_SETTINGS,
     WRITE_SESSION_SETTINGS,
     job_claim_available,
     job_complete_many,
@@ -146,6 +153,16 @@ class WorkerProc:
 RUN_TIMEOUT = 300.0
 
 
+# Whether the worker has anything left to do: a ready no-op job, or one held (claimed or
+# running). Each test stops at its first row, so the wait costs the worker next to nothing:
+# counting the run's own 20,000 ids every 50 ms took a third of a core from it.
+_BUSY = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND definition_key = 'bench.noop'
+                 AND run_at <= now())
+    OR EXISTS (SELECT 1 FROM jobs WHERE status IN ('running', 'cancelling'))
+"""
+
+
 async def run_jobs(conn: asyncpg.Connection, jobs: list[NewJob]) -> float:
     """Insert `jobs` in one transaction; seconds (database clock) from just after the commit
     to the last finish, once every one of them is finished."""
@@ -155,15 +172,14 @@ async def run_jobs(conn: asyncpg.Connection, jobs: list[NewJob]) -> float:
     start = await conn.fetchval("SELECT clock_timestamp()")
     ids = [j.id for j in jobs]
     deadline = time.monotonic() + RUN_TIMEOUT
-    while True:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND finished_at IS NULL", ids
-        )
-        if left == 0:
-            break
+    while await conn.fetchval(_BUSY):
         if time.monotonic() > deadline:  # a worker that cannot claim must not hang the run
+            left = await conn.fetchval(
+                "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND finished_at IS NULL",
+                ids,
+            )
             raise TimeoutError(f"{left} of {len(ids)} jobs unfinished after {RUN_TIMEOUT} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     end = await conn.fetchval("SELECT max(finished_at) FROM jobs WHERE id = ANY($1::uuid[])", ids)
     failed = await conn.fetchval(
         "SELECT count(*) FROM jobs WHERE id = ANY($1::uuid[]) AND status <> 'succeeded'", ids
@@ -229,8 +245,11 @@ def fan(n: int) -> list[NewJob]:
 
 async def burn_down(urls: dict[str, str], a: argparse.Namespace) -> dict[str, Any]:
     rounds: dict[str, list[float]] = {name: [] for name in urls}
+    shuffle = random.Random(a.seed)
     for r in range(a.rounds):
-        for name, url in urls.items():
+        order = list(urls.items())
+        shuffle.shuffle(order)
+        for name, url in order:
             conn = await asyncpg.connect(url)
             worker = WorkerProc(url, f"bench-{name}-{r}")
             try:
@@ -253,25 +272,37 @@ async def burn_down(urls: dict[str, str], a: argparse.Namespace) -> dict[str, An
     base = out["before"]["median_s"]
     for name in out:
         out[name]["vs_before_pct"] = round(100 * (out[name]["median_s"] / base - 1), 1)
+    same_size = out["after+waiting"]["median_s"] / out["before+rows"]["median_s"]
+    out["after+waiting"]["vs_before_rows_pct"] = round(100 * (same_size - 1), 1)
     return out
 
 
-async def statements(urls: dict[str, str], reps: int) -> dict[str, Any]:
+async def statements(urls: dict[str, str], reps: int, seed: int) -> dict[str, Any]:
     """Median ms of one claim and one ack of 1,000 jobs, per database (see the module doc), on
-    sessions with the worker's write settings (without them the planner may loop over the
-    batch once per row, and that, not the triggers, is what would be measured)."""
+    sessions with the worker's claim and write settings: without them the planner may join
+    the batch by a walk of the whole primary key, or loop over it once per row, and that, not
+    the triggers, is what would be measured."""
     conns = {
         name: await asyncpg.connect(url, server_settings=WRITE_SESSION_SETTINGS)
         for name, url in urls.items()
     }
+    claimers = {
+        name: await asyncpg.connect(url, server_settings=CLAIM_SESSION_SETTINGS)
+        for name, url in urls.items()
+    }
     times: dict[str, dict[str, list[float]]] = {n: {"claim": [], "ack": []} for n in urls}
+    shuffle = random.Random(seed)
     try:
         for r in range(reps):
-            for name, conn in conns.items():
+            order = list(conns.items())
+            shuffle.shuffle(order)
+            for name, conn in order:
                 jobs = [noop() for _ in range(1000)]
                 await job_insert_many(conn, jobs)
                 t0 = time.perf_counter()
-                rows = await job_claim_available(conn, "bench", 1000, ["bench.noop@1"], None, 60)
+                rows = await job_claim_available(
+                    claimers[name], "bench", 1000, ["bench.noop@1"], None, 60
+                )
                 t1 = time.perf_counter()
                 ids = [row["id"] for row in rows]
                 done = await job_complete_many(
@@ -287,6 +318,8 @@ async def statements(urls: dict[str, str], reps: int) -> dict[str, Any]:
     finally:
         for conn in conns.values():
             await clean(conn)
+            await conn.close()
+        for conn in claimers.values():
             await conn.close()
     out: dict[str, Any] = {}
     for name, t in times.items():
@@ -334,8 +367,9 @@ async def main() -> tuple[str, dict[str, Any]]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=20_000)
     ap.add_argument("--waiting", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--acks", type=int, default=40)
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--acks", type=int, default=60)
+    ap.add_argument("--seed", type=int, default=16, help="of the shuffled orders")
     ap.add_argument("--chain", type=int, default=200)
     ap.add_argument("--diamonds", type=int, default=250)
     ap.add_argument("--fan", type=int, default=1000)
@@ -367,7 +401,7 @@ async def main() -> tuple[str, dict[str, Any]]:
         print(f"burn-down of {a.jobs} no-op jobs, {a.rounds} rounds", flush=True)
         burn = await burn_down(urls, a)
         print(f"claim and ack of 1,000 jobs, {a.acks} times each", flush=True)
-        acks = await statements(urls, a.acks)
+        acks = await statements(urls, a.acks, a.seed)
         print("graphs", flush=True)
         shapes = await graphs(urls["after"], a)
         result = {
@@ -386,6 +420,8 @@ async def main() -> tuple[str, dict[str, Any]]:
     print("|---|---|---|---|")
     for name, r in burn.items():
         print(f"| {name} | {r['median_s']} | {r['jobs_per_s']} | {r['vs_before_pct']:+.1f}% |")
+    same_size = burn["after+waiting"]["vs_before_rows_pct"]
+    print(f"after+waiting vs before+rows (dependencies, same table size): {same_size:+.1f}%")
     print()
     print("| 1,000 jobs | claim ms | vs before | ack ms | vs before |")
     print("|---|---|---|---|---|")

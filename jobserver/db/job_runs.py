@@ -37,12 +37,18 @@ from jobserver.db.dlq import dlq_insert_from_jobs
 # by primary key, so those dedicated sessions rule the other plans out.
 # JIT is off too: the disabled plans' cost penalty puts every claim over jit_above_cost, and
 # compiling a limited claim took 1.5 s for a statement that runs in 2 ms.
-CLAIM_SESSION_SETTINGS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
+_PLANS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
+# The claim session plans each claim once (a generic plan, kept by the prepared statement): its
+# shape is settled by the settings above, whatever the parameters, and planning it anew each
+# time cost 0.9 ms per claim, and 2.4 ms with 20,000 waiting jobs elsewhere in the table
+# (pg_stat_statements' plan time during bench/dependencies.py's burn-down): 10 % of that
+# burn-down. tests/db/test_queue_index.py checks the claim's plans in both plan modes.
+CLAIM_SESSION_SETTINGS = {**_PLANS, "plan_cache_mode": "force_generic_plan"}
 # The acknowledgement session also rules out nested loops: a batch joins its unnest()ed values
 # to the rows it reads by primary key (`j.id = ANY($2)`, see below), and a hash join does that in
 # one pass whatever the statistics say. Right after a bulk insert they said one row was held,
 # and the planner looped over the whole batch once per row (500 ms instead of 20 ms per 1,000).
-WRITE_SESSION_SETTINGS = {**CLAIM_SESSION_SETTINGS, "enable_nestloop": "off"}
+WRITE_SESSION_SETTINGS = {**_PLANS, "enable_nestloop": "off"}
 
 # When the job's code began, on the database clock: the claim's now() (jobs.started_at as the
 # claim wrote it) plus the time the worker kept the job in its local buffer (`d.waited`, measured

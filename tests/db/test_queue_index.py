@@ -80,3 +80,32 @@ async def test_queue_health_reads_waiting_jobs_through_the_index(
     text = plan if isinstance(plan, str) else json.dumps(plan)
     assert text.count("jobs_queue_queued_idx") == 5, text  # 2 name probes, 2 counts, the oldest
     assert "jobs_ready_idx" not in text and "jobs_owner_queued_idx" not in text
+
+
+async def test_the_claim_session_plans_its_claim_once(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The worker's claim session keeps one generic plan of the claim (CLAIM_SESSION_SETTINGS):
+    re-planning each claim cost more than executing it in a burn-down with waiting jobs in the
+    table. Claims that find rows and claims that find none use that same plan."""
+    await register_builtin(pool)
+    await pool.execute(
+        "INSERT INTO jobs (definition_key, definition_version, queue, max_attempts)"
+        " SELECT 'echo', 1, 'default', 3 FROM generate_series(1, 30)"
+    )
+    conn = await connect(database_url, server_settings=job_runs.CLAIM_SESSION_SETTINGS)
+    try:
+        taken = 0
+        for _ in range(8):
+            rows = await job_runs.job_claim_available(conn, "w-generic", 5, ["echo@1"], None, 60.0)
+            taken += len(rows)
+        assert taken == 30
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            job_runs._CLAIM,
+        )
+        assert plans is not None
+        assert plans["custom_plans"] == 0
+        assert plans["generic_plans"] == 8
+    finally:
+        await conn.close()
