@@ -38,12 +38,19 @@ from jobserver.db.dlq import dlq_insert_from_jobs
 # JIT is off too: the disabled plans' cost penalty puts every claim over jit_above_cost, and
 # compiling a limited claim took 1.5 s for a statement that runs in 2 ms.
 _PLANS = {"enable_seqscan": "off", "enable_bitmapscan": "off", "jit": "off"}
-# The claim session plans each claim once (a generic plan, kept by the prepared statement): its
-# shape is settled by the settings above, whatever the parameters, and planning it anew each
-# time cost 0.9 ms per claim, and 2.4 ms with 20,000 waiting jobs elsewhere in the table
-# (pg_stat_statements' plan time during bench/dependencies.py's burn-down): 10 % of that
-# burn-down. tests/db/test_queue_index.py checks the claim's plans in both plan modes.
-CLAIM_SESSION_SETTINGS = {**_PLANS, "plan_cache_mode": "force_generic_plan"}
+# The claim session plans each claim once (a generic plan, kept by the prepared statement):
+# planning it anew each time cost 0.9 to 2.4 ms per claim (pg_stat_statements' plan time in
+# bench/dependencies.py's burn-down), 10 % of that burn-down. A generic plan is made once, from
+# whatever the statistics said then, so no join of it may depend on them: nested loops are ruled
+# out wherever another join exists (the fair walk's LATERAL probes have none and keep theirs),
+# and the claim's UPDATE reads `jobs` by primary key for the chosen ids only (`_CLAIMED`). A
+# generic plan made while `jobs` looked empty had walked the whole table once per chosen row
+# (1.2 s for a claim of 300 among 20,000). tests/db/test_queue_index.py holds both.
+CLAIM_SESSION_SETTINGS = {
+    **_PLANS,
+    "enable_nestloop": "off",
+    "plan_cache_mode": "force_generic_plan",
+}
 # The acknowledgement session also rules out nested loops: a batch joins its unnest()ed values
 # to the rows it reads by primary key (`j.id = ANY($2)`, see below), and a hash join does that in
 # one pass whatever the statistics say. Right after a bulk insert they said one row was held,
@@ -190,11 +197,13 @@ def _candidates(
 # The claim's own time, not its transaction's: a limited or rated claim runs after a lock
 # statement in one transaction, and a job that ended between that transaction's BEGIN and the
 # claim (freeing the slot it takes) must not look as if it overlapped the job that replaced it.
+# `j.id = ANY(...)`: `jobs` is read by primary key for the chosen rows alone, whatever the plan
+# (see CLAIM_SESSION_SETTINGS).
 _CLAIMED = """claimed AS (
     UPDATE jobs j SET status = 'running', worker_id = $1, attempt = j.attempt + 1,
         lease_expires_at = statement_timestamp() + make_interval(secs => $5),
         started_at = statement_timestamp(), updated_at = statement_timestamp()
-    FROM chosen c WHERE j.id = c.id
+    FROM chosen c WHERE j.id = c.id AND j.id = ANY(ARRAY(SELECT id FROM chosen))
     RETURNING j.id, j.definition_key, j.definition_version, j.params, j.attempt,
         j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at, c.extra,
         c.rn{returning}

@@ -8,6 +8,7 @@ and checks the plans of claims with and without a queue filter, custom and gener
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import asyncpg
 
@@ -107,5 +108,46 @@ async def test_the_claim_session_plans_its_claim_once(
         assert plans is not None
         assert plans["custom_plans"] == 0
         assert plans["generic_plans"] == 8
+    finally:
+        await conn.close()
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
+
+
+async def test_a_claim_plan_made_on_an_empty_table_stays_good(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    """The claim session's one plan is made from the statistics of its first claim: made
+    while `jobs` looked empty, it must still read only the chosen rows once the table holds
+    thousands (a nested loop over a walk of the primary key read it all once per row)."""
+    await register_builtin(pool)
+    await pool.execute("VACUUM ANALYZE jobs")
+    conn = await connect(database_url, server_settings=job_runs.CLAIM_SESSION_SETTINGS)
+    try:
+        assert await job_runs.job_claim_available(conn, "w-empty", 50, ["echo@1"], None, 60.0) == []
+        await pool.execute(
+            "INSERT INTO jobs (definition_key, definition_version, queue, max_attempts)"
+            " SELECT 'echo', 1, 'default', 3 FROM generate_series(1, 5000)"
+        )
+        name = await conn.fetchval(
+            "SELECT name FROM pg_prepared_statements WHERE statement = $1", job_runs._CLAIM
+        )
+        async with conn.transaction():
+            plan = await conn.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}"
+                f"('w-empty', 50, ARRAY['echo@1'], NULL, 60.0, '', {job_runs.MAX_FAIR_OWNERS},"
+                " NULL)"
+            )
+        tree = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+        claimed = [n for n in _nodes(tree) if n.get("Operation") == "Update"]
+        assert claimed and claimed[0]["Actual Rows"] == 50
+        pkey_reads = [
+            n["Actual Rows"] * n["Actual Loops"]
+            for n in _nodes(tree)
+            if n.get("Index Name") == "jobs_pkey"
+        ]
+        assert pkey_reads and max(pkey_reads) <= 50, pkey_reads
     finally:
         await conn.close()
