@@ -366,6 +366,22 @@ class Settings:
         minimum=1,
         maximum=10000,
     )
+    # -- the live feed (GET /v1/stream)
+    stream_max_seconds: int = setting(
+        "STREAM_MAX_SECONDS",
+        900,
+        "a GET /v1/stream connection is closed after this many seconds (0: right after its"
+        " hello); clients reconnect with Last-Event-ID and miss nothing the API still holds",
+        minimum=0,
+        maximum=DAY,
+    )
+    stream_max_subscribers: int = setting(
+        "STREAM_MAX_SUBSCRIBERS",
+        1000,
+        "open GET /v1/stream connections per API process; more are refused with 503",
+        minimum=1,
+        maximum=100_000,
+    )
     # -- queue health and stats (/v1/queues, /v1/queues/{name}/health, /v1/health, /v1/stats)
     queue_health_window_minutes: int = setting(
         "QUEUE_HEALTH_WINDOW_MINUTES",

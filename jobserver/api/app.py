@@ -5,7 +5,8 @@
 (`pipeline.wrap_route`: authentication, scope, query and body checks). It puts every shared
 object on the app under its typed key (`keys.py`): settings, pool, routes, the token,
 definition and metrics caches, the queue snapshots, the Prometheus job registry, the
-group committer and the control channel (closed at cleanup). The dashboard's static files are
+group committer, the control channel and the job feed's hub (closed at shutdown: a stream
+ends then, so no open GET /v1/stream holds the shutdown up). The dashboard's static files are
 served at `/ui` (`jobserver.ui`), outside the route table: they are no API.
 
 Middlewares, outermost first: the access log (`middleware.py`), Prometheus HTTP counters
@@ -29,10 +30,12 @@ from jobserver.api.auth import TokenCache
 from jobserver.api.control_channel import ControlChannel
 from jobserver.api.definitions_cache import DefinitionCache
 from jobserver.api.errors import error_middleware
+from jobserver.api.feed_hub import FeedHub
 from jobserver.api.group_commit import GroupCommitter
 from jobserver.api.keys import (
     CONTROL_KEY,
     DEFINITION_CACHE_KEY,
+    FEED_HUB_KEY,
     GROUP_COMMIT_KEY,
     METRICS_CACHE_KEY,
     POOL_KEY,
@@ -76,6 +79,7 @@ def create_app(
     app[QUEUE_SNAPSHOTS_KEY] = QueueSnapshots(settings.queue_health_window_minutes)
     app[GROUP_COMMIT_KEY] = GroupCommitter()
     app[CONTROL_KEY] = ControlChannel(settings.database_url)
+    app[FEED_HUB_KEY] = FeedHub(settings.database_url)
     routes = [*all_routes(), *extra_routes]
     app[ROUTES_KEY] = routes
     for route in routes:
@@ -91,6 +95,7 @@ def create_app(
         app.cleanup_ctx.append(_pool_ctx)
     app.cleanup_ctx.append(_group_commit_ctx)
     app.on_cleanup.append(_close_control)
+    app.on_shutdown.append(_close_feed)
     app.on_startup.append(_announce)
     return app
 
@@ -115,6 +120,10 @@ async def _group_commit_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_control(app: web.Application) -> None:
     await app[CONTROL_KEY].close()
+
+
+async def _close_feed(app: web.Application) -> None:
+    await app[FEED_HUB_KEY].close()
 
 
 async def _announce(app: web.Application) -> None:

@@ -5,7 +5,8 @@ App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TO
 `METRICS_CACHE_KEY` (recent `/v1/metrics` answers), `PROMETHEUS_KEY` (the registry and
 collector of the job metrics `/metrics` exposes), `QUEUE_SNAPSHOTS_KEY` (the queue health and
 stats snapshots and the finished-jobs tally behind them), `CONTROL_KEY` (the control
-channel's end that sends runner commands and waits for replies).
+channel's end that sends runner commands and waits for replies), `FEED_HUB_KEY` (the job feed's
+end that GET /v1/stream subscribers share).
 Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
 `QUERY_KEY` (the parsed, coerced, validated query as a dict).
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from jobserver.api.auth import Principal, TokenCache
     from jobserver.api.control_channel import ControlChannel
     from jobserver.api.definitions_cache import DefinitionCache
+    from jobserver.api.feed_hub import FeedHub
     from jobserver.api.group_commit import GroupCommitter
     from jobserver.api.metrics_cache import MetricsCache
     from jobserver.api.prometheus import JobsCollector
@@ -41,6 +43,7 @@ METRICS_CACHE_KEY: web.AppKey[MetricsCache] = web.AppKey("metrics_cache")
 PROMETHEUS_KEY: web.AppKey[tuple[CollectorRegistry, JobsCollector]] = web.AppKey("prometheus")
 QUEUE_SNAPSHOTS_KEY: web.AppKey[QueueSnapshots] = web.AppKey("queue_snapshots")
 CONTROL_KEY: web.AppKey[ControlChannel] = web.AppKey("control")
+FEED_HUB_KEY: web.AppKey[FeedHub] = web.AppKey("feed_hub")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from typing import Any
 
 import asyncpg
@@ -23,6 +22,7 @@ from jobserver.api.errors import invalid
 from jobserver.api.jsonio import json_response
 from jobserver.api.keys import POOL_KEY, QUERY_KEY
 from jobserver.api.paging import COUNT_LIMIT, Pager, page_number
+from jobserver.api.request import uuid_query
 from jobserver.audit import at_least
 from jobserver.db.audit_log import AuditFilter, audit_log_count_upto, audit_log_list
 
@@ -53,12 +53,7 @@ def _filter(q: dict[str, Any]) -> AuditFilter:
     until = parse_rfc3339(q["until"], "until") if "until" in q else None
     if since is not None and until is not None and until <= since:
         raise invalid("until", f"must be after since ({q['since']})")
-    job_id = None
-    if "jobId" in q:
-        try:
-            job_id = uuid.UUID(q["jobId"])
-        except ValueError:
-            raise invalid("jobId", "must be a UUID") from None
+    job_id = uuid_query(q, "jobId")
     return AuditFilter(
         category=q.get("category"),
         levels=at_least(q["level"]) if "level" in q else (),

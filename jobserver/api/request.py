@@ -153,6 +153,16 @@ def uuid_param(request: web.Request, name: str = "id") -> uuid.UUID:
         raise invalid(name, "must be a UUID") from None
 
 
+def uuid_query(q: dict[str, Any], name: str) -> uuid.UUID | None:
+    """An optional UUID query parameter (None when absent); anything else is 422 naming it."""
+    if name not in q:
+        return None
+    try:
+        return uuid.UUID(q[name])
+    except ValueError:
+        raise invalid(name, "must be a UUID") from None
+
+
 def name_param(request: web.Request, what: str, name: str = "name") -> str:
     """A name path parameter (schedules, runners); too long to exist is a 404."""
     value = request.match_info.get(name, "")

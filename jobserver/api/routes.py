@@ -26,6 +26,7 @@ from jobserver.api import (
     saved_jobs,
     schedules,
     simulate,
+    stream,
     videos,
     workflows,
 )
@@ -133,6 +134,19 @@ ROUTES: list[Route] = [
         "List jobs (own jobs; all with view_jobs) with filters, sort and a cursor",
         query_schema=s.JOB_LIST_QUERY,
         response_schema=s.JOB_LIST,
+        tags=("jobs",),
+    ),
+    Route(
+        "GET",
+        "/v1/stream",
+        stream.stream,
+        "submit",
+        "Job changes as server-sent events as they commit (own jobs; all with view_jobs):"
+        " hello, then job messages (resume with Last-Event-ID), resync when some may be lost",
+        query_schema=s.STREAM_QUERY,
+        response_schema=s.STREAM_EVENT,
+        response_media_type="text/event-stream",
+        errors=(503,),
         tags=("jobs",),
     ),
     Route(

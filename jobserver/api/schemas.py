@@ -477,6 +477,26 @@ JOB_LIST_QUERY: Schema = page_query(
     numbered=True,
 )
 JOB_COUNT_QUERY: Schema = query(JOB_FILTERS)
+# One message of GET /v1/stream as an event-stream parser gives it: `data` is one line of JSON
+# (hello: {epoch, retryMs, maxSeconds}; job: {id, status, queue, definitionKey,
+# definitionVersion, progress, attempt, updatedAt}; resync: {reason}).
+STREAM_EVENT: Schema = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"type": "string", "enum": ["hello", "job", "resync"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "description": "the cursor to send back as Last-Event-ID"},
+        "retry": {"type": "integer", "description": "the reconnection delay asked, in ms"},
+    },
+}
+STREAM_QUERY: Schema = query(
+    {
+        "queue": JOB_FILTERS["queue"],
+        "jobId": {"type": "string", "format": "uuid", "maxLength": 64},
+        "status": JOB_FILTERS["status"],
+    }
+)
 JOB_COUNT: Schema = closed(
     {
         "total": {"type": "integer", "description": "exact up to 10,000, estimated above"},

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.feed import announce
 
 PRIVATE_PREFIX = "@"  # a private queue: "@" + worker id (a queue name a token cannot give)
 
@@ -71,7 +72,7 @@ async def broadcast_fail_orphans(
     gets a `failed` event naming the worker; its parent's sums follow in this statement (the
     dependencies trigger). Walks jobs_private_queued_idx only."""
     rows = await conn.fetch(
-        """
+        f"""
         WITH orphans AS (
             SELECT j.id FROM jobs j
             WHERE j.status = 'queued' AND left(j.queue, 1) = '@'
@@ -94,7 +95,7 @@ async def broadcast_fail_orphans(
                     'workerId', worker)
             FROM done
         )
-        SELECT id FROM done
+        SELECT id FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
         """,
         float(silent_seconds),
         limit,

@@ -9,9 +9,13 @@
   (jobserver/db/runner_commands.py).
 - `REPLY_CHANNEL`: sent with each reply row (payload: "<command id> <worker id>"); the API
   waiting on the command wakes.
+- `FEED_CHANNEL`: sent by the statements that change jobs' status or progress while some API
+  streams them (payload: up to 200 job ids, comma-separated; jobserver/db/feed.py); the API
+  reads those jobs and tells its GET /v1/stream subscribers.
 """
 
 JOBS_CHANNEL = "jobserver_jobs"
 CANCEL_CHANNEL = "jobserver_cancel"
 CONTROL_CHANNEL = "jobserver_control"
 REPLY_CHANNEL = "jobserver_replies"
+FEED_CHANNEL = "jobserver_feed"

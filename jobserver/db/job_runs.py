@@ -28,6 +28,7 @@ import asyncpg
 
 from jobserver.db.conn import Conn
 from jobserver.db.dlq import dlq_insert_from_jobs
+from jobserver.db.feed import announce
 
 # Settings for the worker's own sessions (claims, acknowledgements). Right after a bulk insert,
 # before autovacuum has analyzed `jobs`, the planner believes the table is tiny and plans the
@@ -208,12 +209,14 @@ _CLAIMED = """claimed AS (
         j.max_attempts, j.timeout_seconds, j.expires_at, j.owner, j.priority, j.run_at, c.extra,
         c.rn{returning}
 )"""
+# The claimed jobs, announced on the feed (jobserver/db/feed.py).
+_FED = f"""(SELECT {announce("SELECT id FROM claimed")} AS fed) f"""
 _TAKE = (
     _CLAIMED.format(returning="")
-    + """
+    + f"""
 SELECT id, definition_key, definition_version, params, attempt, max_attempts, timeout_seconds,
     expires_at, owner
-FROM claimed ORDER BY priority DESC, extra, rn, run_at, id"""
+FROM claimed, {_FED} ORDER BY priority DESC, extra, rn, run_at, id"""
 )
 
 _ORDER = "ORDER BY priority DESC, extra, rn, run_at, id"
@@ -493,7 +496,7 @@ blocked AS (
 )
 SELECT c.id, c.definition_key, c.definition_version, c.params, c.attempt, c.max_attempts,
     c.timeout_seconds, c.expires_at, c.owner, b.next_in, b.capped
-FROM blocked b LEFT JOIN claimed c ON true
+FROM blocked b CROSS JOIN {_FED} LEFT JOIN claimed c ON true
 ORDER BY c.priority DESC, c.extra, c.rn, c.run_at, c.id
 """
 
@@ -638,7 +641,7 @@ async def job_progress(
             INSERT INTO job_events (job_id, event, worker_id, attempt, details)
             SELECT id, 'progress', $1, $3, $4::text::jsonb FROM p WHERE $5
         )
-        SELECT count(*) FROM p
+        SELECT count(*) + 0 * coalesce({announce("SELECT id FROM p")}, 0) FROM p
         """,
         worker_id,
         job_id,
@@ -725,7 +728,8 @@ WITH d AS (
     FROM d WHERE {_BY_BATCH_ID} AND {_HELD}
     RETURNING j.id
 )
-SELECT array_agg(id) FROM d WHERE id NOT IN (SELECT id FROM done)
+SELECT array_agg(id), {announce("SELECT id FROM done")} AS fed
+FROM d WHERE id NOT IN (SELECT id FROM done)
 """
 
 
@@ -885,7 +889,8 @@ async def job_fail_many(
                 WHERE e.wanted
                 ORDER BY done.id, e.ord
             )
-            SELECT id, status, delay, listed FROM done
+            SELECT id, status, delay, listed, f.fed
+            FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
             """,
             worker_id,
             *[list(c) for c in cols],
@@ -933,7 +938,7 @@ async def job_cancel_ack_many(
             INSERT INTO job_events (job_id, event, worker_id, attempt)
             SELECT id, 'cancelled', $1, attempt FROM done
         )
-        SELECT id FROM done
+        SELECT id FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
         """,
         worker_id,
         list(ids),
@@ -986,7 +991,7 @@ async def job_hand_back_many(
                 attempt
             FROM done
         )
-        SELECT id, status FROM done
+        SELECT id, status FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
         """,
         worker_id,
         list(ids),

@@ -25,6 +25,7 @@ from jobserver.codec import dumps_stored, loads
 from jobserver.db.channels import CANCEL_CHANNEL, JOBS_CHANNEL
 from jobserver.db.conn import Conn, ConnOrPool, Queries
 from jobserver.db.dependencies import insert_with_parents
+from jobserver.db.feed import announce
 
 _RAND_B = (1 << 62) - 1
 _VARIANT = 0b10 << 62
@@ -233,7 +234,8 @@ WITH ins AS (
     SELECT {", ".join(exprs)}{source}{conflict}
     RETURNING {returning}
 ), n AS (
-    SELECT pg_notify(${n + 1}, ${n + 2}) WHERE ${n + 3}{inserted}
+    SELECT (SELECT count(pg_notify(${n + 1}, ${n + 2})) WHERE ${n + 3}{inserted}) AS woke,
+        {announce("SELECT id FROM ins")} AS fed
 )
 """
 
@@ -620,7 +622,9 @@ async def job_cancel(
         ), n AS (
             SELECT pg_notify($3, id::text) FROM upd WHERE status = 'cancelling'
         )
-        SELECT upd.*, (SELECT count(*) FROM n) AS notified FROM upd
+        SELECT upd.*, (SELECT count(*) FROM n) AS notified,
+            {announce("SELECT id FROM upd")} AS fed
+        FROM upd
         """,
         job_id,
         owner,

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from jobserver.db.channels import JOBS_CHANNEL
 from jobserver.db.conn import Conn
 from jobserver.db.dlq import dlq_insert_from_jobs
+from jobserver.db.feed import announce
 
-_RESCUE = """
+_RESCUE = f"""
 WITH expired AS (
     -- held rows whose lease passed, oldest first, skipping rows a worker is writing right now
     SELECT id, status AS old_status, worker_id AS old_worker FROM jobs
@@ -71,7 +72,7 @@ WITH expired AS (
     WHERE e.wanted
     ORDER BY done.id, e.ord
 )
-SELECT id, status FROM done
+SELECT id, status FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
 """
 
 
@@ -114,7 +115,7 @@ async def job_expire_queued(conn: Conn, limit: int = 1000) -> list[uuid.UUID]:
     an expired parent's dependents are settled by their policy in the same statement (the
     trigger of db/dependencies.py)."""
     rows = await conn.fetch(
-        """
+        f"""
         WITH e AS (
             SELECT id FROM jobs
             WHERE status IN ('queued', 'waiting') AND expires_at IS NOT NULL
@@ -130,7 +131,7 @@ async def job_expire_queued(conn: Conn, limit: int = 1000) -> list[uuid.UUID]:
             INSERT INTO job_events (job_id, event, attempt, details)
             SELECT id, 'expired', attempt, jsonb_build_object('expiresAt', expires_at) FROM done
         )
-        SELECT id FROM done
+        SELECT id FROM done, (SELECT {announce("SELECT id FROM done")} AS fed) f
         """,
         limit,
     )

@@ -319,6 +319,18 @@ job_settle_queue = Table(
     prefixes=["UNLOGGED"],
 )
 
+# The API processes that stream job changes (GET /v1/stream) right now, one row each, renewed
+# while they have subscribers: the statements that change jobs send the feed NOTIFY only while
+# some row is live (migration 0019). Lost rows only pause the feed until the next renewal.
+job_feed_readers = Table(
+    "job_feed_readers",
+    metadata,
+    Column("reader", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("reader", name="job_feed_readers_pkey"),
+    prefixes=["UNLOGGED"],
+)
+
 job_attempts = Table(
     "job_attempts",
     metadata,

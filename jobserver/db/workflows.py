@@ -16,6 +16,7 @@ import asyncpg
 
 from jobserver.db.channels import CANCEL_CHANNEL
 from jobserver.db.conn import Conn, ConnOrPool
+from jobserver.db.feed import announce
 
 _WORKFLOW = (
     "id, owner, name, description, version, steps, created_by, updated_by, created_at, updated_at"
@@ -278,7 +279,7 @@ async def workflow_run_cancel(conn: Conn, run_id: uuid.UUID) -> int:
     )
     return int(
         await conn.fetchval(
-            """
+            f"""
         WITH ids AS (
             SELECT job_id AS id FROM workflow_run_jobs WHERE run_id = $1
             UNION SELECT job_id FROM workflow_runs WHERE id = $1
@@ -299,6 +300,7 @@ async def workflow_run_cancel(conn: Conn, run_id: uuid.UUID) -> int:
             SELECT pg_notify($2, id::text) FROM upd WHERE status = 'cancelling'
         )
         SELECT (SELECT count(*) FROM upd) + 0 * (SELECT count(*) FROM n)
+            + 0 * coalesce({announce("SELECT id FROM upd")}, 0)
         """,
             run_id,
             CANCEL_CHANNEL,

@@ -27,6 +27,23 @@ from tests.client.conftest import SLOW, StartWorker, base_url
 from tests.waiting import wait_until
 
 
+async def test_stream_follows_a_job_on_the_real_api(api: Api, start_worker: StartWorker) -> None:
+    await start_worker()
+    async with AsyncClient(base_url(api), api.tokens["manage"]) as c:
+        events = c.stream(max_reconnects=0)
+        assert (await asyncio.wait_for(anext(events), 10)).event == "hello"
+        job = await c.submit("echo", {"message": "live"}, version=1)
+
+        async def last_status() -> str:
+            async for ev in events:
+                if ev.job is not None and ev.job.id == job.id and ev.job.is_terminal:
+                    return ev.job.status
+            return "the stream ended"
+
+        assert await asyncio.wait_for(last_status(), 30) == "succeeded"
+        await events.aclose()
+
+
 async def test_async_submit_wait_events_and_paging(api: Api, start_worker: StartWorker) -> None:
     await start_worker()
     async with AsyncClient(base_url(api), api.tokens["manage"]) as c:
@@ -35,7 +52,6 @@ async def test_async_submit_wait_events_and_paging(api: Api, start_worker: Start
         done = await c.wait(job.id, timeout=30)
         assert done.status == "succeeded" and done.succeeded and done.is_terminal
         assert done.result == {"message": "hi"} and done.finished_at is not None
-        assert c._stream_known is False  # no /v1/stream on this server: it polled the job
         assert (await c.get(job.id)).status == "succeeded"
 
         names = [e.event async for e in c.events(job.id, page_size=1)]  # a page per event

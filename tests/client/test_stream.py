@@ -190,6 +190,27 @@ async def test_wait_is_woken_by_the_stream_not_by_polling() -> None:
         await runner.cleanup()
 
 
+async def test_wait_polls_the_job_on_a_server_without_the_stream() -> None:
+    server = StreamServer([])
+    app = web.Application()
+    app.router.add_get("/v1/jobs/{id}", server.job)  # no /v1/stream: a 404
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with AsyncClient(f"http://127.0.0.1:{port}", "tok", poll=(0.01, 0.05)) as c:
+            waiting = asyncio.create_task(c.wait(JOB_ID, timeout=30))
+            await wait_for(lambda: _reads(server, 3))
+            server.job_status = "succeeded"
+            job = await asyncio.wait_for(waiting, 10)
+        assert job.status == "succeeded" and c._stream_known is False
+        assert server.connections == []
+    finally:
+        await runner.cleanup()
+
+
 async def _reads(server: StreamServer, n: int) -> bool:
     return server.job_reads >= n
 
