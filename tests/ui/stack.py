@@ -14,8 +14,9 @@ from tests.faults.helpers import Procs
 from tests.ui.defs import GATE_DDL
 
 REGISTRY = load_modules(["tests.ui.defs"])
-# timings of tests/faults (short leases) plus a quick stream ping and no metrics cache
-ENV = {"METRICS_CACHE_TTL_MS": "0", "JOBSERVER_SECRET_KEY": ""}
+# timings of tests/faults (short leases), no metrics cache, and the pages' streams held open
+# as in production (the fault suite's API ends each stream right after its hello)
+ENV = {"METRICS_CACHE_TTL_MS": "0", "JOBSERVER_SECRET_KEY": "", "STREAM_MAX_SECONDS": "900"}
 
 
 @dataclass
