@@ -22,22 +22,38 @@ export function useLoad(fn, deps) {
   return { ...state, reload, setData: (data) => setState((s) => ({ ...s, data })) };
 }
 
-// Live updates while mounted: onJob per job event, reload on resync (or every 5 s without a
-// stream route). Answers the stream state for the header badge.
+// Live updates while mounted: onJob per job event (a page without one re-reads, at most once
+// per RELOAD_MS), reload on resync (or every 5 s without a stream route). Answers the stream
+// state for the header badge.
+const RELOAD_MS = 2000;
 export function useLive(filters, onJob, reload) {
   const [state, setState] = useState("connecting");
   const handlers = useRef({});
+  const timer = useRef(null);
+  const last = useRef(0);
   handlers.current = { onJob, reload };
   const key = JSON.stringify(filters || {});
-  useEffect(
-    () =>
-      openStream(filters || {}, {
-        onJob: (j) => handlers.current.onJob && handlers.current.onJob(j),
-        onResync: () => handlers.current.reload && handlers.current.reload(),
-        onState: setState,
-      }),
-    [key],
-  );
+  const reloadSoon = () => {
+    if (timer.current) return;
+    const wait = Math.max(0, last.current + RELOAD_MS - Date.now());
+    timer.current = setTimeout(() => {
+      timer.current = null;
+      last.current = Date.now();
+      if (handlers.current.reload) handlers.current.reload();
+    }, wait);
+  };
+  useEffect(() => {
+    const close = openStream(filters || {}, {
+      onJob: (j) => (handlers.current.onJob ? handlers.current.onJob(j) : reloadSoon()),
+      onResync: () => handlers.current.reload && handlers.current.reload(),
+      onState: setState,
+    });
+    return () => {
+      close();
+      if (timer.current) clearTimeout(timer.current);
+      timer.current = null;
+    };
+  }, [key]);
   return state;
 }
 

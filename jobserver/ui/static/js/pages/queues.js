@@ -6,7 +6,7 @@ import { get, post } from "../api.js";
 import { useLoad, useLive, LiveBadge, ErrorBox, Page, Table, Status, Action, ago } from "../ui.js";
 
 export function Queues({ me }) {
-  const fresh = useRef(false);
+  const fresh = useRef(true); // the first read too: a snapshot may predate a new queue
   const list = useLoad(() => {
     const ttl = fresh.current ? 0 : undefined;
     fresh.current = false;
