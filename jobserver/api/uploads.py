@@ -13,8 +13,7 @@ context exits, whatever happened. Fields may come before or after the file.
 `spool_path` names the spool file instead (created, must not exist: a blob store's own
 temporary name, so the file can later be renamed into place rather than copied); `tee` is
 given every batch of the file while it is written to the spool (a blob store writing the
-upload as it arrives); an exception from it ends the upload. A `spool_path` is written out to
-disk every SYNC_BATCHES batches (it is fsync'd before it is stored).
+upload as it arrives); an exception from it ends the upload.
 
 The file part is read straight from the request stream (part_reader.py: aiohttp's
 `read_chunk` copies every byte twice) and written in a thread about `WRITE_BYTES` at a time
@@ -55,10 +54,6 @@ from jobserver.validation import Check, compile_schema
 
 FORM_TYPE = "multipart/form-data"
 WRITE_BYTES = 1 << 20  # gathered before one write + hash in a thread (and one tee call)
-# A spool file that is a blob's own temporary name is fsync'd before it is stored: written out
-# every SYNC_BATCHES batches on the way (in the writing thread, while the next chunks arrive),
-# that last fsync has only the tail to wait for instead of the whole file.
-SYNC_BATCHES = 8
 MAX_FIELD_BYTES = 4096  # a text field (format, priority, a key, ...)
 MAX_PARTS = 32
 # What a form may add around its file (boundaries, part headers, text fields): a declared
@@ -129,9 +124,7 @@ async def receive_form(
     fd = await asyncio.to_thread(os.open, path, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            form = await _read_form(
-                request, spec, out, path, max_file_bytes, idle_timeout, tee, spool_path is not None
-            )
+            form = await _read_form(request, spec, out, path, max_file_bytes, idle_timeout, tee)
         yield form
     finally:
         await asyncio.to_thread(_remove, path)  # a large file takes a while to free
@@ -172,7 +165,6 @@ async def _read_form(
     max_file_bytes: int,
     idle_timeout: float,
     tee: Tee | None,
-    durable: bool,
 ) -> Form:
     try:
         reader = await request.multipart()
@@ -193,9 +185,7 @@ async def _read_form(
             if name in fields or (name == spec.file_field and upload is not None):
                 raise invalid(name, "given more than once")
             if name == spec.file_field:
-                upload = await _spool(
-                    part, name, out, path, max_file_bytes, idle_timeout, tee, durable
-                )
+                upload = await _spool(part, name, out, path, max_file_bytes, idle_timeout, tee)
             elif name in spec.kinds:
                 fields[name] = await _field(part, name, spec, idle_timeout)
             else:
@@ -228,35 +218,30 @@ async def _field(part: BodyPartReader, name: str, spec: FormSpec, idle_timeout: 
     return value
 
 
-def _write(out: IO[bytes], digest: Any, chunks: list[Chunk], sync: bool) -> None:
+def _write(out: IO[bytes], digest: Any, chunks: list[Chunk]) -> None:
     for chunk in chunks:
         digest.update(chunk)  # releases the GIL on large buffers
         out.write(chunk)
     out.flush()
-    if sync:
-        os.fdatasync(out.fileno())
 
 
-async def _write_in_thread(out: IO[bytes], digest: Any, chunks: list[Chunk], sync: bool) -> None:
+async def _write_in_thread(out: IO[bytes], digest: Any, chunks: list[Chunk]) -> None:
     try:
-        await asyncio.to_thread(_write, out, digest, chunks, sync)
+        await asyncio.to_thread(_write, out, digest, chunks)
     except OSError as e:  # the temp directory is full or gone: not the client's fault
         raise ApiError(
             503, "storage_unavailable", f"could not store the upload: {e.strerror or e}"
         ) from None
 
 
-async def _store(
-    out: IO[bytes], digest: Any, chunks: list[Chunk], tee: Tee | None, sync: bool = False
-) -> None:
+async def _store(out: IO[bytes], digest: Any, chunks: list[Chunk], tee: Tee | None) -> None:
     """One batch to the spool file (and the tee, at the same time); both end before this does,
-    whichever fails, so nothing writes to a file or a connection about to be closed. `sync`:
-    write the file out to disk after the batch."""
+    whichever fails, so nothing writes to a file or a connection about to be closed."""
     if tee is None:
-        await _write_in_thread(out, digest, chunks, sync)
+        await _write_in_thread(out, digest, chunks)
         return
     results = await asyncio.gather(
-        _write_in_thread(out, digest, chunks, sync), tee(chunks), return_exceptions=True
+        _write_in_thread(out, digest, chunks), tee(chunks), return_exceptions=True
     )
     for result in results:
         if isinstance(result, BaseException):
@@ -271,13 +256,10 @@ async def _spool(
     max_file_bytes: int,
     idle_timeout: float,
     tee: Tee | None,
-    durable: bool,
 ) -> Upload:
-    """The file part into `out`, hashed; one batch in flight while the next chunks arrive;
-    `durable`: written out to disk on the way (see SYNC_BATCHES)."""
+    """The file part into `out`, hashed; one batch in flight while the next chunks arrive."""
     digest = hashlib.sha256()
     size = 0
-    batches = 0
     batch: list[Chunk] = []
     batched = 0
     writing: asyncio.Future[None] | None = None
@@ -292,9 +274,7 @@ async def _spool(
             if batched >= WRITE_BYTES:
                 if writing is not None:
                     await asyncio.shield(writing)
-                batches += 1
-                sync = durable and batches % SYNC_BATCHES == 0
-                writing = asyncio.ensure_future(_store(out, digest, batch, tee, sync))
+                writing = asyncio.ensure_future(_store(out, digest, batch, tee))
                 batch, batched = [], 0
         if writing is not None:
             await asyncio.shield(writing)
