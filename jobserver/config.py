@@ -477,6 +477,12 @@ class Settings:
     auth: Literal["enabled", "disabled"] = setting(
         "JOBSERVER_AUTH", "enabled", "disabled = no tokens needed (local use only)"
     )
+    compat: str = setting(
+        "JOBSERVER_COMPAT",
+        "",
+        "compatibility routes served: a comma list of janaah, mojo, gatrix, workflow (each"
+        " `name` or `name=/prefix`), `all` or `none`; `jobserver up` defaults to all",
+    )
     log_format: Literal["json", "text"] = setting(
         "LOG_FORMAT", "json", "one JSON object per line, or text"
     )
@@ -679,6 +685,7 @@ class Settings:
             )
         self._check_outbound()
         self._check_secret_key()
+        self._check_compat()
         if self.default_expires_duration:
             self.default_expires  # noqa: B018 (parsed at start, not at the first submission)
 
@@ -718,6 +725,18 @@ class Settings:
             parse_keyring(self.secret_key)
         except ValueError as e:
             raise ConfigError(f"invalid JOBSERVER_SECRET_KEY: {e}") from None
+
+    def _check_compat(self) -> None:
+        """JOBSERVER_COMPAT must name known systems and prefixes at start."""
+        if not self.compat:
+            return
+        from jobserver.compat.registry import mounts
+        from jobserver.compat.spec import CompatSpecError
+
+        try:
+            mounts(self.compat)
+        except CompatSpecError as e:
+            raise ConfigError(f"invalid JOBSERVER_COMPAT={self.compat!r}: {e}") from None
 
     @property
     def auth_enabled(self) -> bool:

@@ -1,7 +1,8 @@
 """The API application factory: it wires, and holds no request logic of its own.
 
 `create_app(settings, pool=None, extra_routes=())` builds the aiohttp app from the route table
-(`jobserver.api.routes.ROUTES`, plus `extra_routes`), each route behind the request pipeline
+(`jobserver.api.routes.ROUTES`, the compatibility routes JOBSERVER_COMPAT serves, plus
+`extra_routes`), each route behind the request pipeline
 (`pipeline.wrap_route`: authentication, scope, query and body checks). It puts every shared
 object on the app under its typed key (`keys.py`): settings, pool, routes, the token,
 definition and metrics caches, the queue snapshots, the Prometheus job registry, the
@@ -39,6 +40,7 @@ from jobserver.api.keys import (
     GROUP_COMMIT_KEY,
     METRICS_CACHE_KEY,
     POOL_KEY,
+    PREPARED_ROUTES_KEY,
     PROMETHEUS_KEY,
     QUEUE_SNAPSHOTS_KEY,
     ROUTES_KEY,
@@ -80,10 +82,11 @@ def create_app(
     app[GROUP_COMMIT_KEY] = GroupCommitter()
     app[CONTROL_KEY] = ControlChannel(settings.database_url)
     app[FEED_HUB_KEY] = FeedHub(settings.database_url)
-    routes = [*all_routes(), *extra_routes]
+    routes = [*all_routes(settings.compat), *extra_routes]
     app[ROUTES_KEY] = routes
+    app[PREPARED_ROUTES_KEY] = prepared_routes = {}
     for route in routes:
-        handler = wrap_route(route)
+        handler, prepared_routes[handler] = wrap_route(route)
         app.router.add_route(route.method, route.path, handler)
         if route.byte_ranges and route.method == "GET":
             app.router.add_route("HEAD", route.path, handler)  # a file's headers alone

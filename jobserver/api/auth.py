@@ -192,8 +192,14 @@ async def authenticate(
     principal = await cache.lookup(pool, hash_token(token))
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token")
+    check_scope(principal, scope)
+    return principal
+
+
+def check_scope(principal: Principal, scope: str) -> None:
+    """403 unless the authenticated `principal` holds `scope` (a route's, or the scope of the
+    route a compatibility route translates to)."""
     if scope == "view_jobs" and not principal.can_view_all:
         raise ApiError(403, "forbidden", "this route needs the view_jobs scope")
     if scope == "manage_jobs" and not principal.can_manage:
         raise ApiError(403, "forbidden", "this route needs the manage_jobs scope")
-    return principal

@@ -138,9 +138,7 @@ BUSY = ApiError(503, "database_busy", "database busy: every connection is in use
 SLOW = ApiError(503, "database_busy", "database busy: the query timed out, retry shortly")
 
 
-def _from_http(exc: web.HTTPException) -> web.StreamResponse:
-    if exc.status < 400:
-        return exc  # redirects and the like pass through untouched
+def _from_http(exc: web.HTTPException) -> tuple[ApiError, dict[str, str]]:
     code = _HTTP_CODES.get(exc.status, "error")
     message = exc.reason or code
     if exc.status == 404:
@@ -152,31 +150,45 @@ def _from_http(exc: web.HTTPException) -> web.StreamResponse:
     headers = {}
     if exc.status == 405 and "Allow" in exc.headers:
         headers["Allow"] = exc.headers["Allow"]
-    return error_response(ApiError(exc.status, code, message), headers)
+    return ApiError(exc.status, code, message), headers
+
+
+def as_api_error(request: web.Request, exc: Exception) -> tuple[ApiError, dict[str, str]]:
+    """What a failure is answered with: the error and its extra headers (500 only for bugs,
+    always logged). An HTTPException below 400 (a redirect) is no failure: re-raised."""
+    if isinstance(exc, ApiError):
+        return exc, {}
+    if isinstance(exc, web.HTTPException):
+        if exc.status < 400:
+            raise exc
+        return _from_http(exc)
+    if isinstance(exc, RuleError):
+        return invalid(exc.field, exc.message, exc.code), {}
+    if isinstance(exc, PoolBusy):
+        log.warning("database busy: no pooled connection free in time")
+        return BUSY, {"Retry-After": "1"}
+    if isinstance(exc, asyncpg.QueryCanceledError):  # a statement timeout (metrics queries)
+        log.warning("database busy: a query on %s ran past its statement timeout", request.path)
+        return SLOW, {"Retry-After": "1"}
+    if database_unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return unavailable(), {}
+    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return ApiError(500, "internal_error", "internal error"), {}
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every exception as the JSON error body; 500 only for bugs, always logged."""
+    """Render every exception as the JSON error body (`as_api_error`)."""
     try:
         return await handler(request)
-    except ApiError as e:
-        return error_response(e)
-    except web.HTTPException as e:
-        return _from_http(e)
     except asyncio.CancelledError:
         raise
-    except RuleError as e:
-        return error_response(invalid(e.field, e.message, e.code))
-    except PoolBusy:
-        log.warning("database busy: no pooled connection free in time")
-        return error_response(BUSY, {"Retry-After": "1"})
-    except asyncpg.QueryCanceledError:  # a statement timeout (metrics queries have one)
-        log.warning("database busy: a query on %s ran past its statement timeout", request.path)
-        return error_response(SLOW, {"Retry-After": "1"})
+    except web.HTTPException as e:
+        if e.status < 400:
+            return e  # redirects and the like pass through untouched
+        err, headers = as_api_error(request, e)
+        return error_response(err, headers)
     except Exception as e:
-        if database_unavailable(e):
-            log.warning("database unavailable: %s", type(e).__name__)
-            return error_response(unavailable())
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(ApiError(500, "internal_error", "internal error"))
+        err, headers = as_api_error(request, e)
+        return error_response(err, headers)

@@ -1,6 +1,7 @@
 """Typed keys for everything the API shares on the application and on each request.
 
-App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table), `TOKEN_CACHE_KEY`,
+App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table),
+`PREPARED_ROUTES_KEY` (each route's compiled pipeline, by its handler), `TOKEN_CACHE_KEY`,
 `DEFINITION_CACHE_KEY`, `GROUP_COMMIT_KEY` (the committer single submissions go through),
 `METRICS_CACHE_KEY` (recent `/v1/metrics` answers), `PROMETHEUS_KEY` (the registry and
 collector of the job metrics `/metrics` exposes), `QUEUE_SNAPSHOTS_KEY` (the queue health and
@@ -29,13 +30,16 @@ if TYPE_CHECKING:
     from jobserver.api.feed_hub import FeedHub
     from jobserver.api.group_commit import GroupCommitter
     from jobserver.api.metrics_cache import MetricsCache
+    from jobserver.api.pipeline import PreparedRoute
     from jobserver.api.prometheus import JobsCollector
     from jobserver.api.queue_snapshot import QueueSnapshots
-    from jobserver.api.routing import Route
+    from jobserver.api.routing import Handler, Route
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 ROUTES_KEY: web.AppKey[list[Route]] = web.AppKey("routes", list)
+# the router's handler of each route -> its compiled pipeline (jobserver.compat.dispatch)
+PREPARED_ROUTES_KEY: web.AppKey[dict[Handler, PreparedRoute]] = web.AppKey("prepared_routes")
 TOKEN_CACHE_KEY: web.AppKey[TokenCache] = web.AppKey("token_cache")
 DEFINITION_CACHE_KEY: web.AppKey[DefinitionCache] = web.AppKey("definition_cache")
 GROUP_COMMIT_KEY: web.AppKey[GroupCommitter] = web.AppKey("group_commit")

@@ -157,7 +157,13 @@ def _operation(route: Route) -> dict[str, Any]:
             " for, with Content-Range (several ranges: the whole file, 200)",
         }
     for status in _error_statuses(route):
-        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        if route.error_schema is None:
+            responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        else:  # a compatibility route answers failures in its own system's words
+            responses[str(status)] = {
+                "description": _ERROR_TEXT.get(status, "error"),
+                "content": {JSON: {"schema": route.error_schema}},
+            }
     op["responses"] = responses
     op["security"] = [] if route.scope == "public" else [{"bearer": []}]
     return op
@@ -174,7 +180,8 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
             "title": "jobserver",
             "version": "1",
             "description": "Job execution server on PostgreSQL. Errors are always "
-            '`{"error": ..., "code": ...}`; no input produces a 500.',
+            '`{"error": ..., "code": ...}` (a compatibility route answers them as its '
+            "reference system does); no input produces a 500.",
         },
         "paths": paths,
         "components": {

@@ -973,6 +973,9 @@ ROUTES: list[Route] = [
 ]
 
 
-def all_routes() -> list[Route]:
-    """The table (a copy: callers may add routes of their own)."""
-    return list(ROUTES)
+def all_routes(compat: str = "") -> list[Route]:
+    """The table (a copy: callers may add routes of their own), with the compatibility routes
+    of the systems `compat` (a JOBSERVER_COMPAT value) serves after it."""
+    from jobserver.compat.registry import compat_routes  # its modules import this one's
+
+    return [*ROUTES, *compat_routes(compat)]

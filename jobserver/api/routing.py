@@ -14,6 +14,11 @@ openapi.py), e.g. 409 for a download whose job has not finished. `path_schemas` 
 JSON Schema of a path variable whose handler checks it against a rule (a queue name): the
 document then says what the handler accepts, rather than any string.
 
+A route of a compatibility module (`jobserver.compat`) answers failures in its own system's
+words: `render_error` turns every failure of the route (its pipeline's included) into the JSON
+body of that answer (its status and headers stay ours), and `error_schema` is what
+`/openapi.json` documents for them.
+
 Scopes: "public" (no token), "submit" (any valid token: own jobs only), "view_jobs",
 "manage_jobs" (everything). A token with `manage_jobs` also has `view_jobs`.
 """
@@ -22,12 +27,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
+if TYPE_CHECKING:
+    from jobserver.api.errors import ApiError
+
 JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# a failure -> its answer (status and headers are set from the error): how a compatibility
+# route says it failed
+ErrorRenderer = Callable[["ApiError"], dict[str, Any]]
 Scope = Literal["public", "submit", "view_jobs", "manage_jobs"]
 
 
@@ -50,6 +61,8 @@ class Route:
     byte_ranges: bool = False
     errors: tuple[int, ...] = ()
     path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    render_error: ErrorRenderer | None = None
+    error_schema: dict[str, Any] | None = None
 
     @property
     def json_body(self) -> bool:

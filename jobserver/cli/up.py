@@ -15,7 +15,8 @@
 4. Prints the URL, where the API listens (HOST, default 127.0.0.1 for `up`), the token and a curl
    example, then runs the API, a worker and the scheduler as child processes
    (`python -m jobserver.cli.api|worker|scheduler`, each only if installed), with the same
-   environment plus DATABASE_URL and HOST.
+   environment plus DATABASE_URL, HOST and JOBSERVER_COMPAT (`--compat`, else the
+   environment's, else `all`: every compatibility system at its default prefix).
 
 JOBSERVER_AUTH=disabled is refused (exit 2) unless HOST is a loopback address; so is a
 JOBSERVER_HOME the embedded database cannot use (too long for its socket, not reachable by the
@@ -54,7 +55,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jobserver.cli.common import fail, load_settings, refuse_open_auth, run
-from jobserver.config import Settings, is_loopback
+from jobserver.config import ConfigError, Settings, is_loopback
 from jobserver.db import migrate
 from jobserver.db.pool import connect
 from jobserver.embedded import EmbeddedError, EmbeddedPostgres
@@ -372,6 +373,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--host", help=f"API bind address (default: HOST, else {UP_DEFAULT_HOST})")
     p.add_argument(
+        "--compat",
+        help="compatibility routes the API serves (JOBSERVER_COMPAT's syntax; default: "
+        "JOBSERVER_COMPAT, else all; `none` turns them off)",
+    )
+    p.add_argument(
         "--show-token",
         action="store_true",
         help="print the saved dev token (JOBSERVER_HOME/dev-token) and exit",
@@ -382,6 +388,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="create a new dev token even though the last one was revoked",
     )
     return p.parse_args(argv)
+
+
+def _compat(arg: str | None, settings: Settings) -> str:
+    """The API's JOBSERVER_COMPAT: `--compat`, else the environment's, else every system (a
+    newcomer can paste any reference document's examples)."""
+    value = arg if arg is not None else (settings.compat or "all")
+    try:
+        dataclasses.replace(settings, compat=value).check()
+    except ConfigError as e:
+        fail(str(e))
+    return value
 
 
 def show_token(home: Path) -> None:
@@ -400,6 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.show_token:
         show_token(home)
     settings = dataclasses.replace(settings, host=_bind_host(args.host))
+    compat = _compat(args.compat, settings)
     refuse_open_auth(settings, settings.host)
     embedded: EmbeddedPostgres | None = None
     if not settings.database_url:
@@ -439,7 +457,7 @@ def main(argv: list[str] | None = None) -> None:
         if settings.auth_enabled and embedded is not None:
             shown = dev_token(url, token_path, replace_revoked=args.new_dev_token)
         key_note = ""
-        child_env = {"DATABASE_URL": url, "HOST": settings.host}
+        child_env = {"DATABASE_URL": url, "HOST": settings.host, "JOBSERVER_COMPAT": compat}
         if embedded is not None and not settings.secret_key:
             key_path = home / "secret-key"
             child_env["JOBSERVER_SECRET_KEY"], new_key = dev_secret_key(key_path)

@@ -151,9 +151,10 @@ class Procs:
     async def api(self, env: dict[str, str] | None = None) -> tuple[Proc, str]:
         """An API process on a free port; returns it with its base URL once /healthz answers.
         Its streams (GET /v1/stream) end right after their hello: a sweep over every route
-        reads each answer to its end."""
+        reads each answer to its end. It serves every compatibility system
+        (JOBSERVER_COMPAT=all), so the sweeps cover their routes too."""
         port = free_port()
-        env = {"STREAM_MAX_SECONDS": "0", **(env or {})}
+        env = {"STREAM_MAX_SECONDS": "0", "JOBSERVER_COMPAT": "all", **(env or {})}
         proc = self.start(
             "jobserver.cli.api", "--host", "127.0.0.1", "--port", str(port), name="api", env=env
         )
