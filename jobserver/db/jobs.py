@@ -525,7 +525,11 @@ async def job_list(
     `createdAt` order is id order: ids are time-ordered (UUIDv7, minted at submission), so
     the primary key (or jobs_owner_idx, jobs_settled_idx) walks jobs in creation order and a
     page is read off an index, without a created_at index to maintain on every write. Jobs
-    submitted in the same millisecond by different API processes may swap places."""
+    submitted in the same millisecond by different API processes may swap places.
+
+    `priority` order reads three bands in order off indexes (`_priority_page`)."""
+    if sort_by == "priority":
+        return await conn.fetch(*_priority_page(flt, descending, after, limit, offset))
     args: list[Any] = []
     where = flt.where(args)
     direction = "DESC" if descending else "ASC"
@@ -549,6 +553,56 @@ async def job_list(
         args.append(offset)
         sql += f" OFFSET ${len(args)}"
     return await conn.fetch(sql, *args)
+
+
+# Priority order in three bands, each read in order off an index: above the default priority
+# and below it from jobs_priority_idx (partial: only those jobs write an entry), the default
+# (0, nearly every job) by primary key. Sorting the whole table took 37.8 s at 10 million rows.
+_BANDS = (("priority > 0", True), ("priority = 0", False), ("priority < 0", True))
+
+
+def _priority_page(
+    flt: JobFilter,
+    descending: bool,
+    after: tuple[Any, uuid.UUID] | None,
+    limit: int,
+    offset: int,
+) -> tuple[str, *tuple[Any, ...]]:
+    """`job_list` in (priority, id) order: the bands a page can reach, each cut to the page,
+    then merged. A band wholly before `after` is left out; within the default band `after`
+    is an id bound."""
+    args: list[Any] = []
+    where = flt.where(args)
+    direction = "DESC" if descending else "ASC"
+    op = "<" if descending else ">"
+    args.append(limit + offset)
+    band_limit = f"${len(args)}"
+    parts: list[str] = []
+    for cond, indexed in _BANDS if descending else reversed(_BANDS):
+        bound = ""
+        if after is not None and indexed:
+            args.extend(after)
+            bound = f" AND (priority, id) {op} (${len(args) - 1}, ${len(args)})"
+        elif after is not None:
+            last = after[0]
+            if (last < 0) if descending else (last > 0):
+                continue  # every default-priority job came before `after`
+            if last == 0:
+                args.append(after[1])
+                bound = f" AND id {op} ${len(args)}"
+        parts.append(
+            f"(SELECT {JOB_COLUMNS} FROM jobs WHERE {where} AND {cond}{bound}"
+            f" ORDER BY priority {direction}, id {direction} LIMIT {band_limit})"
+        )
+    args.append(limit)
+    sql = (
+        f"SELECT * FROM ({' UNION ALL '.join(parts)}) page"
+        f" ORDER BY priority {direction}, id {direction} LIMIT ${len(args)}"
+    )
+    if offset:
+        args.append(offset)
+        sql += f" OFFSET ${len(args)}"
+    return sql, *args
 
 
 async def job_count_upto(
