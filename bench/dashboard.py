@@ -4,7 +4,9 @@
 
 Runs alone (not part of `bench/run`: the load takes minutes) on its own throwaway cluster:
 the table is filled as `bench/queue_health.py` fills it (INSERT ... SELECT generate_series,
-the same mix of statuses, queues and ages; `--quick` loads 100,000), then an API process serves
+the same mix of statuses, queues and ages; `--quick` loads 100,000; one job in a hundred then
+gets a priority off the default; `--database-url` reuses a database loaded so), then an API
+process serves
 `/ui` and `/v1`, and Debian's Chromium (Playwright, the flags of tests/ui) opens the jobs page
 `--rounds` times, each in a fresh browser context already signed in (the token put in
 `sessionStorage` before the page loads), for three views: the default list (newest first), a
@@ -181,25 +183,61 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+async def vary_priorities(url: str) -> None:
+    """One job in a hundred off the default priority (-5, -1, 1, 3 or 10), so the priority
+    view has every band of its order to read."""
+    conn = await connect(url)
+    try:
+        await conn.execute(
+            "UPDATE jobs SET priority = (ARRAY[-5, -1, 1, 3, 10])"
+            "[1 + (hashtext(id::text) & 2147483647) % 5]"
+            " WHERE (hashtext(id::text) & 2147483647) % 100 = 0"
+        )
+        await conn.execute("VACUUM ANALYZE jobs")
+    finally:
+        await conn.close()
+
+
+async def describe(url: str) -> dict[str, Any]:
+    """What a reused database holds (the load's own figures are not known)."""
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+        size = await conn.fetchval("SELECT pg_size_pretty(pg_table_size('jobs'))")
+    finally:
+        await conn.close()
+    by_status = {r["status"]: r["n"] for r in rows}
+    return {"jobs": sum(by_status.values()), "by_status": by_status, "table_size": size}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--jobs", type=int, default=10_000_000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--out", default="")
     ap.add_argument("--quick", action="store_true", help="100,000 jobs, 3 rounds")
+    ap.add_argument(
+        "--database-url",
+        help="measure a database this bench loaded before (its jobs kept) instead of a new one",
+    )
     args = ap.parse_args()
     if args.quick:
         args.jobs, args.rounds = 100_000, 3
-    cluster = LocalCluster(fast=True, settings=SETTINGS).start()
+    cluster = None if args.database_url else LocalCluster(fast=True, settings=SETTINGS).start()
     api: subprocess.Popen[bytes] | None = None
     logdir = tempfile.mkdtemp(prefix="jobserver-bench-ui-")
     result: dict[str, Any] = {"cpus": os.cpu_count(), "rounds": args.rounds}
     try:
-        url = await fresh_db(cluster, "dashboard")
-        result["load"] = await load(url, args.jobs)
+        if cluster is None:
+            url = args.database_url
+            result["load"] = await describe(url)
+        else:
+            url = await fresh_db(cluster, "dashboard")
+            result["load"] = await load(url, args.jobs)
+            await vary_priorities(url)
         conn = await connect(url)
         try:
-            token = await create_token(conn, "bench", ["manage_jobs"], "bench")
+            token = await create_token(conn, f"bench-{os.getpid()}", ["manage_jobs"], "bench")
         finally:
             await conn.close()
         port = free_port()
@@ -216,7 +254,8 @@ async def main() -> None:
         if api is not None and api.poll() is None:
             os.killpg(api.pid, signal.SIGTERM)
             api.wait(30)
-        cluster.stop()
+        if cluster is not None:
+            cluster.stop()
     print(report(result))
     if args.out:
         write_json(args.out, result)

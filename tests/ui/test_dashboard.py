@@ -109,6 +109,30 @@ async def test_sign_in_keeps_the_token_in_the_session_only(page: Any, stack: Sta
     assert await page.evaluate("sessionStorage.length") == 0
 
 
+async def test_a_reload_of_the_jobs_page_reads_each_first_answer_once(
+    page: Any, stack: Stack
+) -> None:
+    """js/early.js starts GET /v1/me and the list's first reads before the other modules load;
+    the page takes those answers instead of asking again."""
+    await sign_in(page, stack)
+    await api(stack, "POST", "/v1/jobs", {"definitionKey": "echo", "queue": "ui-early"})
+    await page.goto(f"{stack.base}/ui/#/jobs?queue=ui-early")
+    await expect(page.get_by_test_id("jobs-table")).to_contain_text("ui-early")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/v1/" in r.url else None)
+    await page.reload()
+    await expect(page.get_by_test_id("jobs-table")).to_contain_text("ui-early")
+    await expect(page.get_by_test_id("job-count")).to_contain_text("1 jobs")
+    paths = [URL(u).path_qs for u in asked if "/v1/stream" not in u]
+    assert sorted(paths) == [
+        "/v1/jobs/count?queue=ui-early",
+        "/v1/jobs?limit=25&queue=ui-early",
+        "/v1/me",
+    ], paths
+    started = await page.evaluate("window.__jobserverEarly.size")
+    assert started == 0  # every early read was taken by the page
+
+
 async def test_submit_and_watch_progress_to_done(page: Any, stack: Stack, db: asyncpg.Pool) -> None:
     await sign_in(page, stack)
     await page.goto(f"{stack.base}/ui/#/jobs")
@@ -242,6 +266,8 @@ async def test_screenshots_of_every_page(page: Any, stack: Stack, db: asyncpg.Po
     for where, (testid, text) in shows.items():
         await page.goto(f"{stack.base}/ui/#/{where}")
         await expect(page.get_by_test_id(testid)).to_contain_text(text, timeout=LIVE)
+        if where == "overview":  # its charts drawn (uPlot is loaded when one first draws)
+            await expect(page.locator("[data-testid=chart-week] canvas")).to_have_count(1)
         name = where.split("/", 1)[0]
         await page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     await page.get_by_test_id("sign-out").click()

@@ -1,7 +1,9 @@
 // The dashboard's only way to the server: /v1 calls with the signed-in token.
 // The token lives in sessionStorage (this tab, until it closes or the user signs out).
 
-const TOKEN_KEY = "jobserver.token";
+import { TOKEN_KEY, query } from "./reads.js";
+
+export { query };
 let me = null; // GET /v1/me of the current token
 const signedOutListeners = new Set();
 
@@ -57,18 +59,6 @@ export async function restore() {
   }
 }
 
-export function query(params) {
-  const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params || {})) {
-    if (v === undefined || v === null || v === "") continue;
-    if (Array.isArray(v)) {
-      if (v.length) q.set(k, v.join(","));
-    } else q.set(k, String(v));
-  }
-  const s = q.toString();
-  return s ? `?${s}` : "";
-}
-
 function headers(tokenValue, extra) {
   const h = { Accept: "application/json", ...(extra || {}) };
   const t = tokenValue || token();
@@ -86,7 +76,9 @@ export async function request(method, path, options = {}) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
-  const r = await fetch(path + query(params), init);
+  const url = path + query(params);
+  const r = await ((method === "GET" && takeEarly(url, init.headers.Authorization)) ||
+    fetch(url, init));
   const text = await r.text();
   let parsed = null;
   if (text) {
@@ -101,6 +93,16 @@ export async function request(method, path, options = {}) {
     throw new ApiError(r.status, parsed);
   }
   return parsed;
+}
+
+// The answer early.js already asked for, for the same URL and token (once, while fresh).
+function takeEarly(url, authorization) {
+  const started = window.__jobserverEarly;
+  const hit = started && started.get(url);
+  if (!hit) return null;
+  started.delete(url);
+  const fresh = Date.now() - hit.at < hit.maxAge;
+  return fresh && authorization === `Bearer ${hit.token}` ? hit.response : null;
 }
 
 export const get = (path, params) => request("GET", path, { params });

@@ -2,6 +2,7 @@
 
 import { html, render, useState, useEffect } from "./lib.js";
 import { restore, signOut, onSignedOut, currentUser } from "./api.js";
+import { parseHash } from "./reads.js";
 import { SignIn } from "./pages/signin.js";
 import { Overview } from "./pages/overview.js";
 import { Jobs } from "./pages/jobs.js";
@@ -28,14 +29,6 @@ const PAGES = [
   ["definitions", "Definitions", Definitions, (me) => me.canViewAll],
   ["videos", "Videos", Videos, () => true],
 ];
-
-// "#/jobs/abc?status=running" -> {page: "jobs", rest: ["abc"], params: URLSearchParams}
-export function parseHash(hash) {
-  const raw = (hash || "").replace(/^#\/?/, "");
-  const [path, q] = raw.split("?");
-  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
-  return { page: parts[0] || "", rest: parts.slice(1), params: new URLSearchParams(q || "") };
-}
 
 function useHash() {
   const [hash, setHash] = useState(location.hash);

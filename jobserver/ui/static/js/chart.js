@@ -1,14 +1,24 @@
-// A completed/failed bar-ish line chart with uPlot (vendor/uPlot.esm.js).
+// A completed/failed bar-ish line chart with uPlot (vendor/uPlot.esm.js). uPlot (145 KB) is
+// imported when a chart first draws, so pages without one never load nor compile it.
 
-import { html, useEffect, useRef } from "./lib.js";
-import uPlot from "../vendor/uPlot.esm.js";
+import { html, useEffect, useRef, useState } from "./lib.js";
+
+let loading = null;
+function loadUPlot() {
+  loading = loading || import("../vendor/uPlot.esm.js").then((m) => m.default);
+  return loading;
+}
 
 // buckets: [{t: Date, completed, failed}]
 export function ThroughputChart({ buckets, title, testid }) {
   const el = useRef(null);
   const plot = useRef(null);
+  const [uPlot, setUPlot] = useState(null);
   useEffect(() => {
-    if (!el.current || !buckets) return undefined;
+    loadUPlot().then((u) => setUPlot(() => u));
+  }, []);
+  useEffect(() => {
+    if (!el.current || !buckets || !uPlot) return undefined;
     const data = [
       buckets.map((b) => b.t.getTime() / 1000),
       buckets.map((b) => b.completed),
@@ -36,7 +46,7 @@ export function ThroughputChart({ buckets, title, testid }) {
       el.current,
     );
     return undefined;
-  }, [buckets]);
+  }, [buckets, uPlot]);
   useEffect(() => () => plot.current && plot.current.destroy(), []);
   const total = (buckets || []).reduce((n, b) => n + b.completed + b.failed, 0);
   return html`<figure class="chart" data-testid=${testid}>

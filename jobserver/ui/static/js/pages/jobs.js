@@ -3,6 +3,7 @@
 
 import { html, useState, useRef } from "../lib.js";
 import { get, post } from "../api.js";
+import { jobFilters, jobsReads } from "../reads.js";
 import {
   useLoad, useLive, LiveBadge, ErrorBox, Page, Table, Status, Progress, ago, short, Field,
   useJsonField, Loading,
@@ -11,14 +12,6 @@ import {
 const STATUSES = ["waiting", "queued", "running", "cancelling", "succeeded", "failed",
   "cancelled", "expired"];
 const NEW_JOBS_RELOAD_MS = 2000; // at most one re-read per 2 s for jobs new to the page
-const FILTERS = ["status", "queue", "definitionKey", "event", "tag", "createdAfter",
-  "createdBefore", "sortBy", "sortOrder", "limit"];
-
-function filtersFrom(params) {
-  const f = {};
-  for (const k of FILTERS) if (params.get(k)) f[k] = params.get(k);
-  return f;
-}
 
 function setFilters(f) {
   const q = new URLSearchParams();
@@ -108,17 +101,12 @@ function SubmitForm({ me }) {
 }
 
 export function Jobs({ route, me }) {
-  const filters = filtersFrom(route.params);
+  const filters = jobFilters(route.params);
   const [cursors, setCursors] = useState([null]); // the cursor of each page seen
   const cursor = cursors[cursors.length - 1];
-  const list = useLoad(
-    () => get("/v1/jobs", { limit: 25, ...filters, cursor }),
-    [route.params.toString(), cursor],
-  );
-  const count = useLoad(() => {
-    const { sortBy, sortOrder, limit, ...f } = filters;
-    return get("/v1/jobs/count", f);
-  }, [route.params.toString()]);
+  const reads = jobsReads(filters, cursor); // early.js may have started the first ones
+  const list = useLoad(() => get(...reads.list), [route.params.toString(), cursor]);
+  const count = useLoad(() => get(...reads.count), [route.params.toString()]);
   const pending = useRef(null);
   const onJob = (ev) => {
     if (!list.data) return;
