@@ -21,6 +21,10 @@ changes are kept, so a client reconnecting with Last-Event-ID gets what it misse
 id is older, or from another process or run, gets `resync` (re-read what you show) instead,
 as do all subscribers when the LISTEN session reconnects (NOTIFYs sent meanwhile are lost) and
 a subscriber that reads too slowly to keep QUEUE_LIMIT messages.
+
+A job announced again in the state last published for it (its status, progress, attempt and
+updated_at all the same: a fast job's announcements read in two bursts after it ended) is not
+published twice; the last states of up to REPLAY jobs are remembered for that.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import contextlib
 import logging
 import secrets
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,6 +147,7 @@ class FeedHub:
         self._changed = asyncio.Event()  # a subscriber came or went
         self._seq = 0
         self._replay: deque[Change] = deque(maxlen=REPLAY)
+        self._last: OrderedDict[str, dict[str, Any]] = OrderedDict()  # job id -> data published
         self._tasks: list[asyncio.Task[None]] = []
         self._connected_once = False
         self._closed = False
@@ -252,10 +257,15 @@ class FeedHub:
 
     def _publish(self, rows: list[asyncpg.Record]) -> None:
         for r in rows:
+            job_id, data = str(r["id"]), change_json(r)
+            if self._last.get(job_id) == data:
+                continue  # announced again, unchanged: already told
+            self._last[job_id] = data
+            self._last.move_to_end(job_id)
+            if len(self._last) > REPLAY:
+                self._last.popitem(last=False)
             self._seq += 1
-            change = Change(
-                self._seq, r["owner"], r["queue"], str(r["id"]), r["status"], change_json(r)
-            )
+            change = Change(self._seq, r["owner"], r["queue"], job_id, r["status"], data)
             self._replay.append(change)
             message = self._message(change)
             for sub in self._subs:

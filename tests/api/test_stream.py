@@ -240,6 +240,21 @@ async def test_filters_narrow_what_a_stream_is_told(api: Api) -> None:
             assert [ev for ev in by_id.seen if ev.job] == []
 
 
+async def test_a_job_announced_again_unchanged_is_told_once(api: Api) -> None:
+    async with open_stream(api, "view") as s:
+        job_id = (await api.submit())["jobId"]
+        await s.job(job_id, "queued")
+        # as a statement that touches nothing the stream shows would
+        await api.pool.execute("SELECT job_feed(ARRAY[$1::uuid])", uuid.UUID(job_id))
+        marker = (await api.submit())["jobId"]  # announced after it: read with or after it
+        await s.job(marker, "queued")
+        assert job_events_of(s, job_id) == ["queued"]
+        r = await api.call("POST", f"/v1/jobs/{job_id}/cancel")
+        assert r.status == 200, r.body
+        await s.job(job_id, "cancelled")  # a change is told
+        assert job_events_of(s, job_id) == ["queued", "cancelled"]
+
+
 def _echo() -> dict[str, Any]:
     return {"definitionKey": "echo", "definitionVersion": 1, "params": {"message": "hi"}}
 
