@@ -190,27 +190,31 @@ def _sent(record: Any) -> Any:
     return body
 
 
-async def _attempt_runs(request: web.Request, job_id: str) -> list[dict[str, Any]]:
-    """One run per attempt of a job, first first, each with the payload it sent."""
+async def _attempt_runs(request: web.Request, job: dict[str, Any]) -> list[dict[str, Any]]:
+    """One run per attempt of a /v1 job, first first, each with the payload it sent: the
+    job's result records the successful attempt, an `http_exchange` event each failed one."""
+    job_id = job["id"]
     attempts = (
         await call_v1(request, "GET", f"/v1/jobs/{job_id}/attempts", query={"limit": MAX_RUNS})
     ).body["items"]
     sent: dict[int, Any] = {}
-    if any(a["outcome"] != "succeeded" and a["outcome"] != "running" for a in attempts):
+    if any(a["outcome"] not in ("succeeded", "running") for a in attempts):
         events = (
             await call_v1(request, "GET", f"/v1/jobs/{job_id}/events", query={"limit": 1000})
         ).body["items"]
         for e in events:  # a failed attempt's record: ctx.emit_event("http_exchange", ...)
             details = e["details"] if isinstance(e["details"], dict) else {}
             data = details.get("data")
-            if e["event"] == "custom" and details.get("name") == "http_exchange":
-                if isinstance(data, dict):
-                    sent[data.get("attempt", e["attempt"])] = _sent(data.get("request"))
+            exchange = e["event"] == "custom" and details.get("name") == "http_exchange"
+            if exchange and isinstance(data, dict):
+                sent[data.get("attempt", e["attempt"])] = _sent(data.get("request"))
     runs = []
     for a in attempts:
-        result = a["result"]
+        record = a["result"]
+        if record is None and a["outcome"] == "succeeded":
+            record = job["result"]
         payload = (
-            _sent(result.get("request")) if isinstance(result, dict) else sent.get(a["attempt"])
+            _sent(record.get("request")) if isinstance(record, dict) else sent.get(a["attempt"])
         )
         runs.append(
             {
@@ -226,17 +230,22 @@ async def _attempt_runs(request: web.Request, job_id: str) -> list[dict[str, Any
 
 
 async def _schedule_runs(request: web.Request, name: str) -> list[dict[str, Any]]:
-    """The jobs a recurrent job fired, oldest first (its newest MAX_RUNS), one run each."""
-    fired = (
-        await call_v1(request, "GET", f"/v1/schedules/{name}/runs", query={"limit": MAX_RUNS})
-    ).body["items"]
+    """The jobs a recurrent job fired, oldest first (its newest MAX_RUNS), one run each (its
+    runs are not retried)."""
+    query: dict[str, Any] = {
+        "scheduleName": name,
+        "limit": MAX_RUNS,
+        "sortBy": "createdAt",
+        "sortOrder": "desc",
+    }
+    fired = (await call_v1(request, "GET", "/v1/jobs", query=query)).body["items"]
     runs = []
     for job in reversed(fired):
-        attempts = await _attempt_runs(request, job["jobId"])
+        attempts = await _attempt_runs(request, job)
         last = attempts[-1] if attempts else None
         runs.append(
             {
-                "run_id": job["jobId"],
+                "run_id": job["id"],
                 "status": RUN_STATUS_OF.get(job["status"], "failed"),
                 "started_at": job["startedAt"],
                 "completed_at": job["finishedAt"],
@@ -364,7 +373,11 @@ async def create_job(request: web.Request) -> web.Response:
     if "expires_at" in body:
         schedule["expiresAt"] = body["expires_at"]
     answer = await call_v1(request, "POST", "/v1/schedules", body=schedule)
-    if "scheduled_at" in body:
+    expires = _parse(answer.body["expiresAt"])
+    if expires is not None and expires <= dt.datetime.now(UTC):
+        message = f"Recurrent job created, but its expires_at ({body['expires_at']}) has passed:"
+        message += " it will not run, although every"
+    elif "scheduled_at" in body:
         message = f"Recurrent job created: first run at {answer.body['nextFireAt']}, then every"
     else:
         await call_v1(request, "POST", f"/v1/schedules/{name}/trigger")
@@ -387,9 +400,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     if "sort_order" in q:
         query["sortOrder"] = q["sort_order"]
     answer = (await call_v1(request, "GET", "/v1/jobs", query=query)).body
-    jobs = [
-        {**_job_fields(j), "runs": await _attempt_runs(request, j["id"])} for j in answer["items"]
-    ]
+    jobs = [{**_job_fields(j), "runs": await _attempt_runs(request, j)} for j in answer["items"]]
     total = answer["total"] if answer["total"] is not None else answer["totalAtLeast"]
     return json_response(
         {
@@ -412,7 +423,7 @@ async def get_job(request: web.Request) -> web.Response:
                 "id": fields.pop("id"),
                 "job_request": _job_request(job),
                 **{k: v for k, v in fields.items() if k != "event"},
-                "runs": await _attempt_runs(request, job_id),
+                "runs": await _attempt_runs(request, job),
             }
         )
     name = SCHEDULE_PREFIX + job_id
