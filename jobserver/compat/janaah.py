@@ -42,6 +42,7 @@ from jobserver.api.paging import MAX_PAGE_OFFSET
 from jobserver.api.routing import Route
 from jobserver.api.schemas import DATETIME_INPUT, EVENT_NAME
 from jobserver.compat.dispatch import call_v1
+from jobserver.outbound.schema import TOKEN
 
 UTC = dt.UTC
 DEFINITION = "http.request"
@@ -467,8 +468,12 @@ REQUEST: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["url"],
     "properties": {
-        "url": {"type": "string", "minLength": 1, "maxLength": 8192},
-        "method": {"type": "string", "minLength": 1, "maxLength": 64},
+        "url": {
+            "type": "string",
+            "pattern": "^[hH][tT][tT][pP][sS]?://[^\\s]+$",
+            "maxLength": 8192,
+        },
+        "method": {"type": "string", "pattern": f"^{TOKEN}{{1,64}}$"},
         "headers": {
             "type": "object",
             "additionalProperties": {"type": "string"},
