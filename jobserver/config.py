@@ -518,6 +518,14 @@ class Settings:
         minimum=-1000,
         maximum=1000,
     )
+    max_retries: int = setting(
+        "MAX_RETRIES",
+        2,
+        "retries of a once job made through the webhook-jobs compatibility routes (`POST /jobs`:"
+        " it runs at most 1 + MAX_RETRIES times)",
+        minimum=0,
+        maximum=99,
+    )
     default_expires_duration: str = setting(
         "DEFAULT_EXPIRES_DURATION",
         "",

@@ -16,7 +16,8 @@ with `finish_reason` succeeded, failed, canceled or expired. A recurrent job is 
 its first fire, `running` while enabled, `finished` once disabled: `failed` when its failures
 disabled it, `expired` when its `expires_at` ended it, else `canceled`.
 
-A once job may be retried `MAX_RETRIES` (2) times: `maxAttempts` 3. Failures answer
+A once job may be retried MAX_RETRIES times (the setting, default 2: `maxAttempts` 3).
+Failures answer
 `{"error": ..., "code": ..., "field"?: ...}`, every `/v1` field name worded as the document's
 (`request.use_sources`, `scheduled_at`, `expires_at`, `every`); an id that is no job (malformed,
 unknown, another owner's) is a 404 `{"error": "Job not found"}`. Recurrent jobs are schedules:
@@ -37,7 +38,7 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, QUERY_KEY
+from jobserver.api.keys import BODY_KEY, QUERY_KEY, SETTINGS_KEY
 from jobserver.api.paging import MAX_PAGE_OFFSET
 from jobserver.api.routing import Route
 from jobserver.api.schemas import DATETIME_INPUT, EVENT_NAME
@@ -46,7 +47,6 @@ from jobserver.outbound.schema import TOKEN
 
 UTC = dt.UTC
 DEFINITION = "http.request"
-MAX_RETRIES = 2  # the document's default: a once job runs at most 1 + MAX_RETRIES times
 CONSECUTIVE_FAILURES = 3  # a recurrent job stops after this many failed runs in a row
 SCHEDULE_PREFIX = "janaah-"
 MAX_RUNS = 100  # runs shown per job (a recurrent job's newest ones)
@@ -338,7 +338,7 @@ async def create_job(request: web.Request) -> web.Response:
         submission: dict[str, Any] = {
             "definitionKey": DEFINITION,
             "params": params,
-            "maxAttempts": 1 + MAX_RETRIES,
+            "maxAttempts": 1 + request.app[SETTINGS_KEY].max_retries,
         }
         if "event" in body:
             submission["event"] = body["event"]
