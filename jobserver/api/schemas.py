@@ -1804,6 +1804,11 @@ WORKFLOW_RUN_CREATE: Schema = {
         "inputData": {"description": "any JSON value: {{input...}} in the steps' params"},
         "priority": {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0},
         "idempotencyKey": {"type": "string", "minLength": 1, "maxLength": 200},
+        "retryDelays": {
+            **RETRY_DELAYS,
+            "description": "the retry delays (seconds) of every job of the run's steps,"
+            " instead of their definitions' back-off",
+        },
     },
 }
 RUN_STATUSES = ["pending", "running", "completed", "failed", "cancelled"]

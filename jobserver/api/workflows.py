@@ -13,7 +13,8 @@ workflow (as for saved jobs), another owner's is a 404 otherwise.
   `GET /v1/workflows/{id}/versions/{n}`.
 - `DELETE /v1/workflows/{id}` (204) is soft: the workflow is gone from reads and its name is
   free, its versions stay, so its runs keep going and stay readable.
-- `POST /v1/workflows/{id}/runs` (`inputData`, `priority`, `idempotencyKey`): the run row and
+- `POST /v1/workflows/{id}/runs` (`inputData`, `priority`, `idempotencyKey`, `retryDelays`
+  for every job of its steps): the run row and
   its jobs in one transaction (`jobserver.core.workflow_runs.start_jobs`), answered at once
   (201) `{runId, jobId (the run's job), status, workflowId, version}`; the same key again:
   200, the same run; the same key with another body: 409. The jobs count against the owner's
@@ -382,7 +383,8 @@ async def start_run(request: web.Request) -> web.Response:
         return repeat
     steps: list[dict[str, Any]] = workflow["steps"]
     infos = await _resolve_steps(request, steps)
-    plan_by_name = {s["name"]: plan_entry(s, i) for s, i in zip(steps, infos, strict=True)}
+    delays = body.get("retryDelays")
+    plan_by_name = {s["name"]: plan_entry(s, i, delays) for s, i in zip(steps, infos, strict=True)}
     plan = [plan_by_name[n] for n in wf.order(steps)]
     rules = {s["name"]: i for s, i in zip(steps, infos, strict=True)}
     index = {s["name"]: i for i, s in enumerate(steps)}

@@ -21,6 +21,7 @@ class System:
 
 SYSTEMS: dict[str, System] = {
     "janaah": System("jobserver.compat.janaah", "", "janaah-webhook-jobs.md"),
+    "workflow": System("jobserver.compat.workflow", "", "workflow-jobs-api.md"),
 }
 
 

@@ -67,9 +67,13 @@ class Start:
     run_job: NewJob | None = None
 
 
-def plan_entry(step: Mapping[str, Any], rules: DefinitionRules) -> dict[str, Any]:
-    """A step of a run's plan: the step with its definition resolved."""
+def plan_entry(
+    step: Mapping[str, Any], rules: DefinitionRules, retry_delays: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """A step of a run's plan: the step with its definition resolved (and the run's retry
+    delays, which its jobs get, the ones an expander makes later too)."""
     return {
+        "retryDelays": None if retry_delays is None else list(retry_delays),
         "name": step["name"],
         "key": rules.key,
         "version": rules.version,
@@ -97,6 +101,8 @@ def _item(entry: Mapping[str, Any], params: Any, priority: int) -> dict[str, Any
         item["maxAttempts"] = entry["maxAttempts"]
     if entry.get("timeoutSeconds") is not None:
         item["timeoutSeconds"] = entry["timeoutSeconds"]
+    if entry.get("retryDelays") is not None:
+        item["retryDelays"] = entry["retryDelays"]
     return item
 
 
@@ -202,11 +208,14 @@ def start_jobs(
 
 def fingerprint_item(workflow_id: uuid.UUID, body: Mapping[str, Any]) -> dict[str, Any]:
     """What a run's idempotency fingerprint covers."""
-    return {
+    item = {
         "workflowId": str(workflow_id),
         "inputData": body.get("inputData"),
         "priority": body.get("priority", 0),
     }
+    if body.get("retryDelays") is not None:  # only then: stored fingerprints stay the same
+        item["retryDelays"] = body["retryDelays"]
+    return item
 
 
 # -- at run time (the expander and the run's job) ------------------------------------------------
