@@ -247,6 +247,7 @@ async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up
     assert f"credentials key: new dev key in {key_file}" in first.log()
     await _store_credential(first, token)  # 201, not 503 secret_key_missing
     job_id = await _submit_and_read(first, token)
+    assert await _compat_status(first, token) == 200  # up serves every compatibility system
     await _stop(first)
 
     second = _start(workdir, port, env, "second")
@@ -278,14 +279,24 @@ async def test_up_embedded_keeps_data_across_restart(workdir: Path, ups: list[Up
         assert r.status == 401
     await _stop(third)
 
-    fourth = _start(workdir, port, env, "fourth", "--new-dev-token")  # asked for: a new one
+    fourth = _start(  # asked for: a new token; and no compatibility routes
+        workdir, port, env, "fourth", "--new-dev-token", "--compat", "none"
+    )
     ups.append(fourth)
     await _wait_ready(fourth)
     fourth.remember_postmaster()
     new = token_file.read_text().strip()
     assert new != token and f"dev token: {new}" in fourth.log()
     await _submit_and_read(fourth, new)
+    assert await _compat_status(fourth, new) == 404
     await _stop(fourth)
+
+
+async def _compat_status(up: Up, token: str) -> int:
+    """The status of the webhook-jobs document's `GET /jobs` (a compatibility route)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.request("GET", f"{up.base}/jobs?status=finished", headers=headers) as r:
+        return r.status
 
 
 async def _store_credential(up: Up, token: str) -> None:
