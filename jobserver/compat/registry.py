@@ -19,7 +19,9 @@ class System:
     document: str  # the reference document it speaks (shared/reference/)
 
 
-SYSTEMS: dict[str, System] = {}
+SYSTEMS: dict[str, System] = {
+    "mojo": System("jobserver.compat.mojo", "", "mojo-jobs-api.md"),
+}
 
 
 def default_prefixes() -> dict[str, str]:
