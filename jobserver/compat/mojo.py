@@ -30,6 +30,7 @@ from jobserver.api.routing import Handler, Route, Scope
 from jobserver.api.schemas import DATETIME_INPUT, closed, query
 from jobserver.compat.dispatch import QueryValue, V1Answer, call_v1
 from jobserver.core import control
+from jobserver.core.errors import RuleError
 from jobserver.core.names import DEFINITION_KEY, QUEUE
 from jobserver.core.timing import MAX_DURATION_SECONDS
 from jobserver.db.workers import LIVE_STATUSES
@@ -117,6 +118,8 @@ async def _v1(
         return await call_v1(request, method, path, query=query, body=body)
     except ApiError as e:
         raise _translated(e, names or {}, prefix) from None
+    except RuleError as e:  # a core rule a /v1 handler applies (a 422 naming its field)
+        raise _translated(invalid(e.field, e.message, e.code), names or {}, prefix) from None
 
 
 def render_error(err: ApiError) -> dict[str, Any]:
