@@ -1100,7 +1100,7 @@ def routes(prefix: str) -> list[Route]:
             body_schema=PING_BODY,
             query_schema=no_query,
             response_schema=PING_ANSWER,
-            errors=(409,),
+            errors=(404, 409),
         ),
         route(
             "POST",
@@ -1111,7 +1111,7 @@ def routes(prefix: str) -> list[Route]:
             body_schema=SHUTDOWN_BODY,
             query_schema=no_query,
             response_schema=SHUTDOWN_ANSWER,
-            errors=(409,),
+            errors=(404, 409),
         ),
         route(
             "POST",
