@@ -22,6 +22,7 @@ class System:
 SYSTEMS: dict[str, System] = {
     "janaah": System("jobserver.compat.janaah", "", "janaah-webhook-jobs.md"),
     "workflow": System("jobserver.compat.workflow", "", "workflow-jobs-api.md"),
+    "mojo": System("jobserver.compat.mojo", "", "mojo-jobs-api.md"),
 }
 
 
