@@ -19,7 +19,9 @@ class System:
     document: str  # the reference document it speaks (shared/reference/)
 
 
-SYSTEMS: dict[str, System] = {}
+SYSTEMS: dict[str, System] = {
+    "gatrix": System("jobserver.compat.gatrix", "/gatrix", "gatrix-job-management.md"),
+}
 
 
 def default_prefixes() -> dict[str, str]:
