@@ -42,9 +42,10 @@ from aiohttp import web
 
 from jobserver.api.errors import ApiError, invalid
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import BODY_KEY, QUERY_KEY
+from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY
 from jobserver.api.routing import Route, Scope
 from jobserver.compat.dispatch import V1Answer, call_v1
+from jobserver.core.errors import RuleError
 
 Schema = dict[str, Any]
 
@@ -185,6 +186,8 @@ async def _call(
         return await call_v1(request, method, path, query=query, body=body)
     except ApiError as e:
         raise _reworded(e, what, data_field) from None
+    except RuleError as e:  # a core rule the /v1 handler let through: its 422
+        raise _reworded(invalid(e.field, e.message, e.code), what, data_field) from None
 
 
 _V1_FIELDS = {
@@ -444,6 +447,17 @@ def _v1_body(body: dict[str, Any], current: JobType | None) -> dict[str, Any]:
     return out
 
 
+async def _within_definition(request: web.Request, fields: dict[str, Any], key: str) -> None:
+    """`max_retry_count` beyond what the job type allows (its definition's attempts: a job
+    may only lower them) is the most it allows."""
+    attempts = fields.get("maxAttempts")
+    if not isinstance(attempts, int):
+        return
+    info = await request.app[DEFINITION_CACHE_KEY].get(request.app[POOL_KEY], key)
+    if info is not None and attempts > info.default_max_attempts:
+        fields["maxAttempts"] = info.default_max_attempts
+
+
 def _ok(data: Any, status: int = 200, message: str | None = None) -> web.Response:
     out: dict[str, Any] = {"success": True}
     if data is not None:
@@ -492,6 +506,7 @@ async def create_job(request: web.Request) -> web.Response:
     if "definitionKey" not in fields:
         raise invalid("jobTypeId", "required")
     fields.setdefault("params", _params_of(BY_KEY[fields["definitionKey"]], {}, "jobDataMap"))
+    await _within_definition(request, fields, fields["definitionKey"])
     field = _data_field(body)
     answer = await _call(request, "POST", "/v1/saved-jobs", what=JOB, data_field=field, body=fields)
     return _ok(_job_json(answer.body), 201, "Job created successfully")
@@ -512,6 +527,9 @@ async def update_job(request: web.Request) -> web.Response:
     body: dict[str, Any] = request[BODY_KEY]
     current = await _call(request, "GET", f"/v1/saved-jobs/{sid}", what=JOB)
     fields = _v1_body(body, BY_KEY.get(current.body["definitionKey"]))
+    await _within_definition(
+        request, fields, fields.get("definitionKey", current.body["definitionKey"])
+    )
     answer = await _call(
         request, "PATCH", f"/v1/saved-jobs/{sid}", what=JOB, data_field=_data_field(body),
         body=fields,
