@@ -119,6 +119,18 @@ async def test_creating_an_email_job(compat_api: Api) -> None:
     assert job["is_enabled"] is True and job["memo"] == "Send welcome email to new users"
     row = await compat_api.pool.fetchrow("SELECT * FROM saved_jobs WHERE name = 'Welcome Email'")
     assert row["definition_key"] == "mail.send" and row["max_attempts"] == 4
+    # the document's mailsend configuration
+    config = {
+        "to": "user@example.com",
+        "subject": "Welcome to Gatrix",
+        "template": "welcome",
+        "variables": {
+            "username": "John Doe",
+            "activationLink": "https://example.com/activate/123",
+        },
+    }
+    job = await create(compat_api, {"name": "mail", "jobTypeId": 1, "jobDataMap": config})
+    assert job["jobDataMap"] == config and job["schedule"] is None
 
 
 async def test_creating_a_scheduled_backup_job(compat_api: Api, keyring: Keyring) -> None:  # noqa: F811
@@ -153,6 +165,27 @@ async def test_creating_a_scheduled_backup_job(compat_api: Api, keyring: Keyring
     row = await compat_api.pool.fetchrow("SELECT * FROM saved_jobs WHERE id = $1::uuid", job["id"])
     assert row["params"]["timeout"] == 1800 and row["cron"] == "0 2 * * *"
     assert row["max_attempts"] == 3 and row["timeout_seconds"] == 1800
+    # the document's ssh_command configuration, with a credential of its own
+    await store_credential(
+        compat_api.pool,
+        keyring,
+        "nginx-admin",
+        kind="ssh",
+        username="admin",
+        password="secret-pw",
+        hostKeys=[host.get_fingerprint("sha256")],
+    )
+    config = {
+        "host": "server.example.com",
+        "port": 22,
+        "username": "admin",
+        "command": "systemctl restart nginx",
+        "timeout": 60000,
+        "workingDirectory": "/var/www",
+        "credential": "nginx-admin",
+    }
+    job = await create(compat_api, {"name": "nginx", "jobTypeId": 3, "jobDataMap": config})
+    assert job["jobDataMap"] == config
 
 
 async def test_ssh_job_without_its_credential_names_it(compat_api: Api) -> None:
@@ -213,6 +246,20 @@ async def test_webhook_job_execute_then_executions(
         "max_retry_count": 5,
         "timeout_seconds": 30,
     }
+    # the document's http_request configuration (created, not run: its URL is not ours)
+    config = {
+        "url": "https://api.example.com/webhook",
+        "method": "POST",
+        "headers": {"Authorization": "Bearer token123", "Content-Type": "application/json"},
+        "body": {"event": "user_registered", "userId": 123, "timestamp": "2024-01-01T00:00:00Z"},
+        "timeout": 30000,
+    }
+    job = await create(compat_api, {"name": "hook", "jobTypeId": 2, "jobDataMap": config})
+    assert job["jobDataMap"] == {**config, "headers": {**config["headers"], "Authorization": "***"}}
+    row = await compat_api.pool.fetchrow(
+        "SELECT params FROM saved_jobs WHERE id = $1::uuid", job["id"]
+    )
+    assert row["params"]["timeout"] == 30 and row["params"]["payload"] == config["body"]
     job = await create(compat_api, webhook_job)
     # at most what http.request allows: 5 attempts, 4 retries
     assert job["jobTypeId"] == 2 and job["max_retry_count"] == 4
@@ -265,8 +312,12 @@ async def test_log_message_job_manual_execution(compat_api: Api, worker: Worker)
     )  # fmt: skip
     assert job["jobDataMap"] == LOG_CONFIG and job["tags"] == [{"name": "audit"}]
     assert job["createdBy"] == "manage" and job["updatedBy"] == "manage"
-    # "Execute job by ID": the admin interface's route, no body
-    r = await compat_api.call("POST", f"/gatrix/api/jobs/{job['id']}/execute")
+    # "Execute job via API": the fetch() of the document, a JSON content type and no body
+    r = await compat_api.call(
+        "POST",
+        f"/gatrix/api/jobs/{job['id']}/execute",
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status == 201, r.body
     eid = r.body["data"]["id"]
     await wait_for(lambda: _status(compat_api, eid, "completed"))
