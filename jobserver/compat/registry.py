@@ -23,6 +23,7 @@ SYSTEMS: dict[str, System] = {
     "janaah": System("jobserver.compat.janaah", "", "janaah-webhook-jobs.md"),
     "workflow": System("jobserver.compat.workflow", "", "workflow-jobs-api.md"),
     "mojo": System("jobserver.compat.mojo", "", "mojo-jobs-api.md"),
+    "gatrix": System("jobserver.compat.gatrix", "/gatrix", "gatrix-job-management.md"),
 }
 
 
