@@ -262,8 +262,10 @@ jobs = Table(
         postgresql_where=text("finished_at IS NOT NULL"),
     ),
     # Priority order (db/jobs.py `job_list`): the jobs off the default priority, partial so the
-    # rest (nearly all) write no entry; those at 0 are read through the primary key.
-    Index("jobs_priority_idx", "priority", "id", postgresql_where=text("priority <> 0")),
+    # rest (nearly all) write no entry; those at 0 are read through the primary key. Only the
+    # list states the predicate's form: a claim's `priority > $1` cannot prove it, so no claim
+    # plan walks this index.
+    Index("jobs_priority_idx", "priority", "id", postgresql_where=text("abs(priority) > 0")),
     # Event and tag filters: partial, so jobs without labels write no entry here.
     Index("jobs_event_idx", "event", "id", postgresql_where=text("event IS NOT NULL")),
     Index(
