@@ -45,6 +45,7 @@ from jobserver.api.jsonio import json_response
 from jobserver.api.keys import BODY_KEY, DEFINITION_CACHE_KEY, POOL_KEY, QUERY_KEY
 from jobserver.api.routing import Route, Scope
 from jobserver.compat.dispatch import V1Answer, call_v1
+from jobserver.compat.words import ours_for
 from jobserver.core.errors import RuleError
 
 Schema = dict[str, Any]
@@ -353,12 +354,7 @@ STATUS_OF = {
     "cancelled": "failed",
     "expired": "failed",
 }
-OURS_OF = {
-    "pending": ["queued", "waiting"],
-    "running": ["running", "cancelling"],
-    "completed": ["succeeded"],
-    "failed": ["failed", "cancelled", "expired"],
-}
+OURS_OF = ours_for(STATUS_OF)
 EXECUTION_STATUSES = ["pending", "running", "completed", "failed"]
 
 

@@ -43,6 +43,7 @@ from jobserver.api.paging import MAX_PAGE_OFFSET
 from jobserver.api.routing import Route
 from jobserver.api.schemas import DATETIME_INPUT, EVENT_NAME
 from jobserver.compat.dispatch import call_v1
+from jobserver.compat.words import ours_for
 from jobserver.outbound.schema import TOKEN
 
 UTC = dt.UTC
@@ -63,11 +64,7 @@ STATUS_OF = {
     "cancelled": "finished",
     "expired": "finished",
 }
-V1_STATUSES = {
-    "pending": ["queued", "waiting"],
-    "running": ["running", "cancelling"],
-    "finished": ["succeeded", "failed", "cancelled", "expired"],
-}
+V1_STATUSES = ours_for(STATUS_OF)
 REASON_OF = {
     "succeeded": "succeeded",
     "failed": "failed",

@@ -29,6 +29,7 @@ from jobserver.api.keys import BODY_KEY, QUERY_KEY
 from jobserver.api.routing import Handler, Route, Scope
 from jobserver.api.schemas import DATETIME_INPUT, closed, query
 from jobserver.compat.dispatch import QueryValue, V1Answer, call_v1
+from jobserver.compat.words import ours_for
 from jobserver.core import control
 from jobserver.core.errors import RuleError
 from jobserver.core.names import DEFINITION_KEY, QUEUE
@@ -52,9 +53,7 @@ STATUS_WORDS: dict[str, str] = {
 }
 MOJO_STATUSES = ["pending", "running", "completed", "failed", "canceled", "expired"]
 # the document's status filter -> ours
-STATUS_FILTER: dict[str, list[str]] = {
-    word: [ours for ours, w in STATUS_WORDS.items() if w == word] for word in MOJO_STATUSES
-}
+STATUS_FILTER = ours_for(STATUS_WORDS)
 # our lifecycle event names -> the document's (the rest keep their names)
 EVENT_WORDS = {
     "started": "running",
