@@ -109,6 +109,14 @@ async def test_the_runnable_blocks_of_every_page_run(
         _, base = await procs.api(env=extra)
         worker = procs.start("jobserver.cli.worker", name="worker", env=extra)
         procs.scheduler("scheduler", env=extra)
+
+        async def listening() -> bool:
+            """Registered and its LISTEN session up: the runner pages ping and broadcast to it."""
+            assert worker.alive(), worker.output()[-3000:]
+            active = await pool.fetchval("SELECT count(*) FROM workers WHERE status = 'active'")
+            return bool(active) and '"worker started"' in worker.output()
+
+        await wait_for(listening, within=30)
         env = {
             "B": base,
             "TOKEN": token,

@@ -116,13 +116,15 @@ SSH = {"kind": "ssh", "username": "root", "privateKey": PRIVATE_TEXT, "hostKeys"
 
 
 def test_an_ssh_credential_keeps_the_public_half_and_seals_the_rest() -> None:
-    checked = check_credential({**SSH, "password": "pw", "hostKeys": [HOST_LINE, HOST_LINE]})
-    assert checked.secret == {"privateKey": PRIVATE_TEXT, "password": "pw"}
+    checked = check_credential(
+        {**SSH, "password": "sealed-pass-91", "hostKeys": [HOST_LINE, HOST_LINE]}
+    )
+    assert checked.secret == {"privateKey": PRIVATE_TEXT, "password": "sealed-pass-91"}
     assert checked.secret_fields == ["password", "privateKey"]
     assert checked.public_key == " ".join(PRIVATE.export_public_key().decode().split()[:2])
     assert checked.public_key_fingerprint == PRIVATE.get_fingerprint("sha256")
     assert len(checked.host_keys) == 1  # repeats dropped
-    assert "pw" not in repr(checked) and "PRIVATE" not in repr(checked)
+    assert "sealed-pass-91" not in repr(checked) and "PRIVATE" not in repr(checked)
 
 
 def test_an_encrypted_key_needs_its_passphrase() -> None:
