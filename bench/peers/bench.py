@@ -59,6 +59,29 @@ def proc_cpu_s(pid: int) -> float | None:
         return None
 
 
+def postgres_cpu_s(data_dir: str) -> float | None:
+    """CPU seconds used so far by the cluster's live processes (postmaster and its children:
+    backends, WAL writer, checkpointer ...), from /proc. Read before and after a workload;
+    the workers' connections live through it, so no backend's time is lost on exit."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            master = int(f.readline())
+    except (OSError, ValueError):
+        return None
+    total = proc_cpu_s(master) or 0.0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == master:
+            total += proc_cpu_s(int(name)) or 0.0
+    return total
+
+
 def loadavg() -> list[float]:
     with open("/proc/loadavg") as f:
         return [float(x) for x in f.read().split()[:3]]
@@ -226,7 +249,32 @@ class Bench:
         with psycopg.connect(self.admin_dsn, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             c.execute(f'CREATE DATABASE "{db}"')
+        if self.cfg.profile:
+            with psycopg.connect(self.dsn(db), autocommit=True) as c:
+                c.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         return self.dsn(db)
+
+    def statements(self, conn, reset: bool = False) -> list[dict]:
+        """With --profile: the statements that took the most time since the last reset."""
+        if not self.cfg.profile:
+            return []
+        if reset:
+            conn.execute("SELECT pg_stat_statements_reset()")
+            return []
+        rows = conn.execute(
+            "SELECT calls, rows, total_exec_time, total_plan_time, mean_exec_time, wal_records,"
+            " left(regexp_replace(query, '\\s+', ' ', 'g'), 160) FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY total_exec_time DESC LIMIT 12"
+        ).fetchall()
+        keys = ("calls", "rows", "total_ms", "plan_ms", "mean_ms", "wal_records", "query")
+        out = []
+        for r in rows:
+            row = dict(zip(keys, r, strict=True))
+            for k in ("total_ms", "plan_ms", "mean_ms"):
+                row[k] = round(float(row[k]), 3)
+            out.append(row)
+        return out
 
     def drop_db(self, db: str) -> None:
         """Drop a measured workload's database: its dead rows would otherwise be vacuumed in
@@ -297,9 +345,11 @@ class Bench:
 
     # ------------------------------------------------------------ workload A
 
-    def throughput(self, peer: Peer, procs: int, tuned: bool, dl: Deadline) -> dict:
-        n = self.cfg.n
-        db = f"{peer.key}_a{procs}{'t' if tuned else ''}"
+    def throughput(
+        self, peer: Peer, procs: int, tuned: bool, dl: Deadline, n: int | None = None
+    ) -> dict:
+        n = n or self.cfg.n
+        db = f"{peer.key}_a{procs}{'t' if tuned else ''}_{n}"
         dsn = self.fresh_db(db)
         self.peer_cmd(peer, dsn, "setup", timeout=dl.left(60))
         self.checkpoint()
@@ -318,7 +368,9 @@ class Bench:
             if queued != n:
                 raise RuntimeError(f"expected {n} queued jobs after enqueue, found {queued}")
             self.checkpoint()
+            self.statements(conn, reset=True)
             cpu0 = cpu_jiffies()
+            pg0 = postgres_cpu_s(self.cfg.pg_data)
             t0 = time.monotonic()
             workers = [self.spawn_worker(peer, dsn, i, tuned=tuned) for i in range(procs)]
             timeout = dl.left(self.cfg.process_timeout)
@@ -342,11 +394,13 @@ class Bench:
                 time.sleep(min(0.25, max(0.01, (n - c) / rate / 3)) if rate > 0 else 0.1)
             t_stop = time.monotonic()
             cpu1 = cpu_jiffies()
+            pg1 = postgres_cpu_s(self.cfg.pg_data)
             worker_cpu = [proc_cpu_s(w.pid) for w in workers]
             crashed = [w.pid for w in workers if w.poll() is not None]
             graceful = self.stop_workers(workers)
             final_done = peer.done(conn, n)
             pending = conn.execute(peer.pending_sql).fetchone()[0]
+            top = self.statements(conn)
         self.drop_db(db)
         tot = cpu1[0] - cpu0[0] or 1
         elapsed = (t_end or t_stop) - t0
@@ -370,8 +424,17 @@ class Bench:
             ),
             "machine_iowait_pct": round(100 * (cpu1[2] - cpu0[2]) / tot, 1),
             "worker_cpu_s": [round(x, 2) if x is not None else None for x in worker_cpu],
+            # PostgreSQL's CPU over the run, in cores (1.0 = one core busy the whole time)
+            "postgres_cpu_s": round(pg1 - pg0, 2) if pg0 is not None and pg1 else None,
+            "postgres_cores": (
+                round((pg1 - pg0) / ((t_end or t_stop) - t0), 2)
+                if pg0 is not None and pg1
+                else None
+            ),
             "graceful_stop": graceful,
         }
+        if top:
+            res["statements"] = top
         if first and t_end and t_end > first[0]:
             res["steady_jobs_s"] = round((n - first[1]) / (t_end - first[0]), 1)
         if t_end is None:
@@ -462,8 +525,19 @@ class Bench:
         dl = Deadline(self.cfg.peer_budget)
         out["A"] = []
         steps = [("A", p) for p in self.cfg.procs] + [("B", (1, False))]
+        if self.cfg.long_n:
+            # the long burn-down, where steady state dominates: every configuration for us,
+            # the batching one for the peers that have knobs (their defaults would take minutes)
+            out["L"] = []
+            long = self.cfg.long_procs if peer.key == "jobserver" else [(1, True)]
+            steps += [("L", p) for p in long if not p[1] or peer.supports_tuned]
         for kind, (procs, tuned) in steps:
-            name = f"A procs={procs}{' tuned' if tuned else ''}" if kind == "A" else "B latency"
+            name = (
+                f"{kind} procs={procs}{' tuned' if tuned else ''}"
+                + (f" n={self.cfg.long_n}" if kind == "L" else "")
+                if kind != "B"
+                else "B latency"
+            )
             log(f"{peer.label}: {name}")
             if tuned and not peer.supports_tuned:
                 out["A"].append({"procs": procs, "tuned": True, "error": "n/a (no batching knobs)"})
@@ -471,9 +545,10 @@ class Bench:
             try:
                 if dl.left(1e9) < 5:
                     raise BudgetExhausted(name)
-                if kind == "A":
-                    r = self.throughput(peer, procs, tuned, dl)
-                    out["A"].append(r)
+                if kind in ("A", "L"):
+                    n = self.cfg.long_n if kind == "L" else None
+                    r = self.throughput(peer, procs, tuned, dl, n)
+                    out[kind].append(r)
                     log(
                         f"  enqueue {r['enqueue_jobs_s']}/s, process {r['process_jobs_s']}/s "
                         f"(steady {r.get('steady_jobs_s')}), completed {r['completed']}/{r['n']}"
@@ -487,15 +562,15 @@ class Bench:
             except (BudgetExhausted, subprocess.TimeoutExpired) as e:
                 err = {"error": f"skipped/timed out (peer budget {self.cfg.peer_budget}s): {e}"}
                 log(f"  {err['error']}")
-                out["A"].append(
+                out[kind].append(
                     {"procs": procs, "tuned": tuned, **err}
-                ) if kind == "A" else out.update(B=err)
+                ) if kind != "B" else out.update(B=err)
             except Exception as e:
                 err = {"error": str(e)[-1500:]}
                 log(f"  FAILED: {err['error']}")
-                out["A"].append(
+                out[kind].append(
                     {"procs": procs, "tuned": tuned, **err}
-                ) if kind == "A" else out.update(B=err)
+                ) if kind != "B" else out.update(B=err)
         return out
 
     # ------------------------------------------------------------ workload C
@@ -601,7 +676,8 @@ def table(res: dict) -> str:
     lines = [
         f"N={res['params']['n']} no-op jobs, enqueue batches of {res['params']['batch']}, "
         f"concurrency {res['params']['concurrency']}/process; procs 't' = peer batching knobs; "
-        f"latency = {res['params']['latency_n']} jobs at {res['params']['rate']:.0f}/s, ms"
+        f"latency = {res['params']['latency_n']} jobs at {res['params']['rate']:.0f}/s, ms; "
+        f"L = the long burn-down of {res['params'].get('long_n')} jobs"
     ]
     hdr = (
         f"{'peer':<16}{'procs':>5} {'enq jobs/s':>11} {'proc jobs/s':>12} {'steady/s':>9} "
@@ -615,7 +691,9 @@ def table(res: dict) -> str:
             if "p50_ms" in b
             else f"{'(' + str(b.get('error', 'n/a'))[:30] + ')':>26}"
         )
-        rows = p.get("A") or [{"error": p.get("error", "n/a")}]
+        rows = (p.get("A") or [{"error": p.get("error", "n/a")}]) + [
+            {**r, "long": True} for r in p.get("L", [])
+        ]
         for i, a in enumerate(rows):
             if "error" in a and "enqueue_jobs_s" not in a:
                 txt = a["error"] if a["error"].startswith("n/a") else "error: " + a["error"]
@@ -626,6 +704,7 @@ def table(res: dict) -> str:
                     f"{a.get('steady_jobs_s', '-')!s:>9} {'y' if a['ok'] else 'N':>3}"
                 )
             pr = f"{a.get('procs', '')}{'t' if a.get('tuned') else ''}"
+            pr += " L" if a.get("long") else ""
             lines.append(
                 f"{p['label'] if i == 0 else '':<16}{pr:>5} {mid}  " + (latcols if i == 0 else "")
             )
@@ -684,6 +763,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--procs", default="1,2,1t")
+    ap.add_argument("--long-n", type=int, default=200000, help="the long burn-down; 0: none")
+    ap.add_argument("--long-procs", default="1,2,1t", help="jobserver's long configurations")
+    ap.add_argument("--pg-data", default="", help="the cluster's data directory (its CPU)")
+    ap.add_argument(
+        "--profile", action="store_true", help="pg_stat_statements per workload (not for ratios)"
+    )
     ap.add_argument("--latency-n", type=int, default=500)
     ap.add_argument("--latency-warmup", type=int, default=10)
     ap.add_argument("--rate", type=float, default=100.0)
@@ -698,6 +783,7 @@ def main() -> None:
     cfg = ap.parse_args()
     # "1,2,1t": one process, two processes, one process with the peer's batching knobs
     cfg.procs = [(int(x.rstrip("t")), x.endswith("t")) for x in cfg.procs.split(",") if x]
+    cfg.long_procs = [(int(x.rstrip("t")), x.endswith("t")) for x in cfg.long_procs.split(",") if x]
     cfg.dsn_base = f"postgresql://postgres@{cfg.host}:{cfg.port}"
 
     def on_term(signum, frame):
@@ -752,6 +838,7 @@ def main() -> None:
                 "batch",
                 "concurrency",
                 "procs",
+                "long_n",
                 "latency_n",
                 "latency_warmup",
                 "rate",

@@ -2,6 +2,7 @@
 # Queue benchmark: jobserver and, on request, its peers (PgQueuer, Procrastinate,
 # graphile-worker) on one throwaway PostgreSQL 15 cluster. Driven by bench/run.
 # Env knobs: PEERS=jobserver[,pgqueuer,procrastinate,graphile]  N=20000  CONCURRENCY=10
+#            LONG_N=200000 (the long burn-down; 0: none)  LONG_PROCS=1,2,1t  PROFILE=1
 #            PROCS=1,2,1t (t = peer batching knobs)  SKIP_PGBENCH=1  PEERBENCH_DIR=/tmp/peerbench  PGBIN=...
 set -euo pipefail
 export PYTHONDONTWRITEBYTECODE=1
@@ -116,6 +117,9 @@ max_connections = 200
 fsync = on
 synchronous_commit = on
 EOF
+# PROFILE=1: per-statement times (pg_stat_statements) in each workload's result; it costs a
+# little per statement, so ratios come from runs without it.
+[ -n "${PROFILE:-}" ] && echo "shared_preload_libraries = 'pg_stat_statements'" >>"$DATA/postgresql.conf"
 touch "$RUN_DIR/postgres.log" && chown "$PGOWNER" "$RUN_DIR/postgres.log"
 "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$DATA" -l "$RUN_DIR/postgres.log" -w -t 60 start >/dev/null
 echo "== PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PORT, data $DATA"
@@ -126,8 +130,10 @@ ARGS=(--port "$PORT" --pgbin "$PGBIN" --run-dir "$RUN_DIR" --work-dir "$WORK"
       --jobserver-python "$JOBSERVER_PYTHON"
       --uptime-before "$UPTIME_BEFORE"
       --peers "$PEERS" --n "${N:-20000}"
-      --concurrency "${CONCURRENCY:-10}" --procs "${PROCS:-1,2,1t}")
+      --concurrency "${CONCURRENCY:-10}" --procs "${PROCS:-1,2,1t}"
+      --long-n "${LONG_N:-200000}" --long-procs "${LONG_PROCS:-1,2,1t}" --pg-data "$DATA")
 [ -n "${SKIP_PGBENCH:-}" ] && ARGS+=(--skip-pgbench)
+[ -n "${PROFILE:-}" ] && ARGS+=(--profile)
 rc=0
 [ -n "${LATENCY_N:-}" ] && ARGS+=(--latency-n "$LATENCY_N")
 [ -n "${PGB_SECONDS:-}" ] && ARGS+=(--pgb-seconds "$PGB_SECONDS")

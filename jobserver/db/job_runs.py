@@ -293,20 +293,28 @@ _LOCK_KEYS = f"""SELECT 'jobserver.limit:' || k AS key FROM unnest($3::text[]) A
     SELECT 'jobserver.owner:' || o.owner FROM owners o
     WHERE {_OWNER_QUOTA.format(owner="o.owner").replace("$10", "$4")} IS NOT NULL"""
 
-# The advisory locks of a limited claim, in one sorted order so claimers never deadlock: one
-# per concurrency-limited definition key of ours, one per owner with a quota and queued rows.
+# The advisory locks of a limited claim: one per concurrency-limited definition key of ours,
+# one per owner with a quota and queued rows. Each is *tried*, never waited for: a key another
+# claimer holds is left out of this claim (its rows are not taken: the cap counts as full), as
+# is an owner whose lock another claimer holds. Waiting serialized every claimer of the fleet
+# behind the one holding a key (every default worker has encode.video's limit of 3): with two
+# worker processes the second one's claims spent their time queued on that lock (12 ms a claim,
+# as long as the claim itself) and two processes ran 1.1x one. Skipping takes nothing a
+# waiting claim would have been allowed: the holder counts and claims that key's rows itself.
+# The answer is (key, got) in key order.
 _CLAIM_LOCKS = f"""
 WITH RECURSIVE {_OWNERS.replace("$6", "$1").replace("$7", "$2")},
 keys AS (
     {_LOCK_KEYS}
 )
-SELECT key, pg_advisory_xact_lock(hashtextextended(key, 0))::text FROM (
+SELECT key, pg_try_advisory_xact_lock(hashtextextended(key, 0)) AS got FROM (
     SELECT key FROM keys ORDER BY key) s
 """
 
 # Owners a claim visits at most (their turns rotate beyond that: see `next_owner_cursor`).
 MAX_FAIR_OWNERS = 256
 _OWNER_KEY = "jobserver.owner:"
+_LIMIT_KEY = "jobserver.limit:"
 
 
 def next_owner_cursor(cursor: str, rows: Sequence[Any]) -> str:
@@ -340,9 +348,9 @@ async def job_claim_available(
     timeout_seconds, expires_at, owner) in claim order. Without limits this is one autocommit
     UPDATE. With `limits` ({definition key: concurrencyLimit}) or owner quotas (`owner_quotas`:
     some token has max_running; `owner_default`: OWNER_MAX_RUNNING) it runs in a transaction
-    that first takes one advisory lock per limited key and per owner with a quota and queued
-    rows (sorted, so claimers never deadlock), so the count of held jobs (buffered ones
-    included) and the claim are atomic across the fleet.
+    that first tries one advisory lock per limited key and per owner with a quota and queued
+    rows, so the count of held jobs (buffered ones included) and the claim are atomic across
+    the fleet; the keys another claimer holds are left out of this claim (see _CLAIM_LOCKS).
     """
     if limit <= 0:
         return []
@@ -363,10 +371,13 @@ async def job_claim_available(
         )
     keys = sorted(limits or {})
     async with conn.transaction():
-        locked = await conn.fetch(
+        tried = await conn.fetch(
             _CLAIM_LOCKS, cursor, MAX_FAIR_OWNERS, keys, owner_default if quotas else None
         )
-        owners = [r[0][len(_OWNER_KEY) :] for r in locked if r[0].startswith(_OWNER_KEY)]
+        got = {r[0] for r in tried if r[1]}
+        owners = [k[len(_OWNER_KEY) :] for k in got if k.startswith(_OWNER_KEY)]
+        # a limited key whose lock another claimer holds: no free slot in this claim
+        caps = [(limits or {})[k] if _LIMIT_KEY + k in got else 0 for k in keys]
         return await conn.fetch(
             _CLAIM_LIMITED,
             worker_id,
@@ -377,7 +388,7 @@ async def job_claim_available(
             cursor,
             MAX_FAIR_OWNERS,
             keys,
-            [(limits or {})[k] for k in keys],
+            caps,
             owner_default,
             owners,
             skip,

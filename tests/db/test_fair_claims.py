@@ -151,3 +151,43 @@ async def test_owners_beyond_one_claims_walk_get_their_turn_next(pool: asyncpg.P
         served |= {r["owner"] for r in rows}
         cursor = job_runs.next_owner_cursor(cursor, rows)
     assert len(served) == n
+
+
+async def test_a_claim_skips_a_limited_key_another_claimer_holds_instead_of_waiting(
+    pool: asyncpg.Pool,
+) -> None:
+    """Every default worker has a concurrency-limited definition (encode.video): a claim that
+    waited for that key's lock would queue behind every other claimer of the fleet. It leaves
+    the key's jobs to the holder instead, takes the rest, and the limit still holds."""
+    await register_builtin(pool)
+    async with pool.acquire() as conn:
+        jobs = [NewJob("failing", 1, 3, {"i": i}, owner="t", priority=5) for i in range(10)]
+        jobs += [NewJob("echo", 1, 3, {"i": i}, owner="t") for i in range(10)]
+        await job_insert_many(conn, jobs, notify=False)
+    refs, limits = ["echo@1", "failing@1"], {"failing": 2}
+
+    async def claim(worker: str) -> list[str]:
+        async with pool.acquire() as conn:
+            rows = await job_runs.job_claim_available(conn, worker, 5, refs, None, 30, limits)
+        return [r["definition_key"] for r in rows]
+
+    holder = await pool.acquire()
+    try:
+        tx = holder.transaction()
+        await tx.start()
+        # another claimer in the middle of its claim of the limited key
+        await holder.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", "jobserver.limit:failing"
+        )
+        # a wait on the lock would never end while the holder's transaction is open
+        assert await asyncio.wait_for(claim("w1"), 30) == ["echo"] * 5
+        await tx.rollback()
+    finally:
+        await pool.release(holder)
+    # the key is free again: its higher-priority jobs come first, within the limit
+    assert await claim("w2") == ["failing", "failing"]
+    assert await claim("w3") == ["echo"] * 5  # the limit is full: the rest of the queue
+    held = await pool.fetchval(
+        "SELECT count(*) FROM jobs WHERE status = 'running' AND definition_key = 'failing'"
+    )
+    assert held == 2
