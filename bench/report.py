@@ -26,6 +26,14 @@ def a_row(peer: dict[str, Any], procs: int, tuned: bool) -> dict[str, Any] | Non
     return None
 
 
+def l_row(peer: dict[str, Any], procs: int, tuned: bool) -> dict[str, Any] | None:
+    """A run of the long burn-down (bench/peers --long-n), where steady state dominates."""
+    for r in peer.get("L", []):
+        if r.get("procs") == procs and bool(r.get("tuned")) == tuned and "process_jobs_s" in r:
+            return r
+    return None
+
+
 def best(peers: dict[str, Any], fn: Any) -> tuple[str | None, float | None]:
     vals = [(k, fn(p)) for k, p in peers.items() if k != "jobserver"]
     vals = [(k, v) for k, v in vals if v is not None]
@@ -98,6 +106,7 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
             f"| latency p50 ms | {fmt(lat(js, 'p50_ms'))} | {fmt(-lv if lv else None)} ({lk}) "
             f"| {ratio(lat(js, 'p50_ms'), -lv if lv else None, True)} | <= 1.5 ms |",
         ]
+    lines += long_lines(peer_res)
     lines += ["", "## jobserver-only workloads", ""]
     rb, rs = extra.get("rest_batch", {}), extra.get("rest_single", {})
     sc, me = extra.get("scale", {}), extra.get("memory", {})
@@ -145,6 +154,55 @@ def markdown(peer_res: dict[str, Any], extra: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def long_lines(peer_res: dict[str, Any]) -> list[str]:
+    """The long burn-down's table and the speed targets held against it (one run's ratios)."""
+    peers = peer_res.get("peers", {})
+    js = peers.get("jobserver", {})
+    n = peer_res.get("params", {}).get("long_n")
+    if not js.get("L"):
+        return []
+    lines = [
+        "",
+        f"Long burn-down ({fmt(n)} no-op jobs; PostgreSQL's CPU in cores over the run):",
+        "",
+        "| system | configuration | jobs/s | steady jobs/s | PostgreSQL cores | worker CPU s |",
+        "| --- | --- | ---: | ---: | ---: | --- |",
+    ]
+    for key, p in peers.items():
+        for r in p.get("L", []):
+            if "process_jobs_s" not in r:
+                continue
+            lines.append(
+                f"| {p.get('label', key)} | {r.get('worker')}, {r.get('procs')} proc | "
+                f"{fmt(r.get('process_jobs_s'))} | {fmt(r.get('steady_jobs_s'))} | "
+                f"{fmt(r.get('postgres_cores'))} | {r.get('worker_cpu_s')} |"
+            )
+
+    def rate(r: dict[str, Any] | None) -> float | None:
+        return r["process_jobs_s"] if r else None
+
+    j1, j2 = rate(l_row(js, 1, False)), rate(l_row(js, 2, False))
+    tk, tv = best(peers, lambda p: rate(l_row(p, 1, True)))
+    b = js.get("B") or {}
+    lk, lv = best(peers, lambda p: -(p.get("B") or {}).get("p50_ms", 1e9) if p.get("B") else None)
+    ek, ev = best(peers, lambda p: (a_row(p, 1, False) or {}).get("enqueue_jobs_s"))
+    enq = (a_row(js, 1, False) or {}).get("enqueue_jobs_s")
+    lines += [
+        "",
+        "| target | jobserver | against | ratio | goal |",
+        "| --- | ---: | ---: | ---: | --- |",
+        f"| one worker vs the best peer with its batching knobs (long) | {fmt(j1)} | "
+        f"{fmt(tv)} ({tk}) | {ratio(j1, tv)} | >= 2.0x |",
+        f"| two worker processes vs one (long) | {fmt(j2)} | {fmt(j1)} | {ratio(j2, j1)} | "
+        ">= 1.3x |",
+        f"| start latency p50 / p99 ms | {fmt(b.get('p50_ms'))} / {fmt(b.get('p99_ms'))} | "
+        f"best peer p50 {fmt(-lv if lv else None)} ({lk}) | "
+        f"{ratio(b.get('p50_ms'), -lv if lv else None, True)} | <= 1.0 / <= 2.0 ms |",
+        f"| bulk enqueue | {fmt(enq)} | {fmt(ev)} ({ek}) | {ratio(enq, ev)} | >= 2.0x |",
+    ]
+    return lines
+
+
 def dependencies_lines(dep: dict[str, Any] | None) -> list[str]:
     """The rows of bench/dependencies.py: burn-down before/after and graph throughput."""
     if not dep:
@@ -184,12 +242,17 @@ def chart(peer_res: dict[str, Any], path: str) -> None:
     peers = peer_res.get("peers", {})
     names = [p.get("label", k) for k, p in peers.items()]
     cols = [("1 proc", 1, False), ("2 procs", 2, False), ("1 proc, knobs", 1, True)]
+    if any(p.get("L") for p in peers.values()):
+        n = peer_res.get("params", {}).get("long_n") or 0
+        cols += [(f"{n // 1000}k: 1 proc", -1, False), (f"{n // 1000}k: 2 procs", -2, False)]
+        cols += [(f"{n // 1000}k: 1 proc, knobs", -1, True)]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(cols)
     for i, (label, n, t) in enumerate(cols):
-        vals = [(a_row(p, n, t) or {}).get("process_jobs_s") or 0 for p in peers.values()]
+        pick = a_row if n > 0 else l_row
+        vals = [(pick(p, abs(n), t) or {}).get("process_jobs_s") or 0 for p in peers.values()]
         ax1.bar([x + i * width for x in range(len(names))], vals, width, label=label)
-    ax1.set_xticks([x + width for x in range(len(names))], names)
+    ax1.set_xticks([x + width * (len(cols) - 1) / 2 for x in range(len(names))], names)
     ax1.set_ylabel("jobs/s (burn-down of no-op jobs)")
     ax1.set_title("Processing throughput")
     ax1.legend()
