@@ -746,23 +746,28 @@ def chart(res: dict[str, Any], path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4.5))
-    for row in res.get("rtts", []):
+    for n, row in enumerate(res.get("rtts", [])):
         ok = [r for r in row["throughput"] if r.get("steady_jobs_s")]
         label = f"RTT {row['rtt_ms']:g} ms"
-        ax1.plot(
-            [r["workers"] for r in ok], [r["steady_jobs_s"] for r in ok], marker="o", label=label
-        )
-        ax2.plot([r["workers"] for r in ok], [r["steady"]["pg_cpu_pct"] for r in ok], marker="o",
-                 label=label)  # fmt: skip
+        color = f"C{n}"
+        xs = [r["workers"] for r in ok]
+        ax1.plot(xs, [r["steady_jobs_s"] for r in ok], marker="o", color=color, label=label)
+        ax2.plot(xs, [r["steady"]["pg_cpu_pct"] for r in ok], marker="o", color=color,
+                 label=f"PostgreSQL, {label}")  # fmt: skip
+        ax2.plot(xs, [r["steady"]["machine_busy_pct"] for r in ok], linestyle="--", color=color,
+                 label=f"machine, {label}")  # fmt: skip
+    workers = sorted({r["workers"] for row in res.get("rtts", []) for r in row["throughput"]})
+    for ax in (ax1, ax2):
+        ax.set_xticks(workers)
     ax1.set_xlabel("worker processes (one namespace each)")
     ax1.set_ylabel("jobs/s, steady (first completion to last)")
     ax1.set_title("Throughput, concurrency 100 per worker")
     ax1.legend()
     ax2.set_xlabel("worker processes")
     ax2.set_ylabel(f"% of the machine's {NCPU} cores")
-    ax2.set_title("PostgreSQL CPU during the steady window")
+    ax2.set_title("CPU during the steady window")
     ax2.set_ylim(0, 100)
-    ax2.legend()
+    ax2.legend(fontsize="small")
     rows = [r for r in res.get("rtts", []) if "from_commit" in r.get("latency", {})]
     for q in ("p50_ms", "p95_ms", "p99_ms"):
         ax3.plot([r["rtt_ms"] for r in rows], [r["latency"]["from_commit"][q] for r in rows],
