@@ -842,6 +842,7 @@ def main() -> None:
         raise SystemExit(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # Ctrl-C, even where the parent shell ignored it
     Network.remove_stale()
     mode = a.link if a.link != "auto" else ("netem" if Network.netem_works() else "tun")
     net = Network(max([1, *a.workers]) + 1, mode)  # + the enqueuer's host
