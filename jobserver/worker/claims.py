@@ -20,7 +20,7 @@ claims instead of one round trip per `concurrency` jobs:
 - It also waits while the ack backlog is over max(1000, 4 x concurrency) outcomes.
 - Concurrency-limited definitions need a claim of their own kind (a transaction under tried
   advisory locks); while none of their jobs is about, claims leave them out and stay one
-  statement, looking for them again when a claim comes back short and every
+  statement, looking for them again when a claim comes back empty and every
   LIMITED_RECHECK_SECONDS (see `_claim_ordinary`).
 - Claims are fair between owners at equal priority (a share per owner, see db/job_runs.py); the
   loop keeps the cursor of that walk, so with more owners than one claim visits they take
@@ -104,11 +104,9 @@ class ClaimLoop:
         self._queues = queues
         self._limits = limits
         # The refs of definitions without a concurrency limit, and until when claims may take
-        # only those (monotonic): see `_claim`. `_limited_next`: a short claim of those left
-        # the limited ones to look for at once, in the next round.
+        # only those (monotonic): see `_claim_ordinary`.
         self._plain_refs = [r for r in refs if r.rsplit("@", 1)[0] not in limits]
         self._plain_until = 0.0
-        self._limited_next = False
         self.limited_calls = 0  # limited claim transactions (tests count them)
         self._gate = gate
         self.prefetch_max = prefetch_max
@@ -230,21 +228,18 @@ class ClaimLoop:
         against 0.35 ms for a claim of one job), and every worker that loads the shipped
         definitions has one (encode.video). So while the last limited claim took none of those
         jobs, claims leave the limited definitions out and run as one statement, until
-        LIMITED_RECHECK_SECONDS pass or a claim comes back short: an empty one runs the limited
-        claim at once, a short one after its jobs were handed to the slots (the next round,
-        which then does not wait). A job of a limited definition therefore waits at most
-        LIMITED_RECHECK_SECONDS behind a deep queue of other jobs, and one round trip more
-        when the worker is not busy. Owner quotas need the locks anyway: no shortcut then."""
+        LIMITED_RECHECK_SECONDS pass or such a claim comes back empty (then the limited claim
+        runs at once: the NOTIFY or poll that woke the loop may have been for a limited job).
+        A job of a limited definition therefore waits at most LIMITED_RECHECK_SECONDS while
+        the worker is busy with other jobs, and one claim more when it is idle. A short claim
+        does not look at once: at 5 ms of round-trip time the limited claim's 20 ms delayed
+        each next job behind it. Owner quotas need the locks anyway: no shortcut then."""
         quotas = self._owner_quotas or self._owner_default is not None
         limited = bool(self._limits) and not quotas
-        if limited and self._plain_refs and now < self._plain_until and not self._limited_next:
+        if limited and self._plain_refs and now < self._plain_until:
             rows = await self._claim_of(conn, want, self._plain_refs, {})
-            if len(rows) == want:
-                return rows
             if rows:
-                self._limited_next = True
                 return rows
-        self._limited_next = False
         if self._limits or quotas:
             self.limited_calls += 1
         rows = await self._claim_of(conn, want, self._refs, self._limits)
@@ -299,10 +294,7 @@ class ClaimLoop:
         return rows
 
     def _sleep_for(self) -> float:
-        """How long the loop may sleep: the poll, or less when a rated slot opens sooner; not
-        at all when the limited definitions are to be looked for (see `_claim_ordinary`)."""
-        if self._limited_next:
-            return 0.0
+        """How long the loop may sleep: the poll, or less when a rated slot opens sooner."""
         if not self._rated:
             return self._bell.poll
         return max(0.0, min(self._bell.poll, self._rated_due - time.monotonic()))
