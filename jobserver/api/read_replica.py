@@ -39,11 +39,10 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiohttp import web
 
-from jobserver.api.errors import ApiError, database_unavailable, invalid
+from jobserver.api.errors import ApiError, invalid
 from jobserver.api.keys import POOL_KEY, PRINCIPAL_KEY, READ_POOL_KEY, READ_REPLICA_KEY
 from jobserver.config import Settings
 from jobserver.core.errors import RuleError
-from jobserver.db.pool import PoolBusy
 from jobserver.db.replication import (
     lsn_parse,
     lsn_text,
@@ -228,8 +227,8 @@ async def serve_read(handler: Handler, request: web.Request) -> web.StreamRespon
     except Exception as e:
         if not _replica_failure(e):
             raise
-        if database_unavailable(e) or isinstance(e, PoolBusy | asyncpg.PostgresError):
-            replica.failed(e)
+        if not (isinstance(e, ApiError) and e.status == 404):
+            replica.failed(e)  # down, busy, cancelled by recovery, or anything else: a break
         del request[READ_POOL_KEY]
         replica.to_primary += 1
         return await handler(request)
