@@ -102,9 +102,8 @@ async def caught_up(c: Clusters) -> None:
         target = await primary.fetchval("SELECT pg_current_wal_insert_lsn()::text")
 
         async def replayed() -> bool:
-            return bool(
-                await standby.fetchval("SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn", target)
-            )
+            sql = "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn"
+            return bool(await standby.fetchval(sql, target))
 
         await wait_for(replayed, within=30)
     finally:
