@@ -4,8 +4,9 @@ the primary.
 One primary with the peers' settings (fsync and synchronous_commit on) and a hot standby
 streaming from it (`LocalCluster.standby_of`), both on loopback. For each mode, primary only
 and with the replica, rounds alternating: an API process (`jobserver.cli.api`), then
-- `POST /v1/jobs` with wrk at 64 connections: requests/s, p50/p99 (with the replica every
-  answer also carries `X-Jobserver-Lsn`, one WAL position read per group of commits);
+- `POST /v1/jobs` with wrk at 64 connections: requests/s, p50/p99 and the primary's
+  transactions (with the replica every answer also carries `X-Jobserver-Lsn`: WAL position
+  reads shared by the writes that finish together);
 - `GET /v1/jobs?limit=20` with wrk at 16 connections, by a token that writes nothing: requests/s
   and the transactions each server committed meanwhile (`pg_stat_database.xact_commit`).
 
@@ -139,8 +140,10 @@ async def one_round(
     base = f"http://127.0.0.1:{port}"
     try:
         await wait_http(base + "/healthz")
+        before = await commits(primary.url(DB))
         post = await asyncio.to_thread(wrk, base + "/v1/jobs", POST_LUA % tokens["writer"], s, 64)
         p0, s0 = await commits(primary.url(DB)), await commits(standby.url(DB))
+        post["primary_commits"] = p0 - before  # group commits, plus the WAL position reads
         get = await asyncio.to_thread(
             wrk, base + "/v1/jobs?limit=20", GET_LUA % tokens["reader"], s, 16
         )
