@@ -144,6 +144,36 @@ class Settings:
         None,
         "database the data sources of jobs read (a read-only role); unset = no sources",
     )
+    database_read_url: str | None = setting(
+        "DATABASE_READ_URL",
+        None,
+        "a streaming replica of DATABASE_URL the API serves job lists and reads, metrics and"
+        " health from (read-your-writes kept, see docs/operations.md); unset = all on the primary",
+    )
+    read_replica_max_wait_ms: int = setting(
+        "READ_REPLICA_MAX_WAIT_MS",
+        50,
+        "longest a read waits for the replica to replay a client's last write (then the"
+        " primary answers it)",
+        minimum=0,
+        maximum=60_000,
+    )
+    read_replica_retry_ms: int = setting(
+        "READ_REPLICA_RETRY_MS",
+        5000,
+        "after the replica failed a read, reads go to the primary this long before it is tried"
+        " again",
+        minimum=0,
+        maximum=3600_000,
+    )
+    read_your_writes_window_ms: int = setting(
+        "READ_YOUR_WRITES_WINDOW_MS",
+        10_000,
+        "an API process remembers each owner's last write this long: its reads wait for the"
+        " replica to have it, header or not",
+        minimum=0,
+        maximum=3600_000,
+    )
     host: str = setting("HOST", "0.0.0.0", "API bind address")
     port: int = setting("PORT", 3000, "API port", minimum=1, maximum=65535)
     worker_id: str = setting("WORKER_ID", "", "worker name; default worker-<host>-<pid>")

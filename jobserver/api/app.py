@@ -16,7 +16,9 @@ Middlewares, outermost first: the access log (`middleware.py`), Prometheus HTTP 
 
 When `pool` is None the app opens its own (`pool.create_api_pool`, a cleanup context) with no
 eager connection, so it starts even while the database is down and `/readyz` answers 503 until
-it is back.
+it is back. With DATABASE_READ_URL it also opens the replica's pool the same way
+(`read_replica.ReadReplica` under `READ_REPLICA_KEY`, its sessions named
+`jobserver-api-read`); the API starts and answers while the replica is down.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from jobserver.api.keys import (
     PREPARED_ROUTES_KEY,
     PROMETHEUS_KEY,
     QUEUE_SNAPSHOTS_KEY,
+    READ_REPLICA_KEY,
     ROUTES_KEY,
     SETTINGS_KEY,
     TOKEN_CACHE_KEY,
@@ -54,6 +57,7 @@ from jobserver.api.pool import create_api_pool
 from jobserver.api.prometheus import jobs_exposition
 from jobserver.api.prometheus import middleware as prometheus_middleware
 from jobserver.api.queue_snapshot import QueueSnapshots
+from jobserver.api.read_replica import ReadReplica
 from jobserver.api.routes import all_routes
 from jobserver.api.routing import Route
 from jobserver.config import Settings
@@ -61,6 +65,8 @@ from jobserver.sources.shared import close_all as close_source_driver
 from jobserver.ui import add_routes as add_ui_routes
 
 log = logging.getLogger("jobserver.api")
+
+READ_POOL_NAME = "jobserver-api-read"  # application_name of the replica's sessions
 
 
 def create_app(
@@ -96,6 +102,8 @@ def create_app(
         app[POOL_KEY] = pool
     else:
         app.cleanup_ctx.append(_pool_ctx)
+    if settings.database_read_url:
+        app.cleanup_ctx.append(_read_replica_ctx)
     app.cleanup_ctx.append(_group_commit_ctx)
     app.on_cleanup.append(_close_control)
     app.on_shutdown.append(_close_feed)
@@ -113,6 +121,15 @@ async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
         log.warning("database not reachable at start: %s", type(e).__name__)
     yield
     await app[POOL_KEY].close()
+
+
+async def _read_replica_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS_KEY]
+    assert settings.database_read_url
+    pool = await create_api_pool(settings.database_read_url, settings, name=READ_POOL_NAME)
+    app[READ_REPLICA_KEY] = ReadReplica(pool, settings)
+    yield
+    await app[READ_REPLICA_KEY].close()
 
 
 async def _group_commit_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -52,6 +52,7 @@ from jobserver.api.keys import (
 from jobserver.api.paging import COUNT_LIMIT, Kind, Pager, page_number
 from jobserver.api.parents import check_parents, unknown_parent
 from jobserver.api.quotas import check_priority, insert_within_quota, queued_quota
+from jobserver.api.read_replica import read_pool
 from jobserver.api.reference_checks import check_references
 from jobserver.api.request import uuid_param
 from jobserver.api.stored_checks import check_stored
@@ -312,7 +313,7 @@ def _point_at_stored(
 async def visible_job(request: web.Request) -> asyncpg.Record:
     """The job in the path if this principal may see it, else 404."""
     row = await job_get(
-        request.app[POOL_KEY], uuid_param(request), request[PRINCIPAL_KEY].owner_filter()
+        read_pool(request), uuid_param(request), request[PRINCIPAL_KEY].owner_filter()
     )
     if row is None:
         raise not_found("job")
@@ -324,11 +325,11 @@ async def get_job(request: web.Request) -> web.Response:
     position = None
     if row["status"] == "queued":
         position = await job_queue_position(
-            request.app[POOL_KEY], row["queue"], row["priority"], row["run_at"], row["id"]
+            read_pool(request), row["queue"], row["priority"], row["run_at"], row["id"]
         )
     out = job_detail_json(row, position)
     if row["broadcast"]:
-        children = await broadcast_children(request.app[POOL_KEY], row["depends_on"] or [])
+        children = await broadcast_children(read_pool(request), row["depends_on"] or [])
         out["broadcastChildren"] = [
             {"id": c["id"], "workerId": c["worker"], "status": c["status"]} for c in children
         ]
@@ -372,7 +373,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     limit = q.get("limit", 20)
     number = page_number(q, limit)
     after = pager.after(q)
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
     rows = await job_list(
         pool,
         flt,
@@ -403,7 +404,7 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def count_jobs(request: web.Request) -> web.Response:
-    total, estimate = await job_count(request.app[POOL_KEY], _filter(request), COUNT_CAP)
+    total, estimate = await job_count(read_pool(request), _filter(request), COUNT_CAP)
     return json_response({"total": total, "isEstimate": estimate})
 
 
@@ -440,7 +441,7 @@ async def job_events(request: web.Request) -> web.Response:
     after = pager.after(q)
     limit = q.get("limit", 100)
     events = await job_events_list(
-        request.app[POOL_KEY], row["id"], limit + 1, 0 if after is None else after[0]
+        read_pool(request), row["id"], limit + 1, 0 if after is None else after[0]
     )
     return json_response(pager.page(events, limit, lambda e: (e["id"],), event_json))
 
@@ -451,6 +452,6 @@ async def job_attempts(request: web.Request) -> web.Response:
     after = ATTEMPTS.after(q)
     limit = q.get("limit", 100)
     rows = await attempt_list(
-        request.app[POOL_KEY], row["id"], after=0 if after is None else after[0], limit=limit + 1
+        read_pool(request), row["id"], after=0 if after is None else after[0], limit=limit + 1
     )
     return json_response(ATTEMPTS.page(rows, limit, lambda a: (a["attempt"],), attempt_json))

@@ -7,9 +7,11 @@ App keys: `SETTINGS_KEY`, `POOL_KEY`, `ROUTES_KEY` (the joined route table),
 collector of the job metrics `/metrics` exposes), `QUEUE_SNAPSHOTS_KEY` (the queue health and
 stats snapshots and the finished-jobs tally behind them), `CONTROL_KEY` (the control
 channel's end that sends runner commands and waits for replies), `FEED_HUB_KEY` (the job feed's
-end that GET /v1/stream subscribers share).
+end that GET /v1/stream subscribers share), `READ_REPLICA_KEY` (the streaming replica reads
+may go to, with DATABASE_READ_URL only: see read_replica.py).
 Request keys: `PRINCIPAL_KEY` (who is calling), `BODY_KEY` (the parsed, validated JSON body),
-`QUERY_KEY` (the parsed, coerced, validated query as a dict).
+`QUERY_KEY` (the parsed, coerced, validated query as a dict), `READ_POOL_KEY` (the pool a
+replica-read route reads through for this request; absent: the primary's).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from jobserver.api.pipeline import PreparedRoute
     from jobserver.api.prometheus import JobsCollector
     from jobserver.api.queue_snapshot import QueueSnapshots
+    from jobserver.api.read_replica import ReadReplica
     from jobserver.api.routing import Handler, Route
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -48,7 +51,9 @@ PROMETHEUS_KEY: web.AppKey[tuple[CollectorRegistry, JobsCollector]] = web.AppKey
 QUEUE_SNAPSHOTS_KEY: web.AppKey[QueueSnapshots] = web.AppKey("queue_snapshots")
 CONTROL_KEY: web.AppKey[ControlChannel] = web.AppKey("control")
 FEED_HUB_KEY: web.AppKey[FeedHub] = web.AppKey("feed_hub")
+READ_REPLICA_KEY: web.AppKey[ReadReplica] = web.AppKey("read_replica")
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal")
 BODY_KEY: web.RequestKey[Any] = web.RequestKey("body")
 QUERY_KEY: web.RequestKey[dict[str, Any]] = web.RequestKey("query")
+READ_POOL_KEY = web.RequestKey("read_pool", asyncpg.Pool)

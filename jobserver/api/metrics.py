@@ -33,7 +33,8 @@ import asyncpg
 from aiohttp import web
 
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import METRICS_CACHE_KEY, POOL_KEY, QUERY_KEY, SETTINGS_KEY
+from jobserver.api.keys import METRICS_CACHE_KEY, QUERY_KEY, SETTINGS_KEY
+from jobserver.api.read_replica import read_pool
 from jobserver.db.metrics import (
     metrics_conn,
     metrics_status_counts,
@@ -124,7 +125,7 @@ async def _overview(pool: asyncpg.Pool, timeout_ms: int) -> dict[str, Any]:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
     ms = _timeout_ms(request)
     return json_response(await cached(request, ("overview",), lambda: _overview(pool, ms)))
 
@@ -164,13 +165,13 @@ async def _definitions(pool: asyncpg.Pool, timeout_ms: int) -> dict[str, Any]:
 
 
 async def get_definitions(request: web.Request) -> web.Response:
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
     ms = _timeout_ms(request)
     return json_response(await cached(request, ("definitions",), lambda: _definitions(pool, ms)))
 
 
 async def get_throughput(request: web.Request) -> web.Response:
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
     hours = request[QUERY_KEY].get("hours", 24)
 
     async def compute() -> dict[str, Any]:
@@ -198,7 +199,7 @@ async def get_throughput(request: web.Request) -> web.Response:
 async def get_throughput_minutes(request: web.Request) -> web.Response:
     """Per-minute buckets for the dashboard's last-hour chart (the hourly route's finest grain
     is an hour)."""
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
     minutes = request[QUERY_KEY].get("minutes", 60)
 
     async def compute() -> dict[str, Any]:
@@ -221,7 +222,7 @@ async def get_throughput_minutes(request: web.Request) -> web.Response:
 
 
 async def get_performance(request: web.Request) -> web.Response:
-    pool = request.app[POOL_KEY]
+    pool = read_pool(request)
 
     async def compute() -> dict[str, Any]:
         async with metrics_conn(pool, _timeout_ms(request)) as conn:

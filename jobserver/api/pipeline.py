@@ -5,6 +5,8 @@
    `BODY_KEY`; see request.py for the statuses). A route whose body is optional
    (`body_required=False`) gets `{}` when the request carries none. A route whose body is not
    JSON (`Route.body_media_type`: an upload) reads it in its handler.
+4. for a `replica_reads` route: the choice of the replica or the primary to read from, and for
+   a write: its commit's WAL position on the answer (`read_replica.py`, with DATABASE_READ_URL).
 Schemas are compiled once, when the app is built (`PreparedRoute`).
 
 `PreparedRoute.call` runs a route for a request already authenticated, with a body given
@@ -33,6 +35,7 @@ from jobserver.api.keys import (
     SETTINGS_KEY,
     TOKEN_CACHE_KEY,
 )
+from jobserver.api.read_replica import mark_write, serve_read
 from jobserver.api.request import query_parser, read_json_body
 from jobserver.api.routing import Handler, Route
 from jobserver.core.errors import format_path
@@ -48,6 +51,13 @@ class PreparedRoute:
         self.has_body = route.json_body
         self.check_body = compile_schema(route.body_schema) if self.has_body else None
         self.body_optional = self.has_body and not route.body_required
+        self.replica_reads = route.replica_reads
+
+    async def run(self, request: web.Request) -> web.StreamResponse:
+        """The route's handler, on the replica when it is a replica read that can be."""
+        if self.replica_reads:
+            return await serve_read(self.route.handler, request)
+        return await self.route.handler(request)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """The whole pipeline, for a request the router matched to this route."""
@@ -65,7 +75,9 @@ class PreparedRoute:
                 request[BODY_KEY] = {}
             else:
                 request[BODY_KEY] = await read_json_body(request, self.check_body)
-        return await self.route.handler(request)
+        response = await self.run(request)
+        await mark_write(request, response)
+        return response
 
     async def call(
         self, request: web.Request, principal: Principal, body: Any = None
@@ -85,7 +97,7 @@ class PreparedRoute:
                 if failure is not None:
                     raise invalid(format_path(failure[0]), failure[1])
             request[BODY_KEY] = value
-        return await self.route.handler(request)
+        return await self.run(request)
 
 
 def wrap_route(route: Route) -> tuple[Handler, PreparedRoute]:

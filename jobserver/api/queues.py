@@ -33,9 +33,10 @@ from aiohttp import web
 
 from jobserver.api.errors import invalid, not_found
 from jobserver.api.jsonio import json_response
-from jobserver.api.keys import POOL_KEY, QUERY_KEY, QUEUE_SNAPSHOTS_KEY, SETTINGS_KEY
+from jobserver.api.keys import QUERY_KEY, QUEUE_SNAPSHOTS_KEY, SETTINGS_KEY
 from jobserver.api.paging import Pager
 from jobserver.api.queue_snapshot import Durations, QueueState, Snapshot
+from jobserver.api.read_replica import read_pool
 from jobserver.core.names import QUEUE
 from jobserver.core.queue_health import Alert, worst
 
@@ -49,7 +50,7 @@ def _ttl(request: web.Request) -> float:
 
 async def _snapshot(request: web.Request) -> Snapshot:
     app = request.app
-    return await app[QUEUE_SNAPSHOTS_KEY].get(app[POOL_KEY], app[SETTINGS_KEY], _ttl(request))
+    return await app[QUEUE_SNAPSHOTS_KEY].get(read_pool(request), app[SETTINGS_KEY], _ttl(request))
 
 
 def _alert_json(a: Alert) -> dict[str, Any]:
@@ -143,7 +144,7 @@ async def queue_health(request: web.Request) -> web.Response:
     if known is not None and name not in known.queues:
         raise not_found("queue")
     snap, durations = await asyncio.gather(  # two statements of their own: both at once
-        _snapshot(request), snapshots.durations(app[POOL_KEY], app[SETTINGS_KEY], name, ttl)
+        _snapshot(request), snapshots.durations(read_pool(request), app[SETTINGS_KEY], name, ttl)
     )
     state = snap.queues.get(name)
     if state is None:

@@ -135,6 +135,7 @@ ROUTES: list[Route] = [
         query_schema=s.JOB_LIST_QUERY,
         response_schema=s.JOB_LIST,
         tags=("jobs",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -158,6 +159,7 @@ ROUTES: list[Route] = [
         query_schema=s.JOB_COUNT_QUERY,
         response_schema=s.JOB_COUNT,
         tags=("jobs",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -168,6 +170,7 @@ ROUTES: list[Route] = [
         query_schema=s.NO_QUERY,
         response_schema=s.JOB_DETAIL,
         tags=("jobs",),
+        replica_reads=True,
     ),
     Route(
         "DELETE",
@@ -227,6 +230,7 @@ ROUTES: list[Route] = [
         query_schema=s.EVENTS_QUERY,
         response_schema=s.EVENT_LIST,
         tags=("jobs",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -237,6 +241,7 @@ ROUTES: list[Route] = [
         query_schema=s.ATTEMPTS_QUERY,
         response_schema=s.ATTEMPT_LIST,
         tags=("jobs",),
+        replica_reads=True,
     ),
     # -- videos
     Route(
@@ -820,6 +825,7 @@ ROUTES: list[Route] = [
         query_schema=s.METRICS_QUERY,
         response_schema=s.METRICS,
         tags=("metrics",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -830,6 +836,7 @@ ROUTES: list[Route] = [
         query_schema=s.METRICS_QUERY,
         response_schema=s.METRICS_BY_DEFINITION,
         tags=("metrics",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -840,6 +847,7 @@ ROUTES: list[Route] = [
         query_schema=s.THROUGHPUT_QUERY,
         response_schema=s.THROUGHPUT,
         tags=("metrics",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -850,6 +858,7 @@ ROUTES: list[Route] = [
         query_schema=s.THROUGHPUT_MINUTES_QUERY,
         response_schema=s.THROUGHPUT_MINUTES,
         tags=("metrics",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -860,6 +869,7 @@ ROUTES: list[Route] = [
         query_schema=s.METRICS_QUERY,
         response_schema=s.PERFORMANCE_ANSWER,
         tags=("metrics",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -882,6 +892,7 @@ ROUTES: list[Route] = [
         query_schema=s.QUEUES_QUERY,
         response_schema=s.QUEUE_LIST,
         tags=("queues",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -894,6 +905,7 @@ ROUTES: list[Route] = [
         response_schema=s.QUEUE_HEALTH,
         path_schemas=s.QUEUE_PATH,
         tags=("queues", "health"),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -904,6 +916,7 @@ ROUTES: list[Route] = [
         query_schema=s.QUEUE_HEALTH_QUERY,
         response_schema=s.SYSTEM_HEALTH,
         tags=("health",),
+        replica_reads=True,
     ),
     Route(
         "GET",
@@ -914,6 +927,7 @@ ROUTES: list[Route] = [
         query_schema=s.QUEUE_HEALTH_QUERY,
         response_schema=s.STATS,
         tags=("queues", "health"),
+        replica_reads=True,
     ),
     # -- credentials
     Route(

@@ -19,6 +19,10 @@ words: `render_error` turns every failure of the route (its pipeline's included)
 body of that answer (its status and headers stay ours), and `error_schema` is what
 `/openapi.json` documents for them.
 
+A route with `replica_reads` (a GET whose handler reads through `read_replica.read_pool`) may
+be served by the streaming replica DATABASE_READ_URL names, under the read-your-writes rules of
+`jobserver.api.read_replica`.
+
 Scopes: "public" (no token), "submit" (any valid token: own jobs only), "view_jobs",
 "manage_jobs" (everything). A token with `manage_jobs` also has `view_jobs`.
 """
@@ -63,6 +67,7 @@ class Route:
     path_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     render_error: ErrorRenderer | None = None
     error_schema: dict[str, Any] | None = None
+    replica_reads: bool = False  # may read from DATABASE_READ_URL's replica (read_replica.py)
 
     @property
     def json_body(self) -> bool:

@@ -30,6 +30,7 @@ from jobserver.client.base import (
     DEFAULT_POLL,
     STREAM_PATH,
     Target,
+    WritePosition,
     changed,
     deadline_of,
     decoded,
@@ -81,6 +82,7 @@ class AsyncClient:
         self.retry_policy = retry or RetryPolicy()
         self.poll = poll
         self._stream_known: bool | None = None  # None: not tried yet
+        self.written = WritePosition()  # sent back on reads (read-your-writes)
         self._http = httpx.AsyncClient(
             base_url=self.target.url,
             headers=self.target.headers(),
@@ -110,7 +112,12 @@ class AsyncClient:
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
             try:
-                response = await self._http.request(call.method, call.path, **request_kwargs(call))
+                response = await self._http.request(
+                    call.method,
+                    call.path,
+                    headers=self.written.headers(call.method),
+                    **request_kwargs(call),
+                )
             except httpx.TransportError as e:
                 if last or not retry_transport_error(e, call.idempotent):
                     raise NetworkError(f"{call.method} {call.path}: {e!r}") from e
@@ -119,6 +126,7 @@ class AsyncClient:
             if response.status_code in RETRY_STATUSES and not last:
                 await asyncio.sleep(policy.delay(attempt, response.headers.get("Retry-After")))
                 continue
+            self.written.saw(response.headers)
             return read_answer(call, response)
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -7,12 +7,18 @@ Options (arguments win over the environment):
 - timeout: seconds per request (default 30); a stream reads with STREAM_READ_TIMEOUT instead,
   longer than the server's 15 s pings, and reconnects when nothing came in that long.
 - poll: (first, max) seconds between reads of a job when `watch` cannot use the stream.
+
+Read-your-writes: a client remembers the latest `X-Jobserver-Lsn` its writes were answered
+with (`WritePosition`) and sends it back on its reads as `X-Jobserver-Min-Lsn`, so an API
+that reads from a replica answers them only once that replica has its writes (or from the
+primary). Nothing to configure; a server without a replica ignores the header.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -31,6 +37,32 @@ STREAM_PATH = "/v1/stream"
 STREAM_READ_TIMEOUT = 45.0
 STREAM_BACKOFF = (0.5, 15.0)  # first and longest wait between reconnects, seconds
 DEFAULT_POLL = (0.1, 2.0)
+LSN_HEADER = "X-Jobserver-Lsn"
+MIN_LSN_HEADER = "X-Jobserver-Min-Lsn"
+_LSN = re.compile(r"([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})")
+
+
+class WritePosition:
+    """The latest WAL position this client's writes were answered with (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.text: str | None = None
+        self._value = -1
+
+    def saw(self, headers: httpx.Headers) -> None:
+        text = (headers.get(LSN_HEADER) or "").strip()
+        match = _LSN.fullmatch(text)
+        if match is None:
+            return
+        value = (int(match[1], 16) << 32) | int(match[2], 16)
+        if value > self._value:
+            self._value, self.text = value, text
+
+    def headers(self, method: str) -> dict[str, str] | None:
+        """What a request of `method` sends: the position, on reads once there is one."""
+        if method != "GET" or self.text is None:
+            return None
+        return {MIN_LSN_HEADER: self.text}
 
 
 @dataclass(frozen=True)

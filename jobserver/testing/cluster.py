@@ -6,6 +6,10 @@ and is deleted by `stop()`. `restart(mode="immediate")` is what the fault tests 
 
 Options: `fast=True` (tests) turns fsync and synchronous commit off; benchmarks pass `fast=False`
 and their own `settings` to match the peers' configuration.
+
+`LocalCluster.standby_of(primary)` makes a streaming replica of a started cluster
+(`pg_basebackup -R -X stream` over the loopback replication connection initdb's pg_hba trusts)
+and starts it as a hot standby on a port of its own; `stop()` removes it like any cluster.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class LocalCluster:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
 
-    def start(self) -> LocalCluster:
+    def _make_base_dir(self) -> None:
         self.bin_dir = self.bin_dir or find_pg_bin()
         self.port = self.port or free_port()
         self.base_dir = tempfile.mkdtemp(prefix="jobserver-pg-", dir="/tmp")
@@ -77,6 +81,14 @@ class LocalCluster:
         if self._user:
             pw = pwd.getpwnam(self._user)
             os.chown(self.base_dir, pw.pw_uid, pw.pw_gid)
+
+    def _write_conf(self, conf: Mapping[str, str]) -> None:
+        with open(os.path.join(self.data_dir, "postgresql.auto.conf"), "a") as f:
+            for k, v in conf.items():
+                f.write(f"{k} = {v}\n")
+
+    def start(self) -> LocalCluster:
+        self._make_base_dir()
         self._run(
             "initdb",
             "-D",
@@ -99,11 +111,43 @@ class LocalCluster:
         if self.fast:
             conf.update(fsync="off", synchronous_commit="off", full_page_writes="off")
         conf.update(self.settings)
-        with open(os.path.join(self.data_dir, "postgresql.auto.conf"), "a") as f:
-            for k, v in conf.items():
-                f.write(f"{k} = {v}\n")
+        self._write_conf(conf)
         self.pg_ctl("start", "-w", "-t", "60")
         return self
+
+    @classmethod
+    def standby_of(cls, primary: LocalCluster) -> LocalCluster:
+        """A started hot standby streaming from `primary` (which keeps the default
+        wal_level=replica and max_wal_senders); its own port and directory."""
+        standby = cls(fast=primary.fast, bin_dir=primary.bin_dir)
+        standby._make_base_dir()
+        standby._run(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            standby.data_dir,
+            "-R",  # standby.signal and primary_conninfo
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        )
+        # later lines win over the primary's copied port and socket directory
+        standby._write_conf(
+            {
+                "port": str(standby.port),
+                "unix_socket_directories": f"'{standby.base_dir}'",
+                "hot_standby": "on",
+            }
+        )
+        standby.pg_ctl("start", "-w", "-t", "60")
+        return standby
 
     def pg_ctl(self, *args: str) -> None:
         self._run("pg_ctl", "-D", self.data_dir, "-l", self.log_file, *args)

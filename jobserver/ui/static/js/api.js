@@ -5,6 +5,9 @@ import { TOKEN_KEY, query } from "./reads.js";
 
 export { query };
 let me = null; // GET /v1/me of the current token
+// The WAL position of this tab's last write (X-Jobserver-Lsn), sent back on reads so an API
+// reading from a replica shows what the user just did (docs/operations.md, Read replicas).
+let lastWrite = null;
 const signedOutListeners = new Set();
 
 export class ApiError extends Error {
@@ -76,9 +79,11 @@ export async function request(method, path, options = {}) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
   }
+  if (method === "GET" && lastWrite) init.headers["X-Jobserver-Min-Lsn"] = lastWrite.text;
   const url = path + query(params);
   const r = await ((method === "GET" && takeEarly(url, init.headers.Authorization)) ||
     fetch(url, init));
+  rememberWrite(r.headers.get("X-Jobserver-Lsn"));
   const text = await r.text();
   let parsed = null;
   if (text) {
@@ -93,6 +98,15 @@ export async function request(method, path, options = {}) {
     throw new ApiError(r.status, parsed);
   }
   return parsed;
+}
+
+// Keep the later of the stored position and `text` (`16/B374D848`: two hex halves).
+function rememberWrite(text) {
+  const m = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec((text || "").trim());
+  if (!m) return;
+  const next = { hi: parseInt(m[1], 16), lo: parseInt(m[2], 16), text: m[0] };
+  const last = lastWrite;
+  if (!last || next.hi > last.hi || (next.hi === last.hi && next.lo > last.lo)) lastWrite = next;
 }
 
 // The answer early.js already asked for, for the same URL and token (once, while fresh).
