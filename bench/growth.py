@@ -114,9 +114,7 @@ async def part_hot_path(env: Env, res: dict[str, Any], sc: dict[str, int]) -> tu
     t0 = time.monotonic()
     res["load"] = await growth_load.load_grown(grown_url, sc["finished"], sc["queued"])
     res["load"]["load_average_after"] = load_average()
-    supply = (sc["claim_rounds"] + 8) * (sc["claim_batch"] + 1)
     await growth_load.load_small(empty_url, 1000, 100)
-    await growth_load.add_queued(empty_url, int(supply / 0.7))
     res["timings_s"]["load"] = round(time.monotonic() - t0, 1)
     t0 = time.monotonic()
     sides = (growth_ops.Side("empty", empty_url), growth_ops.Side("grown", grown_url))
@@ -127,10 +125,15 @@ async def part_hot_path(env: Env, res: dict[str, Any], sc: dict[str, int]) -> tu
         await side.open()
     try:
         res["hot_path_load_average_before"] = load_average()
-        await growth_ops.run_rounds(sides, sc)
+        await growth_ops.run_reads_and_inserts(sides, sc)
+        res["plans"] = {s.name: await growth_ops.read_plans(s) for s in sides}
+        supply = (sc["claim_rounds"] + 8) * (sc["claim_batch"] + 1)
+        await growth_load.add_queued(empty_url, int(supply / 0.7))
+        await growth_ops.run_claims(sides, sc)
         res["hot_path_load_average_after"] = load_average()
         res["hot_path"] = summary(sides)
-        res["plans"] = {s.name: await growth_ops.plans(s, sc["claim_batch"]) for s in sides}
+        for s in sides:
+            res["plans"][s.name].update(await growth_ops.claim_plans(s, sc["claim_batch"]))
     finally:
         for side in sides:
             await side.close()

@@ -146,24 +146,33 @@ async def alternate(
             await step(side)
 
 
-async def run_rounds(sides: tuple[Side, Side], sc: dict[str, int]) -> None:
-    """Every operation of part 1, a warm-up round first (not recorded)."""
+async def run_reads_and_inserts(sides: tuple[Side, Side], sc: dict[str, int]) -> None:
+    """The API routes and the inserts (a warm-up round first, not recorded); run before the
+    small table gets the queued jobs its claims take, so its listing is that of a small table."""
     for side in sides:  # warm-up: caches, prepared statements, the API's first requests
-        await claim_and_complete(side, sc["claim_batch"])
         await insert(side, 1)
         await post_job(side)
         for name, path, params in ROUTES:
             await get_route(side, name, path, params)
         side.times.clear()
-    await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, sc["claim_batch"]))
-    await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, 1))
-    await alternate(sides, sc["insert_rounds"], lambda s: insert(s, 1))
-    await alternate(sides, max(5, sc["insert_rounds"] // 10), lambda s: insert(s, 1000))
-    await alternate(sides, sc["http_rounds"], post_job)
     for name, path, params in ROUTES:
         await alternate(
             sides, sc["http_rounds"], lambda s, n=name, p=path, q=params: get_route(s, n, p, q)
         )
+    await alternate(sides, sc["http_rounds"], post_job)
+    await alternate(sides, sc["insert_rounds"], lambda s: insert(s, 1))
+    await alternate(sides, max(5, sc["insert_rounds"] // 5), lambda s: insert(s, 1000))
+
+
+async def run_claims(sides: tuple[Side, Side], sc: dict[str, int]) -> None:
+    """Claim and complete, in the worker's batch and one at a time (a warm-up claim first)."""
+    kept = [dict(side.times) for side in sides]
+    for side in sides:
+        await claim_and_complete(side, sc["claim_batch"])
+    for side, times in zip(sides, kept, strict=True):
+        side.times = times
+    await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, sc["claim_batch"]))
+    await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, 1))
 
 
 # -- plans ----------------------------------------------------------------------------------------
@@ -179,7 +188,12 @@ class Explaining:
     async def _explain(self, sql: str, args: tuple[Any, ...]) -> None:
         if sql.lstrip().upper().startswith("EXPLAIN"):
             return
-        rows = await self._conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+        savepoint = self._conn.transaction()  # what EXPLAIN ANALYZE wrote is undone
+        await savepoint.start()
+        try:
+            rows = await self._conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+        finally:
+            await savepoint.rollback()
         self.plans.append({"sql": " ".join(sql.split())[:400], "plan": [r[0] for r in rows]})
 
     async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -214,10 +228,9 @@ async def explain(conn: asyncpg.Connection, call: Callable[[Any], Awaitable[Any]
     return proxy.plans
 
 
-async def plans(side: Side, claim_batch: int) -> dict[str, list[Any]]:
-    """The plans of every operation of part 1 on this side (the routes' statements through the
-    same db functions the handlers call, for a token with view_jobs: no owner filter)."""
-    assert side.claim is not None and side.ack is not None and side.plain is not None
+async def claim_plans(side: Side, claim_batch: int) -> dict[str, list[Any]]:
+    """The plans of the claim and the completion on this side."""
+    assert side.claim is not None and side.ack is not None
     out: dict[str, list[Any]] = {}
 
     async def claim(c: Any) -> None:
@@ -238,6 +251,14 @@ async def plans(side: Side, claim_batch: int) -> dict[str, list[Any]]:
 
     out[f"claim {claim_batch}"] = await explain(side.claim, claim)
     out[f"complete {claim_batch}"] = await explain(side.ack, complete)
+    return out
+
+
+async def read_plans(side: Side) -> dict[str, list[Any]]:
+    """The plans of the inserts and the routes on this side (the routes' statements through
+    the same db functions the handlers call, for a token with view_jobs: no owner filter)."""
+    assert side.plain is not None
+    out: dict[str, list[Any]] = {}
     out["insert 1"] = await explain(side.plain, lambda c: job_insert_many(c, new_jobs(1)))
     out["insert 1000"] = await explain(side.plain, lambda c: job_insert_many(c, new_jobs(1000)))
     for name, _, params in ROUTES:
