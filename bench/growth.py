@@ -284,9 +284,16 @@ def markdown(res: dict[str, Any]) -> str:
             f"| pruner while it runs ({pr['jobs_pruned']:,} jobs, {pr['events_pruned']:,}"
             f" events, {pr['attempts_pruned']:,} attempts in {pr['seconds']} s) |"
             f" {pr['jobs_s']:,} |",
-            f"| pruner sustained at the defaults (at most {pr['rows_per_run_max']:,} rows per"
-            f" {pr['interval_s']:.0f} s tick) | {pr['sustained_ceiling_jobs_s']:,} |",
+            f"| pruner sustained if it waits its interval after every run (at most"
+            f" {pr['rows_per_run_max']:,} rows per {pr['interval_s']:.0f} s) |"
+            f" {pr['sustained_ceiling_jobs_s']:,} |",
         ]
+        sv = pr.get("service")
+        if sv:
+            out.append(
+                f"| the pruner's own loop, {sv['runs']} runs ({sv['jobs_pruned']:,} jobs in"
+                f" {sv['seconds']} s) | {sv['jobs_s']:,} |"
+            )
     ch = res.get("churn")
     if ch:
         first, last = (

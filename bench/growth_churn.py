@@ -128,6 +128,7 @@ async def prune(url: str, runs: int) -> dict[str, Any]:
                 break
         async with pool.acquire() as c:
             events1, attempts1 = await c.fetchrow(count)
+        service = await _service_rate(pool, s, runs)
     finally:
         await pool.close()
     rows = sum(r["rows"] for r in per_run)
@@ -147,6 +148,46 @@ async def prune(url: str, runs: int) -> dict[str, Any]:
         "sustained_ceiling_jobs_s": round(
             per_run_max / max(s.prune_interval_seconds, seconds / len(per_run))
         ),
+        "service": service,
+    }
+
+
+class _CountingPruner(Pruner):
+    pruned = 0
+
+    async def run_once(self) -> dict[str, int]:
+        totals = await super().run_once()
+        self.pruned += totals["pruned"]
+        return totals
+
+
+async def _service_rate(pool: asyncpg.Pool, s: Settings, runs: int) -> dict[str, Any]:
+    """The pruner as the scheduler runs it (its loop, PRUNE_INTERVAL_SECONDS between runs that
+    were not full): `runs` runs timed from its start, at most 3 intervals."""
+    p = _CountingPruner(
+        pool,
+        interval=s.prune_interval_seconds,
+        succeeded_seconds=0,
+        cancelled_seconds=0,
+        failed_seconds=0,
+        batch=s.prune_batch_size,
+    )
+    t0 = time.perf_counter()
+    p.start()
+    try:
+        await p.wait_runs(runs, within=3 * s.prune_interval_seconds + 60)
+        complete = True
+    except TimeoutError:
+        complete = False
+    finally:
+        dt = time.perf_counter() - t0
+        await p.stop()
+    return {
+        "runs": p.runs,
+        "all_runs_done": complete,
+        "jobs_pruned": p.pruned,
+        "seconds": round(dt, 2),
+        "jobs_s": round(p.pruned / dt),
     }
 
 
