@@ -82,6 +82,7 @@ async def burn_down(env: Env, url: str, n: int, timeout: float) -> dict[str, Any
                 done = await conn.fetchval(sql, t0)
             wall = time.monotonic() - started
             rss = rss_mb(w.pid)
+            timed_out = done < n
         finally:
             env.stop(w)
         row = await conn.fetchrow(
@@ -91,10 +92,10 @@ async def burn_down(env: Env, url: str, n: int, timeout: float) -> dict[str, Any
         )
     finally:
         await conn.close()
-    span = (row["last"] - row["first"]).total_seconds()
-    if done < n:
-        raise RuntimeError(f"burn-down: {done}/{n} in {timeout} s")
+    span = (row["last"] - row["first"]).total_seconds() if row["n"] else 0
     return {
+        "wanted": n,
+        "timed_out": timed_out,  # then the rates are of what it did in `timeout` seconds
         "jobs": row["n"],
         "wall_s": round(wall, 2),
         "wall_jobs_s": round(done / wall),
@@ -174,9 +175,12 @@ async def _service_rate(pool: asyncpg.Pool, s: Settings, runs: int) -> dict[str,
     )
     t0 = time.perf_counter()
     p.start()
+    complete = True
     try:
-        await p.wait_runs(runs, within=3 * s.prune_interval_seconds + 60)
-        complete = True
+        for k in range(1, runs + 1):
+            await p.wait_runs(k, within=s.prune_interval_seconds + 60)
+            if not p.behind():  # nothing more was due: the next run waits its interval
+                break
     except TimeoutError:
         complete = False
     finally:

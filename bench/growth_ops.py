@@ -23,15 +23,19 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
 import asyncpg
 
+from jobserver.config import Settings
 from jobserver.db import job_runs
 from jobserver.db.job_counts import job_status_counts
 from jobserver.db.jobs import JobFilter, NewJob, job_count, job_insert_many, job_list
 from jobserver.db.pool import connect
+from jobserver.registry import load_modules
+from jobserver.worker.worker import Worker
 
 WORKER_ID = "growth-bench"
 REFS = ["echo@1"]
@@ -80,11 +84,27 @@ class Side:
         self.times.setdefault(op, []).append(ms)
 
 
-async def claim_and_complete(side: Side, n: int) -> int:
+@lru_cache(maxsize=1)
+def worker_claim() -> tuple[list[str], dict[str, int]]:
+    """(refs, concurrency limits) of a worker with the shipped definitions, as
+    `jobserver.cli.worker` claims them: encode.video's concurrencyLimit makes every claim of
+    such a worker a limited claim (`_CLAIM_LIMITED`)."""
+    w = Worker(Settings(), load_modules())
+    return list(w.claims._refs), dict(w.claims._limits or {})
+
+
+async def claim(conn: Any, n: int, limited: bool) -> list[asyncpg.Record]:
+    if limited:
+        refs, limits = worker_claim()
+        return await job_runs.job_claim_available(conn, WORKER_ID, n, refs, None, 300.0, limits)
+    return await job_runs.job_claim_available(conn, WORKER_ID, n, REFS, None, 300.0)
+
+
+async def claim_and_complete(side: Side, n: int, limited: bool = False) -> int:
     """One claim of up to `n` jobs and the completion of what it got, each timed."""
     assert side.claim is not None and side.ack is not None
     t0 = time.perf_counter()
-    rows = await job_runs.job_claim_available(side.claim, WORKER_ID, n, REFS, None, 300.0)
+    rows = await claim(side.claim, n, limited)
     t1 = time.perf_counter()
     if not rows:
         raise RuntimeError(f"{side.name}: nothing left to claim")
@@ -100,7 +120,7 @@ async def claim_and_complete(side: Side, n: int) -> int:
     t2 = time.perf_counter()
     if len(done) != len(ids):
         raise RuntimeError(f"{side.name}: {len(ids) - len(done)} completions fenced off")
-    side.record(f"claim {n}", (t1 - t0) * 1000)
+    side.record(f"claim {n}{' (worker limits)' if limited else ''}", (t1 - t0) * 1000)
     side.record(f"complete {n}", (t2 - t1) * 1000)
     return len(ids)
 
@@ -173,6 +193,8 @@ async def run_claims(sides: tuple[Side, Side], sc: dict[str, int]) -> None:
         side.times = times
     await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, sc["claim_batch"]))
     await alternate(sides, sc["claim_rounds"], lambda s: claim_and_complete(s, 1))
+    rounds = max(3, sc["claim_rounds"] // 10)  # the limited claim can take seconds a round
+    await alternate(sides, rounds, lambda s: claim_and_complete(s, sc["claim_batch"], True))
 
 
 # -- plans ----------------------------------------------------------------------------------------
@@ -233,8 +255,11 @@ async def claim_plans(side: Side, claim_batch: int) -> dict[str, list[Any]]:
     assert side.claim is not None and side.ack is not None
     out: dict[str, list[Any]] = {}
 
-    async def claim(c: Any) -> None:
-        await job_runs.job_claim_available(c, WORKER_ID, claim_batch, REFS, None, 300.0)
+    async def claim_plain(c: Any) -> None:
+        await claim(c, claim_batch, False)
+
+    async def claim_limited(c: Any) -> None:
+        await claim(c, claim_batch, True)
 
     async def complete(c: Any) -> None:
         rows = await job_runs.job_claim_available(
@@ -249,7 +274,8 @@ async def claim_plans(side: Side, claim_batch: int) -> dict[str, list[Any]]:
             [0.0] * len(rows),
         )
 
-    out[f"claim {claim_batch}"] = await explain(side.claim, claim)
+    out[f"claim {claim_batch}"] = await explain(side.claim, claim_plain)
+    out[f"claim {claim_batch} (worker limits)"] = await explain(side.claim, claim_limited)
     out[f"complete {claim_batch}"] = await explain(side.ack, complete)
     return out
 
