@@ -102,10 +102,19 @@ class BaseService:
             self.runs += 1
             self._ran.notify_all()
 
+    def behind(self) -> bool:
+        """Whether the last run stopped at its bound with work left: the loop then runs again
+        at once instead of after `interval` (a service whose backlog outgrows what one run may
+        do would otherwise fall behind for good)."""
+        return False
+
     async def _loop(self) -> None:
         while True:
             await self.tick()
             self._wake.clear()
+            if self.may_run() and self.behind():
+                await asyncio.sleep(0)  # one turn of the loop: stop() can cancel us here
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
 

@@ -22,8 +22,11 @@ stays.
 
 Each run deletes batches of `batch` rows (PRUNE_BATCH_SIZE, 1000), oldest `finished_at` first
 on `jobs_finished_idx`, until a batch comes back short or `max_batches` (100) ran, so one run
-never holds locks for long and a backlog drains over a few runs; audit rows the same way,
-oldest `created_at` first on `audit_log_created_idx`.
+never holds locks for long; audit rows the same way, oldest `created_at` first on
+`audit_log_created_idx`. A run that stopped at `max_batches` with its last batch full is
+followed by the next one at once, not after `interval`: at the defaults a run may delete
+100,000 jobs, and one a minute (1,667 jobs/s) is less than one worker finishes
+(bench/growth.py), so a busy system's backlog would otherwise only grow.
 
 Options: `interval` (PRUNE_INTERVAL_SECONDS, 60 s), the retentions (`audit_days` for the audit
 log, `blob_unattached_seconds`, `commands_seconds` for runner commands), `blob_dir` (None: no
@@ -86,9 +89,14 @@ class Pruner(BaseService):
         self.batch = batch
         self.max_batches = max_batches
         self.commands_seconds = commands_seconds
+        self._behind = False
+
+    def behind(self) -> bool:
+        return self._behind
 
     async def run_once(self) -> dict[str, int]:
         totals: dict[str, int] = {"pruned": 0}
+        self._behind = behind = False  # set once this run got to its end without an error
         for _ in range(self.max_batches):
             async with self.pool.acquire() as conn:
                 counts = await job_prune_finished(
@@ -105,6 +113,8 @@ class Pruner(BaseService):
                 metrics.PRUNED.labels(status).inc(c)
             if n < self.batch:
                 break
+        else:
+            behind = True  # every batch came back full: more is due now
         audit = await self._prune_audit_log()
         if audit:  # like the status counts: present only when rows went
             totals["audit_log"] = audit
@@ -127,6 +137,7 @@ class Pruner(BaseService):
         starts = await self._prune_rate_starts()
         if starts:
             totals["rate_limit_starts"] = starts
+        self._behind = behind
         return totals
 
     async def _prune_rate_starts(self) -> int:

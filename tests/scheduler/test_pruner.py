@@ -79,3 +79,30 @@ async def test_max_batches_bounds_one_run(pool: asyncpg.Pool) -> None:
     p = Pruner(pool, batch=2, max_batches=2)
     assert (await p.run_once())["pruned"] == 4
     assert (await p.run_once())["pruned"] == 1
+
+
+async def test_a_full_run_is_followed_at_once_by_the_next(pool: asyncpg.Pool) -> None:
+    """A run that stopped at max_batches with work left does not wait out its interval (an
+    hour here): the backlog drains run after run, then the loop waits again."""
+    for _ in range(5):
+        await insert_job(pool, status="succeeded", finished_ago=8 * DAY)
+    p = Pruner(pool, interval=3600, batch=2, max_batches=1)
+    p.start()
+    try:
+        await p.wait_runs(3, within=30)  # 2 + 2 + 1: the third came back short
+        assert p.last_result["pruned"] == 1
+        assert not p.behind()
+        assert await pool.fetchval("SELECT count(*) FROM jobs") == 0
+    finally:
+        await p.stop()
+    assert p.runs == 3  # and then it waited
+
+
+async def test_behind_only_after_a_full_last_batch(pool: asyncpg.Pool) -> None:
+    for _ in range(4):
+        await insert_job(pool, status="succeeded", finished_ago=8 * DAY)
+    p = Pruner(pool, batch=2, max_batches=2)
+    assert (await p.run_once())["pruned"] == 4
+    assert p.behind()  # both batches full: there may be more
+    assert (await p.run_once())["pruned"] == 0
+    assert not p.behind()
