@@ -14,13 +14,12 @@ this mix would.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import asyncpg
 import queue_health
-from queue_health import WORKERS_SQL, _in_parallel
+from queue_health import _in_parallel
 
 # The ids the application mints (UUIDv7 from the job's creation time: db/jobs.py new_job_id),
 # not the column default (random v4): a claim's or completion's new row version writes an
@@ -76,37 +75,15 @@ async def load_grown(url: str, finished: int, queued: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
-        indexes = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes"
-            " WHERE tablename = 'jobs' AND indexname <> 'jobs_pkey'"
-        )
-        for r in indexes:
-            await conn.execute(f'DROP INDEX "{r["indexname"]}"')
-
-        async def part(lo: int, hi: int, seed: float) -> None:
-            c = await asyncpg.connect(url)
-            try:
-                await c.execute(f"SELECT setseed({seed})")
-                await c.execute(FINISHED_SQL, finished, lo, hi)
-            finally:
-                await c.close()
-
-        half = finished // 2
-        await asyncio.gather(part(1, half, 0.1), part(half + 1, finished, 0.2))
-        await conn.execute("SELECT setseed(0.3)")
-        await conn.execute(QUEUED_SQL, queued)
-        await conn.execute(HELD_SQL, held)
-        await conn.execute(WORKERS_SQL)
-        await conn.execute(
-            "INSERT INTO scheduler_leader (name, holder, lease_expires_at)"
-            " VALUES ('scheduler', 'bench-scheduler', now() + interval '1 day')"
+        indexes = await queue_health.insert_rows(
+            conn, url, finished, queued, held, (FINISHED_SQL, QUEUED_SQL, HELD_SQL)
         )
         inserted = time.perf_counter() - t0
         log(
             f"inserted {finished + queued + held:,} jobs in {inserted:.0f} s;"
             f" building {len(indexes)} indexes"
         )
-        await _in_parallel(url, [r["indexdef"] for r in indexes])
+        await _in_parallel(url, indexes)
         indexed = time.perf_counter() - t0
         await conn.execute(ATTEMPTS_SQL)
         await conn.execute(EVENTS_SQL)

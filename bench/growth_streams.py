@@ -114,7 +114,7 @@ async def streams(env: Env, url: str, n: int, timeout: float = 120) -> dict[str,
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # a figure, not a check: the server drops the closed streams
         out["api_rss_closed_mb"] = rss_mb(api.pid)
         open_, idle = out["api_rss_open_mb"], out["api_rss_idle_mb"]
         if open_ and idle:

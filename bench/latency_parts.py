@@ -98,8 +98,12 @@ async def measure(url: str, n: int, rate: float) -> dict[str, Any]:
     }
     refs = ["bench.noop@1"]
     try:
+        start = time.perf_counter()
         for i in range(n + 20):
-            await asyncio.sleep(1 / rate)
+            # a fixed schedule of `rate` per second, as bench/peers' enqueuer keeps
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
             t0 = time.perf_counter()
             await job_insert_many(enq, [noop()])
             t1 = time.perf_counter()

@@ -196,40 +196,60 @@ async def _in_parallel(url: str, statements: list[str], width: int = 2) -> None:
     await asyncio.gather(*(run() for _ in range(width)))
 
 
+async def insert_rows(
+    conn: asyncpg.Connection,
+    url: str,
+    finished: int,
+    backlog: int,
+    held: int,
+    sqls: tuple[str, str, str] = ("", "", ""),
+) -> list[str]:
+    """Insert the row mix into the (migrated, empty) `jobs` with its indexes dropped: the
+    finished rows on two connections, then the backlog, the held rows, their workers and a
+    scheduler leader. `sqls` replaces (FINISHED_SQL, QUEUED_SQL, HELD_SQL). Returns the
+    dropped indexes' definitions, to rebuild with `_in_parallel`."""
+    finished_sql, queued_sql, held_sql = (
+        given or default
+        for given, default in zip(sqls, (FINISHED_SQL, QUEUED_SQL, HELD_SQL), strict=True)
+    )
+    indexes = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes"
+        " WHERE tablename = 'jobs' AND indexname <> 'jobs_pkey'"
+    )
+    for r in indexes:
+        await conn.execute(f'DROP INDEX "{r["indexname"]}"')
+
+    async def part(lo: int, hi: int, seed: float) -> None:
+        c = await asyncpg.connect(url)
+        try:
+            await c.execute(f"SELECT setseed({seed})")
+            await c.execute(finished_sql, finished, lo, hi)
+        finally:
+            await c.close()
+
+    half = finished // 2
+    await asyncio.gather(part(1, half, 0.1), part(half + 1, finished, 0.2))
+    await conn.execute("SELECT setseed(0.3)")
+    await conn.execute(queued_sql, backlog)
+    await conn.execute(held_sql, held)
+    await conn.execute(WORKERS_SQL)
+    await conn.execute(
+        "INSERT INTO scheduler_leader (name, holder, lease_expires_at)"
+        " VALUES ('scheduler', 'bench-scheduler', now() + interval '1 day')"
+    )
+    return [r["indexdef"] for r in indexes]
+
+
 async def load(url: str, n: int) -> dict[str, Any]:
     backlog, held = int(n * 0.007), 300
     finished = n - backlog - held
     t0 = time.perf_counter()
     conn = await asyncpg.connect(url)
     try:
-        indexes = await conn.fetch(
-            "SELECT indexname, indexdef FROM pg_indexes"
-            " WHERE tablename = 'jobs' AND indexname <> 'jobs_pkey'"
-        )
-        for r in indexes:
-            await conn.execute(f'DROP INDEX "{r["indexname"]}"')
-
-        async def part(lo: int, hi: int, seed: float) -> None:
-            c = await asyncpg.connect(url)
-            try:
-                await c.execute(f"SELECT setseed({seed})")
-                await c.execute(FINISHED_SQL, finished, lo, hi)
-            finally:
-                await c.close()
-
-        half = finished // 2
-        await asyncio.gather(part(1, half, 0.1), part(half + 1, finished, 0.2))
-        await conn.execute("SELECT setseed(0.3)")
-        await conn.execute(QUEUED_SQL, backlog)
-        await conn.execute(HELD_SQL, held)
-        await conn.execute(WORKERS_SQL)
-        await conn.execute(
-            "INSERT INTO scheduler_leader (name, holder, lease_expires_at)"
-            " VALUES ('scheduler', 'bench-scheduler', now() + interval '1 day')"
-        )
+        indexes = await insert_rows(conn, url, finished, backlog, held)
         inserted = time.perf_counter() - t0
         log(f"inserted {n:,} jobs in {inserted:.0f} s; building {len(indexes)} indexes")
-        await _in_parallel(url, [r["indexdef"] for r in indexes])
+        await _in_parallel(url, indexes)
         indexed = time.perf_counter() - t0
         await conn.execute("VACUUM (ANALYZE) jobs")
         # churn: what a live system has not vacuumed yet
